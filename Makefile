@@ -1,0 +1,40 @@
+# facerec — `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# These two builds install offline on the project's machines; other versions pull several GB.
+TORCH_PINS    := torch==2.14.1 torchvision==0.29.1
+# facenet-pytorch 2.6.0 pins torch<2.3 and numpy<2 but runs on the pins above: install it alone.
+FACENET_PIN   := facenet-pytorch==2.6.0
+DATASETS      ?= ../shared/datasets
+OUT           ?= out
+
+.PHONY: help setup test test-fast eval bench-engine clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed  ## Build .venv with every pinned dependency (offline-safe)
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install $(TORCH_PINS)
+	$(BIN)/pip install --no-deps $(FACENET_PIN)
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+test: setup  ## Run the whole suite, slow end-to-end tests included
+	$(BIN)/python -m pytest
+
+test-fast: setup  ## Run the suite without the slow tests
+	$(BIN)/python -m pytest -m 'not slow'
+
+eval: setup  ## Identification accuracy on knn-examples, with leave-one-person-out
+	$(BIN)/python -m bench.eval_identification --datasets $(DATASETS) --out $(OUT)/eval.json
+
+bench-engine: setup  ## Engine photos/s and peak memory, one at a time vs batched, both models
+	$(BIN)/python -m bench.engine --datasets $(DATASETS) --out $(OUT)/bench-engine.json
+
+clean:  ## Remove the venv and generated figures
+	rm -rf $(VENV) $(OUT) .pytest_cache
