@@ -1,0 +1,180 @@
+"""The engine's front door: photos in, faces with names out, many photos per call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import MODELS, EngineConfig
+from .detection import DetectedFace, FaceDetector
+from .embedders import Embedder, load_embedder
+from .errors import EnrollmentError, PhotoError
+from .gallery import Gallery
+from .imaging import Photo, load_photo
+from .result import FaceResult, PhotoFailure, PhotoResult
+
+
+@dataclass(frozen=True)
+class PhotoInput:
+    """A photo as it arrived: a name to report it under (file name or S3 key) and its bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A readable photo, its faces (working-image pixels) and one embedding per face."""
+
+    name: str
+    photo: Photo
+    faces: list[DetectedFace]
+    embeddings: np.ndarray
+    decode_ms: float
+
+
+class Recognizer:
+    """Detection, embedding and matching for batches of photos.
+
+    Batching is where the speed is: every face of every photo in a call goes through the
+    embedding network together, and same-sized photos through MTCNN together.
+    """
+
+    def __init__(self, config: EngineConfig, detector: FaceDetector, embedder: Embedder) -> None:
+        self.config = config
+        self._detector = detector
+        self._embedder = embedder
+
+    @classmethod
+    def from_config(cls, config: EngineConfig | None = None) -> Recognizer:
+        config = config or EngineConfig.from_env()
+        # The embedder first: dlib's process pool must fork before torch starts any threads.
+        embedder = load_embedder(config)
+        torch.set_num_threads(config.threads)
+        detector = FaceDetector(
+            min_face_size=config.min_face_size, min_probability=config.min_face_probability
+        )
+        return cls(config, detector, embedder)
+
+    def close(self) -> None:
+        self._embedder.close()
+
+    def __enter__(self) -> Recognizer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def model(self) -> str:
+        return self._embedder.name
+
+    @property
+    def threshold(self) -> float:
+        return self.config.threshold_for(self.model)
+
+    def new_gallery(self) -> Gallery:
+        return Gallery(model=self.model, dimensions=MODELS[self.model].dimensions)
+
+    def analyze(self, photos: Sequence[PhotoInput]) -> tuple[list[Analysis | PhotoFailure], dict[str, float]]:
+        """Decode, detect and embed; unreadable photos become PhotoFailure and the rest go on."""
+        timings: dict[str, float] = {}
+        decoded: list[tuple[PhotoInput, Photo, float]] = []
+        failures: dict[int, PhotoFailure] = {}
+        for index, item in enumerate(photos):
+            started = time.perf_counter()
+            try:
+                photo = load_photo(
+                    item.data,
+                    max_pixels=self.config.max_pixels,
+                    long_side=self.config.detect_long_side,
+                )
+            except PhotoError as exc:
+                failures[index] = PhotoFailure(item.name, {"code": exc.code, "message": str(exc)})
+                continue
+            decoded.append((item, photo, _ms_since(started)))
+
+        started = time.perf_counter()
+        faces = self._detector.detect([photo.image for _, photo, _ in decoded])
+        timings["detect"] = _ms_since(started)
+        started = time.perf_counter()
+        embeddings = self._embedder.embed(
+            [(photo.image, found) for (_, photo, _), found in zip(decoded, faces)]
+        )
+        timings["embed"] = _ms_since(started)
+
+        analyses = iter(
+            Analysis(item.name, photo, found, vectors, decode_ms)
+            for (item, photo, decode_ms), found, vectors in zip(decoded, faces, embeddings)
+        )
+        ordered = [failures[i] if i in failures else next(analyses) for i in range(len(photos))]
+        return ordered, timings
+
+    def recognize(self, photos: Sequence[PhotoInput], gallery: Gallery) -> list[PhotoResult | PhotoFailure]:
+        """One result per photo, in order: each face named from `gallery`, or unknown."""
+        gallery.require_model(self.model)
+        analyses, timings = self.analyze(photos)
+        readable = [a for a in analyses if isinstance(a, Analysis)]
+        started = time.perf_counter()
+        matches = gallery.match(
+            np.concatenate([a.embeddings for a in readable]) if readable else np.empty((0, gallery.dimensions)),
+            model=self.model,
+            threshold=self.threshold,
+        )
+        timings["match"] = _ms_since(started)
+        matched = iter(matches)
+        model = {"name": self.model, "threshold": self.threshold}
+        return [
+            analysis
+            if isinstance(analysis, PhotoFailure)
+            else PhotoResult(
+                photo=analysis.name,
+                width=analysis.photo.width,
+                height=analysis.photo.height,
+                model=model,
+                faces=[_face_result(analysis.photo, face, next(matched)) for face in analysis.faces],
+                timings_ms={"decode": analysis.decode_ms, **timings, "batch_size": len(photos)},
+            )
+            for analysis in analyses
+        ]
+
+    def enroll(self, gallery: Gallery, name: str, photos: Sequence[PhotoInput]) -> int:
+        """Add `name` to `gallery` from photos that each show exactly one face; returns how many.
+
+        A photo with no face or several faces is refused rather than guessed at: enrolling the
+        wrong face would put a stranger's name on every later match.
+        """
+        gallery.require_model(self.model)
+        analyses, _ = self.analyze(photos)
+        vectors = []
+        for analysis in analyses:
+            if isinstance(analysis, PhotoFailure):
+                raise EnrollmentError(f"{analysis.photo}: {analysis.error['message']}")
+            if len(analysis.faces) != 1:
+                raise EnrollmentError(
+                    f"{analysis.name}: found {len(analysis.faces)} faces; an enrollment photo must "
+                    f"show exactly one face, {name}'s"
+                )
+            vectors.append(analysis.embeddings)
+        gallery.enroll(name, np.concatenate(vectors))
+        return len(vectors)
+
+
+def _face_result(photo: Photo, face: DetectedFace, match) -> FaceResult:
+    """A face in the original photo's pixels."""
+    scale = np.array([photo.scale_x, photo.scale_y])
+    return FaceResult(
+        box=[round(float(v), 1) for v in (face.box.reshape(2, 2) / scale).ravel()],
+        probability=round(face.probability, 5),
+        landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in face.landmarks / scale],
+        identity=match.identity,
+        distance=None if match.distance is None else round(match.distance, 4),
+    )
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
