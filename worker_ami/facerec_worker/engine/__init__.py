@@ -1,0 +1,55 @@
+"""facerec's recognition engine: photos in, every face with a box, landmarks and a name out.
+
+Usable on its own (`facerec-engine --help`) and by the worker:
+
+    with Recognizer.from_config() as engine:
+        gallery = Gallery.load("gallery.json")
+        for result in engine.recognize([PhotoInput("a.jpg", data)], gallery):
+            print(result.to_dict())
+"""
+
+from .config import MODELS, EngineConfig, ModelSpec
+from .errors import (
+    EmptyPhotoError,
+    EngineError,
+    EnrollmentError,
+    GalleryError,
+    GalleryModelMismatchError,
+    ModelError,
+    NotAnImageError,
+    PhotoError,
+    PhotoTooLargeError,
+    TruncatedPhotoError,
+    UnsupportedFormatError,
+    WeightsChecksumError,
+)
+from .gallery import Gallery, Match
+from .recognizer import Analysis, PhotoInput, Recognizer
+from .result import SCHEMA_VERSION, FaceResult, PhotoFailure, PhotoResult
+
+__all__ = [
+    "MODELS",
+    "SCHEMA_VERSION",
+    "Analysis",
+    "EmptyPhotoError",
+    "EngineConfig",
+    "EngineError",
+    "EnrollmentError",
+    "FaceResult",
+    "Gallery",
+    "GalleryError",
+    "GalleryModelMismatchError",
+    "Match",
+    "ModelError",
+    "ModelSpec",
+    "NotAnImageError",
+    "PhotoError",
+    "PhotoFailure",
+    "PhotoInput",
+    "PhotoResult",
+    "PhotoTooLargeError",
+    "Recognizer",
+    "TruncatedPhotoError",
+    "UnsupportedFormatError",
+    "WeightsChecksumError",
+]

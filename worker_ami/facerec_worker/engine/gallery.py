@@ -66,11 +66,12 @@ class Gallery:
     def match(self, embeddings: np.ndarray, *, model: str, threshold: float) -> list[Match]:
         """Nearest enrolled person for each embedding; `unknown` (None) beyond the threshold."""
         self.require_model(model)
-        queries = np.asarray(embeddings, dtype=np.float32).reshape(-1, self.dimensions)
+        # float64: the expanded form below loses small distances to rounding in float32.
+        queries = np.asarray(embeddings, dtype=np.float64).reshape(-1, self.dimensions)
         if not self.people:
             return [Match(None, None) for _ in queries]
         labels = np.concatenate([[name] * len(v) for name, v in self.people.items()])
-        enrolled = np.vstack(list(self.people.values()))
+        enrolled = np.vstack(list(self.people.values())).astype(np.float64)
         squared = (
             (queries**2).sum(1)[:, None] + (enrolled**2).sum(1)[None, :] - 2.0 * queries @ enrolled.T
         )

@@ -71,20 +71,21 @@ def load_photo(data: bytes, *, max_pixels: int, long_side: int) -> Photo:
             f"the photo is {width}x{height} = {width * height:,} pixels, over the limit of "
             f"{max_pixels:,}: scale it down before uploading"
         )
-    if image.getexif().get(_EXIF_ORIENTATION) in _ROTATED_ORIENTATIONS:
-        width, height = height, width
-
     if image.format == "JPEG":
         # draft() picks the largest 1/2, 1/4 or 1/8 scale that is still at least this big.
         factor = long_side / max(width, height)
         if factor < 1:
-            image.draft("RGB", (int(image.width * factor), int(image.height * factor)))
+            image.draft("RGB", (int(width * factor), int(height * factor)))
     try:
         image.load()
+        # Read after load: a PNG may keep its EXIF after the pixel data.
+        rotated = image.getexif().get(_EXIF_ORIENTATION) in _ROTATED_ORIENTATIONS
     except (OSError, SyntaxError, ValueError) as exc:
         raise TruncatedPhotoError(
             f"the {image.format} data is truncated or corrupt ({exc}): upload the file again"
         ) from exc
+    if rotated:
+        width, height = height, width
 
     upright = ImageOps.exif_transpose(image).convert("RGB")
     if max(upright.size) > long_side:

@@ -40,7 +40,7 @@ class PhotoResult:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {"schema_version": self.schema_version, **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -52,5 +52,5 @@ class PhotoFailure:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {"schema_version": self.schema_version, **asdict(self)}
 

@@ -1,0 +1,107 @@
+"""`facerec-engine`: enroll people into a gallery file and recognize photos, without any AWS."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import photo_files
+from .config import EngineConfig
+from .errors import EngineError
+from .gallery import Gallery
+from .recognizer import Recognizer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except (EngineError, OSError) as exc:
+        print(f"facerec-engine: {exc}", file=sys.stderr)
+        return 2
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    people = photo_files.people(args.folder)
+    if not people:
+        raise EngineError(f"{args.folder} has no <person>/<photo> folders to enroll")
+    with Recognizer.from_config(EngineConfig.from_env()) as engine:
+        gallery = _open_gallery(args.gallery, engine) if args.gallery.exists() else engine.new_gallery()
+        for name, paths in tqdm(people.items(), desc="enrolling", unit="person", file=sys.stderr):
+            count = engine.enroll(gallery, name, photo_files.read(paths))
+            tqdm.write(f"{name}: {count} photo(s)", file=sys.stderr)
+    gallery.save(args.gallery)
+    print(json.dumps({"gallery": str(args.gallery), "model": gallery.model, "people": gallery.names()}))
+    return 0
+
+
+def _recognize(args: argparse.Namespace) -> int:
+    paths = photo_files.expand(args.photos)
+    with Recognizer.from_config(EngineConfig.from_env()) as engine:
+        gallery = _open_gallery(args.gallery, engine) if args.gallery else engine.new_gallery()
+        with tqdm(total=len(paths), desc="recognizing", unit="photo", file=sys.stderr) as progress:
+            for start in range(0, len(paths), args.batch_size):
+                batch = photo_files.read(paths[start : start + args.batch_size])
+                for result in engine.recognize(batch, gallery):
+                    print(json.dumps(result.to_dict()), flush=True)
+                progress.update(len(batch))
+    return 0
+
+
+def _people(args: argparse.Namespace) -> int:
+    gallery = Gallery.load(args.gallery)
+    print(json.dumps({"model": gallery.model, "people": gallery.names()}))
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    gallery = Gallery.load(args.gallery)
+    if not gallery.remove(args.name):
+        raise EngineError(f"{args.name!r} is not enrolled in {args.gallery}")
+    gallery.save(args.gallery)
+    return 0
+
+
+def _open_gallery(path: Path, engine: Recognizer) -> Gallery:
+    gallery = Gallery.load(path)
+    gallery.require_model(engine.model)
+    return gallery
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facerec-engine",
+        description="Face recognition on local photos. The model is facenet when FACENET_WEIGHTS "
+        "names its weights file, dlib otherwise (FACEREC_MODEL overrides).",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    enroll = commands.add_parser("enroll", help="enroll every <person>/<photo> under FOLDER")
+    enroll.add_argument("folder", type=Path)
+    enroll.add_argument("--gallery", type=Path, required=True, help="gallery file to create or extend")
+    enroll.set_defaults(command=_enroll)
+
+    recognize = commands.add_parser("recognize", help="name the faces in photos; JSON lines on stdout")
+    recognize.add_argument("photos", type=Path, nargs="+", help="photos or folders of photos")
+    recognize.add_argument("--gallery", type=Path, help="without one, every face is unknown")
+    recognize.add_argument("--batch-size", type=int, default=10)
+    recognize.set_defaults(command=_recognize)
+
+    people = commands.add_parser("people", help="list the people in a gallery")
+    people.add_argument("--gallery", type=Path, required=True)
+    people.set_defaults(command=_people)
+
+    remove = commands.add_parser("remove", help="remove a person from a gallery")
+    remove.add_argument("name")
+    remove.add_argument("--gallery", type=Path, required=True)
+    remove.set_defaults(command=_remove)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
