@@ -12,13 +12,17 @@ import re
 from dataclasses import asdict, dataclass
 
 __all__ = [
+    "JOB_ID_PATTERN",
     "JobKind",
     "JobMessage",
     "JobStatus",
     "RESULT_CONTENT_TYPE",
+    "STAGE_TAG",
     "TERMINAL_STATUSES",
     "UPLOAD_PREFIX",
+    "WORKER_ROLE_TAG",
     "gallery_key",
+    "is_job_id",
     "parse_upload_key",
     "result_key",
     "upload_key",
@@ -52,7 +56,19 @@ RESULT_CONTENT_TYPE = "application/json"
 
 # Job ids are URL-safe tokens (secrets.token_urlsafe); file names are whatever the client sent,
 # minus path separators.
-_UPLOAD_KEY = re.compile(r"^uploads/(?P<job_id>[A-Za-z0-9_-]{16,64})/(?P<filename>[^/]+)$")
+JOB_ID_PATTERN = r"[A-Za-z0-9_-]{16,64}"
+_JOB_ID = re.compile(rf"^{JOB_ID_PATTERN}$")
+_UPLOAD_KEY = re.compile(rf"^uploads/(?P<job_id>{JOB_ID_PATTERN})/(?P<filename>[^/]+)$")
+
+# Tags the launch template puts on every worker instance: the scale-up task counts live workers by
+# them, so a worker launched by hand with the same tags counts too.
+WORKER_ROLE_TAG = ("facerec:role", "worker")
+STAGE_TAG = "facerec:stage"
+
+
+def is_job_id(value: str) -> bool:
+    """True for a string shaped like a job id, so a malformed id is a 404 without a table read."""
+    return bool(_JOB_ID.match(value))
 
 
 def upload_key(job_id: str, filename: str) -> str:

@@ -1,0 +1,132 @@
+"""facerec's control plane: the HTTP API, the upload-event handler and the scale-up task.
+
+Each handler parses its input, calls into chalicelib, and shapes the answer; nothing else lives here.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable
+
+from chalice import Chalice, CORSConfig, Response
+
+from chalicelib.compat import parse_multipart_file
+from chalicelib.config import Settings
+from chalicelib.contract import JobKind
+from chalicelib.events import iter_uploaded_objects
+from chalicelib.exceptions import NotFoundError, RequestError, ServiceError
+from chalicelib.people import validate_person
+from chalicelib.services import get_services
+from chalicelib.uploads import UploadRequest
+
+app = Chalice(app_name="facerec")
+app.log.setLevel(logging.INFO)
+# The seed's clients post multipart forms: keep their bytes intact through API Gateway.
+app.api.binary_types.append("multipart/form-data")
+
+# Read at import for decorator arguments only; handlers use get_services().settings.
+_SETTINGS = Settings.from_env()
+_CORS = CORSConfig(allow_origin=_SETTINGS.cors_allow_origin, allow_headers=["X-Admin-Token"])
+
+
+def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Refusals become 4xx JSON bodies that say what is wrong; AWS failures a 502 without details."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except RequestError as exc:
+            return Response(body=exc.to_body(), status_code=exc.status_code)
+        except ServiceError:
+            app.log.exception("service error in %s", view.__name__)
+            return Response(
+                body={"error": "ServiceUnavailable", "message": "a backing service failed; retry"},
+                status_code=502,
+            )
+
+    return wrapper
+
+
+def _admin() -> None:
+    get_services().admin.require(app.current_request.headers)
+
+
+@app.route("/jobs", methods=["POST"], cors=_CORS)
+@_json_errors
+def create_job() -> Response:
+    services = get_services()
+    request = UploadRequest.from_body(app.current_request.json_body, services.settings)
+    return Response(body=services.jobs_api.create(request, JobKind.RECOGNIZE), status_code=201)
+
+
+@app.route("/jobs/{job_id}", methods=["GET"], cors=_CORS)
+@_json_errors
+def get_job(job_id: str) -> dict[str, Any]:
+    return get_services().jobs_api.status(job_id)
+
+
+@app.route("/people", methods=["POST"], cors=_CORS)
+@_json_errors
+def create_person() -> Response:
+    _admin()
+    person_id, display_name = validate_person(app.current_request.json_body)
+    return Response(body=get_services().people.create(person_id, display_name), status_code=201)
+
+
+@app.route("/people", methods=["GET"], cors=_CORS)
+@_json_errors
+def list_people() -> dict[str, Any]:
+    # Names of enrolled people are personal data: listing them needs the admin token too.
+    _admin()
+    return {"people": get_services().people.list()}
+
+
+@app.route("/people/{person_id}", methods=["DELETE"], cors=_CORS)
+@_json_errors
+def delete_person(person_id: str) -> Response:
+    _admin()
+    get_services().people.delete(person_id)
+    return Response(body="", status_code=204)
+
+
+@app.route("/people/{person_id}/photos", methods=["POST"], cors=_CORS)
+@_json_errors
+def create_enrollment_upload(person_id: str) -> Response:
+    _admin()
+    services = get_services()
+    if services.people.get(person_id) is None:
+        raise NotFoundError(f"no person {person_id!r}")
+    request = UploadRequest.from_body(app.current_request.json_body, services.settings)
+    body = services.jobs_api.create(request, JobKind.ENROLL, person=person_id)
+    return Response(body=body, status_code=201)
+
+
+@app.route("/", methods=["POST"], content_types=["multipart/form-data"])
+@_json_errors
+def recognize_seed_style() -> Response:
+    """The seed's route: answers `<stem>:<name>` as text, or 202 and the job when it runs long."""
+    request = app.current_request
+    upload = parse_multipart_file(request.raw_body, request.headers.get("content-type", ""))
+    answer = get_services().jobs_api.recognize_and_wait(upload)
+    if answer.text is not None:
+        return Response(body=answer.text, status_code=200, headers={"Content-Type": "text/plain"})
+    headers = {"Location": answer.body["status_url"]} if answer.status_code == 202 else {}
+    return Response(body=answer.body, status_code=answer.status_code, headers=headers)
+
+
+@app.on_sqs_message(queue=_SETTINGS.upload_events_queue, batch_size=10)
+def on_upload_events(event: Any) -> None:
+    """S3 notifications for the input bucket; a failure raises, and SQS delivers the batch again."""
+    handler = get_services().upload_events
+    for record in event:
+        for obj in iter_uploaded_objects(record.body):
+            outcome = handler.handle(obj)
+            app.log.info("s3://%s/%s: %s", obj.bucket, obj.key, outcome.value)
+
+
+@app.lambda_function(name="scale_up")
+def scale_up(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The workflow's scale-up step; its answer says whether this job's backlog was counted."""
+    return get_services().scale_up.run(event or {}).to_payload()

@@ -1,0 +1,140 @@
+"""What the routes do, without Chalice: create jobs, report them, and the seed's blocking upload."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+
+from .compat import UploadedFile, format_answer
+from .config import Settings
+from .contract import TERMINAL_STATUSES, JobKind, JobStatus, is_job_id, result_key, upload_key
+from .exceptions import BadRequestError, NotFoundError, StorageError
+from .jobs import Job, JobStore, new_job_id
+from .uploads import UploadRequest, UploadSigner
+
+__all__ = ["CompatAnswer", "JobsApi", "sniff_image_type"]
+
+_SIGNATURES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The type the bytes say they are: the seed's clients send parts without a Content-Type."""
+    return next((kind for magic, kind in _SIGNATURES.items() if data.startswith(magic)), None)
+
+
+@dataclass(frozen=True)
+class CompatAnswer:
+    """Either the seed's plain-text answer, or the job to poll when the budget ran out first."""
+
+    status_code: int
+    text: str | None = None
+    body: dict[str, Any] | None = None
+
+
+class JobsApi:
+    def __init__(
+        self,
+        jobs: JobStore,
+        signer: UploadSigner,
+        s3_client: Any,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._jobs = jobs
+        self._signer = signer
+        self._s3 = s3_client
+        self._settings = settings
+        self._clock = clock
+        self._sleep = sleep
+
+    def create(self, request: UploadRequest, kind: JobKind, person: str | None = None) -> dict[str, Any]:
+        """A new job waiting for its photo, and the presigned POST to upload it with."""
+        job = self._new_job(request, kind, person)
+        upload = self._signer.presign(job.upload_key, request.content_type)
+        return {**self._summary(job.job_id, kind, JobStatus.AWAITING_UPLOAD), "upload": upload.to_body()}
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        item = self._jobs.get(job_id) if is_job_id(job_id) else None
+        if item is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        status = JobStatus(item["status"])
+        body = self._summary(job_id, JobKind(item["kind"]), status)
+        body.update({k: item[k] for k in ("created_at", "queued_at", "finished_at", "person") if k in item})
+        if status is JobStatus.DONE:
+            body["result"] = self._result(job_id)
+        elif status is JobStatus.FAILED:
+            body["error"] = {"error": item.get("error", "Unknown"), "cause": item.get("cause", "")}
+        return body
+
+    def recognize_and_wait(self, upload: UploadedFile) -> CompatAnswer:
+        """Store the photo as a recognition job and wait, within budget, for it to finish."""
+        if not upload.data:
+            raise BadRequestError("the inputFile part is empty")
+        if len(upload.data) > self._settings.max_upload_bytes:
+            raise BadRequestError(
+                f"the photo is {len(upload.data)} bytes, over the "
+                f"{self._settings.max_upload_bytes}-byte limit"
+            )
+        content_type = sniff_image_type(upload.data)
+        if content_type not in self._settings.allowed_content_types:
+            raise BadRequestError(
+                f"inputFile is not one of {', '.join(self._settings.allowed_content_types)}"
+            )
+        request = UploadRequest.from_body(
+            {"filename": upload.filename, "content_type": content_type}, self._settings
+        )
+        job = self._new_job(request, JobKind.RECOGNIZE, None)
+        self._signer.put(job.upload_key, upload.data, content_type)
+        deadline = self._clock() + self._settings.compat_wait_seconds
+        while True:
+            body = self.status(job.job_id)
+            status = JobStatus(body["status"])
+            if status is JobStatus.DONE:
+                return CompatAnswer(200, text=format_answer(request.filename, body["result"]))
+            if status is JobStatus.FAILED:
+                cause = body["error"]["cause"]
+                return CompatAnswer(422, body={"error": "JobFailed", "message": cause, "job": body})
+            if self._clock() >= deadline:
+                # API Gateway would cut the request at 29 s: hand over the job to poll instead.
+                return CompatAnswer(202, body=body)
+            self._sleep(self._settings.compat_poll_seconds)
+
+    def _new_job(self, request: UploadRequest, kind: JobKind, person: str | None) -> Job:
+        now = int(self._clock())
+        job_id = new_job_id()
+        job = Job(
+            job_id=job_id,
+            kind=kind,
+            upload_key=upload_key(job_id, request.filename),
+            filename=request.filename,
+            content_type=request.content_type,
+            created_epoch=now,
+            upload_expires_epoch=now + self._settings.upload_expiry_minutes * 60,
+            ttl_epoch=now + self._settings.job_ttl_days * 86400,
+            person=person,
+        )
+        self._jobs.create(job)
+        return job
+
+    @staticmethod
+    def _summary(job_id: str, kind: JobKind, status: JobStatus) -> dict[str, Any]:
+        return {
+            "job_id": job_id,
+            "kind": kind.value,
+            "status": status.value,
+            "status_url": f"/jobs/{job_id}",
+            "final": status in TERMINAL_STATUSES,
+        }
+
+    def _result(self, job_id: str) -> Any:
+        key = result_key(job_id)
+        try:
+            body = self._s3.get_object(Bucket=self._settings.output_bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            raise StorageError(f"job {job_id} is done but its result {key} cannot be read", exc) from exc
+        return json.loads(body)

@@ -1,0 +1,47 @@
+"""The seed's web tier, kept for its clients: `POST /` with a multipart `inputFile`, plain-text answer."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Mapping
+
+from .exceptions import BadRequestError
+
+__all__ = ["UploadedFile", "format_answer", "parse_multipart_file"]
+
+FIELD = "inputFile"
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def parse_multipart_file(body: bytes, content_type: str, field: str = FIELD) -> UploadedFile:
+    """The named file part of a multipart/form-data body (the stdlib `cgi` module is gone in 3.13)."""
+    if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
+        raise BadRequestError("send multipart/form-data with a boundary")
+    # The email parser reads MIME, which multipart/form-data is, once it has the header line.
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        raise BadRequestError("the multipart body could not be parsed")
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == field:
+            data = part.get_payload(decode=True) or b""
+            filename = part.get_filename() or "photo.jpg"
+            return UploadedFile(filename, part.get_content_type(), data)
+    raise BadRequestError(f"the form has no {field!r} file field")
+
+
+def format_answer(filename: str, result: Mapping[str, Any] | None) -> str:
+    """`<file stem>:<name>`, the first face's identity, `unknown` when no face matched anyone."""
+    faces = (result or {}).get("faces") or []
+    identity = faces[0].get("identity") if faces else None
+    return f"{PurePosixPath(filename).stem}:{identity or 'unknown'}"

@@ -1,0 +1,135 @@
+"""From "an object was created in the input bucket" to "one workflow execution for its job".
+
+S3 notifies an SQS queue (infra/template.yaml), whose messages reach `UploadEventHandler`: on AWS
+through the Lambda SQS event source, locally through infra.local's pump. A queue rather than a
+direct S3→Lambda trigger because it buffers bursts when StartExecution throttles (a failed batch is
+delivered again) and because CloudFormation cannot attach a Lambda trigger to a bucket that another
+template owns.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterator
+from urllib.parse import unquote_plus
+
+from botocore.exceptions import ClientError
+
+from .config import Settings
+from .contract import JobKind, JobMessage, parse_upload_key
+from .exceptions import StorageError
+from .jobs import JobStore
+from .uploads import check_uploaded_object
+from .workflow import WorkflowStarter
+
+__all__ = ["UploadEventHandler", "UploadOutcome", "UploadedObject", "iter_uploaded_objects"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UploadedObject:
+    bucket: str
+    key: str
+    size: int
+    event_epoch: float
+
+
+def iter_uploaded_objects(notification_body: str) -> Iterator[UploadedObject]:
+    """The ObjectCreated records in one S3 notification (an SQS message body).
+
+    S3 sends an `s3:TestEvent` when the notification is configured, and URL-encodes keys
+    (a space arrives as `+`); both are handled here so the handler sees real keys only.
+    """
+    document = json.loads(notification_body)
+    for record in document.get("Records", []):
+        if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
+            continue
+        s3 = record["s3"]
+        yield UploadedObject(
+            bucket=s3["bucket"]["name"],
+            key=unquote_plus(s3["object"]["key"]),
+            size=int(s3["object"].get("size", 0)),
+            event_epoch=datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")).timestamp(),
+        )
+
+
+class UploadOutcome(str, enum.Enum):
+    STARTED = "started"
+    DUPLICATE = "duplicate"  # another event for this job was handled, or its execution exists
+    IGNORED = "ignored"  # not a job upload: outside uploads/, or no such job
+    REJECTED = "rejected"  # a job upload we refuse (size, type, late): the job is FAILED
+
+
+class UploadEventHandler:
+    """Claims the job, re-checks the object, starts the execution named after the job id."""
+
+    def __init__(
+        self,
+        jobs: JobStore,
+        s3_client: Any,
+        starter: WorkflowStarter,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._jobs = jobs
+        self._s3 = s3_client
+        self._starter = starter
+        self._settings = settings
+        self._clock = clock
+
+    def handle(self, obj: UploadedObject) -> UploadOutcome:
+        parsed = parse_upload_key(obj.key)
+        if parsed is None or obj.bucket != self._settings.input_bucket:
+            logger.info("ignoring s3://%s/%s: not a job upload", obj.bucket, obj.key)
+            return UploadOutcome.IGNORED
+        job_id, _ = parsed
+        # A claim older than the queue's visibility timeout belongs to a handler that died.
+        job = self._jobs.claim_upload(job_id, obj.key, stale_after_seconds=60)
+        if job is None:
+            logger.info("job %s: upload already handled, or no such job", job_id)
+            return UploadOutcome.DUPLICATE
+        if job.get("upload_key") != obj.key:
+            self._jobs.release_claim(job_id)
+            logger.warning("job %s: %s is not the key its slot was issued for", job_id, obj.key)
+            return UploadOutcome.IGNORED
+        refusal = self._refusal(obj, job)
+        if refusal is not None:
+            self._jobs.fail(job_id, "UploadRejected", refusal)
+            return UploadOutcome.REJECTED
+        try:
+            started = self._starter.start(job_id, workflow_input(job, obj.bucket, obj.key))
+        except Exception:
+            self._jobs.release_claim(job_id)
+            raise
+        return UploadOutcome.STARTED if started else UploadOutcome.DUPLICATE
+
+    def _refusal(self, obj: UploadedObject, job: dict[str, Any]) -> str | None:
+        try:
+            head = self._s3.head_object(Bucket=obj.bucket, Key=obj.key)
+        except ClientError as exc:
+            raise StorageError(f"could not read s3://{obj.bucket}/{obj.key}", exc) from exc
+        return check_uploaded_object(
+            size=int(head["ContentLength"]),
+            content_type=head.get("ContentType", ""),
+            uploaded_epoch=head["LastModified"].timestamp(),
+            job=job,
+            settings=self._settings,
+        )
+
+
+def workflow_input(job: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
+    """The execution's input: the job's fields and the SQS message body, serialised by the contract."""
+    message = JobMessage(
+        job_id=job["job_id"],
+        kind=JobKind(job["kind"]),
+        bucket=bucket,
+        key=key,
+        person=job.get("person"),
+    )
+    return {"job_id": message.job_id, "kind": message.kind.value, "message_body": message.to_json()}

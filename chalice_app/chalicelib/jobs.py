@@ -1,0 +1,165 @@
+"""The jobs table: one item per job, keyed by job_id, moved forward only by conditional writes."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+
+from .contract import JobKind, JobStatus
+from .exceptions import JobStoreError
+
+__all__ = ["Job", "JobStore", "new_job_id", "utc_now_iso"]
+
+Clock = Callable[[], float]
+
+
+def new_job_id() -> str:
+    """32 URL-safe characters (192 random bits): knowing a job id is the only credential to read it."""
+    return secrets.token_urlsafe(24)
+
+
+def utc_now_iso(clock: Clock = time.time) -> str:
+    return datetime.fromtimestamp(clock(), tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _is_conditional_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the API creates it, before its photo is uploaded."""
+
+    job_id: str
+    kind: JobKind
+    upload_key: str
+    filename: str
+    content_type: str
+    created_epoch: int
+    upload_expires_epoch: int
+    ttl_epoch: int
+    person: str | None = None
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "job_id": self.job_id,
+            "kind": self.kind.value,
+            "status": JobStatus.AWAITING_UPLOAD.value,
+            "upload_key": self.upload_key,
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "created_at": utc_now_iso(lambda: self.created_epoch),
+            "upload_expires_epoch": self.upload_expires_epoch,
+            # DynamoDB's TTL deletes the record days after the job, as the bucket's lifecycle
+            # rule deletes the photo.
+            "ttl_epoch": self.ttl_epoch,
+        }
+        if self.person is not None:
+            item["person"] = self.person
+        return item
+
+
+class JobStore:
+    """Reads and writes job records; every status change is conditional on the current status."""
+
+    def __init__(self, table: Any, clock: Clock = time.time) -> None:
+        self._table = table
+        self._clock = clock
+
+    def create(self, job: Job) -> None:
+        try:
+            self._table.put_item(
+                Item=job.to_item(),
+                # A random id never collides in practice; if it ever does, refuse rather than
+                # overwrite another client's job.
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except ClientError as exc:
+            raise JobStoreError(f"could not create job {job.job_id}", exc) from exc
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            return self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
+        except ClientError as exc:
+            raise JobStoreError(f"could not read job {job_id}", exc) from exc
+
+    def claim_upload(self, job_id: str, key: str, stale_after_seconds: int) -> dict[str, Any] | None:
+        """Mark the job's upload as being handled; None when another event already claimed it.
+
+        Express workflows do not deduplicate by execution name and S3 may deliver an event twice,
+        so the event handler claims the job before starting a workflow. A claim older than
+        `stale_after_seconds` can be taken again: the handler that made it died before starting
+        the workflow (a live one releases its claim when StartExecution fails).
+        """
+        now = self._clock()
+        try:
+            response = self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET upload_claimed_epoch = :now, uploaded_key = :key",
+                # The job must exist (an unknown id is somebody else's object, not a job) and
+                # still wait for its upload (a queued or finished job is not started twice), and
+                # no live handler may hold the claim.
+                ConditionExpression=(
+                    "attribute_exists(job_id) AND #status = :awaiting AND "
+                    "(attribute_not_exists(upload_claimed_epoch) OR upload_claimed_epoch < :stale)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":now": int(now),
+                    ":key": key,
+                    ":awaiting": JobStatus.AWAITING_UPLOAD.value,
+                    ":stale": int(now) - stale_after_seconds,
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return None
+            raise JobStoreError(f"could not claim the upload of job {job_id}", exc) from exc
+        return response["Attributes"]
+
+    def release_claim(self, job_id: str) -> None:
+        """Let the next delivery of the same event try again, after StartExecution failed."""
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="REMOVE upload_claimed_epoch",
+                # Only a job still waiting for its upload: a workflow that did start owns it now.
+                ConditionExpression="#status = :awaiting",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":awaiting": JobStatus.AWAITING_UPLOAD.value},
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise JobStoreError(f"could not release the claim on job {job_id}", exc) from exc
+
+    def fail(self, job_id: str, error: str, cause: str) -> bool:
+        """Record why a job cannot be done; False when it had already moved past QUEUED."""
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET #status = :failed, #error = :error, cause = :cause, "
+                "finished_at = :now",
+                # Only a job nobody works on yet: a worker that took it (PROCESSING) owns its
+                # outcome, and DONE or FAILED are final.
+                ConditionExpression="#status IN (:awaiting, :queued)",
+                ExpressionAttributeNames={"#status": "status", "#error": "error"},
+                ExpressionAttributeValues={
+                    ":failed": JobStatus.FAILED.value,
+                    ":error": error,
+                    ":cause": cause,
+                    ":now": utc_now_iso(self._clock),
+                    ":awaiting": JobStatus.AWAITING_UPLOAD.value,
+                    ":queued": JobStatus.QUEUED.value,
+                },
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise JobStoreError(f"could not record job {job_id} as failed", exc) from exc
+        return True

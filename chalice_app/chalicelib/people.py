@@ -1,0 +1,90 @@
+"""The people enrolled in the gallery: who they are; their embeddings are the workers' business."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Callable, Mapping
+
+from botocore.exceptions import ClientError
+
+from .exceptions import BadRequestError, ConflictError, JobStoreError, NotFoundError
+from .jobs import utc_now_iso
+
+__all__ = ["PeopleStore", "validate_person"]
+
+# A person id is what results call the person ("identity"), so it is a short, URL-safe slug.
+_PERSON_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def validate_person(body: Any) -> tuple[str, str]:
+    """(person_id, display_name) from {"person_id": ..., "display_name": ...}."""
+    if not isinstance(body, Mapping):
+        raise BadRequestError("the request body must be a JSON object")
+    person_id = body.get("person_id")
+    if not isinstance(person_id, str) or not _PERSON_ID.match(person_id):
+        raise BadRequestError(
+            "person_id must be 1-64 characters: lowercase letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )
+    display_name = body.get("display_name", person_id)
+    if not isinstance(display_name, str) or not 0 < len(display_name) <= 128:
+        raise BadRequestError("display_name must be a string of 1-128 characters")
+    return person_id, display_name
+
+
+def is_person_id(value: str) -> bool:
+    return bool(_PERSON_ID.match(value))
+
+
+class PeopleStore:
+    def __init__(self, table: Any, clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._clock = clock
+
+    def create(self, person_id: str, display_name: str) -> dict[str, Any]:
+        item = {"person_id": person_id, "display_name": display_name, "created_at": utc_now_iso(self._clock)}
+        try:
+            # Creating a person twice is a conflict, not an overwrite of their record.
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(person_id)")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise ConflictError(f"person {person_id!r} exists already") from exc
+            raise JobStoreError(f"could not create person {person_id}", exc) from exc
+        return item
+
+    def get(self, person_id: str) -> dict[str, Any] | None:
+        if not is_person_id(person_id):
+            return None
+        try:
+            return self._table.get_item(Key={"person_id": person_id}).get("Item")
+        except ClientError as exc:
+            raise JobStoreError(f"could not read person {person_id}", exc) from exc
+
+    def list(self) -> list[dict[str, Any]]:
+        """Everyone, sorted by id; a gallery is small enough for a scan."""
+        people: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
+        try:
+            while True:
+                page = self._table.scan(**kwargs)
+                people.extend(page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except ClientError as exc:
+            raise JobStoreError("could not list people", exc) from exc
+        return sorted(people, key=lambda person: person["person_id"])
+
+    def delete(self, person_id: str) -> None:
+        if not is_person_id(person_id):
+            raise NotFoundError(f"no person {person_id!r}")
+        try:
+            # Deleting someone who is not there is a 404, so the caller learns of a typo.
+            self._table.delete_item(
+                Key={"person_id": person_id}, ConditionExpression="attribute_exists(person_id)"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise NotFoundError(f"no person {person_id!r}") from exc
+            raise JobStoreError(f"could not delete person {person_id}", exc) from exc

@@ -1,0 +1,86 @@
+"""The one place that builds boto3 clients and hands them to chalicelib's classes.
+
+app.py asks for `get_services()` inside handlers, never at import, so importing the app needs no
+AWS configuration; a Lambda container builds its clients once, on its first request.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from .auth import AdminAuth, ssm_secret
+from .config import Settings
+from .events import UploadEventHandler
+from .jobs import JobStore
+from .people import PeopleStore
+from .scaling import Lease, ScaleUp
+from .uploads import UploadSigner
+from .api import JobsApi
+from .workflow import WorkflowStarter
+
+__all__ = ["Services", "get_services", "reset_services"]
+
+SCALE_UP_LEASE = "scale-up"
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    jobs_api: JobsApi
+    people: PeopleStore
+    admin: AdminAuth
+    upload_events: UploadEventHandler
+    scale_up: ScaleUp
+
+    @classmethod
+    def from_settings(cls, settings: Settings, session: Any | None = None) -> Services:
+        # One session per build: boto3's default session is not safe to share across the
+        # threads that create clients at the same moment (the local stack runs handlers in threads).
+        session = session or boto3.session.Session(region_name=settings.region)
+        s3 = session.client("s3")
+        dynamodb = session.resource("dynamodb")
+        jobs = JobStore(dynamodb.Table(settings.jobs_table))
+        secret = (
+            ssm_secret(session.client("ssm"), settings.admin_token_parameter)
+            if settings.admin_token_parameter
+            else (lambda: settings.admin_token)
+        )
+        return cls(
+            settings=settings,
+            jobs_api=JobsApi(jobs, UploadSigner(s3, settings), s3, settings),
+            people=PeopleStore(dynamodb.Table(settings.people_table)),
+            admin=AdminAuth(secret),
+            upload_events=UploadEventHandler(
+                jobs, s3, WorkflowStarter(session.client("stepfunctions"), settings.state_machine_arn), settings
+            ),
+            scale_up=ScaleUp(
+                session.client("sqs"),
+                session.client("ec2"),
+                Lease(dynamodb.Table(settings.leases_table), SCALE_UP_LEASE),
+                settings,
+            ),
+        )
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def get_services() -> Services:
+    """The process's services, built from the environment on first use."""
+    global _services
+    with _lock:
+        if _services is None:
+            _services = Services.from_settings(Settings.from_env())
+        return _services
+
+
+def reset_services() -> None:
+    """Forget the built services, so the next handler reads the environment again (tests, local stack)."""
+    global _services
+    with _lock:
+        _services = None

@@ -1,0 +1,128 @@
+"""Upload slots: what a client may upload (name, type, size), the presigned POST, and the re-check.
+
+S3 enforces a presigned POST's policy on AWS; moto does not, and an object can reach the bucket in
+other ways, so the event handler checks the object again with `check_uploaded_object`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Mapping
+
+from botocore.exceptions import ClientError
+
+from .config import Settings
+from .exceptions import BadRequestError, StorageError
+
+__all__ = ["PresignedUpload", "UploadRequest", "UploadSigner", "check_uploaded_object"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_FILENAME = 100
+
+
+def _safe_filename(raw: Any) -> str:
+    if raw is None:
+        return "photo"
+    if not isinstance(raw, str):
+        raise BadRequestError("filename must be a string")
+    # Keep the last path segment only, and only characters that need no escaping in a key or URL.
+    name = _UNSAFE.sub("_", PurePosixPath(raw.replace("\\", "/")).name).strip("._")[:_MAX_FILENAME]
+    if not name:
+        raise BadRequestError(f"filename {raw!r} has no usable characters")
+    return name
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """A client's validated request for an upload slot."""
+
+    filename: str
+    content_type: str
+
+    @classmethod
+    def from_body(cls, body: Any, settings: Settings) -> UploadRequest:
+        """Validate a JSON body {"filename": ..., "content_type": ...}; BadRequestError says what is wrong."""
+        if body is None:
+            body = {}
+        if not isinstance(body, Mapping):
+            raise BadRequestError("the request body must be a JSON object")
+        unknown = sorted(set(body) - {"filename", "content_type"})
+        if unknown:
+            raise BadRequestError(f"unknown fields: {', '.join(unknown)}")
+        content_type = body.get("content_type", "image/jpeg")
+        if content_type not in settings.allowed_content_types:
+            raise BadRequestError(
+                f"content_type {content_type!r} is not accepted; use one of "
+                f"{', '.join(settings.allowed_content_types)}"
+            )
+        return cls(filename=_safe_filename(body.get("filename")), content_type=content_type)
+
+
+@dataclass(frozen=True)
+class PresignedUpload:
+    url: str
+    fields: dict[str, str]
+    expires_in_seconds: int
+    max_bytes: int
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "fields": self.fields,
+            "method": "POST",
+            "expires_in_seconds": self.expires_in_seconds,
+            "max_bytes": self.max_bytes,
+        }
+
+
+class UploadSigner:
+    """Presigned POSTs into the input bucket; a browser posts the fields plus `file`, as they are."""
+
+    def __init__(self, s3_client: Any, settings: Settings) -> None:
+        self._s3 = s3_client
+        self._settings = settings
+
+    def presign(self, key: str, content_type: str) -> PresignedUpload:
+        expires = self._settings.upload_expiry_minutes * 60
+        try:
+            post = self._s3.generate_presigned_post(
+                Bucket=self._settings.input_bucket,
+                Key=key,
+                Fields={"Content-Type": content_type},
+                Conditions=[
+                    {"Content-Type": content_type},
+                    ["content-length-range", 1, self._settings.max_upload_bytes],
+                ],
+                ExpiresIn=expires,
+            )
+        except ClientError as exc:
+            raise StorageError(f"could not presign an upload for {key}", exc) from exc
+        return PresignedUpload(post["url"], post["fields"], expires, self._settings.max_upload_bytes)
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        """Upload on the client's behalf (the seed's `POST /` sends the photo to the API)."""
+        try:
+            self._s3.put_object(
+                Bucket=self._settings.input_bucket, Key=key, Body=body, ContentType=content_type
+            )
+        except ClientError as exc:
+            raise StorageError(f"could not store {key}", exc) from exc
+
+
+def check_uploaded_object(
+    *, size: int, content_type: str, uploaded_epoch: float, job: Mapping[str, Any], settings: Settings
+) -> str | None:
+    """Why an uploaded object is refused (None when it is acceptable): too large, wrong type, late."""
+    if size <= 0:
+        return "the photo is empty"
+    if size > settings.max_upload_bytes:
+        return f"the photo is {size} bytes, over the {settings.max_upload_bytes}-byte limit"
+    if content_type not in settings.allowed_content_types:
+        return f"content type {content_type!r} is not an accepted image type"
+    if content_type != job.get("content_type"):
+        return f"content type {content_type!r} differs from the {job.get('content_type')!r} requested"
+    if uploaded_epoch > int(job["upload_expires_epoch"]):
+        return "the photo arrived after its upload slot expired"
+    return None

@@ -1,0 +1,1 @@
+"""Infrastructure: the CloudFormation template, its packaging and deployment, and the local stack."""

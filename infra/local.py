@@ -1,0 +1,226 @@
+"""The control plane on one machine: moto's server, the stack deployed into it, and the glue moto lacks.
+
+Moto runs the real workflow definition, but it cannot run Lambda functions without Docker and it
+has no Lambda event sources. Two explicit pieces stand in for them here, never in production code:
+
+- `LambdaRouter`: moto's `lambda:invoke` (with use_docker off) reaches
+  `LambdaSimpleBackend.invoke`; the router answers it by calling the registered Python handler
+  (the Chalice app's `scale_up`) in-process.
+- `pump_sqs_to_handler`: what the SQS event source does on AWS: receive a batch, hand it to the
+  handler as an SQS event, delete it when the handler returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import traceback
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import boto3
+import requests
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.server import ThreadedMotoServer
+
+from .stack import apply_bucket_settings, create_state_machines_via_api, deploy_stack, load_template
+
+__all__ = ["LambdaRouter", "LocalStack", "Stack", "pump_sqs_to_handler", "unique_prefix"]
+
+logger = logging.getLogger(__name__)
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+# Credentials moto accepts; they must never be real ones.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+Handler = Callable[[Any, Any], Any]
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class LambdaRouter:
+    """Answers moto's Lambda invocations with in-process handlers, by function name."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+        self._original: Any = None
+
+    def register(self, function_name: str, handler: Handler) -> str:
+        """Route `function_name` to handler(event, context); returns the function's ARN."""
+        self._handlers[function_name] = handler
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
+
+    def install(self) -> None:
+        router = self
+        self._original = LambdaSimpleBackend.invoke
+
+        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: dict) -> bytes | None:
+            return router.invoke(function_name, body, response_headers)
+
+        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            LambdaSimpleBackend.invoke = self._original  # type: ignore[method-assign]
+            self._original = None
+
+    def invoke(self, function_name: str, body: Any, response_headers: dict) -> bytes | None:
+        # An ARN (arn:aws:lambda:region:account:function:name[:qualifier]) or a bare name.
+        name = function_name.split(":")[6] if function_name.startswith("arn:") else function_name
+        handler = self._handlers.get(name)
+        if handler is None:
+            return None  # moto answers 404, as Lambda does for an unknown function
+        raw = body.decode() if isinstance(body, bytes) else (body or "")
+        try:
+            result = handler(json.loads(raw) if raw else {}, None)
+        except Exception as exc:  # reported the way Lambda reports an unhandled error
+            logger.exception("local lambda %s failed", name)
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": traceback.format_exc().splitlines()}
+            ).encode()
+        return json.dumps(result).encode()
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A deployed stack: its prefix, outputs, and the environment the Chalice app runs with."""
+
+    prefix: str
+    outputs: Mapping[str, str]
+    endpoint_url: str
+
+    def app_environment(self) -> dict[str, str]:
+        """FACEREC_* variables (what `chalice package` will set from these outputs) plus the endpoint."""
+        return {
+            **LOCAL_CREDENTIALS,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "FACEREC_STAGE_PREFIX": self.prefix,
+            "FACEREC_INPUT_BUCKET": self.outputs["InputBucketName"],
+            "FACEREC_OUTPUT_BUCKET": self.outputs["OutputBucketName"],
+            "FACEREC_JOBS_TABLE": self.outputs["JobsTableName"],
+            "FACEREC_PEOPLE_TABLE": self.outputs["PeopleTableName"],
+            "FACEREC_LEASES_TABLE": self.outputs["LeasesTableName"],
+            "FACEREC_JOBS_QUEUE_URL": self.outputs["JobsQueueUrl"],
+            "FACEREC_UPLOAD_EVENTS_QUEUE": self.outputs["UploadEventsQueueName"],
+            "FACEREC_STATE_MACHINE_ARN": self.outputs["StateMachineArn"],
+            "FACEREC_WORKER_LAUNCH_TEMPLATE": self.outputs["WorkerLaunchTemplateName"],
+        }
+
+
+class LocalStack:
+    """moto's server on a free loopback port, configured to run workflows, with a Lambda router."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host = host
+        self.port = port or _free_port(host)
+        self.router = LambdaRouter()
+        self._server: ThreadedMotoServer | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> LocalStack:
+        # The workflow interpreter calls DynamoDB, SQS and Lambda through boto3 clients aimed at
+        # localhost:$MOTO_PORT, so it must name this server's port.
+        os.environ["MOTO_PORT"] = str(self.port)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server.start()
+        requests.post(f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
+        self.router.install()
+        return self
+
+    def stop(self) -> None:
+        self.router.uninstall()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def session(self) -> boto3.session.Session:
+        return boto3.session.Session(
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+        )
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        return self.session().client(service, endpoint_url=self.endpoint_url, **kwargs)
+
+    def deploy(self, prefix: str, scale_up: Handler, parameters: Mapping[str, str] | None = None) -> Stack:
+        """Deploy infra/template.yaml as stack `prefix`, its scale-up ARN routed to `scale_up`."""
+        session = _EndpointSession(self.session(), self.endpoint_url)
+        params = {
+            "StagePrefix": prefix,
+            "ScaleUpFunctionArn": self.router.register(f"{prefix}-scale_up", scale_up),
+            "WorkerImageId": "ami-0123456789abcdef0",
+            **(parameters or {}),
+        }
+        outputs = deploy_stack(session, prefix, params)
+        template = load_template()
+        apply_bucket_settings(session, prefix, template, params)
+        create_state_machines_via_api(session, prefix, template, params)
+        return Stack(prefix=prefix, outputs=outputs, endpoint_url=self.endpoint_url)
+
+
+class _EndpointSession:
+    """A session whose clients all talk to the local endpoint (what AWS_ENDPOINT_URL does globally)."""
+
+    def __init__(self, session: boto3.session.Session, endpoint_url: str) -> None:
+        self._session = session
+        self._endpoint_url = endpoint_url
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        return self._session.client(service, endpoint_url=self._endpoint_url, **kwargs)
+
+
+def pump_sqs_to_handler(sqs: Any, queue_url: str, handler: Handler, queue_arn: str = "") -> int:
+    """Deliver every message on the queue to an `@app.on_sqs_message` handler, in batches of 10.
+
+    A batch is deleted only when the handler returns, as the SQS event source does; a failing
+    batch stays on the queue and the error propagates. Returns the number of messages delivered.
+    """
+    delivered = 0
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            return delivered
+        event = {
+            "Records": [
+                {
+                    "messageId": message["MessageId"],
+                    "receiptHandle": message["ReceiptHandle"],
+                    "body": message["Body"],
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "md5OfBody": message.get("MD5OfBody", ""),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": queue_arn,
+                    "awsRegion": REGION,
+                }
+                for message in messages
+            ]
+        }
+        handler(event, None)
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+        )
+        delivered += len(messages)
+
+
+def unique_prefix(base: str = "facerec") -> str:
+    return f"{base}-{uuid.uuid4().hex[:8]}"
+

@@ -1,0 +1,263 @@
+"""Package infra/template.yaml, deploy it with CloudFormation, and read its outputs.
+
+The same code deploys to AWS and to moto: boto3 follows AWS_ENDPOINT_URL. Two things differ in
+moto and are handled here, in the open: DefinitionSubstitutions is ignored (so the definition is
+rendered into a Fn::Sub, which both honour), and a bucket's CORS, lifecycle and notification
+properties are skipped (so `apply_bucket_settings` sets them through the S3 API from the same
+template).
+
+    python -m infra.stack package > packaged.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from statemachine import load_definition, render
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "StackError",
+    "apply_bucket_settings",
+    "create_state_machines_via_api",
+    "deploy_stack",
+    "load_template",
+    "package_template",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TEMPLATE = ROOT / "infra" / "template.yaml"
+
+
+class StackError(RuntimeError):
+    """The stack did not reach CREATE_COMPLETE, or the template asks for what we cannot do."""
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !GetAtt, !Sub …) read as their long forms."""
+
+
+def _construct_tag(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_template(path: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 (safe loader)
+
+
+def _as_sub_expression(value: Any) -> str:
+    """A DefinitionSubstitutions value as text inside Fn::Sub: Ref → ${X}, GetAtt → ${X.Attr}."""
+    if isinstance(value, str):
+        return value.replace("${", "${!")
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return "${%s}" % value["Ref"]
+    if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+        return "${%s}" % ".".join(value["Fn::GetAtt"])
+    raise StackError(f"a DefinitionSubstitutions value must be a string, Ref or GetAtt, not {value!r}")
+
+
+def package_template(template: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
+    """The template with each state machine's definition file rendered into its DefinitionString."""
+    packaged = json.loads(json.dumps(template))
+    for name, resource in packaged["Resources"].items():
+        definition_file = resource.get("Metadata", {}).get("facerec:DefinitionFile")
+        if resource["Type"] != "AWS::StepFunctions::StateMachine" or not definition_file:
+            continue
+        properties = resource["Properties"]
+        substitutions = properties.pop("DefinitionSubstitutions", {})
+        text = render(
+            load_definition(root / definition_file),
+            {key: _as_sub_expression(value) for key, value in substitutions.items()},
+        )
+        json.loads(text)  # a broken definition fails here rather than at CreateStateMachine
+        properties["DefinitionString"] = {"Fn::Sub": text}
+    return packaged
+
+
+@dataclass(frozen=True)
+class _Resolver:
+    """Resolves the few intrinsics bucket properties use, from the deployed stack."""
+
+    parameters: Mapping[str, str]
+    physical_ids: Mapping[str, str]
+    attribute: Callable[[str, str], str]
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if set(value) == {"Ref"}:
+            name = value["Ref"]
+            return self.parameters[name] if name in self.parameters else self.physical_ids[name]
+        if set(value) == {"Fn::GetAtt"}:
+            logical_id, attribute = value["Fn::GetAtt"]
+            return self.attribute(self.physical_ids[logical_id], attribute)
+        if any(key.startswith("Fn::") for key in value):
+            raise StackError(f"cannot resolve {value!r} in bucket settings")
+        return {key: self(item) for key, item in value.items()}
+
+
+def _cors(config: Mapping[str, Any]) -> dict[str, Any]:
+    rules = []
+    for rule in config["CorsRules"]:
+        api_rule = {k: rule[k] for k in ("AllowedMethods", "AllowedOrigins", "AllowedHeaders", "ExposedHeaders") if k in rule}
+        if "MaxAge" in rule:
+            api_rule["MaxAgeSeconds"] = int(rule["MaxAge"])
+        rules.append(api_rule)
+    return {"CORSRules": rules}
+
+
+def _lifecycle(config: Mapping[str, Any]) -> dict[str, Any]:
+    rules = []
+    for rule in config["Rules"]:
+        api_rule: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+        if "ExpirationInDays" in rule:
+            api_rule["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+        if "AbortIncompleteMultipartUpload" in rule:
+            days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+            api_rule["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+        rules.append(api_rule)
+    return {"Rules": rules}
+
+
+def _notifications(config: Mapping[str, Any]) -> dict[str, Any]:
+    queues = []
+    for entry in config.get("QueueConfigurations", []):
+        api_entry: dict[str, Any] = {"QueueArn": entry["Queue"], "Events": [entry["Event"]]}
+        rules = entry.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+        if rules:
+            api_entry["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+        queues.append(api_entry)
+    if set(config) - {"QueueConfigurations"}:
+        raise StackError(f"only queue notifications are applied, not {sorted(set(config))}")
+    return {"QueueConfigurations": queues}
+
+
+def _stack_resolver(
+    session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str]
+) -> tuple[_Resolver, dict[str, str]]:
+    """A resolver for the deployed stack, and its physical ids by logical id."""
+    cfn, sqs, iam = session.client("cloudformation"), session.client("sqs"), session.client("iam")
+    physical_ids = {
+        resource["LogicalResourceId"]: resource["PhysicalResourceId"]
+        for resource in cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
+        # moto lists resource types it does not support (AWS::SQS::QueuePolicy) without ids.
+        if "LogicalResourceId" in resource
+    }
+    types = {physical_ids.get(name): spec["Type"] for name, spec in template["Resources"].items()}
+    defaults = {name: str(spec["Default"]) for name, spec in template.get("Parameters", {}).items() if "Default" in spec}
+
+    def attribute(physical_id: str, name: str) -> str:
+        kind = types.get(physical_id)
+        if (kind, name) == ("AWS::SQS::Queue", "Arn"):
+            return sqs.get_queue_attributes(QueueUrl=physical_id, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        if (kind, name) == ("AWS::IAM::Role", "Arn"):
+            return iam.get_role(RoleName=physical_id)["Role"]["Arn"]
+        raise StackError(f"cannot resolve attribute {name} of {kind} {physical_id}")
+
+    return _Resolver({**defaults, **parameters}, physical_ids, attribute), physical_ids
+
+
+def apply_bucket_settings(session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str]) -> None:
+    """Set the bucket properties moto's CloudFormation skips, through the S3 API, from the template."""
+    s3 = session.client("s3")
+    resolve, physical_ids = _stack_resolver(session, stack_name, template, parameters)
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::S3::Bucket":
+            continue
+        properties = resource.get("Properties", {})
+        bucket = physical_ids[logical_id]
+        if "CorsConfiguration" in properties:
+            cors = _cors(resolve(properties["CorsConfiguration"]))
+            s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=cors)
+        if "LifecycleConfiguration" in properties:
+            lifecycle = _lifecycle(resolve(properties["LifecycleConfiguration"]))
+            s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=lifecycle)
+        if "NotificationConfiguration" in properties:
+            notifications = _notifications(resolve(properties["NotificationConfiguration"]))
+            s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notifications)
+
+
+def create_state_machines_via_api(
+    session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str], root: Path = ROOT
+) -> None:
+    """Create the stack's state machines again through the Step Functions API, for moto.
+
+    moto's CloudFormation puts state machines in a backend that its workflow interpreter does not
+    see; CreateStateMachine through the API lands where executions run, under the same name and
+    ARN. The definition is rendered with the same `render` and the stack's resolved values.
+    """
+    sfn = session.client("stepfunctions")
+    resolve, physical_ids = _stack_resolver(session, stack_name, template, parameters)
+    for logical_id, resource in template["Resources"].items():
+        definition_file = resource.get("Metadata", {}).get("facerec:DefinitionFile")
+        if resource["Type"] != "AWS::StepFunctions::StateMachine" or not definition_file:
+            continue
+        properties = resource["Properties"]
+        values = {key: resolve(value) for key, value in properties.get("DefinitionSubstitutions", {}).items()}
+        sfn.create_state_machine(
+            name=physical_ids[logical_id].rsplit(":", 1)[-1],
+            definition=render(load_definition(root / definition_file), values),
+            roleArn=resolve(properties["RoleArn"]),
+            type=resolve(properties.get("StateMachineType", "STANDARD")),
+        )
+
+
+def deploy_stack(
+    session: Any,
+    stack_name: str,
+    parameters: Mapping[str, str],
+    template_path: Path = DEFAULT_TEMPLATE,
+    timeout_seconds: float = 120.0,
+) -> dict[str, str]:
+    """Create the stack from the packaged template and return its outputs by key."""
+    cfn = session.client("cloudformation")
+    packaged = package_template(load_template(template_path))
+    cfn.create_stack(
+        StackName=stack_name,
+        TemplateBody=json.dumps(packaged),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+        if stack["StackStatus"] == "CREATE_COMPLETE":
+            return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+        if not stack["StackStatus"].endswith("IN_PROGRESS") or time.monotonic() > deadline:
+            raise StackError(f"stack {stack_name} is {stack['StackStatus']}: {stack.get('StackStatusReason', '')}")
+        time.sleep(1)
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] != ["package"]:
+        print(__doc__, file=sys.stderr)
+        return 2
+    json.dump(package_template(load_template()), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
