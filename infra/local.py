@@ -18,6 +18,7 @@ import os
 import socket
 import traceback
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -26,7 +27,14 @@ import requests
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.server import ThreadedMotoServer
 
-from .stack import apply_bucket_settings, create_state_machines_via_api, deploy_stack, load_template
+from .stack import (
+    RenderedStateMachine,
+    apply_bucket_settings,
+    create_state_machines_via_api,
+    deploy_stack,
+    load_template,
+    rendered_state_machines,
+)
 
 __all__ = ["LambdaRouter", "LocalStack", "Stack", "pump_sqs_to_handler", "unique_prefix"]
 
@@ -98,6 +106,7 @@ class Stack:
     prefix: str
     outputs: Mapping[str, str]
     endpoint_url: str
+    parameters: Mapping[str, str]
 
     def app_environment(self) -> dict[str, str]:
         """FACEREC_* variables (what `chalice package` will set from these outputs) plus the endpoint."""
@@ -168,11 +177,21 @@ class LocalStack:
             "WorkerImageId": "ami-0123456789abcdef0",
             **(parameters or {}),
         }
-        outputs = deploy_stack(session, prefix, params)
         template = load_template()
-        apply_bucket_settings(session, prefix, template, params)
-        create_state_machines_via_api(session, prefix, template, params)
-        return Stack(prefix=prefix, outputs=outputs, endpoint_url=self.endpoint_url)
+        with warnings.catch_warnings():
+            # moto's CloudFormation has no AWS::SQS::QueuePolicy (S3's permission to notify the
+            # queue); moto's S3 notifies without one, so the warning says nothing about the template.
+            warnings.filterwarnings("ignore", message=r"Tried to parse AWS::SQS::QueuePolicy")
+            outputs = deploy_stack(session, prefix, params)
+            apply_bucket_settings(session, prefix, template, params)
+            create_state_machines_via_api(session, prefix, template, params)
+        return Stack(prefix=prefix, outputs=outputs, endpoint_url=self.endpoint_url, parameters=params)
+
+    def workflow_definition(self, stack: Stack) -> RenderedStateMachine:
+        """The stack's job workflow as deployed, for running it on another engine (Step Functions Local)."""
+        session = _EndpointSession(self.session(), self.endpoint_url)
+        (machine,) = rendered_state_machines(session, stack.prefix, load_template(), stack.parameters)
+        return machine
 
 
 class _EndpointSession:

@@ -30,6 +30,7 @@ __all__ = [
     "deploy_stack",
     "load_template",
     "package_template",
+    "rendered_state_machines",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,28 +200,52 @@ def apply_bucket_settings(session: Any, stack_name: str, template: Mapping[str, 
             s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notifications)
 
 
-def create_state_machines_via_api(
-    session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str], root: Path = ROOT
-) -> None:
-    """Create the stack's state machines again through the Step Functions API, for moto.
+@dataclass(frozen=True)
+class RenderedStateMachine:
+    """A state machine of a deployed stack, its definition rendered with the stack's values."""
 
-    moto's CloudFormation puts state machines in a backend that its workflow interpreter does not
-    see; CreateStateMachine through the API lands where executions run, under the same name and
-    ARN. The definition is rendered with the same `render` and the stack's resolved values.
-    """
-    sfn = session.client("stepfunctions")
+    name: str
+    definition: str
+    role_arn: str
+    type: str
+
+
+def rendered_state_machines(
+    session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str], root: Path = ROOT
+) -> list[RenderedStateMachine]:
+    """Each state machine with a definition file, rendered with the same `render` and the
+    stack's resolved DefinitionSubstitutions: what AWS would run, for engines that are not AWS."""
     resolve, physical_ids = _stack_resolver(session, stack_name, template, parameters)
+    machines = []
     for logical_id, resource in template["Resources"].items():
         definition_file = resource.get("Metadata", {}).get("facerec:DefinitionFile")
         if resource["Type"] != "AWS::StepFunctions::StateMachine" or not definition_file:
             continue
         properties = resource["Properties"]
         values = {key: resolve(value) for key, value in properties.get("DefinitionSubstitutions", {}).items()}
+        machines.append(
+            RenderedStateMachine(
+                name=physical_ids[logical_id].rsplit(":", 1)[-1],
+                definition=render(load_definition(root / definition_file), values),
+                role_arn=resolve(properties["RoleArn"]),
+                type=resolve(properties.get("StateMachineType", "STANDARD")),
+            )
+        )
+    return machines
+
+
+def create_state_machines_via_api(
+    session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str]
+) -> None:
+    """Create the stack's state machines again through the Step Functions API, for moto.
+
+    moto's CloudFormation puts state machines in a backend that its workflow interpreter does not
+    see; CreateStateMachine through the API lands where executions run, under the same name and ARN.
+    """
+    sfn = session.client("stepfunctions")
+    for machine in rendered_state_machines(session, stack_name, template, parameters):
         sfn.create_state_machine(
-            name=physical_ids[logical_id].rsplit(":", 1)[-1],
-            definition=render(load_definition(root / definition_file), values),
-            roleArn=resolve(properties["RoleArn"]),
-            type=resolve(properties.get("StateMachineType", "STANDARD")),
+            name=machine.name, definition=machine.definition, roleArn=machine.role_arn, type=machine.type
         )
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -110,7 +111,77 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # moto's CloudFormation has no AWS::SQS::QueuePolicy (S3's permission to notify the queue);
-    # moto's S3 notifies without it, so the warning says nothing about our template.
-    config.addinivalue_line("filterwarnings", "ignore:Tried to parse AWS::SQS::QueuePolicy:UserWarning")
+
+# --- The workflow engine: moto's interpreter here, Step Functions Local where Docker runs ---------
+
+STEPFUNCTIONS_LOCAL_IMAGE = "amazon/aws-stepfunctions-local:latest"
+STEPFUNCTIONS_LOCAL_PORT = 8083
+
+
+def docker_unreachable_reason() -> str | None:
+    """Why no Docker engine can be used, or None when one answers a ping."""
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except Exception as exc:  # any failure to reach the engine means the same: skip
+        return f"no Docker engine reachable ({type(exc).__name__}: {exc})"
+    return None
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """Where the job workflow runs: a Step Functions client and the state machine's ARN."""
+
+    engine: str
+    sfn: Any
+    state_machine_arn: str
+
+
+@pytest.fixture(scope="session")
+def stepfunctions_local(local_stack: Any) -> Iterator[str]:
+    """AWS Step Functions Local in a container, calling DynamoDB, SQS and Lambda on moto's server."""
+    reason = docker_unreachable_reason()
+    if reason is not None:
+        print(f"\nSKIP Step Functions Local: {reason}")
+        pytest.skip(reason)
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    moto = local_stack.endpoint_url
+    container = (
+        DockerContainer(STEPFUNCTIONS_LOCAL_IMAGE)
+        # Host networking: the container reaches moto on the host's loopback, and we reach it.
+        .with_kwargs(network_mode="host")
+        .with_envs(
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_ACCOUNT_ID="123456789012",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            LAMBDA_ENDPOINT=moto,
+            SQS_ENDPOINT=moto,
+            DYNAMODB_ENDPOINT=moto,
+        )
+    )
+    container.start()
+    try:
+        wait_for_logs(container, "Starting server on port", timeout=120)
+        yield f"http://127.0.0.1:{STEPFUNCTIONS_LOCAL_PORT}"
+    finally:
+        container.stop()
+
+
+@pytest.fixture(params=["moto", pytest.param("stepfunctions-local", marks=pytest.mark.docker)])
+def workflow(request: pytest.FixtureRequest, local_stack: Any, stack: Any, settings_env: Any) -> Workflow:
+    """The stack's workflow on each engine; the same test body runs on both."""
+    if request.param == "moto":
+        return Workflow("moto", local_stack.client("stepfunctions"), stack.outputs["StateMachineArn"])
+    endpoint = request.getfixturevalue("stepfunctions_local")
+    sfn = local_stack.session().client("stepfunctions", endpoint_url=endpoint)
+    machine = local_stack.workflow_definition(stack)
+    arn = sfn.create_state_machine(
+        name=machine.name, definition=machine.definition, roleArn=machine.role_arn
+    )["stateMachineArn"]
+    # The upload-event handler starts executions there: boto3 reads the per-service endpoint.
+    settings_env({"FACEREC_STATE_MACHINE_ARN": arn, "AWS_ENDPOINT_URL_SFN": endpoint})
+    return Workflow("stepfunctions-local", sfn, arn)

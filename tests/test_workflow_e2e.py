@@ -15,12 +15,12 @@ from control_plane import (
 from chalicelib.contract import JobKind, JobMessage, JobStatus, upload_key
 
 
-def test_an_upload_queues_the_job_and_launches_a_worker(local_stack, stack, client, app_module, jpeg_bytes):
+def test_an_upload_queues_the_job_and_launches_a_worker(local_stack, stack, workflow, client, app_module, jpeg_bytes):
     job = create_job(client, filename="obama.jpg")
     upload(job, jpeg_bytes)
 
     assert deliver_upload_events(local_stack, stack, app_module) >= 1
-    execution = wait_for_execution(local_stack.client("stepfunctions"), stack.outputs["StateMachineArn"], job["job_id"])
+    execution = wait_for_execution(workflow.sfn, workflow.state_machine_arn, job["job_id"])
 
     assert execution["status"] == "SUCCEEDED", execution
     item = job_item(local_stack, stack, job["job_id"])

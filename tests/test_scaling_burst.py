@@ -1,0 +1,128 @@
+"""500 uploads at once: EC2 sees a handful of calls within its rate limits, and the fleet stays capped.
+
+EC2 throttles RunInstances with a token bucket (a burst of 5, refilled at 2 a second) and
+DescribeInstances with a larger one; the scale-up task runs once per job, so only its lease
+keeps it within those limits. Calls are counted in moto's EC2 backend, where every call lands.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from control_plane import create_job, deliver_upload_events, execution_arn, upload, worker_instances
+
+from moto.ec2.models.instances import InstanceBackend
+
+UPLOADS = 500
+TARGET_BACKLOG_PER_WORKER = 50
+MAX_WORKERS = 8  # below the 10 workers 500 messages ask for, so the cap is what stops the fleet
+
+
+def fits_token_bucket(times: list[float], capacity: float, rate: float) -> bool:
+    """Whether calls at these times would all pass a token bucket of this size and refill rate."""
+    tokens, last = capacity, None
+    for moment in sorted(times):
+        if last is not None:
+            tokens = min(capacity, tokens + (moment - last) * rate)
+        last = moment
+        tokens -= 1
+        if tokens < 0:
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("times", "fits"),
+    [
+        ([0, 0, 0, 0, 0], True),
+        ([0, 0, 0, 0, 0, 0], False),
+        ([0, 0, 0, 0, 0, 0.5], True),
+        ([i * 0.5 for i in range(100)], True),
+        ([i * 0.4 for i in range(100)], False),
+    ],
+)
+def test_the_token_bucket_model(times, fits):
+    assert fits_token_bucket(times, capacity=5, rate=2) is fits
+
+
+@pytest.fixture
+def ec2_calls(monkeypatch):
+    """Monotonic times of every RunInstances and DescribeInstances moto's EC2 answers."""
+    calls: dict[str, list[float]] = {"run": [], "describe": []}
+    fleet_after_run: list[int] = []
+    lock = threading.Lock()
+    run, describe = InstanceBackend.run_instances, InstanceBackend.describe_instances
+
+    def counting_run(self, *args, **kwargs):
+        reservation = run(self, *args, **kwargs)
+        with lock:
+            calls["run"].append(time.monotonic())
+            live = [i for r in self.all_reservations() for i in r.instances if i.state in ("pending", "running")]
+            fleet_after_run.append(len(live))
+        return reservation
+
+    def counting_describe(self, *args, **kwargs):
+        with lock:
+            calls["describe"].append(time.monotonic())
+        return describe(self, *args, **kwargs)
+
+    monkeypatch.setattr(InstanceBackend, "run_instances", counting_run)
+    monkeypatch.setattr(InstanceBackend, "describe_instances", counting_describe)
+    calls["fleet_after_run"] = fleet_after_run  # type: ignore[assignment]
+    return calls
+
+
+@pytest.mark.slow
+def test_a_burst_of_uploads_stays_within_ec2_limits_and_the_fleet_cap(
+    local_stack, stack, client, app_module, settings_env, jpeg_bytes, ec2_calls
+):
+    settings_env({
+        "FACEREC_TARGET_BACKLOG_PER_WORKER": str(TARGET_BACKLOG_PER_WORKER),
+        "FACEREC_MAX_WORKERS": str(MAX_WORKERS),
+    })
+    t0 = time.monotonic()
+    jobs = [create_job(client, filename=f"photo-{i:03d}.jpg") for i in range(UPLOADS)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda job: upload(job, jpeg_bytes), jobs))
+    t2 = time.monotonic()
+    assert deliver_upload_events(local_stack, stack, app_module) >= UPLOADS
+    print("create", started - t0, "upload", t2 - started, "deliver", time.monotonic() - t2)
+
+    sfn = local_stack.client("stepfunctions")
+    pending = {execution_arn(stack.outputs["StateMachineArn"], job["job_id"]) for job in jobs}
+    statuses: dict[str, int] = {}
+    deadline = time.monotonic() + 240
+    while pending:
+        assert time.monotonic() < deadline, f"{len(pending)} executions still running"
+        for arn in list(pending):
+            status = sfn.describe_execution(executionArn=arn)["status"]
+            if status != "RUNNING":
+                statuses[status] = statuses.get(status, 0) + 1
+                pending.discard(arn)
+        time.sleep(0.5)
+    elapsed = time.monotonic() - started
+
+    runs, describes = ec2_calls["run"], ec2_calls["describe"]
+    report = {
+        "uploads": UPLOADS,
+        "seconds": round(elapsed, 1),
+        "executions": statuses,
+        "run_instances_calls": len(runs),
+        "describe_instances_calls": len(describes),
+        "workers": len(worker_instances(local_stack, stack)),
+        "fleet_after_each_run": ec2_calls["fleet_after_run"],
+    }
+    print("burst:", json.dumps(report))
+    assert statuses == {"SUCCEEDED": UPLOADS}
+    assert fits_token_bucket(runs, capacity=5, rate=2)
+    # One scale-up round per one-second lease: well inside DescribeInstances' 20/s refill.
+    assert fits_token_bucket(describes, capacity=5, rate=2)
+    assert len(runs) <= math.ceil(elapsed) + 1
+    assert max(ec2_calls["fleet_after_run"]) <= MAX_WORKERS
+    assert report["workers"] == MAX_WORKERS
