@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import torch
 from facenet_pytorch import InceptionResnetV1
+from facenet_pytorch.models.utils.detect_face import extract_face
 
 from facerec_worker.engine import EngineConfig, ModelError, Recognizer, WeightsChecksumError
 from facerec_worker.engine.detection import DetectedFace
-from facerec_worker.engine.facenet import FacenetEmbedder
+from facerec_worker.engine.facenet import FacenetEmbedder, sha256_of
 from facerec_worker.engine.imaging import load_photo
 
 from .conftest import FACES, photo
@@ -46,8 +47,6 @@ def test_weights_with_another_checksum_are_refused(facenet_weights):
 def test_a_file_that_is_not_an_inception_resnet_is_refused(tmp_path):
     path = tmp_path / "other.pt"
     torch.save({"conv.weight": torch.zeros(3, 3)}, path)
-    from facerec_worker.engine.facenet import sha256_of
-
     with pytest.raises(ModelError, match="not an InceptionResnetV1 state dict"):
         FacenetEmbedder.from_file(path, expected_sha256=sha256_of(path))
 
@@ -70,8 +69,6 @@ def test_the_inference_optimisations_do_not_change_the_embedding(facenet_weights
     face = DetectedFace(box=np.array([120.0, 120.0, 300.0, 330.0]), probability=1.0, landmarks=np.zeros((5, 2)))
     [fast] = optimised.embed([(image, [face])])
     with torch.inference_mode():
-        from facenet_pytorch.models.utils.detect_face import extract_face
-
         crop = extract_face(image, face.box, image_size=160, margin=32)
         expected = reference(((crop - 127.5) / 128.0)[None]).numpy()
     assert np.allclose(fast, expected, atol=1e-4)
@@ -90,3 +87,17 @@ def test_the_real_vggface2_weights_match_the_same_person_and_not_another():
         results = engine.recognize([photo("obama2.jpg"), photo("biden.jpg")], gallery)
     assert [f.identity for f in results[0].faces] == ["obama"]
     assert [f.identity for f in results[1].faces] == [None]
+
+
+def test_a_legacy_format_state_dict_loads_too(tmp_path):
+    """The 2019 release may predate torch's zip format, which memory-mapping needs."""
+    path = tmp_path / "legacy.pt"
+    torch.save(InceptionResnetV1(pretrained=None, classify=False).state_dict(), path, _use_new_zipfile_serialization=False)
+    assert FacenetEmbedder.from_file(path, expected_sha256=sha256_of(path)).dimensions == 512
+
+
+def test_a_garbage_weights_file_is_refused(tmp_path):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"not a checkpoint" * 100)
+    with pytest.raises(ModelError, match="not an InceptionResnetV1 state dict"):
+        FacenetEmbedder.from_file(path, expected_sha256=sha256_of(path))

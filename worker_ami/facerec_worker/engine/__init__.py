@@ -23,6 +23,7 @@ from .errors import (
     UnsupportedFormatError,
     WeightsChecksumError,
 )
+from . import photo_files
 from .gallery import Gallery, Match
 from .recognizer import Analysis, PhotoInput, Recognizer
 from .result import SCHEMA_VERSION, FaceResult, PhotoFailure, PhotoResult

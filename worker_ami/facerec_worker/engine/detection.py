@@ -11,6 +11,9 @@ import torch
 from facenet_pytorch import MTCNN
 from PIL import Image
 
+# About four 1024x768 photos, or a thousand 64x64 ones, per MTCNN pass.
+PIXELS_PER_PASS = 3_200_000
+
 
 @dataclass(frozen=True)
 class DetectedFace:
@@ -40,11 +43,15 @@ class FaceDetector:
             by_size[image.size].append(index)
         found: list[list[DetectedFace]] = [[] for _ in images]
         with torch.inference_mode():
-            for indices in by_size.values():
-                group = np.stack([np.asarray(images[i]) for i in indices])
-                boxes, probs, points = self._mtcnn.detect(group, landmarks=True)
-                for i, b, p, pts in zip(indices, boxes, probs, points):
-                    found[i] = self._faces(b, p, pts, images[i].size)
+            for (width, height), indices in by_size.items():
+                # MTCNN's image pyramid for a pass costs memory in proportion to its pixels.
+                per_pass = max(1, PIXELS_PER_PASS // (width * height))
+                for start in range(0, len(indices), per_pass):
+                    chunk = indices[start : start + per_pass]
+                    group = np.stack([np.asarray(images[i]) for i in chunk])
+                    boxes, probs, points = self._mtcnn.detect(group, landmarks=True)
+                    for i, b, p, pts in zip(chunk, boxes, probs, points):
+                        found[i] = self._faces(b, p, pts, (width, height))
         return found
 
     def _faces(self, boxes, probs, points, size: tuple[int, int]) -> list[DetectedFace]:
