@@ -12,8 +12,9 @@ import io
 import json
 import os
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -110,6 +111,50 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
 
+
+
+@dataclass
+class EC2Calls:
+    """Monotonic times of the RunInstances and DescribeInstances calls moto's EC2 answered, and
+    right after each RunInstances, the live workers of every stage (by their facerec:stage tag)."""
+
+    run: list[float] = field(default_factory=list)
+    describe: list[float] = field(default_factory=list)
+    fleet_after_run: list[dict[str, int]] = field(default_factory=list)
+
+    def fleet_sizes(self, stage: str) -> list[int]:
+        return [fleet.get(stage, 0) for fleet in self.fleet_after_run]
+
+
+@pytest.fixture
+def ec2_calls(monkeypatch: pytest.MonkeyPatch) -> EC2Calls:
+    """Counts EC2 calls where they all land, in moto's backend, whoever made them."""
+    from moto.ec2.models.instances import InstanceBackend
+
+    calls = EC2Calls()
+    lock = threading.Lock()
+    run, describe = InstanceBackend.run_instances, InstanceBackend.describe_instances
+
+    def counting_run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        reservation = run(self, *args, **kwargs)
+        with lock:
+            calls.run.append(time.monotonic())
+            fleet: dict[str, int] = {}
+            for instance in (i for r in self.all_reservations() for i in r.instances):
+                stage = next((t["value"] for t in instance.get_tags() if t["key"] == "facerec:stage"), None)
+                if instance.state in ("pending", "running") and stage:
+                    fleet[stage] = fleet.get(stage, 0) + 1
+            calls.fleet_after_run.append(fleet)
+        return reservation
+
+    def counting_describe(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            calls.describe.append(time.monotonic())
+        return describe(self, *args, **kwargs)
+
+    monkeypatch.setattr(InstanceBackend, "run_instances", counting_run)
+    monkeypatch.setattr(InstanceBackend, "describe_instances", counting_describe)
+    return calls
 
 
 # --- The workflow engine: moto's interpreter here, Step Functions Local where Docker runs ---------

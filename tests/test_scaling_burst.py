@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from control_plane import create_job, deliver_upload_events, execution_arn, upload, worker_instances
-
-from moto.ec2.models.instances import InstanceBackend
 
 UPLOADS = 500
 TARGET_BACKLOG_PER_WORKER = 50
@@ -50,33 +47,6 @@ def test_the_token_bucket_model(times, fits):
     assert fits_token_bucket(times, capacity=5, rate=2) is fits
 
 
-@pytest.fixture
-def ec2_calls(monkeypatch):
-    """Monotonic times of every RunInstances and DescribeInstances moto's EC2 answers."""
-    calls: dict[str, list[float]] = {"run": [], "describe": []}
-    fleet_after_run: list[int] = []
-    lock = threading.Lock()
-    run, describe = InstanceBackend.run_instances, InstanceBackend.describe_instances
-
-    def counting_run(self, *args, **kwargs):
-        reservation = run(self, *args, **kwargs)
-        with lock:
-            calls["run"].append(time.monotonic())
-            live = [i for r in self.all_reservations() for i in r.instances if i.state in ("pending", "running")]
-            fleet_after_run.append(len(live))
-        return reservation
-
-    def counting_describe(self, *args, **kwargs):
-        with lock:
-            calls["describe"].append(time.monotonic())
-        return describe(self, *args, **kwargs)
-
-    monkeypatch.setattr(InstanceBackend, "run_instances", counting_run)
-    monkeypatch.setattr(InstanceBackend, "describe_instances", counting_describe)
-    calls["fleet_after_run"] = fleet_after_run  # type: ignore[assignment]
-    return calls
-
-
 @pytest.mark.slow
 def test_a_burst_of_uploads_stays_within_ec2_limits_and_the_fleet_cap(
     local_stack, stack, client, app_module, settings_env, jpeg_bytes, ec2_calls
@@ -108,7 +78,7 @@ def test_a_burst_of_uploads_stays_within_ec2_limits_and_the_fleet_cap(
         time.sleep(0.5)
     elapsed = time.monotonic() - started
 
-    runs, describes = ec2_calls["run"], ec2_calls["describe"]
+    runs, describes = ec2_calls.run, ec2_calls.describe
     report = {
         "uploads": UPLOADS,
         "seconds": round(elapsed, 1),
@@ -116,7 +86,7 @@ def test_a_burst_of_uploads_stays_within_ec2_limits_and_the_fleet_cap(
         "run_instances_calls": len(runs),
         "describe_instances_calls": len(describes),
         "workers": len(worker_instances(local_stack, stack)),
-        "fleet_after_each_run": ec2_calls["fleet_after_run"],
+        "fleet_after_each_run": ec2_calls.fleet_sizes(stack.prefix),
     }
     print("burst:", json.dumps(report))
     assert statuses == {"SUCCEEDED": UPLOADS}
@@ -124,5 +94,5 @@ def test_a_burst_of_uploads_stays_within_ec2_limits_and_the_fleet_cap(
     # One scale-up round per one-second lease: well inside DescribeInstances' 20/s refill.
     assert fits_token_bucket(describes, capacity=5, rate=2)
     assert len(runs) <= math.ceil(elapsed) + 1
-    assert max(ec2_calls["fleet_after_run"]) <= MAX_WORKERS
+    assert max(ec2_calls.fleet_sizes(stack.prefix)) <= MAX_WORKERS
     assert report["workers"] == MAX_WORKERS
