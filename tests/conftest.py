@@ -72,18 +72,35 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], 
     reset_services()
 
 
-@pytest.fixture
-def stack(local_stack: Any, app_module: Any, settings_env: Callable[[dict[str, str]], None]) -> Any:
-    """A fresh stack for this test, with the app's environment pointing at it."""
+def _deploy(local_stack: Any, app_module: Any) -> Any:
     from infra.local import unique_prefix
 
-    deployed = local_stack.deploy(unique_prefix("t"), scale_up=app_module.scale_up)
+    return local_stack.deploy(unique_prefix("t"), scale_up=app_module.scale_up)
+
+
+@pytest.fixture
+def stack(local_stack: Any, app_module: Any, settings_env: Callable[[dict[str, str]], None]) -> Any:
+    """A fresh stack for this test (its own queues, tables and fleet), the app pointing at it."""
+    deployed = _deploy(local_stack, app_module)
     settings_env({**deployed.app_environment(), "FACEREC_ADMIN_TOKEN": ADMIN_TOKEN})
     return deployed
 
 
+@pytest.fixture(scope="session")
+def _session_stack(local_stack: Any, app_module: Any) -> Any:
+    return _deploy(local_stack, app_module)
+
+
 @pytest.fixture
-def client(app_module: Any, stack: Any) -> Any:
+def shared_stack(_session_stack: Any, settings_env: Callable[[dict[str, str]], None]) -> Any:
+    """One stack for the tests that only look at their own jobs (the API's), the app pointing at it."""
+    settings_env({**_session_stack.app_environment(), "FACEREC_ADMIN_TOKEN": ADMIN_TOKEN})
+    return _session_stack
+
+
+@pytest.fixture
+def client(app_module: Any) -> Any:
+    """The Chalice app in-process; request `stack` or `shared_stack` too, to point it somewhere."""
     from chalice.test import Client
 
     with Client(app_module.app, project_dir=str(ROOT / "chalice_app")) as test_client:

@@ -38,14 +38,13 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings, session: Any | None = None) -> Services:
-        # One session per build: boto3's default session is not safe to share across the
-        # threads that create clients at the same moment (the local stack runs handlers in threads).
-        session = session or boto3.session.Session(region_name=settings.region)
-        s3 = session.client("s3")
-        dynamodb = session.resource("dynamodb")
+        session = session or boto3.session.Session()
+        region = settings.region
+        s3 = session.client("s3", region_name=region)
+        dynamodb = session.resource("dynamodb", region_name=region)
         jobs = JobStore(dynamodb.Table(settings.jobs_table))
         secret = (
-            ssm_secret(session.client("ssm"), settings.admin_token_parameter)
+            ssm_secret(session.client("ssm", region_name=region), settings.admin_token_parameter)
             if settings.admin_token_parameter
             else (lambda: settings.admin_token)
         )
@@ -55,11 +54,11 @@ class Services:
             people=PeopleStore(dynamodb.Table(settings.people_table)),
             admin=AdminAuth(secret),
             upload_events=UploadEventHandler(
-                jobs, s3, WorkflowStarter(session.client("stepfunctions"), settings.state_machine_arn), settings
+                jobs, s3, WorkflowStarter(session.client("stepfunctions", region_name=region), settings.state_machine_arn), settings
             ),
             scale_up=ScaleUp(
-                session.client("sqs"),
-                session.client("ec2"),
+                session.client("sqs", region_name=region),
+                session.client("ec2", region_name=region),
                 Lease(dynamodb.Table(settings.leases_table), SCALE_UP_LEASE),
                 settings,
             ),
@@ -68,14 +67,19 @@ class Services:
 
 _lock = threading.Lock()
 _services: Services | None = None
+# Loading the service models is most of a client's cost; one session keeps them loaded across
+# rebuilds. Clients are only ever created under _lock: a session is not safe to create clients
+# from in several threads at once, and the local stack runs handlers in threads.
+_session: boto3.session.Session | None = None
 
 
 def get_services() -> Services:
     """The process's services, built from the environment on first use."""
-    global _services
+    global _services, _session
     with _lock:
         if _services is None:
-            _services = Services.from_settings(Settings.from_env())
+            _session = _session or boto3.session.Session()
+            _services = Services.from_settings(Settings.from_env(), _session)
         return _services
 
 

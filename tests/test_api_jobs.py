@@ -1,0 +1,125 @@
+"""POST /jobs and GET /jobs/{id}: upload slots, statuses, results, and refusals that say what is wrong."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+from control_plane import JSON, create_job, job_item, post_json
+
+from chalicelib.contract import JobStatus, result_key
+
+
+def policy_of(job: dict) -> dict:
+    return json.loads(base64.b64decode(job["upload"]["fields"]["policy"]))
+
+
+def test_a_job_comes_with_a_presigned_post_limited_in_size_type_and_time(client, shared_stack):
+    before = time.time()
+    job = create_job(client, filename="my photo.png", content_type="image/png")
+
+    assert len(job["job_id"]) >= 32 and job["status"] == JobStatus.AWAITING_UPLOAD.value
+    assert job["status_url"] == f"/jobs/{job['job_id']}"
+    fields = job["upload"]["fields"]
+    assert fields["key"] == f"uploads/{job['job_id']}/my_photo.png"
+    assert fields["Content-Type"] == "image/png"
+    policy = policy_of(job)
+    assert ["content-length-range", 1, 10 * 1024 * 1024] in policy["conditions"]
+    assert {"Content-Type": "image/png"} in policy["conditions"]
+    assert {"bucket": shared_stack.outputs["InputBucketName"]} in policy["conditions"]
+    expires = time.mktime(time.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    assert 15 * 60 - 5 <= expires - before <= 15 * 60 + 5
+    assert job["upload"]["expires_in_seconds"] == 900
+
+
+def test_job_ids_are_unguessable_and_distinct(client, shared_stack):
+    ids = {create_job(client)["job_id"] for _ in range(20)}
+    assert len(ids) == 20 and all(len(i) == 32 for i in ids)
+
+
+def test_a_browser_may_call_the_api(client, shared_stack):
+    response = post_json(client, "/jobs", {"content_type": "image/jpeg"}, headers={"Origin": "https://example.org"})
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "X-Admin-Token" in response.headers["Access-Control-Allow-Headers"]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"content_type": "text/plain"}, "content_type 'text/plain' is not accepted"),
+        ({"content_type": "image/gif"}, "not accepted"),
+        ({"filename": 42}, "filename must be a string"),
+        ({"filename": "../../"}, "no usable characters"),
+        ({"filename": "a.jpg", "bucket": "elsewhere"}, "unknown fields: bucket"),
+        (["a list"], "must be a JSON object"),
+    ],
+)
+def test_invalid_requests_are_400_with_a_reason(client, shared_stack, body, says):
+    response = post_json(client, "/jobs", body)
+    assert response.status_code == 400
+    assert response.json_body["error"] == "BadRequest"
+    assert says in response.json_body["message"]
+
+
+def test_a_body_that_is_not_json_is_400(client, shared_stack):
+    response = client.http.post("/jobs", headers=JSON, body="{not json")
+    assert response.status_code == 400
+    assert "Message" in response.json_body or "message" in response.json_body
+
+
+def test_paths_in_file_names_are_dropped(client, shared_stack):
+    job = create_job(client, filename="C:\\Users\\me\\..\\holiday pic.jpeg")
+    assert job["upload"]["fields"]["key"].endswith("/holiday_pic.jpeg")
+
+
+@pytest.mark.parametrize("job_id", ["A" * 32, "short", "has%2Fslash0000000000000000000000", "x" * 65])
+def test_unknown_or_malformed_job_ids_are_404(client, shared_stack, job_id):
+    response = client.http.get(f"/jobs/{job_id}")
+    assert response.status_code == 404
+    assert response.json_body == {"error": "NotFound", "message": f"no job {job_id!r}"}
+
+
+def test_a_new_job_awaits_its_upload(client, shared_stack):
+    job = create_job(client)
+    body = client.http.get(job["status_url"]).json_body
+    assert (body["status"], body["final"], body["kind"]) == ("AWAITING_UPLOAD", False, "recognize")
+    assert "result" not in body and "error" not in body
+
+
+def test_a_done_job_carries_its_result_document(local_stack, shared_stack, client):
+    job = create_job(client)
+    document = {
+        "schema_version": 1,
+        "faces": [{"identity": "obama", "distance": 0.4, "box": [10, 20, 110, 140]}],
+        "model": "dlib",
+    }
+    # What a worker does when it finishes: the result document first, then the status.
+    local_stack.client("s3").put_object(
+        Bucket=shared_stack.outputs["OutputBucketName"], Key=result_key(job["job_id"]), Body=json.dumps(document)
+    )
+    table = local_stack.session().resource("dynamodb", endpoint_url=local_stack.endpoint_url).Table(shared_stack.outputs["JobsTableName"])
+    table.update_item(
+        Key={"job_id": job["job_id"]},
+        UpdateExpression="SET #s = :done, finished_at = :t",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":done": "DONE", ":t": "2026-01-01T00:00:00.000+00:00"},
+    )
+    body = client.http.get(job["status_url"]).json_body
+    assert (body["status"], body["final"], body["result"]) == ("DONE", True, document)
+    assert job_item(local_stack, shared_stack, job["job_id"])["status"] == "DONE"
+
+
+def test_a_failed_job_says_why(local_stack, shared_stack, client):
+    job = create_job(client)
+    table = local_stack.session().resource("dynamodb", endpoint_url=local_stack.endpoint_url).Table(shared_stack.outputs["JobsTableName"])
+    table.update_item(
+        Key={"job_id": job["job_id"]},
+        UpdateExpression="SET #s = :failed, #e = :e, cause = :c",
+        ExpressionAttributeNames={"#s": "status", "#e": "error"},
+        ExpressionAttributeValues={":failed": "FAILED", ":e": "NoFaceDecoded", ":c": "the photo could not be decoded"},
+    )
+    body = client.http.get(job["status_url"]).json_body
+    assert body["status"] == "FAILED"
+    assert body["error"] == {"error": "NoFaceDecoded", "cause": "the photo could not be decoded"}
