@@ -1,0 +1,140 @@
+"""The seed's `POST /`: a multipart `inputFile` in, `<stem>:<name>` out, or 202 when the fleet is cold."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import requests
+
+from chalicelib.contract import parse_upload_key, result_key
+
+
+def multipart(files: dict, data: dict | None = None) -> tuple[bytes, str]:
+    """A body and Content-Type the way the seed's clients (requests) build them."""
+    prepared = requests.Request("POST", "http://seed.invalid/", files=files, data=data).prepare()
+    return prepared.body, prepared.headers["Content-Type"]
+
+
+class FakeWorker(threading.Thread):
+    """Does what a worker does for each photo that arrives: result document first, then DONE."""
+
+    def __init__(self, local_stack, stack, document=None, error=None):
+        super().__init__(daemon=True)
+        self._s3 = local_stack.client("s3")
+        self._table = local_stack.session().resource("dynamodb", endpoint_url=local_stack.endpoint_url).Table(
+            stack.outputs["JobsTableName"]
+        )
+        self._stack = stack
+        self._document = document
+        self._error = error
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        done: set[str] = set()
+        while not self._halt.wait(0.05):
+            listing = self._s3.list_objects_v2(Bucket=self._stack.outputs["InputBucketName"], Prefix="uploads/")
+            for obj in listing.get("Contents", []):
+                job_id, _ = parse_upload_key(obj["Key"])
+                if job_id not in done:
+                    self._finish(job_id)
+                    done.add(job_id)
+
+    def _finish(self, job_id: str) -> None:
+        if self._error:
+            update, values = "SET #s = :s, #e = :e, cause = :c", {":s": "FAILED", ":e": "NoFace", ":c": self._error}
+        else:
+            self._s3.put_object(
+                Bucket=self._stack.outputs["OutputBucketName"], Key=result_key(job_id), Body=json.dumps(self._document)
+            )
+            update, values = "SET #s = :s", {":s": "DONE"}
+        names = {"#s": "status", **({"#e": "error"} if self._error else {})}
+        self._table.update_item(
+            Key={"job_id": job_id}, UpdateExpression=update, ExpressionAttributeNames=names, ExpressionAttributeValues=values
+        )
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+@pytest.fixture
+def worker(local_stack, stack):
+    started: list[FakeWorker] = []
+
+    def start(**kwargs) -> FakeWorker:
+        fake = FakeWorker(local_stack, stack, **kwargs)
+        fake.start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()
+
+
+def post_photo(client, data: bytes, filename: str = "test_00.jpg"):
+    body, content_type = multipart({"inputFile": (filename, data)})
+    return client.http.post("/", headers={"Content-Type": content_type}, body=body)
+
+
+@pytest.mark.parametrize(
+    ("faces", "answer"),
+    [
+        ([{"identity": "obama", "distance": 0.41, "box": [1, 2, 3, 4]}, {"identity": "biden", "distance": 0.3, "box": [5, 6, 7, 8]}], "test_00:obama"),
+        ([{"identity": None, "distance": 0.9, "box": [1, 2, 3, 4]}], "test_00:unknown"),
+        ([], "test_00:unknown"),
+    ],
+)
+def test_the_seed_route_answers_stem_and_name(client, stack, worker, jpeg_bytes, faces, answer):
+    worker(document={"schema_version": 1, "faces": faces})
+    response = post_photo(client, jpeg_bytes)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain"
+    assert response.body.decode() == answer
+
+
+def test_a_cold_fleet_gets_202_and_the_job_to_poll(client, stack, settings_env, jpeg_bytes):
+    # API Gateway ends requests at 29 s; the route gives up before that, here after a second.
+    settings_env({"FACEREC_COMPAT_WAIT_SECONDS": "1", "FACEREC_COMPAT_POLL_SECONDS": "0.2"})
+    response = post_photo(client, jpeg_bytes)
+    assert response.status_code == 202
+    body = response.json_body
+    assert body["status"] == "AWAITING_UPLOAD" and body["final"] is False
+    assert response.headers["Location"] == body["status_url"] == f"/jobs/{body['job_id']}"
+    assert client.http.get(body["status_url"]).status_code == 200
+
+
+def test_a_failed_job_is_422_with_its_cause(client, stack, worker, jpeg_bytes):
+    worker(error="no face could be decoded")
+    response = post_photo(client, jpeg_bytes)
+    assert response.status_code == 422
+    assert response.json_body["message"] == "no face could be decoded"
+
+
+@pytest.mark.parametrize(
+    ("files", "says"),
+    [
+        ({"otherField": ("a.jpg", b"\xff\xd8\xff\xe0rest")}, "no 'inputFile' file field"),
+        ({"inputFile": ("a.txt", b"hello, not a photo")}, "inputFile is not one of"),
+        ({"inputFile": ("a.jpg", b"")}, "the inputFile part is empty"),
+    ],
+)
+def test_bad_forms_are_400_with_a_reason(client, shared_stack, files, says):
+    body, content_type = multipart(files)
+    response = client.http.post("/", headers={"Content-Type": content_type}, body=body)
+    assert response.status_code == 400
+    assert says in response.json_body["message"]
+
+
+def test_an_oversized_photo_is_refused_before_it_is_stored(client, shared_stack, settings_env, jpeg_bytes):
+    settings_env({"FACEREC_MAX_UPLOAD_BYTES": "100"})
+    response = post_photo(client, jpeg_bytes)
+    assert response.status_code == 400
+    assert "over the 100-byte limit" in response.json_body["message"]
+
+
+def test_only_multipart_is_accepted(client, shared_stack):
+    response = client.http.post("/", headers={"Content-Type": "application/json"}, body=b"{}")
+    assert response.status_code == 415
