@@ -142,13 +142,12 @@ class Recognizer:
             for analysis in analyses
         ]
 
-    def enroll(self, gallery: Gallery, name: str, photos: Sequence[PhotoInput]) -> int:
-        """Add `name` to `gallery` from photos that each show exactly one face; returns how many.
+    def enrollment_embeddings(self, name: str, photos: Sequence[PhotoInput]) -> np.ndarray:
+        """One embedding per photo, each of which must show exactly one face.
 
         A photo with no face or several faces is refused rather than guessed at: enrolling the
         wrong face would put a stranger's name on every later match.
         """
-        gallery.require_model(self.model)
         analyses, _ = self.analyze(photos)
         vectors = []
         for analysis in analyses:
@@ -160,7 +159,13 @@ class Recognizer:
                     f"show exactly one face, {name}'s"
                 )
             vectors.append(analysis.embeddings)
-        gallery.enroll(name, np.concatenate(vectors))
+        return np.concatenate(vectors)
+
+    def enroll(self, gallery: Gallery, name: str, photos: Sequence[PhotoInput]) -> int:
+        """Add `name` to `gallery` from `photos` (see enrollment_embeddings); returns how many."""
+        gallery.require_model(self.model)
+        vectors = self.enrollment_embeddings(name, photos)
+        gallery.enroll(name, vectors)
         return len(vectors)
 
 

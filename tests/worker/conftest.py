@@ -1,0 +1,112 @@
+"""Worker tests: the real worker loop and a real engine against a fresh moto stack per test."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.contract import JobKind, JobMessage, JobStatus, upload_key
+from chalicelib.jobs import new_job_id
+from facerec_worker.engine import EngineConfig, Recognizer
+from facerec_worker.instance import Ec2Instance
+from facerec_worker.settings import WorkerSettings
+from facerec_worker.worker import Worker
+
+FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Recognizer]:
+    with Recognizer.from_config(EngineConfig(model="dlib", threads=2)) as recognizer:
+        yield recognizer
+
+
+@dataclass
+class WorkerHarness:
+    """A deployed stack seen from a worker: queue jobs the way the workflow does, run workers."""
+
+    stack: Any
+    local_stack: Any
+    engine: Recognizer
+
+    def __post_init__(self) -> None:
+        self.sqs = self.local_stack.client("sqs")
+        self.s3 = self.local_stack.client("s3")
+        self.ec2 = self.local_stack.client("ec2")
+        resource = self.local_stack.session().resource("dynamodb", endpoint_url=self.local_stack.endpoint_url)
+        self.jobs = resource.Table(self.stack.outputs["JobsTableName"])
+        self.queue_url = self.stack.outputs["JobsQueueUrl"]
+
+    def queue(self, data: bytes, *, filename: str = "photo.jpg", kind: JobKind = JobKind.RECOGNIZE,
+              person: str | None = None, status: JobStatus = JobStatus.QUEUED) -> str:
+        """Upload a photo and record + enqueue its job, as the API and the workflow do."""
+        job_id = new_job_id()
+        key = upload_key(job_id, filename)
+        bucket = self.stack.outputs["InputBucketName"]
+        self.s3.put_object(Bucket=bucket, Key=key, Body=data)
+        self.jobs.put_item(Item={"job_id": job_id, "kind": kind.value, "status": status.value})
+        self.send(JobMessage(job_id=job_id, kind=kind, bucket=bucket, key=key, person=person))
+        return job_id
+
+    def send(self, message: JobMessage) -> None:
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message.to_json())
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.jobs.get_item(Key={"job_id": job_id}, ConsistentRead=True)["Item"]
+
+    def result(self, job_id: str) -> dict[str, Any]:
+        import json
+
+        body = self.s3.get_object(Bucket=self.stack.outputs["OutputBucketName"], Key=f"results/{job_id}.json")["Body"]
+        return json.loads(body.read())
+
+    def messages_left(self) -> int:
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def launch_instance(self) -> str:
+        template = self.stack.outputs["WorkerLaunchTemplateName"]
+        reservation = self.ec2.run_instances(MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateName": template})
+        return reservation["Instances"][0]["InstanceId"]
+
+    def instance_state(self, instance_id: str) -> str:
+        reservations = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        return reservations[0]["Instances"][0]["State"]["Name"]
+
+    def worker(self, *, idle_seconds: float = 0.0, clock: Any = time.monotonic, **overrides: Any) -> Worker:
+        env = {k: v for k, v in self.stack.app_environment().items() if k.startswith("FACEREC_")}
+        settings = WorkerSettings.from_env(env)
+        settings = WorkerSettings(
+            resources=settings.resources,
+            instance_id=self.launch_instance(),
+            poll_wait_seconds=0,
+            idle_seconds=idle_seconds,
+            heartbeat_seconds=overrides.pop("heartbeat_seconds", 0.5),
+            visibility_extension_seconds=overrides.pop("visibility_extension_seconds", 30),
+            **overrides,
+        )
+        return Worker(
+            settings,
+            sqs=self.sqs,
+            s3=self.s3,
+            jobs_table=self.jobs,
+            instance=Ec2Instance.discover(self.ec2, settings.instance_id),
+            # The session's engine, kept open across workers: loading it once keeps tests quick.
+            engine_factory=lambda: contextlib.nullcontext(self.engine),
+            clock=clock,
+        )
+
+
+@pytest.fixture
+def harness(stack: Any, local_stack: Any, engine: Recognizer) -> WorkerHarness:
+    return WorkerHarness(stack, local_stack, engine)
+
+
+def photo_bytes(name: str) -> bytes:
+    return (FACES / name).read_bytes()

@@ -1,0 +1,105 @@
+"""The worker's side of the jobs table: take a job, then record it DONE or FAILED, exactly once.
+
+Every write is conditional on the status the worker expects, so a message delivered twice, or
+two workers holding the same job after a visibility timeout, still end in one outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.contract import JobStatus
+from chalicelib.jobs import utc_now_iso
+
+
+class Claim(Enum):
+    TAKEN = "taken"  # this worker now owns the job
+    FINISHED = "finished"  # DONE or FAILED already: nothing to do but drop the message
+    BUSY = "busy"  # another live worker holds it: leave the message alone
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class JobLedger:
+    def __init__(self, table: Any, worker_id: str, clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._worker_id = worker_id
+        self._clock = clock
+
+    def claim(self, job_id: str, *, stale_after_seconds: float) -> Claim:
+        """Move QUEUED to PROCESSING under this worker's name.
+
+        A PROCESSING claim older than `stale_after_seconds` is taken over: SQS only hands the
+        message out again once its holder stopped extending the visibility, so that holder died.
+        """
+        now = self._clock()
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET #status = :processing, worker_id = :me, claimed_epoch = :now, "
+                "started_at = :iso",
+                # Queued jobs are free; a processing job only when its claim went stale or is ours
+                # (our own redelivery after a visibility hiccup).
+                ConditionExpression="#status = :queued OR (#status = :processing AND "
+                "(claimed_epoch < :stale OR worker_id = :me))",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":processing": JobStatus.PROCESSING.value,
+                    ":queued": JobStatus.QUEUED.value,
+                    ":me": self._worker_id,
+                    ":now": int(now),
+                    ":stale": int(now - stale_after_seconds),
+                    ":iso": utc_now_iso(self._clock),
+                },
+            )
+            return Claim.TAKEN
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+        item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item") or {}
+        finished = {JobStatus.DONE.value, JobStatus.FAILED.value}
+        return Claim.FINISHED if item.get("status") in finished or not item else Claim.BUSY
+
+    def done(self, job_id: str, *, result_key: str, summary: dict[str, Any]) -> bool:
+        return self._finish(
+            job_id,
+            JobStatus.DONE,
+            "result_key = :result, summary = :summary",
+            {":result": result_key, ":summary": summary},
+        )
+
+    def failed(self, job_id: str, *, error: str, cause: str) -> bool:
+        return self._finish(
+            job_id, JobStatus.FAILED, "#error = :error, cause = :cause", {":error": error, ":cause": cause}
+        )
+
+    def _finish(self, job_id: str, status: JobStatus, update: str, values: dict[str, Any]) -> bool:
+        """False when the job was not ours to finish (someone else finished it first)."""
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression=f"SET #status = :status, finished_at = :iso, {update}",
+                # Only the worker holding the job records its outcome, and only once.
+                ConditionExpression="#status = :processing AND worker_id = :me",
+                ExpressionAttributeNames={"#status": "status", "#error": "error"} if "#error" in update
+                else {"#status": "status"},
+                ExpressionAttributeValues={
+                    ":status": status.value,
+                    ":processing": JobStatus.PROCESSING.value,
+                    ":me": self._worker_id,
+                    ":iso": utc_now_iso(self._clock),
+                    **values,
+                },
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True

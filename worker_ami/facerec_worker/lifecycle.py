@@ -1,0 +1,94 @@
+"""A worker's lifecycle as an explicit state machine: the states and moves are data, below.
+
+    booting ─booted─▶ polling ─received─▶ processing ─finished_batch─▶ polling
+                         │                    ▲
+                   found_queue_empty       received
+                         ▼                    │
+                        idle ─────────────────┘
+                         │ tick [idle long enough, queue empty, holds no messages]
+                         ▼
+    (SIGTERM, spot notice) drain: booting | polling | idle ─▶ draining ─drained─▶ terminating
+                                                   idle ─tick─▶ terminating ─terminated─▶ terminated
+
+Illegal moves raise transitions.MachineError. Time is read from an injected clock, so a test
+drives idleness without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from transitions import EventData, Machine
+
+logger = logging.getLogger(__name__)
+
+STATES = ["booting", "polling", "processing", "idle", "draining", "terminating", "terminated"]
+
+TRANSITIONS = [
+    {"trigger": "booted", "source": "booting", "dest": "polling"},
+    {"trigger": "received", "source": ["polling", "idle"], "dest": "processing"},
+    {"trigger": "finished_batch", "source": "processing", "dest": "polling"},
+    {"trigger": "found_queue_empty", "source": "polling", "dest": "idle"},
+    {
+        "trigger": "tick",
+        "source": "idle",
+        "dest": "terminating",
+        "conditions": ["idle_long_enough", "queue_is_empty", "holds_no_messages"],
+    },
+    # Stopping is only taken between batches: a batch in hand is finished first.
+    {"trigger": "drain", "source": ["booting", "polling", "idle"], "dest": "draining"},
+    {"trigger": "drained", "source": "draining", "dest": "terminating"},
+    {"trigger": "terminated", "source": "terminating", "dest": "terminated"},
+]
+
+
+class Lifecycle:
+    """The model the state machine drives; the worker loop fires its triggers.
+
+    `queue_depth` answers "visible + in flight" messages, `held_messages` how many messages this
+    worker holds right now: both are checked at the moment of deciding to end, never cached.
+    """
+
+    def __init__(
+        self,
+        *,
+        idle_seconds: float,
+        queue_depth: Callable[[], int],
+        held_messages: Callable[[], int],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._idle_seconds = idle_seconds
+        self._queue_depth = queue_depth
+        self._held_messages = held_messages
+        self._clock = clock
+        self.idle_since: float | None = None
+        self.machine = Machine(
+            model=self,
+            states=STATES,
+            transitions=TRANSITIONS,
+            initial="booting",
+            auto_transitions=False,
+            queued=True,
+            send_event=True,
+            after_state_change="_log_change",
+        )
+
+    def on_enter_idle(self, _event: EventData) -> None:
+        self.idle_since = self._clock()
+
+    def on_exit_idle(self, _event: EventData) -> None:
+        self.idle_since = None
+
+    def idle_long_enough(self, _event: EventData) -> bool:
+        return self.idle_since is not None and self._clock() - self.idle_since >= self._idle_seconds
+
+    def queue_is_empty(self, _event: EventData) -> bool:
+        return self._queue_depth() == 0
+
+    def holds_no_messages(self, _event: EventData) -> bool:
+        return self._held_messages() == 0
+
+    def _log_change(self, event: EventData) -> None:
+        logger.info("worker %s -> %s (%s)", event.transition.source, event.transition.dest, event.event.name)

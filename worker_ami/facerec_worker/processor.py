@@ -1,0 +1,176 @@
+"""One batch of SQS messages through the engine: claim, fetch, recognize or enroll, record.
+
+A message is settled (safe to delete) once its job has an outcome in the table: DONE with a
+result in S3, or FAILED with a reason the client can read. Anything else stays on the queue and
+comes back; after the queue's last delivery the job is recorded FAILED and SQS moves the message
+to the dead-letter queue, so nothing is retried forever and nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.config import Settings
+from chalicelib.contract import RESULT_CONTENT_TYPE, JobKind, JobMessage, result_key
+from facerec_worker.engine import EnrollmentError, PhotoFailure, PhotoInput, Recognizer, SCHEMA_VERSION
+
+from .gallery_store import GalleryStore
+from .ledger import Claim, JobLedger
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An SQS message as received; `job` is None for a body that is not a job."""
+
+    message_id: str
+    receipt_handle: str
+    receive_count: int
+    job: JobMessage | None
+
+    @classmethod
+    def from_sqs(cls, message: dict[str, Any]) -> Delivery:
+        try:
+            job = JobMessage.from_json(message["Body"])
+        except (ValueError, KeyError, TypeError):
+            logger.error("message %s is not a job: %.200r", message["MessageId"], message["Body"])
+            job = None
+        return cls(
+            message_id=message["MessageId"],
+            receipt_handle=message["ReceiptHandle"],
+            receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            job=job,
+        )
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        *,
+        engine: Recognizer,
+        gallery: GalleryStore,
+        ledger: JobLedger,
+        s3: Any,
+        resources: Settings,
+        max_receives: int,
+        claim_stale_after_seconds: float,
+    ) -> None:
+        self._engine = engine
+        self._gallery = gallery
+        self._ledger = ledger
+        self._s3 = s3
+        self._resources = resources
+        self._max_receives = max_receives
+        self._stale = claim_stale_after_seconds
+
+    def process(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """The deliveries whose jobs now have an outcome; the caller deletes exactly those."""
+        settled: list[Delivery] = []
+        taken: list[Delivery] = []
+        for delivery in deliveries:
+            if delivery.job is None:
+                continue  # left for the dead-letter queue, where someone can look at it
+            claim = self._ledger.claim(delivery.job.job_id, stale_after_seconds=self._stale)
+            if claim is Claim.FINISHED:
+                logger.info("job %s already has an outcome; dropping the repeat delivery", delivery.job.job_id)
+                settled.append(delivery)
+            elif claim is Claim.TAKEN:
+                taken.append(delivery)
+        try:
+            photos = {d.message_id: self._fetch(d) for d in taken}
+            ready = [d for d in taken if photos[d.message_id] is not None]
+            settled += [d for d in taken if photos[d.message_id] is None]
+            settled += self._recognize([d for d in ready if d.job.kind is JobKind.RECOGNIZE], photos)
+            settled += self._enroll([d for d in ready if d.job.kind is JobKind.ENROLL], photos)
+        except Exception as exc:
+            # Whatever broke (S3, DynamoDB, the engine), the jobs stay PROCESSING and their messages
+            # come back after the visibility timeout; on the last delivery they are failed for good.
+            logger.exception("batch of %d failed", len(taken))
+            settled_ids = {d.message_id for d in settled}
+            for delivery in taken:
+                if delivery.message_id not in settled_ids and delivery.receive_count >= self._max_receives:
+                    self._ledger.failed(
+                        delivery.job.job_id,
+                        error="worker_error",
+                        cause=f"gave up after {delivery.receive_count} attempts: {type(exc).__name__}: {exc}",
+                    )
+        return settled
+
+    def _fetch(self, delivery: Delivery) -> PhotoInput | None:
+        """The job's photo, or None after recording why there is none to work on."""
+        job = delivery.job
+        name = PurePosixPath(job.key).name
+        try:
+            head = self._s3.head_object(Bucket=job.bucket, Key=job.key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                self._ledger.failed(job.job_id, error="photo_missing", cause=f"s3://{job.bucket}/{job.key} does not exist")
+                return None
+            raise
+        limit = self._resources.max_upload_bytes
+        # The presigned POST's size limit holds on AWS, not on moto: check again where it is read.
+        if head["ContentLength"] > limit:
+            self._ledger.failed(
+                job.job_id, error="photo_too_large",
+                cause=f"{name} is {head['ContentLength']:,} bytes, over the {limit:,}-byte limit",
+            )
+            return None
+        body = self._s3.get_object(Bucket=job.bucket, Key=job.key)["Body"].read()
+        return PhotoInput(name, body)
+
+    def _recognize(self, deliveries: list[Delivery], photos: dict[str, PhotoInput | None]) -> list[Delivery]:
+        if not deliveries:
+            return []
+        results = self._engine.recognize([photos[d.message_id] for d in deliveries], self._gallery.current())
+        for delivery, result in zip(deliveries, results):
+            job_id = delivery.job.job_id
+            if isinstance(result, PhotoFailure):
+                self._ledger.failed(job_id, error=result.error["code"], cause=result.error["message"])
+                continue
+            document = {**result.to_dict(), "job_id": job_id, "kind": JobKind.RECOGNIZE.value}
+            self._store_result(job_id, document)
+            self._ledger.done(
+                job_id,
+                result_key=result_key(job_id),
+                summary={"faces": len(result.faces), "identities": [f.identity for f in result.faces]},
+            )
+        return deliveries
+
+    def _enroll(self, deliveries: list[Delivery], photos: dict[str, PhotoInput | None]) -> list[Delivery]:
+        for delivery in deliveries:
+            job = delivery.job
+            photo = photos[delivery.message_id]
+            try:
+                vectors = self._engine.enrollment_embeddings(job.person, [photo])
+                gallery = self._gallery.update(lambda g: g.enroll(job.person, vectors))
+            except EnrollmentError as exc:
+                self._ledger.failed(job.job_id, error=exc.code, cause=str(exc))
+                continue
+            document = {
+                "schema_version": SCHEMA_VERSION,
+                "job_id": job.job_id,
+                "kind": JobKind.ENROLL.value,
+                "person": job.person,
+                "photo": photo.name,
+                "model": self._engine.model,
+                "photos_enrolled": gallery.names()[job.person],
+                "gallery_revision": gallery.revision,
+            }
+            self._store_result(job.job_id, document)
+            self._ledger.done(job.job_id, result_key=result_key(job.job_id), summary={"person": job.person})
+        return deliveries
+
+    def _store_result(self, job_id: str, document: dict[str, Any]) -> None:
+        self._s3.put_object(
+            Bucket=self._resources.output_bucket,
+            Key=result_key(job_id),
+            Body=json.dumps(document).encode(),
+            ContentType=RESULT_CONTENT_TYPE,
+        )

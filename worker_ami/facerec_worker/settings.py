@@ -1,0 +1,52 @@
+"""The worker's settings: resource names shared with the control plane, plus its own knobs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chalicelib.config import Settings
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    return float(raw) if raw.strip() else default
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker reads at boot. Names come from chalicelib.config.Settings, the one place
+    the API, the workflow and the workers agree on them; the rest is the worker's own."""
+
+    resources: Settings
+    # Empty on EC2: the worker asks the instance metadata service. Set by the local fleet.
+    instance_id: str = ""
+    batch_size: int = 10
+    # SQS long polling: at most 20 s on AWS; shorter locally so tests and Ctrl-C are snappy.
+    poll_wait_seconds: int = 20
+    # Idle this long, with nothing visible or in flight on the queue, and the worker ends itself.
+    idle_seconds: float = 120.0
+    # While a batch runs, its messages' visibility is pushed this far ahead, this often.
+    visibility_extension_seconds: int = 120
+    heartbeat_seconds: float = 30.0
+    # A job that failed this many deliveries is recorded FAILED (SQS then moves it to the DLQ).
+    # Read from the queue's redrive policy at boot when the queue has one.
+    max_receives: int = 3
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
+        env = os.environ if env is None else env
+        defaults = cls(resources=Settings())
+        return cls(
+            resources=Settings.from_env(env),
+            instance_id=env.get("FACEREC_INSTANCE_ID", ""),
+            batch_size=int(_number(env, "FACEREC_WORKER_BATCH_SIZE", defaults.batch_size)),
+            poll_wait_seconds=int(_number(env, "FACEREC_WORKER_POLL_WAIT_SECONDS", defaults.poll_wait_seconds)),
+            idle_seconds=_number(env, "FACEREC_WORKER_IDLE_SECONDS", defaults.idle_seconds),
+            visibility_extension_seconds=int(
+                _number(env, "FACEREC_WORKER_VISIBILITY_SECONDS", defaults.visibility_extension_seconds)
+            ),
+            heartbeat_seconds=_number(env, "FACEREC_WORKER_HEARTBEAT_SECONDS", defaults.heartbeat_seconds),
+            max_receives=int(_number(env, "FACEREC_WORKER_MAX_RECEIVES", defaults.max_receives)),
+        )

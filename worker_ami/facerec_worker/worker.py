@@ -1,0 +1,152 @@
+"""The worker loop: the lifecycle's triggers fired from what the queue says."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from facerec_worker.engine import Recognizer
+
+from .gallery_store import GalleryStore
+from .heartbeat import VisibilityHeartbeat
+from .instance import Ec2Instance
+from .ledger import JobLedger
+from .lifecycle import Lifecycle
+from .processor import BatchProcessor, Delivery
+from .settings import WorkerSettings
+
+logger = logging.getLogger(__name__)
+
+_DEPTH_ATTRIBUTES = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
+
+
+class Worker:
+    """Pulls batches until the queue has been empty for the idle time, then ends its instance.
+
+    Clients are passed in (boto3's, aimed at AWS or at moto by AWS_ENDPOINT_URL), and so is the
+    engine's factory, so tests run the real loop against moto with a real engine.
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        sqs: Any,
+        s3: Any,
+        jobs_table: Any,
+        instance: Ec2Instance,
+        engine_factory: Callable[[], Recognizer] = Recognizer.from_config,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._sqs = sqs
+        self._s3 = s3
+        self._jobs_table = jobs_table
+        self._instance = instance
+        self._engine_factory = engine_factory
+        self._queue_url = settings.resources.jobs_queue_url
+        self._held = 0
+        self._stop = threading.Event()
+        self.batches = 0
+        self.lifecycle = Lifecycle(
+            idle_seconds=settings.idle_seconds,
+            queue_depth=self.queue_depth,
+            held_messages=lambda: self._held,
+            clock=clock,
+        )
+
+    def request_stop(self, *_: object) -> None:
+        """SIGTERM, Ctrl-C or a spot notice: finish the batch in hand, take no more, end."""
+        self._stop.set()
+
+    def queue_depth(self) -> int:
+        attributes = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=_DEPTH_ATTRIBUTES)
+        return sum(int(attributes["Attributes"].get(name, 0)) for name in _DEPTH_ATTRIBUTES)
+
+    def run(self) -> None:
+        with self._engine_factory() as engine:
+            processor = self._processor(engine)
+            heartbeat = VisibilityHeartbeat(
+                self._sqs, self._queue_url,
+                every_seconds=self.settings.heartbeat_seconds,
+                extend_seconds=self.settings.visibility_extension_seconds,
+            )
+            self.lifecycle.booted()
+            while self.lifecycle.state != "terminating":
+                if self._stop.is_set() or self._instance.interruption_noticed():
+                    self.lifecycle.drain()
+                    self.lifecycle.drained()
+                    break
+                messages = self._receive()
+                if messages:
+                    self.lifecycle.received()
+                    self._work(messages, processor, heartbeat)
+                    self.lifecycle.finished_batch()
+                elif self.lifecycle.state == "polling":
+                    self.lifecycle.found_queue_empty()
+                else:
+                    self.lifecycle.tick()
+        self._instance.terminate()
+        self.lifecycle.terminated()
+
+    def _processor(self, engine: Recognizer) -> BatchProcessor:
+        resources = self.settings.resources
+        return BatchProcessor(
+            engine=engine,
+            gallery=GalleryStore(self._s3, resources.output_bucket, engine.new_gallery),
+            ledger=JobLedger(self._jobs_table, worker_id=f"{self._instance.instance_id}/{os.getpid()}"),
+            s3=self._s3,
+            resources=resources,
+            max_receives=self._max_receives(),
+            # A live holder keeps extending the visibility; a claim older than one extension
+            # belongs to a worker that stopped doing so.
+            claim_stale_after_seconds=self.settings.visibility_extension_seconds,
+        )
+
+    def _max_receives(self) -> int:
+        """The queue's own maxReceiveCount, so the last try is known; the setting otherwise."""
+        attributes = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["RedrivePolicy"])
+        policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+        return int(json.loads(policy)["maxReceiveCount"]) if policy else self.settings.max_receives
+
+    def _receive(self) -> list[dict[str, Any]]:
+        response = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self.settings.batch_size,
+            WaitTimeSeconds=self.settings.poll_wait_seconds,
+            VisibilityTimeout=self.settings.visibility_extension_seconds,
+            AttributeNames=["ApproximateReceiveCount"],
+        )
+        return response.get("Messages", [])
+
+    def _work(self, messages: list[dict[str, Any]], processor: BatchProcessor, heartbeat: VisibilityHeartbeat) -> None:
+        deliveries = [Delivery.from_sqs(m) for m in messages]
+        self._held = len(deliveries)
+        try:
+            with heartbeat.holding([d.receipt_handle for d in deliveries]):
+                settled = processor.process(deliveries)
+            if settled:
+                # Deleted only now, after the outcome is in the table and the result in S3.
+                self._sqs.delete_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": d.receipt_handle} for i, d in enumerate(settled)],
+                )
+        finally:
+            self._held = 0
+        self.batches += 1
+        logger.info("batch of %d: %d settled", len(deliveries), len(settled))
+
+
+def install_signal_handlers(worker: Worker) -> None:
+    signal.signal(signal.SIGTERM, worker.request_stop)
+    signal.signal(signal.SIGINT, worker.request_stop)
