@@ -209,7 +209,7 @@ def pump_sqs_to_handler(sqs: Any, queue_url: str, handler: Handler, queue_arn: s
     """Deliver every message on the queue to an `@app.on_sqs_message` handler, in batches of 10.
 
     A batch is deleted only when the handler returns, as the SQS event source does; a failing
-    batch stays on the queue and the error propagates. Returns the number of messages delivered.
+    batch goes back on the queue and the error propagates. Returns the number of messages delivered.
     """
     delivered = 0
     while True:
@@ -232,7 +232,18 @@ def pump_sqs_to_handler(sqs: Any, queue_url: str, handler: Handler, queue_arn: s
                 for message in messages
             ]
         }
-        handler(event, None)
+        try:
+            handler(event, None)
+        except Exception:
+            # Back on the queue at once; on AWS it comes back after the visibility timeout.
+            sqs.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(messages)
+                ],
+            )
+            raise
         sqs.delete_message_batch(
             QueueUrl=queue_url,
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],

@@ -14,7 +14,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Callable, Iterator
 from urllib.parse import unquote_plus
 
@@ -37,7 +36,6 @@ class UploadedObject:
     bucket: str
     key: str
     size: int
-    event_epoch: float
 
 
 def iter_uploaded_objects(notification_body: str) -> Iterator[UploadedObject]:
@@ -55,7 +53,6 @@ def iter_uploaded_objects(notification_body: str) -> Iterator[UploadedObject]:
             bucket=s3["bucket"]["name"],
             key=unquote_plus(s3["object"]["key"]),
             size=int(s3["object"].get("size", 0)),
-            event_epoch=datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")).timestamp(),
         )
 
 
