@@ -1,0 +1,73 @@
+"""Inside the workflow: an AWS call that fails ends the job FAILED with its cause; duplicates change nothing."""
+
+from __future__ import annotations
+
+import json
+
+from control_plane import create_job, deliver_upload_events, job_item, receive_all, upload, wait_for_execution
+
+
+def run_one_upload(local_stack, stack, client, app_module, jpeg_bytes) -> tuple[dict, dict]:
+    job = create_job(client)
+    upload(job, jpeg_bytes)
+    deliver_upload_events(local_stack, stack, app_module)
+    execution = wait_for_execution(local_stack.client("stepfunctions"), stack.outputs["StateMachineArn"], job["job_id"])
+    return job, execution
+
+
+def test_a_failing_sqs_call_fails_the_job_with_its_cause(local_stack, stack, client, app_module, jpeg_bytes):
+    local_stack.client("sqs").delete_queue(QueueUrl=stack.outputs["JobsQueueUrl"])
+    job, execution = run_one_upload(local_stack, stack, client, app_module, jpeg_bytes)
+
+    assert execution["status"] == "FAILED"
+    item = job_item(local_stack, stack, job["job_id"])
+    assert item["status"] == "FAILED"
+    assert item["error"] == "SQS.SdkClientException"
+    assert "queue" in item["cause"].lower()
+    status = client.http.get(job["status_url"]).json_body
+    assert status["error"]["cause"] == item["cause"]
+
+
+def test_a_failing_scale_up_fails_the_job_with_its_cause(local_stack, stack, client, app_module, jpeg_bytes):
+    local_stack.client("ec2").delete_launch_template(LaunchTemplateName=stack.outputs["WorkerLaunchTemplateName"])
+    job, execution = run_one_upload(local_stack, stack, client, app_module, jpeg_bytes)
+
+    assert execution["status"] == "FAILED"
+    item = job_item(local_stack, stack, job["job_id"])
+    assert (item["status"], item["error"]) == ("FAILED", "ScalingError")
+    assert "could not launch 1 workers" in json.loads(item["cause"])["errorMessage"]
+
+
+def test_a_duplicate_execution_for_a_queued_job_changes_nothing(local_stack, stack, client, app_module, jpeg_bytes):
+    """Express workflows run at least once: a second run for the job must not enqueue it again."""
+    job, first = run_one_upload(local_stack, stack, client, app_module, jpeg_bytes)
+    sfn = local_stack.client("stepfunctions")
+    sfn.start_execution(stateMachineArn=stack.outputs["StateMachineArn"], name=job["job_id"] + "-again", input=first["input"])
+    again = wait_for_execution(sfn, stack.outputs["StateMachineArn"], job["job_id"] + "-again")
+
+    assert (first["status"], again["status"]) == ("SUCCEEDED", "SUCCEEDED")
+    history = sfn.get_execution_history(executionArn=again["executionArn"])["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered == ["Record job as queued", "Job was queued already"]
+    assert len(receive_all(local_stack.client("sqs"), stack.outputs["JobsQueueUrl"])) == 1
+    assert job_item(local_stack, stack, job["job_id"])["status"] == "QUEUED"
+
+
+def test_a_job_a_worker_took_is_not_failed_by_the_workflow(local_stack, stack, client, app_module, jpeg_bytes):
+    """A worker that marked the job PROCESSING owns its outcome, even when scale-up fails afterwards."""
+    table = local_stack.session().resource("dynamodb", endpoint_url=local_stack.endpoint_url).Table(stack.outputs["JobsTableName"])
+
+    def worker_takes_the_job_then_scale_up_runs(event, context):
+        table.update_item(
+            Key={"job_id": event["job_id"]}, UpdateExpression="SET #s = :p",
+            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":p": "PROCESSING"},
+        )
+        return app_module.scale_up(event, context)
+
+    local_stack.router.register(f"{stack.prefix}-scale_up", worker_takes_the_job_then_scale_up_runs)
+    local_stack.client("ec2").delete_launch_template(LaunchTemplateName=stack.outputs["WorkerLaunchTemplateName"])
+    job, execution = run_one_upload(local_stack, stack, client, app_module, jpeg_bytes)
+
+    assert execution["status"] == "FAILED"
+    item = job_item(local_stack, stack, job["job_id"])
+    assert item["status"] == "PROCESSING" and "error" not in item
