@@ -1,0 +1,75 @@
+"""The workflow definition and the template it is packaged into: rendering, placeholders, lint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.stack import DEFAULT_TEMPLATE, StackError, load_template, package_template
+from statemachine import RenderError, load_definition, placeholders, render
+
+
+def test_render_fills_placeholders_and_leaves_paths_alone():
+    text = '{"a": "${Table}", "b.$": "$.job_id", "c.$": "$$.Execution.Id", "d": "${Table}-x"}'
+    assert json.loads(render(text, {"Table": "jobs"})) == {"a": "jobs", "b.$": "$.job_id", "c.$": "$$.Execution.Id", "d": "jobs-x"}
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [({}, "without values: ['Table']"), ({"Table": "t", "Queue": "q"}, "without placeholders: ['Queue']")],
+)
+def test_render_refuses_unknown_and_unused_names(values, says):
+    with pytest.raises(RenderError, match=says.replace("[", r"\[").replace("]", r"\]")):
+        render("${Table}", values)
+
+
+def test_the_definition_and_the_template_agree_on_placeholders():
+    workflow = load_template()["Resources"]["JobWorkflow"]
+    assert placeholders(load_definition()) == set(workflow["Properties"]["DefinitionSubstitutions"])
+
+
+def test_every_state_is_reachable_and_every_task_that_can_fail_is_caught():
+    definition = json.loads(load_definition())
+    states = definition["States"]
+    targets = {definition["StartAt"]}
+    for state in states.values():
+        targets |= {state.get("Next"), state.get("Default")} | {c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])}
+    assert set(states) == targets - {None}
+    for name, state in states.items():
+        if state["Type"] == "Task" and name != "Record job as failed":
+            assert any("States.ALL" in c["ErrorEquals"] for c in state["Catch"]), name
+            assert state["Retry"], name
+
+
+def test_packaging_renders_the_definition_into_a_sub_of_stack_references():
+    packaged = package_template(load_template())
+    properties = packaged["Resources"]["JobWorkflow"]["Properties"]
+    assert "DefinitionSubstitutions" not in properties
+    definition = properties["DefinitionString"]["Fn::Sub"]
+    assert '"TableName": "${JobsTable}"' in definition
+    assert '"QueueUrl": "${JobsQueue}"' in definition
+    assert '"FunctionName": "${ScaleUpFunctionArn}"' in definition
+    assert json.loads(definition)["StartAt"] == "Record job as queued"
+
+
+def test_packaging_refuses_substitutions_it_cannot_express():
+    template = load_template()
+    template["Resources"]["JobWorkflow"]["Properties"]["DefinitionSubstitutions"]["JobsTableName"] = {"Fn::Join": ["", ["a"]]}
+    with pytest.raises(StackError):
+        package_template(template)
+
+
+def test_the_packaged_template_passes_cfn_lint(tmp_path):
+    packaged = tmp_path / "packaged.json"
+    packaged.write_text(json.dumps(package_template(load_template())))
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), str(packaged), str(DEFAULT_TEMPLATE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
