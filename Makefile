@@ -38,3 +38,12 @@ bench-engine: setup  ## Engine photos/s and peak memory, one at a time vs batche
 
 clean:  ## Remove the venv and generated figures
 	rm -rf $(VENV) $(OUT) .pytest_cache
+
+.PHONY: package test-control-plane
+
+package: setup  ## Render the workflow into the CloudFormation template: out/template.packaged.json
+	@mkdir -p $(OUT)
+	$(BIN)/python -m infra.stack package > $(OUT)/template.packaged.json
+
+test-control-plane: setup  ## Only the control plane's tests (API, workflow, scaling) against moto
+	$(BIN)/python -m pytest tests/test_api_*.py tests/test_workflow_*.py tests/test_scaling_*.py
