@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from conftest import ADMIN_TOKEN
 from control_plane import (
     create_job,
     deliver_upload_events,
     job_item,
+    post_json,
     receive_all,
     upload,
     wait_for_execution,
@@ -40,3 +42,22 @@ def test_an_upload_queues_the_job_and_launches_a_worker(local_stack, stack, work
     assert tags["aws:ec2launchtemplate:id"] == stack.outputs["WorkerLaunchTemplateId"]
     assert tags["facerec:stage"] == stack.prefix
     assert workers[0]["ImageId"] == "ami-0123456789abcdef0"
+
+
+def test_an_enrollment_photo_reaches_the_queue_with_its_person(local_stack, stack, client, app_module, jpeg_bytes):
+    headers = {"X-Admin-Token": ADMIN_TOKEN}
+    assert post_json(client, "/people", {"person_id": "obama"}, headers=headers).status_code == 201
+    job = post_json(client, "/people/obama/photos", {"filename": "o1.jpg"}, headers=headers).json_body
+    upload(job, jpeg_bytes)
+    deliver_upload_events(local_stack, stack, app_module)
+
+    execution = wait_for_execution(local_stack.client("stepfunctions"), stack.outputs["StateMachineArn"], job["job_id"])
+    assert execution["status"] == "SUCCEEDED"
+    (message,) = receive_all(local_stack.client("sqs"), stack.outputs["JobsQueueUrl"])
+    assert JobMessage.from_json(message["Body"]) == JobMessage(
+        job_id=job["job_id"],
+        kind=JobKind.ENROLL,
+        bucket=stack.outputs["InputBucketName"],
+        key=upload_key(job["job_id"], "o1.jpg"),
+        person="obama",
+    )

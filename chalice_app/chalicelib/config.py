@@ -49,6 +49,9 @@ class Settings:
     max_upload_bytes: int = 10 * 1024 * 1024
     allowed_content_types: tuple[str, ...] = ("image/jpeg", "image/png")
     job_ttl_days: int = 7
+    # A claim on an upload older than this belongs to an event handler that died before starting
+    # the workflow; it matches the upload-events queue's visibility timeout (infra/template.yaml).
+    upload_claim_stale_seconds: int = 60
     # Scaling: one worker per this many waiting or in-flight messages, never more than max_workers.
     target_backlog_per_worker: int = 50
     max_workers: int = 20
@@ -90,6 +93,7 @@ class Settings:
             allowed_content_types=tuple(t.strip() for t in types.split(",") if t.strip())
             or cls.allowed_content_types,
             job_ttl_days=_int(env, "FACEREC_JOB_TTL_DAYS", 7),
+            upload_claim_stale_seconds=_int(env, "FACEREC_UPLOAD_CLAIM_STALE_SECONDS", 60),
             target_backlog_per_worker=_int(env, "FACEREC_TARGET_BACKLOG_PER_WORKER", 50),
             max_workers=_int(env, "FACEREC_MAX_WORKERS", 20),
             scale_up_interval_seconds=_int(env, "FACEREC_SCALE_UP_INTERVAL_SECONDS", 1),

@@ -128,7 +128,7 @@ class JobStore:
         try:
             self._table.update_item(
                 Key={"job_id": job_id},
-                UpdateExpression="REMOVE upload_claimed_epoch",
+                UpdateExpression="REMOVE upload_claimed_epoch, uploaded_key",
                 # Only a job still waiting for its upload: a workflow that did start owns it now.
                 ConditionExpression="#status = :awaiting",
                 ExpressionAttributeNames={"#status": "status"},
