@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import json
 import os
 import sys
 import threading
@@ -20,8 +19,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from control_plane import ADMIN_TOKEN
+
 ROOT = Path(__file__).resolve().parent.parent
-EVENTS = Path(__file__).resolve().parent / "events"
 
 # No test may ever reach a real account: fake credentials before any boto3 client exists.
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
@@ -29,14 +29,6 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
 os.environ.update(
     {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 )
-
-ADMIN_TOKEN = "s3cret-admin-token-for-tests"
-
-
-def load_event(name: str) -> dict[str, Any]:
-    """A real event payload from tests/events/."""
-    return json.loads((EVENTS / name).read_text())
-
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -11,6 +12,13 @@ import requests
 from infra.local import pump_sqs_to_handler
 
 JSON = {"Content-Type": "application/json"}
+ADMIN_TOKEN = "s3cret-admin-token-for-tests"
+EVENTS = Path(__file__).resolve().parent / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A real event payload from tests/events/."""
+    return json.loads((EVENTS / name).read_text())
 
 
 def post_json(client: Any, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:

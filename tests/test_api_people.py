@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ADMIN_TOKEN
-from control_plane import post_json
+from control_plane import ADMIN_TOKEN, post_json
 
 from chalicelib.contract import JobStatus
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import ADMIN_TOKEN
 from control_plane import (
+    ADMIN_TOKEN,
     create_job,
     deliver_upload_events,
     job_item,

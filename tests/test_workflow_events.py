@@ -6,11 +6,11 @@ import json
 import time
 
 import pytest
-from conftest import load_event
 from control_plane import (
     create_job,
     deliver_upload_events,
     job_item,
+    load_event,
     receive_all,
     upload,
     wait_for_execution,
