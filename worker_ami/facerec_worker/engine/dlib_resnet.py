@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -52,6 +56,19 @@ _pool_network: dlib.face_recognition_model_v1 | None = None
 def _init_pool_process() -> None:
     global _pool_network
     _pool_network = _load_network()
+    # A fork inherits the parent's Python signal handlers, which only make sense in the parent:
+    # SIGTERM ends a pool process, and Ctrl-C is the parent's to handle (it closes the pool).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Nor may a pool process outlive its parent: after a SIGKILL nobody would ever stop it.
+    parent = os.getppid()
+
+    def exit_with_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, name="exit-with-parent", daemon=True).start()
 
 
 def _describe_in_pool(chips: list[np.ndarray]) -> np.ndarray:

@@ -1,0 +1,100 @@
+"""`facerec`: recognize photos, enroll people and check jobs against a running service.
+
+It talks to the local stack (`make run`) unless FACEREC_URL or --url names a deployed stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from .api import DEFAULT_URL, FacerecClient, FacerecError, JobFailed
+
+
+def _recognize(client: FacerecClient, args: argparse.Namespace) -> int:
+    """Upload every photo at once, then print each result as it finishes."""
+    failures = 0
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        pending = {pool.submit(_submit_and_wait, client, photo, args.timeout): photo for photo in args.photos}
+        for done, future in enumerate(as_completed(pending), start=1):
+            photo = pending[future]
+            try:
+                job = future.result()
+            except (FacerecError, TimeoutError, OSError) as exc:
+                failures += 1
+                print(f"[{done}/{len(pending)}] {photo}: {exc}", file=sys.stderr, flush=True)
+                continue
+            names = [face["identity"] or "unknown" for face in job["result"]["faces"]]
+            print(f"[{done}/{len(pending)}] {photo}: {', '.join(names) or 'no face'}", file=sys.stderr, flush=True)
+            if args.json:
+                print(json.dumps(job["result"]), flush=True)
+    return 1 if failures else 0
+
+
+def _submit_and_wait(client: FacerecClient, photo: Path, timeout: float) -> dict:
+    job = client.submit(photo)
+    return client.wait(job["job_id"], timeout=timeout)
+
+
+def _enroll(client: FacerecClient, args: argparse.Namespace) -> int:
+    known = {person["person_id"] for person in client.people()}
+    if args.person not in known:
+        client.create_person(args.person, args.display_name)
+    for photo in args.photos:
+        job = client.enroll(args.person, photo)
+        try:
+            client.wait(job["job_id"], timeout=args.timeout)
+            print(f"{photo}: enrolled as {args.person}", file=sys.stderr, flush=True)
+        except JobFailed as exc:
+            print(f"{photo}: {exc}", file=sys.stderr, flush=True)
+            return 1
+    return 0
+
+
+def _status(client: FacerecClient, args: argparse.Namespace) -> int:
+    print(json.dumps(client.job(args.job_id), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="facerec", description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get("FACEREC_URL", DEFAULT_URL),
+                        help=f"the service's API (FACEREC_URL; default {DEFAULT_URL}, the local stack)")
+    parser.add_argument("--admin-token", default=os.environ.get("FACEREC_ADMIN_TOKEN", "local-admin-token"),
+                        help="needed to enroll (FACEREC_ADMIN_TOKEN; the local stack's by default)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each job")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    recognize = commands.add_parser("recognize", help="name the faces in photos")
+    recognize.add_argument("photos", type=Path, nargs="+")
+    recognize.add_argument("--json", action="store_true", help="print each result document on stdout")
+    recognize.set_defaults(run=_recognize)
+
+    enroll = commands.add_parser("enroll", help="enroll a person from photos that show only them")
+    enroll.add_argument("person", help="an id: lowercase letters, digits, '_' or '-'")
+    enroll.add_argument("photos", type=Path, nargs="+")
+    enroll.add_argument("--display-name")
+    enroll.set_defaults(run=_enroll)
+
+    status = commands.add_parser("status", help="a job's status and result")
+    status.add_argument("job_id")
+    status.set_defaults(run=_status)
+
+    args = parser.parse_args(argv)
+    client = FacerecClient(args.url, admin_token=args.admin_token)
+    try:
+        return args.run(client, args)
+    except FacerecError as exc:
+        print(f"facerec: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"facerec: cannot reach {args.url} ({exc}); is the service running (make run)?", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""`make run`: the whole service on this machine until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from .service import LocalOptions, LocalService
+
+
+def main() -> int:
+    defaults = LocalOptions()
+    parser = argparse.ArgumentParser(prog="python -m local_service", description=__doc__)
+    parser.add_argument("--port", type=int, default=defaults.api_port, help="the API and web page")
+    parser.add_argument("--moto-port", type=int, default=defaults.moto_port, help="moto's server (0: any free port)")
+    parser.add_argument("--max-workers", type=int, default=defaults.max_workers)
+    parser.add_argument("--idle-seconds", type=float, default=defaults.idle_seconds,
+                        help="a worker idle this long with an empty queue ends its instance")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("werkzeug", "transitions", "botocore", "chalice"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    options = LocalOptions(
+        api_port=args.port, moto_port=args.moto_port, max_workers=args.max_workers, idle_seconds=args.idle_seconds
+    )
+    service = LocalService(options)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        service.start()
+        print(
+            f"\nfacerec is running.\n"
+            f"  web page:    {service.api_url}/app\n"
+            f"  API:         {service.api_url}  (admin token for enrollment: {options.admin_token})\n"
+            f"  AWS (moto):  {service.moto.endpoint_url}\n"
+            f"  worker logs: {options.log_dir / 'workers'}\n"
+            f"Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping: workers, API, moto …", file=sys.stderr, flush=True)
+        service.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Start and stop everything `make run` runs, in order, and nothing else.
+
+    moto server (S3, SQS, DynamoDB, EC2, Step Functions executing the real ASL)
+      └─ infra/template.yaml deployed into it, as on AWS
+    Chalice app, served over HTTP (the API and the web page)
+    upload events: S3 → SQS notifications handed to the app's handler (Lambda's event source)
+    scale-up: moto's lambda:invoke answered by the app's handler (infra.local.LambdaRouter)
+    fleet: one worker process per worker instance in moto's EC2
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from chalice.config import Config
+from chalice.local import LocalDevServer, create_local_server
+
+from infra.local import LocalStack, Stack, pump_sqs_to_handler
+
+from .fleet import LocalFleet
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+CHALICE_PROJECT = ROOT / "chalice_app"
+
+
+def load_chalice_app() -> ModuleType:
+    """chalice_app/app.py as a module; its decorators read the environment, so set that first."""
+    spec = importlib.util.spec_from_file_location("facerec_chalice_app", CHALICE_PROJECT / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """What `make run` can be told, through FACEREC_LOCAL_* variables or the command line."""
+
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    moto_port: int = 0  # 0: any free port
+    stage_prefix: str = "facerec-local"
+    # Each worker process holds a model (about 1 GB): a laptop's fleet stays small.
+    max_workers: int = 2
+    idle_seconds: float = 30.0
+    admin_token: str = "local-admin-token"
+    log_dir: Path = ROOT / "out" / "local"
+    worker_env: dict[str, str] = field(default_factory=dict)
+
+
+class LocalService:
+    def __init__(self, options: LocalOptions) -> None:
+        self.options = options
+        self.moto: LocalStack | None = None
+        self.stack: Stack | None = None
+        self.fleet: LocalFleet | None = None
+        self.app: ModuleType | None = None
+        self._api: LocalDevServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.options.host}:{self.options.api_port}"
+
+    def start(self) -> LocalService:
+        options = self.options
+        self.moto = LocalStack(host=options.host, port=options.moto_port or None).start()
+        self.stack = self.moto.deploy(options.stage_prefix, scale_up=self._scale_up)
+        environment = {
+            **self.stack.app_environment(),
+            "FACEREC_MAX_WORKERS": str(options.max_workers),
+            "FACEREC_ADMIN_TOKEN": options.admin_token,
+        }
+        os.environ.update(environment)
+        self.app = load_chalice_app()
+
+        self._api = create_local_server(self.app.app, self._chalice_config(), options.host, options.api_port)
+        self._spawn("api", self._api.serve_forever)
+        self._spawn("upload-events", self._pump_upload_events)
+        cores = os.cpu_count() or 1
+        self.fleet = LocalFleet(
+            self.moto.client("ec2"),
+            options.stage_prefix,
+            {
+                **os.environ,
+                **environment,
+                "FACEREC_WORKER_IDLE_SECONDS": str(options.idle_seconds),
+                "FACEREC_WORKER_POLL_WAIT_SECONDS": "2",
+                # The fleet's workers share this machine's cores.
+                "FACEREC_THREADS": str(max(1, cores // options.max_workers)),
+                **options.worker_env,
+            },
+            options.log_dir / "workers",
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        """Everything started, in reverse order; safe to call twice."""
+        self._stop.set()
+        if self.fleet is not None:
+            self.fleet.stop()
+        if self._api is not None:
+            self._api.shutdown()
+            self._api.server.server_close()
+            self._api = None
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
+
+    def _scale_up(self, event: Any, context: Any) -> Any:
+        return self.app.scale_up(event, context)
+
+    def _pump_upload_events(self) -> None:
+        sqs = self.moto.client("sqs")
+        outputs = self.stack.outputs
+        while not self._stop.wait(0.2):
+            try:
+                pump_sqs_to_handler(sqs, outputs["UploadEventsQueueUrl"], self.app.on_upload_events, outputs["UploadEventsQueueArn"])
+            except Exception:
+                # The batch stays on the queue and comes back, as with Lambda's event source.
+                logger.exception("upload events: the handler failed; the batch will be delivered again")
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _chalice_config(self) -> Config:
+        config = json.loads((CHALICE_PROJECT / ".chalice" / "config.json").read_text())
+        return Config(
+            chalice_stage="dev",
+            user_provided_params={"chalice_app": self.app.app, "project_dir": str(CHALICE_PROJECT)},
+            config_from_disk=config,
+        )
