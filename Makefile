@@ -47,3 +47,11 @@ package: setup  ## Render the workflow into the CloudFormation template: out/tem
 
 test-control-plane: setup  ## Only the control plane's tests (API, workflow, scaling) against moto
 	$(BIN)/python -m pytest tests/test_api_*.py tests/test_workflow_*.py tests/test_scaling_*.py
+
+.PHONY: bench bench-sim
+
+bench-sim: setup  ## Simulated elasticity (4 policies, 6 traces) and cost per million photos: out/sim.json, out/plots/
+	$(BIN)/python -m sim --engine $(OUT)/bench-engine.json --out $(OUT)/sim.json --plots $(OUT)/plots
+
+bench: bench-engine bench-sim  ## Every benchmark, merged into out/bench.json (engine, sim, cost, local_stack)
+	$(BIN)/python -m bench.merge --out-dir $(OUT)

@@ -1,0 +1,93 @@
+"""`python -m sim`: every scenario under every policy, the cost model, the targets; JSON and PNGs.
+
+    python -m sim --out out/sim.json --plots out/plots --engine out/bench-engine.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from .cost import comparison, ec2_usd, load_prices
+from .engine_rate import load_engine_rate
+from .params import SimParams, WorkerModel
+from .plots import plot_scenario
+from .report import cost_table, policy_table, targets_table
+from .run import check_targets, run_scenario
+from .scenarios import SCENARIOS
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
+COST_SCENARIO = "steady-1000"
+
+
+def deployed_workflow_type(template: Path = TEMPLATE) -> str:
+    """The WorkflowType parameter's default in the CloudFormation template: what deploys."""
+    match = re.search(r"WorkflowType:\s*\n(?:\s+\w+:.*\n)*?\s+Default:\s*(\w+)", template.read_text())
+    return match.group(1) if match else "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("out/sim.json"))
+    parser.add_argument("--plots", type=Path, default=Path("out/plots"))
+    parser.add_argument("--engine", type=Path, default=Path("out/bench-engine.json"),
+                        help="bench-engine figures for the service time (defaults when absent)")
+    parser.add_argument("--model", default="facenet", choices=("facenet", "dlib"))
+    parser.add_argument("--workload", default="course", choices=("course", "frame"))
+    parser.add_argument("--scenarios", default="", help="comma-separated names; all when empty")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    rate = load_engine_rate(args.engine, args.model, args.workload)
+    params = SimParams(worker=WorkerModel.from_engine(rate))
+    prices = load_prices()
+    chosen = [s for s in SCENARIOS if not args.scenarios or s.name in args.scenarios.split(",")]
+    print(f"sim: {rate.model} on {rate.workload} photos, {rate.batched_photos_per_second} photos/s batched "
+          f"({rate.source}); worker: {params.worker.service_s(10):.3f} s per batch of 10", file=sys.stderr)
+
+    results: dict[str, dict] = {}
+    plots = []
+    for scenario in chosen:
+        runs = run_scenario(params, scenario)
+        for run in runs:
+            usd = ec2_usd(run.figures["instance_seconds_billed"], prices)
+            run.figures["ec2_usd"] = round(usd, 4)
+            run.figures["ec2_usd_per_million"] = round(usd / run.figures["jobs"] * 1e6, 2)
+        results[scenario.name] = {run.policy: run.figures for run in runs}
+        plots.append(str(plot_scenario(scenario, runs, args.plots)))
+        print(f"\n### {scenario.name}: {scenario.description}\n\n{policy_table(results[scenario.name])}")
+
+    report: dict = {
+        "engine_rate": dataclasses.asdict(rate),
+        "params": dataclasses.asdict(params),
+        "scenarios": {s.name: {"description": s.description, "max_workers": s.max_workers,
+                               "policies": results[s.name]} for s in chosen},
+        "plots": plots,
+    }
+    if COST_SCENARIO in results:
+        ours = results[COST_SCENARIO]["ours"]
+        report["cost"] = comparison(ours, ours["policy_calls"], params.settings.scale_up_interval_seconds, prices=prices)
+        report["cost"]["from_scenario"] = COST_SCENARIO
+        report["cost"]["deployed_workflow_type"] = deployed_workflow_type()
+        print(f"\n### Cost per million photos ({COST_SCENARIO}, ours; prices of {prices['date']}, {prices['region']})\n")
+        print(cost_table(report["cost"]))
+        print(f"\ncheaper: {report['cost']['cheaper']}; deployed: {report['cost']['deployed_workflow_type']}")
+    if {"steady-1000", "steady-1000-idle-80", "course-burst"} <= results.keys() and "cost" in report:
+        report["targets"] = check_targets(results, report["cost"], report["cost"]["deployed_workflow_type"])
+        print(f"\n### Targets\n\n{targets_table(report['targets'])}")
+    report["wall_s"] = round(time.perf_counter() - started, 1)
+    if COST_SCENARIO in results:
+        report["wall_s_steady_1000_ours"] = results[COST_SCENARIO]["ours"]["wall_s"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=str))
+    print(f"\nsim: {report['wall_s']} s in all; figures in {args.out}, plots in {args.plots}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
