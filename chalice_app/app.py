@@ -9,7 +9,7 @@ import functools
 import logging
 from typing import Any, Callable
 
-from chalice import Chalice, CORSConfig, Response
+from chalice import Chalice, CORSConfig, Rate, Response
 
 from chalicelib.compat import parse_multipart_file
 from chalicelib.config import Settings
@@ -130,3 +130,10 @@ def on_upload_events(event: Any) -> None:
 def scale_up(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The workflow's scale-up step; its answer says whether this job's backlog was counted."""
     return get_services().scale_up.run(event or {}).to_payload()
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="scale_up_every_minute")
+def scale_up_every_minute(event: Any) -> None:
+    """A safety net: a worker that stopped itself just as a job arrived, or one that died, left
+    queued jobs behind that no new upload would scale up for."""
+    get_services().scale_up.run({})

@@ -119,7 +119,28 @@ def test_launches_ec2_does_not_list_yet_count_as_live(local_stack, stack, settin
     assert scale_up.run({}).launched == 2
 
 
+def test_a_worker_that_stopped_itself_is_replaced_at_once(local_stack, stack, settings, scale_up, clock):
+    """Workers terminate themselves when idle; a recent launch EC2 lists as terminated is not live."""
+    enqueue(local_stack, settings, 1)
+    assert scale_up.run({}).launched == 1
+    (worker,) = worker_instances(local_stack, stack)
+    local_stack.client("ec2").terminate_instances(InstanceIds=[worker["InstanceId"]])
+    clock.advance(INTERVAL)
+    again = scale_up.run({})
+    assert (again.live, again.launched) == (0, 1)
+
+
 def test_no_backlog_launches_nothing(local_stack, stack, scale_up, ec2_calls):
     result = scale_up.run({})
     assert (result.covered, result.backlog, result.launched) == (True, 0, 0)
     assert ec2_calls.run == []
+
+
+def test_the_minute_schedule_scales_up_queued_jobs(local_stack, stack, client):
+    """No upload arrives to scale up for jobs a vanished worker left behind: the schedule does."""
+    local_stack.client("sqs").send_message(QueueUrl=stack.outputs["JobsQueueUrl"], MessageBody="{}")
+    event = client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=["arn:aws:events:us-east-1:123456789012:rule/x"]
+    )
+    client.lambda_.invoke("scale_up_every_minute", event)
+    assert len(worker_instances(local_stack, stack)) == 1

@@ -36,6 +36,8 @@ class CompatAnswer:
 
 
 class JobsApi:
+    """The job routes' work: a job record and an upload slot, a job's status, the seed's route."""
+
     def __init__(
         self,
         jobs: JobStore,

@@ -57,8 +57,8 @@ class Settings:
     max_workers: int = 20
     # At most one scale-up round (one DescribeInstances, at most one RunInstances) per interval.
     scale_up_interval_seconds: int = 1
-    # DescribeInstances is eventually consistent: count our own launches this long even when EC2
-    # does not list them yet, so the next round does not launch them again.
+    # DescribeInstances is eventually consistent: count our own launches as live for this long
+    # while EC2 does not list them yet, so the next round does not launch them again.
     launch_grace_seconds: int = 120
     # Gallery changes need this secret in X-Admin-Token; empty means gallery changes are refused.
     admin_token: str = field(default="", repr=False)

@@ -46,6 +46,11 @@ class ScaleUpResult:
 
 
 class ScaleUp:
+    """Reads the backlog and the live workers, launches the difference the policy asks for.
+
+    Runs once per job; the lease lets one run per interval through to SQS and EC2.
+    """
+
     def __init__(self, sqs_client: Any, ec2_client: Any, lease: Lease, settings: Settings) -> None:
         self._sqs = sqs_client
         self._ec2 = ec2_client
@@ -66,8 +71,11 @@ class ScaleUp:
                 covered="scale_up" in event, retry_in_seconds=interval, reason="lease held"
             )
         backlog = self._backlog()
-        now_ms = self._lease.now_ms()
-        live = self._live_worker_ids() | grant.recent_instance_ids(now_ms, settings.launch_grace_seconds)
+        states = self._worker_states()
+        # A recent launch EC2 does not list yet is live; one it lists is whatever EC2 says (a
+        # worker that stopped itself when idle is gone, however recently it was launched).
+        unlisted = grant.recent_instance_ids(self._lease.now_ms(), settings.launch_grace_seconds) - set(states)
+        live = {instance for instance, state in states.items() if state in _LIVE_STATES} | unlisted
         desired = desired_workers(
             backlog, len(live), settings.target_backlog_per_worker, settings.max_workers
         )
@@ -105,23 +113,23 @@ class ScaleUp:
             attributes["ApproximateNumberOfMessagesNotVisible"]
         )
 
-    def _live_worker_ids(self) -> set[str]:
+    def _worker_states(self) -> dict[str, str]:
+        """Every worker of this stage EC2 lists, in any state, by instance id."""
         role_key, role_value = WORKER_ROLE_TAG
         filters = [
             {"Name": f"tag:{role_key}", "Values": [role_value]},
             {"Name": f"tag:{STAGE_TAG}", "Values": [self._settings.stage_prefix]},
-            {"Name": "instance-state-name", "Values": list(_LIVE_STATES)},
         ]
         try:
             pages = self._ec2.get_paginator("describe_instances").paginate(Filters=filters)
             return {
-                instance["InstanceId"]
+                instance["InstanceId"]: instance["State"]["Name"]
                 for page in pages
                 for reservation in page["Reservations"]
                 for instance in reservation["Instances"]
             }
         except ClientError as exc:
-            raise ScalingError("could not list the live workers", exc) from exc
+            raise ScalingError("could not list the workers", exc) from exc
 
     def _launch(self, count: int, client_token: str) -> list[str]:
         """Launch `count` workers in one call; none when EC2 has no capacity for them now.
