@@ -25,7 +25,7 @@ def test_a_failing_sqs_call_fails_the_job_with_its_cause(local_stack, stack, cli
     assert item["error"] == "SQS.SdkClientException"
     assert "queue" in item["cause"].lower()
     status = client.http.get(job["status_url"]).json_body
-    assert status["error"]["cause"] == item["cause"]
+    assert (status["error"], status["cause"]) == (item["error"], item["cause"])
 
 
 def test_a_failing_scale_up_fails_the_job_with_its_cause(local_stack, stack, client, app_module, jpeg_bytes):

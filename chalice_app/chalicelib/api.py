@@ -70,7 +70,8 @@ class JobsApi:
         if status is JobStatus.DONE:
             body["result"] = self._result(job_id)
         elif status is JobStatus.FAILED:
-            body["error"] = {"error": item.get("error", "Unknown"), "cause": item.get("cause", "")}
+            # Step Functions' own pair: a short error name and a sentence for people.
+            body["error"], body["cause"] = item.get("error", "Unknown"), item.get("cause", "")
         return body
 
     def recognize_and_wait(self, upload: UploadedFile) -> CompatAnswer:
@@ -99,8 +100,7 @@ class JobsApi:
             if status is JobStatus.DONE:
                 return CompatAnswer(200, text=format_answer(request.filename, body["result"]))
             if status is JobStatus.FAILED:
-                cause = body["error"]["cause"]
-                return CompatAnswer(422, body={"error": "JobFailed", "message": cause, "job": body})
+                return CompatAnswer(422, body={"error": "JobFailed", "message": body["cause"], "job": body})
             if self._clock() >= deadline:
                 # API Gateway would cut the request at 29 s: hand over the job to poll instead.
                 return CompatAnswer(202, body=body)
