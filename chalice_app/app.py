@@ -19,6 +19,7 @@ from chalicelib.exceptions import NotFoundError, RequestError, ServiceError
 from chalicelib.people import validate_person
 from chalicelib.services import get_services
 from chalicelib.uploads import UploadRequest
+from chalicelib.web import HTML_HEADERS, page
 
 app = Chalice(app_name="facerec")
 app.log.setLevel(logging.INFO)
@@ -101,6 +102,12 @@ def create_enrollment_upload(person_id: str) -> Response:
     request = UploadRequest.from_body(app.current_request.json_body, services.settings)
     body = services.jobs_api.create(request, JobKind.ENROLL, person=person_id)
     return Response(body=body, status_code=201)
+
+
+@app.route("/app", methods=["GET"])
+def web_page() -> Response:
+    """The page for people: recognize photos, enroll people (chalicelib/web/)."""
+    return Response(body=page(), status_code=200, headers=HTML_HEADERS)
 
 
 @app.route("/", methods=["POST"], content_types=["multipart/form-data"])

@@ -1,0 +1,315 @@
+"use strict";
+// facerec's page: upload photos straight to S3 with the API's presigned POST, poll each job, and
+// draw what came back. API paths are relative to where the page is served (/app locally,
+// /<stage>/app behind API Gateway), so the same file works on both.
+
+const API = location.pathname.replace(/app\/?$/, "");
+const POLL_MS = 1000;
+const GIVE_UP_MS = 10 * 60 * 1000;
+const TYPES = { jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png" };
+const STATUS_TEXT = {
+  UPLOADING: "sending the photo",
+  AWAITING_UPLOAD: "waiting for the upload to be seen",
+  QUEUED: "waiting for a worker (the first may take a while to start)",
+  PROCESSING: "a worker is looking at it",
+  DONE: "",
+  FAILED: "",
+};
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// ---- talking to the API and to S3 -------------------------------------------------------------
+
+const tokenInput = $("#admin-token");
+
+async function api(method, path, { body, admin = false } = {}) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (admin) headers["X-Admin-Token"] = tokenInput.value;
+  let response;
+  try {
+    response = await fetch(API + path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) {
+    throw new ApiError(`cannot reach the service (${error.message})`, 0);
+  }
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: the text says what went wrong */ }
+  if (!response.ok) throw new ApiError((data && data.message) || text || response.statusText, response.status);
+  return data;
+}
+
+function contentType(file) {
+  return file.type || TYPES[file.name.split(".").pop().toLowerCase()] || "application/octet-stream";
+}
+
+// The presigned POST wants its fields first and the file last, named "file".
+async function uploadTo(slot, file) {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(slot.fields)) form.append(name, value);
+  form.append("file", file);
+  let response;
+  try {
+    response = await fetch(slot.url, { method: "POST", body: form });
+  } catch (error) {
+    throw new ApiError(`the photo did not reach storage (${error.message})`, 0);
+  }
+  if (!response.ok) {
+    const xml = new DOMParser().parseFromString(await response.text(), "application/xml");
+    const reason = xml.querySelector("Message")?.textContent;
+    throw new ApiError(`storage refused the photo (${response.status})${reason ? ": " + reason : ""}`, response.status);
+  }
+}
+
+// Create the job, upload its photo, then poll until DONE (its document) or FAILED (null).
+async function runJob(card, path, file, { admin = false } = {}) {
+  try {
+    card.setStatus("UPLOADING");
+    const job = await api("POST", path, { body: { filename: file.name, content_type: contentType(file) }, admin });
+    await uploadTo(job.upload, file);
+    card.setStatus(job.status);
+    return await follow(card, job.job_id);
+  } catch (error) {
+    card.fail(error.message);
+    return null;
+  }
+}
+
+async function follow(card, jobId) {
+  const started = Date.now();
+  let unreachable = 0;
+  while (Date.now() - started < GIVE_UP_MS) {
+    await sleep(POLL_MS);
+    let job;
+    try {
+      job = await api("GET", `jobs/${encodeURIComponent(jobId)}`);
+      unreachable = 0;
+    } catch (error) {
+      if (error.status === 0 && ++unreachable < 5) continue; // a blip in the network: ask again
+      throw error;
+    }
+    if (job.status === "FAILED") {
+      card.fail(job.error?.cause || job.error?.error || "the job failed");
+      return null;
+    }
+    card.setStatus(job.status);
+    if (job.status === "DONE") return job.result;
+  }
+  throw new ApiError(`not done after ${GIVE_UP_MS / 60000} minutes; the job may still finish later`, 0);
+}
+
+// ---- a card per photo --------------------------------------------------------------------------
+
+function newCard(list, file) {
+  const element = $("#card-template").content.firstElementChild.cloneNode(true);
+  $(".filename", element).textContent = file.name;
+  list.prepend(element);
+  const status = $(".status", element);
+  const detail = $(".detail", element);
+  const setStatus = (value, text = STATUS_TEXT[value] ?? "") => {
+    element.dataset.status = value;
+    status.dataset.status = value;
+    status.textContent = value;
+    detail.textContent = text;
+  };
+  return { element, setStatus, fail: (cause) => setStatus("FAILED", cause) };
+}
+
+const percent = (value, whole) => `${(100 * value) / whole}%`;
+
+function drawFaces(card, file, result) {
+  const figure = $(".photo", card.element);
+  const frame = $(".frame", figure);
+  const img = $("img", frame);
+  // Browsers draw <img> upright from EXIF (image-orientation: from-image), and the worker's boxes
+  // are in the upright photo's pixels: boxes in percent of its size land where the faces are.
+  img.src = URL.createObjectURL(file);
+  img.alt = `${file.name}, ${describe(result.faces)}`;
+  img.addEventListener("load", () => URL.revokeObjectURL(img.src), { once: true });
+  const list = $(".faces", card.element);
+  result.faces.forEach((face, index) => {
+    const [x1, y1, x2, y2] = face.box;
+    const name = face.identity ?? "unknown";
+    const box = document.createElement("div");
+    box.className = face.identity ? "box" : "box unknown";
+    if (y1 / result.height < 0.08) box.classList.add("label-below");
+    Object.assign(box.style, {
+      left: percent(x1, result.width), top: percent(y1, result.height),
+      width: percent(x2 - x1, result.width), height: percent(y2 - y1, result.height),
+    });
+    box.setAttribute("aria-hidden", "true"); // the list below says the same in words
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = name;
+    box.append(label);
+    frame.append(box);
+
+    const item = document.createElement("li");
+    if (!face.identity) item.className = "unknown";
+    const distance = typeof face.distance === "number" ? `, distance ${face.distance.toFixed(3)}` : "";
+    item.textContent = `${name}${distance}`;
+    item.title = `face ${index + 1}, detection probability ${(face.probability ?? 0).toFixed(3)}`;
+    list.append(item);
+  });
+  $(".summary", figure).textContent = `${describe(result.faces)} · model ${result.model?.name ?? "?"} (match under ${result.model?.threshold ?? "?"})`;
+  figure.hidden = false;
+}
+
+function describe(faces) {
+  if (faces.length === 0) return "no faces found";
+  const known = faces.filter((face) => face.identity).length;
+  return `${faces.length} face${faces.length === 1 ? "" : "s"}: ${known} known, ${faces.length - known} unknown`;
+}
+
+// ---- recognize tab -----------------------------------------------------------------------------
+
+// Every file gets a card: one the service refuses shows the service's reason there.
+function recognize(files) {
+  for (const file of files) {
+    const card = newCard($("#jobs"), file);
+    runJob(card, "jobs", file).then((result) => result && drawFaces(card, file, result));
+  }
+}
+
+const photosInput = $("#photos");
+photosInput.addEventListener("change", () => {
+  recognize(photosInput.files);
+  photosInput.value = ""; // choosing the same photo again starts another job
+});
+
+const dropzone = $("#dropzone");
+dropzone.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  dropzone.classList.add("over");
+});
+dropzone.addEventListener("dragleave", () => dropzone.classList.remove("over"));
+dropzone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dropzone.classList.remove("over");
+  recognize(event.dataTransfer.files);
+});
+
+// ---- enroll tab --------------------------------------------------------------------------------
+
+const TOKEN_KEY = "facerec.adminToken";
+tokenInput.value = localStorage.getItem(TOKEN_KEY) ?? "";
+tokenInput.addEventListener("change", () => {
+  localStorage.setItem(TOKEN_KEY, tokenInput.value);
+  loadPeople();
+});
+$("#token-form").addEventListener("submit", (event) => event.preventDefault());
+
+async function enroll(event) {
+  event.preventDefault();
+  const message = $("#enroll-message");
+  message.textContent = "";
+  if (!tokenInput.value) {
+    message.textContent = "Enter the admin token first.";
+    tokenInput.focus();
+    return;
+  }
+  const personId = $("#person-id").value.trim();
+  const displayName = $("#display-name").value.trim() || personId;
+  const files = [...$("#enroll-photos").files];
+  try {
+    await api("POST", "people", { body: { person_id: personId, display_name: displayName }, admin: true });
+  } catch (error) {
+    // 409: they exist already, and these photos add to their gallery.
+    if (error.status !== 409) {
+      message.textContent = error.message;
+      return;
+    }
+  }
+  $("#enroll-form").reset();
+  loadPeople();
+  await Promise.all(files.map(async (file) => {
+    const card = newCard($("#enroll-jobs"), file);
+    const result = await runJob(card, `people/${encodeURIComponent(personId)}/photos`, file, { admin: true });
+    if (result) card.setStatus("DONE", `${personId} now has ${result.photos_enrolled} photo(s)`);
+  }));
+}
+$("#enroll-form").addEventListener("submit", enroll);
+
+async function loadPeople() {
+  const message = $("#people-message");
+  const body = $("#people tbody");
+  if (!tokenInput.value) {
+    body.replaceChildren();
+    message.textContent = "Enter the admin token to see who is enrolled.";
+    return;
+  }
+  let people;
+  try {
+    ({ people } = await api("GET", "people", { admin: true }));
+  } catch (error) {
+    message.textContent = error.message;
+    return;
+  }
+  message.textContent = people.length ? `${people.length} enrolled.` : "Nobody is enrolled yet.";
+  body.replaceChildren(...people.map(personRow));
+}
+
+function personRow(person) {
+  const row = document.createElement("tr");
+  for (const value of [person.person_id, person.display_name, (person.created_at ?? "").slice(0, 10)]) {
+    const cell = document.createElement("td");
+    cell.textContent = value;
+    row.append(cell);
+  }
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = "Delete";
+  button.setAttribute("aria-label", `Delete ${person.person_id}`);
+  button.addEventListener("click", async () => {
+    if (!confirm(`Delete ${person.person_id}? Their face stops being recognized.`)) return;
+    try {
+      await api("DELETE", `people/${encodeURIComponent(person.person_id)}`, { admin: true });
+    } catch (error) {
+      $("#people-message").textContent = error.message;
+      return;
+    }
+    loadPeople();
+  });
+  const cell = document.createElement("td");
+  cell.append(button);
+  row.append(cell);
+  return row;
+}
+$("#refresh-people").addEventListener("click", loadPeople);
+
+// ---- tabs (WAI-ARIA pattern: arrows move between tabs, the URL's #hash remembers the tab) --------
+
+const tabs = [...document.querySelectorAll('[role="tab"]')];
+
+function showTab(tab, focus = false) {
+  for (const other of tabs) {
+    const selected = other === tab;
+    other.setAttribute("aria-selected", String(selected));
+    other.tabIndex = selected ? 0 : -1;
+    document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
+  }
+  if (focus) tab.focus();
+  history.replaceState(null, "", "#" + tab.id.replace("tab-", ""));
+  if (tab.id === "tab-enroll") loadPeople();
+}
+
+for (const tab of tabs) {
+  tab.addEventListener("click", () => showTab(tab));
+  tab.addEventListener("keydown", (event) => {
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+    if (!step) return;
+    event.preventDefault();
+    showTab(tabs[(tabs.indexOf(tab) + step + tabs.length) % tabs.length], true);
+  });
+}
+showTab(tabs.find((tab) => tab.id === `tab-${location.hash.slice(1)}`) ?? tabs[0]);
