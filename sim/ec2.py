@@ -63,14 +63,22 @@ class SimEc2:
             self._on_launch(instance)
         return launched
 
-    def describe(self, now: float) -> set[str] | None:
-        """Live instances as DescribeInstances lists them (a moment late), or None when throttled."""
+    def describe(self, now: float) -> dict[str, str] | None:
+        """Instance states as DescribeInstances lists them, or None when throttled.
+
+        A launch shows up `describe_lag_s` late; an ended instance stays listed as terminated
+        (EC2 keeps listing terminated instances for about an hour).
+        """
         self.calls["describe_instances"] += 1
         if not self._describe.take(now):
             self.calls["describe_instances_throttled"] += 1
             return None
         listed_before = now - self._fleet.describe_lag_s
-        return {i.instance_id for i in self._alive.values() if i.launched_s <= listed_before}
+        return {
+            i.instance_id: "running" if i.ended_s is None else "terminated"
+            for i in self.instances
+            if i.launched_s <= listed_before
+        }
 
     def live_count(self) -> int:
         """The true number of live instances (what an Auto Scaling group or Kubernetes knows)."""
@@ -99,7 +107,8 @@ class SimEc2:
         listed = self.describe(self._clock())
         if listed is None:
             raise _client_error("RequestLimitExceeded", "DescribeInstances")
-        return [{"Reservations": [{"Instances": [{"InstanceId": i} for i in sorted(listed)]}]}]
+        instances = [{"InstanceId": i, "State": {"Name": state}} for i, state in sorted(listed.items())]
+        return [{"Reservations": [{"Instances": instances}]}]
 
     def run_instances(self, *, MinCount: int, **_: Any) -> dict[str, Any]:  # noqa: N803
         launched = self.run(self._clock(), MinCount)
