@@ -24,8 +24,8 @@ from chalicelib.workflow import WorkflowStarter
 
 def test_notifications_are_parsed_as_s3_sends_them():
     created = list(iter_uploaded_objects(json.dumps(load_event("s3_object_created.json"))))
-    assert [(o.bucket, o.key, o.size) for o in created] == [
-        ("facerec-dev-input", "uploads/Zq3xY7mN2pL9vB4cD8fG1hJ6kR0sT5wU/my holiday(photo).jpg", 48213)
+    assert created == [
+        UploadedObject("facerec-dev-input", "uploads/Zq3xY7mN2pL9vB4cD8fG1hJ6kR0sT5wU/my holiday(photo).jpg")
     ]
     assert list(iter_uploaded_objects(json.dumps(load_event("s3_test_event.json")))) == []
 
@@ -66,8 +66,8 @@ def test_objects_outside_uploads_never_reach_the_workflow(local_stack, stack, cl
     deliver_upload_events(local_stack, stack, app_module)  # only S3's test event: the filter holds
     handler = get_services().upload_events
     bucket = stack.outputs["InputBucketName"]
-    assert handler.handle(UploadedObject(bucket, "other/photo.jpg", 10)) is UploadOutcome.IGNORED
-    assert handler.handle(UploadedObject("another-bucket", "uploads/" + "a" * 32 + "/p.jpg", 10)) is UploadOutcome.IGNORED
+    assert handler.handle(UploadedObject(bucket, "other/photo.jpg")) is UploadOutcome.IGNORED
+    assert handler.handle(UploadedObject("another-bucket", "uploads/" + "a" * 32 + "/p.jpg")) is UploadOutcome.IGNORED
     assert executions(local_stack, stack) == []
 
 

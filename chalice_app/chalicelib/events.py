@@ -12,9 +12,8 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
@@ -35,7 +34,6 @@ logger = logging.getLogger(__name__)
 class UploadedObject:
     bucket: str
     key: str
-    size: int
 
 
 def iter_uploaded_objects(notification_body: str) -> Iterator[UploadedObject]:
@@ -52,7 +50,6 @@ def iter_uploaded_objects(notification_body: str) -> Iterator[UploadedObject]:
         yield UploadedObject(
             bucket=s3["bucket"]["name"],
             key=unquote_plus(s3["object"]["key"]),
-            size=int(s3["object"].get("size", 0)),
         )
 
 
@@ -66,19 +63,11 @@ class UploadOutcome(str, enum.Enum):
 class UploadEventHandler:
     """Claims the job, re-checks the object, starts the execution named after the job id."""
 
-    def __init__(
-        self,
-        jobs: JobStore,
-        s3_client: Any,
-        starter: WorkflowStarter,
-        settings: Settings,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, jobs: JobStore, s3_client: Any, starter: WorkflowStarter, settings: Settings) -> None:
         self._jobs = jobs
         self._s3 = s3_client
         self._starter = starter
         self._settings = settings
-        self._clock = clock
 
     def handle(self, obj: UploadedObject) -> UploadOutcome:
         parsed = parse_upload_key(obj.key)
@@ -90,6 +79,15 @@ class UploadEventHandler:
         if job is None:
             logger.info("job %s: upload already handled, or no such job", job_id)
             return UploadOutcome.DUPLICATE
+        try:
+            return self._handle_claimed(job, obj)
+        except Exception:
+            # Let the next delivery of this event try again rather than wait for the claim to go stale.
+            self._jobs.release_claim(job_id)
+            raise
+
+    def _handle_claimed(self, job: dict[str, Any], obj: UploadedObject) -> UploadOutcome:
+        job_id = job["job_id"]
         if job.get("upload_key") != obj.key:
             self._jobs.release_claim(job_id)
             logger.warning("job %s: %s is not the key its slot was issued for", job_id, obj.key)
@@ -98,11 +96,7 @@ class UploadEventHandler:
         if refusal is not None:
             self._jobs.fail(job_id, "UploadRejected", refusal)
             return UploadOutcome.REJECTED
-        try:
-            started = self._starter.start(job_id, workflow_input(job, obj.bucket, obj.key))
-        except Exception:
-            self._jobs.release_claim(job_id)
-            raise
+        started = self._starter.start(job_id, workflow_input(job, obj.bucket, obj.key))
         return UploadOutcome.STARTED if started else UploadOutcome.DUPLICATE
 
     def _refusal(self, obj: UploadedObject, job: dict[str, Any]) -> str | None:
