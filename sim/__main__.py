@@ -15,11 +15,11 @@ from pathlib import Path
 
 from .cost import comparison, ec2_usd, load_prices
 from .engine_rate import load_engine_rate
-from .params import SimParams, WorkerModel
+from .params import FleetModel, SimParams, WorkerModel
 from .plots import plot_scenario
-from .report import cost_table, policy_table, targets_table
-from .run import check_targets, run_scenario
-from .scenarios import SCENARIOS
+from .report import cost_table, policy_table, sensitivity_table, targets_table
+from .run import check_targets, run_scenario, target_sensitivity
+from .scenarios import SCENARIOS, SENSITIVITY_SCENARIOS, SENSITIVITY_TARGETS
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
 COST_SCENARIO = "steady-1000"
@@ -40,11 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="facenet", choices=("facenet", "dlib"))
     parser.add_argument("--workload", default="course", choices=("course", "frame"))
     parser.add_argument("--scenarios", default="", help="comma-separated names; all when empty")
+    parser.add_argument("--cold-start", type=float, default=FleetModel.cold_start_s, help="launch to ready, seconds")
+    parser.add_argument("--describe-lag", type=float, default=FleetModel.describe_lag_s,
+                        help="seconds before DescribeInstances lists a launch")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     rate = load_engine_rate(args.engine, args.model, args.workload)
-    params = SimParams(worker=WorkerModel.from_engine(rate))
+    params = SimParams(worker=WorkerModel.from_engine(rate)).with_fleet(
+        cold_start_s=args.cold_start, describe_lag_s=args.describe_lag
+    )
     prices = load_prices()
     chosen = [s for s in SCENARIOS if not args.scenarios or s.name in args.scenarios.split(",")]
     print(f"sim: {rate.model} on {rate.workload} photos, {rate.batched_photos_per_second} photos/s batched "
@@ -80,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     if {"steady-1000", "steady-1000-idle-80", "course-burst"} <= results.keys() and "cost" in report:
         report["targets"] = check_targets(results, report["cost"], report["cost"]["deployed_workflow_type"])
         print(f"\n### Targets\n\n{targets_table(report['targets'])}")
+    sensitive = [s for s in chosen if s.name in SENSITIVITY_SCENARIOS]
+    if sensitive:
+        report["target_sensitivity"] = target_sensitivity(params, sensitive, SENSITIVITY_TARGETS)
+        print(f"\n### Ours with other targets\n\n{sensitivity_table(report['target_sensitivity'])}")
     report["wall_s"] = round(time.perf_counter() - started, 1)
     if COST_SCENARIO in results:
         report["wall_s_steady_1000_ours"] = results[COST_SCENARIO]["ours"]["wall_s"]

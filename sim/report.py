@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["cost_table", "policy_table", "targets_table"]
+__all__ = ["cost_table", "policy_table", "sensitivity_table", "targets_table"]
 
 _COLUMNS = (
     ("policy", "policy"),
@@ -55,3 +55,13 @@ def _cell(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+def sensitivity_table(sensitivity: dict[str, dict[str, dict[str, Any]]]) -> str:
+    scenarios = list(next(iter(sensitivity.values())))
+    rows = ["| target messages/worker | " + " | ".join(f"{s}: p95 s / instance-s" for s in scenarios) + " |",
+            "|---|" + "---|" * len(scenarios)]
+    for target, by_scenario in sensitivity.items():
+        cells = [f"{_cell(f['p95_s'])} / {_cell(f['instance_seconds_billed'])}" for f in by_scenario.values()]
+        rows.append(f"| {target} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)

@@ -12,7 +12,7 @@ from .policies import POLICIES
 from .scenarios import Scenario
 from .simulator import Simulation
 
-__all__ = ["PolicyRun", "check_targets", "run_scenario"]
+__all__ = ["PolicyRun", "check_targets", "run_scenario", "target_sensitivity"]
 
 P95_TARGET_S = 60.0
 BACK_TO_ZERO_TARGET_S = 120.0
@@ -50,6 +50,20 @@ def run_scenario(base: SimParams, scenario: Scenario) -> list[PolicyRun]:
         figures["policy_calls"] = policy.figures(sim.jobs)
         runs.append(PolicyRun(policy.name, figures, timeline(sim, scenario.plot_step_s)))
     return runs
+
+
+def target_sensitivity(base: SimParams, scenarios: list[Scenario], targets: tuple[int, ...]) -> dict[str, Any]:
+    """Ours under other values of target_backlog_per_worker: the knob between latency and cost."""
+    table: dict[str, Any] = {}
+    for target in targets:
+        params = replace(base, settings=replace(base.settings, target_backlog_per_worker=target))
+        for scenario in scenarios:
+            (ours,) = run_scenario(params, replace(scenario, policies=("ours",)))
+            figures = ours.figures
+            table.setdefault(str(target), {})[scenario.name] = {
+                key: figures[key] for key in ("p50_s", "p95_s", "peak_workers", "instance_seconds_billed")
+            }
+    return table
 
 
 def check_targets(results: dict[str, dict[str, dict[str, Any]]], cost: dict[str, Any], deployed_workflow: str) -> dict[str, Any]:

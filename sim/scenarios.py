@@ -14,7 +14,7 @@ import numpy as np
 
 from . import traces
 
-__all__ = ["SCENARIOS", "Scenario"]
+__all__ = ["SCENARIOS", "SENSITIVITY_SCENARIOS", "SENSITIVITY_TARGETS", "Scenario"]
 
 
 @dataclass(frozen=True)
@@ -72,3 +72,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         fleet={"warm_pool": 20, "warm_start_s": 8.0},
     ),
 )
+
+# Ours again with other targets (messages per worker), on the traces where the fleet size matters.
+SENSITIVITY_TARGETS = (50, 150, 500)
+SENSITIVITY_SCENARIOS = ("course-burst", "steady-1000", "spike-after-idle")
