@@ -55,3 +55,12 @@ bench-sim: setup  ## Simulated elasticity (4 policies, 6 traces) and cost per mi
 
 bench: bench-engine bench-sim  ## Every benchmark, merged into out/bench.json (engine, sim, cost, local_stack)
 	$(BIN)/python -m bench.merge --out-dir $(OUT)
+
+.PHONY: setup-browser
+
+setup-browser:  ## Install Debian's chromium for the web page's browser test (apt, as root)
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y --no-install-recommends chromium; \
+	else echo "setup-browser: /usr/bin/chromium is missing and installing it needs root:" >&2; \
+	     echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium" >&2; \
+	     echo "  (without it, tests/test_web_page.py is skipped)" >&2; exit 1; fi

@@ -99,7 +99,7 @@ async function follow(card, jobId) {
       throw error;
     }
     if (job.status === "FAILED") {
-      card.fail(job.error?.cause || job.error?.error || "the job failed");
+      card.fail(job.cause || job.error || "the job failed");
       return null;
     }
     card.setStatus(job.status);
@@ -173,9 +173,10 @@ function describe(faces) {
 
 // ---- recognize tab -----------------------------------------------------------------------------
 
-// Every file gets a card: one the service refuses shows the service's reason there.
+// Every file gets a card: one the service refuses shows the service's reason there. Cards go on
+// top, newest first, so a batch goes in reversed to read in the order it was chosen.
 function recognize(files) {
-  for (const file of files) {
+  for (const file of [...files].reverse()) {
     const card = newCard($("#jobs"), file);
     runJob(card, "jobs", file).then((result) => result && drawFaces(card, file, result));
   }
@@ -232,7 +233,7 @@ async function enroll(event) {
   }
   $("#enroll-form").reset();
   loadPeople();
-  await Promise.all(files.map(async (file) => {
+  await Promise.all(files.reverse().map(async (file) => {
     const card = newCard($("#enroll-jobs"), file);
     const result = await runJob(card, `people/${encodeURIComponent(personId)}/photos`, file, { admin: true });
     if (result) card.setStatus("DONE", `${personId} now has ${result.photos_enrolled} photo(s)`);

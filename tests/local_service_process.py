@@ -1,0 +1,55 @@
+"""`python -m local_service` as a subprocess on free ports, for tests that drive it from outside.
+
+The service runs as its own process tree, as `make run` starts it, so a test sees only what a
+person or a browser would: HTTP on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ADMIN_TOKEN = "local-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def local_service(log_path: Path, idle_seconds: float, *, ready_path: str = "/app",
+                  start_timeout: float = 120.0) -> Iterator[str]:
+    """The service's base URL once `ready_path` answers; Ctrl-C (SIGINT) stops it, as a person does."""
+    api_port, moto_port = free_port(), free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local_service", "--port", str(api_port), "--moto-port", str(moto_port),
+             "--idle-seconds", str(idle_seconds)],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "FACEREC_MODEL": "dlib"},
+        )
+        url = f"http://127.0.0.1:{api_port}"
+        try:
+            deadline = time.monotonic() + start_timeout
+            while True:
+                try:
+                    requests.get(url + ready_path, timeout=2)
+                    break
+                except requests.ConnectionError:
+                    assert process.poll() is None, f"the service exited early; see {log_path}"
+                    assert time.monotonic() < deadline, f"the service did not answer within {start_timeout:.0f} s"
+                    time.sleep(0.5)
+            yield url
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)

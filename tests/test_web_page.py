@@ -1,0 +1,103 @@
+"""The web page, in a real browser: enroll someone, then recognize them and a stranger.
+
+Debian's headless Chromium, driven by Playwright for Python (its wheel carries the driver; no
+`playwright install`, which downloads browsers), against the whole service as `make run` starts it.
+Assertions are on what a person sees: status badges, box labels, no errors in the console.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_service_process import ADMIN_TOKEN, local_service
+
+pytestmark = pytest.mark.slow
+
+FACES = Path(__file__).resolve().parent / "data" / "faces"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+# The first job waits for a worker process to start and load its model.
+JOB_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is absent: `make setup-browser` installs Debian's chromium"
+        print(reason)
+        pytest.skip(reason)
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extras")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # Workers outlive the gap between enrolling and recognizing, so one model load serves both.
+    with local_service(tmp_path_factory.mktemp("service") / "service.log", idle_seconds=60) as url:
+        yield url
+
+
+def test_a_person_enrolls_obama_then_sees_him_named_and_a_stranger_unknown(browser, service_url, tmp_path):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    console_errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+    page.on("pageerror", lambda error: console_errors.append(str(error)))
+    page.goto(f"{service_url}/app")
+
+    # Keyboard: the arrow key moves from the Recognize tab to the Enroll tab.
+    page.get_by_role("tab", name="Recognize").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Enroll people")).to_have_attribute("aria-selected", "true")
+
+    page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    page.get_by_label("Person id").fill("obama")
+    page.get_by_label("Display name").fill("Barack Obama")
+    page.get_by_label("A few photos of them").set_input_files(FACES / "obama.jpg")
+    page.get_by_role("button", name="Enroll", exact=True).click()
+    enrollment = page.locator("#enroll-jobs .card", has_text="obama.jpg")
+    expect(enrollment.locator(".status")).to_have_text("DONE", timeout=JOB_TIMEOUT_MS)
+    page.get_by_role("button", name="Refresh").click()
+    expect(page.get_by_role("row", name="obama Barack Obama")).to_be_visible()
+    page.screenshot(path=tmp_path / "enroll.png", full_page=True)
+
+    page.get_by_role("tab", name="Recognize").click()
+    page.get_by_label("Drop photos here").set_input_files([FACES / "obama2.jpg", FACES / "rose_leslie.jpg"])
+    obama = page.locator("#jobs .card", has_text="obama2.jpg")
+    stranger = page.locator("#jobs .card", has_text="rose_leslie.jpg")
+    for card in (obama, stranger):
+        expect(card.locator(".status")).to_have_text("DONE", timeout=JOB_TIMEOUT_MS)
+
+    expect(obama.locator(".box .label")).to_have_text(["obama"])
+    expect(obama.locator(".box.unknown")).to_have_count(0)
+    expect(stranger.locator(".box.unknown .label")).to_have_text(["unknown"])
+    expect(obama.locator(".faces li")).to_have_text([re.compile(r"^obama, distance 0\.\d+$")])
+    expect(stranger.locator(".faces li")).to_have_text([re.compile(r"^unknown, distance \d\.\d+$")])
+    for card in (obama, stranger):
+        assert_box_on_photo(card)
+
+    screenshot = tmp_path / "recognize.png"
+    page.screenshot(path=screenshot, full_page=True)
+    print(f"screenshots: {screenshot} and enroll.png beside it")
+    assert console_errors == []
+
+
+def assert_box_on_photo(card: Any) -> None:
+    """The box is drawn over the photo, not beside it or collapsed to nothing."""
+    photo = card.locator("img").bounding_box()
+    box = card.locator(".box").first.bounding_box()
+    assert photo and box and box["width"] > 10 and box["height"] > 10
+    assert photo["x"] <= box["x"] and box["x"] + box["width"] <= photo["x"] + photo["width"] + 1
+    assert photo["y"] <= box["y"] and box["y"] + box["height"] <= photo["y"] + photo["height"] + 1
