@@ -73,3 +73,14 @@ def test_the_packaged_template_passes_cfn_lint(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_launch_template_tags_workers_the_way_scale_up_counts_them():
+    from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG
+
+    data = load_template()["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    (instance_tags,) = [spec["Tags"] for spec in data["TagSpecifications"] if spec["ResourceType"] == "instance"]
+    tags = {tag["Key"]: tag["Value"] for tag in instance_tags}
+    assert tags[WORKER_ROLE_TAG[0]] == WORKER_ROLE_TAG[1]
+    assert tags[STAGE_TAG] == {"Ref": "StagePrefix"}
+    assert data["InstanceInitiatedShutdownBehavior"] == "terminate"
