@@ -16,8 +16,6 @@ import pytest
 
 from local_service_process import ADMIN_TOKEN, local_service
 
-pytestmark = pytest.mark.slow
-
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -48,6 +46,15 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+def test_the_page_is_one_html_document_with_its_style_and_script_inline(client):
+    response = client.http.get("/app")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    html = response.body.decode()
+    assert "{{" not in html and "<style>:root" in html and '<script>"use strict";' in html
+
+
+@pytest.mark.slow
 def test_a_person_enrolls_obama_then_sees_him_named_and_a_stranger_unknown(browser, service_url, tmp_path):
     from playwright.sync_api import expect
 
@@ -74,9 +81,14 @@ def test_a_person_enrolls_obama_then_sees_him_named_and_a_stranger_unknown(brows
     page.screenshot(path=tmp_path / "enroll.png", full_page=True)
 
     page.get_by_role("tab", name="Recognize").click()
-    page.get_by_label("Drop photos here").set_input_files([FACES / "obama2.jpg", FACES / "rose_leslie.jpg"])
+    notes = tmp_path / "notes.jpg"
+    notes.write_bytes(b"these are my notes, not a photo")
+    page.get_by_label("Drop photos here").set_input_files([FACES / "obama2.jpg", FACES / "rose_leslie.jpg", notes])
     obama = page.locator("#jobs .card", has_text="obama2.jpg")
     stranger = page.locator("#jobs .card", has_text="rose_leslie.jpg")
+    not_a_photo = page.locator("#jobs .card", has_text="notes.jpg")
+    expect(not_a_photo.locator(".status")).to_have_text("FAILED", timeout=JOB_TIMEOUT_MS)
+    expect(not_a_photo.locator(".detail")).not_to_be_empty()
     for card in (obama, stranger):
         expect(card.locator(".status")).to_have_text("DONE", timeout=JOB_TIMEOUT_MS)
 
