@@ -19,7 +19,7 @@ from chalicelib.exceptions import NotFoundError, RequestError, ServiceError
 from chalicelib.people import validate_person
 from chalicelib.services import get_services
 from chalicelib.uploads import UploadRequest
-from chalicelib.web import HTML_HEADERS, page
+from chalicelib.web import page
 
 app = Chalice(app_name="facerec")
 app.log.setLevel(logging.INFO)
@@ -107,7 +107,8 @@ def create_enrollment_upload(person_id: str) -> Response:
 @app.route("/app", methods=["GET"])
 def web_page() -> Response:
     """The page for people: recognize photos, enroll people (chalicelib/web/)."""
-    return Response(body=page(), status_code=200, headers=HTML_HEADERS)
+    web = page()
+    return Response(body=web.html, status_code=200, headers=web.headers)
 
 
 @app.route("/", methods=["POST"], content_types=["multipart/form-data"])

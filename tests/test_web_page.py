@@ -52,6 +52,8 @@ def test_the_page_is_one_html_document_with_its_style_and_script_inline(client):
     assert response.headers["Content-Type"].startswith("text/html")
     html = response.body.decode()
     assert "{{" not in html and "<style>:root" in html and '<script>"use strict";' in html
+    # Only the page's own inline script may run: the browser test's console would show a refusal.
+    assert "script-src 'sha256-" in response.headers["Content-Security-Policy"]
 
 
 @pytest.mark.slow
