@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cost import comparison, ec2_usd, load_prices
+from .cost import WORKFLOW_TYPES, comparison, ec2_usd, load_prices
 from .engine_rate import load_engine_rate
 from .params import FleetModel, SimParams, WorkerModel
 from .plots import plot_scenario
@@ -78,10 +78,17 @@ def main(argv: list[str] | None = None) -> int:
         ours = results[COST_SCENARIO]["ours"]
         report["cost"] = comparison(ours, ours["policy_calls"], params.settings.scale_up_interval_seconds, prices=prices)
         report["cost"]["from_scenario"] = COST_SCENARIO
+        report["cost"]["total_by_scenario"] = {
+            name: {w: comparison(runs["ours"], runs["ours"]["policy_calls"], params.settings.scale_up_interval_seconds,
+                                 prices=prices)[w]["usd_per_million_photos"]["total"] for w in WORKFLOW_TYPES}
+            for name, runs in results.items() if "ours" in runs
+        }
         report["cost"]["deployed_workflow_type"] = deployed_workflow_type()
         print(f"\n### Cost per million photos ({COST_SCENARIO}, ours; prices of {prices['date']}, {prices['region']})\n")
         print(cost_table(report["cost"]))
         print(f"\ncheaper: {report['cost']['cheaper']}; deployed: {report['cost']['deployed_workflow_type']}")
+        print("total $/M photos by scenario (Standard / Express): " + "; ".join(
+            f"{name} {t['STANDARD']:.2f} / {t['EXPRESS']:.2f}" for name, t in report["cost"]["total_by_scenario"].items()))
     if {"steady-1000", "steady-1000-idle-80", "course-burst"} <= results.keys() and "cost" in report:
         report["targets"] = check_targets(results, report["cost"], report["cost"]["deployed_workflow_type"])
         print(f"\n### Targets\n\n{targets_table(report['targets'])}")
