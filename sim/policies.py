@@ -88,14 +88,17 @@ class Ours:
         return jobs - self.rounds_on_first_ask
 
     def figures(self, jobs: int) -> dict[str, int]:
+        asks = jobs + self.held_asks(jobs)
+        # Every ask reads the lease; the simulation only calls ScaleUp for the asks that found it free.
+        reads_of_held_asks = asks - (self.rounds - self.scheduled_rounds)
         return {
             "scale_up_rounds": self.rounds,
             "scheduled_rounds": self.scheduled_rounds,
-            "scale_up_invocations": jobs + self.held_asks(jobs),
+            "scale_up_invocations": asks,
             "jobs_that_waited_for_the_lease": self.held_asks(jobs),
             "failed_rounds": self.failed_rounds,
             "sqs_get_queue_attributes": self._queue.calls,
-            "lease_reads": self._table.reads,
+            "lease_reads": self._table.reads + reads_of_held_asks,
             "lease_writes": self._table.writes,
         }
 

@@ -89,3 +89,13 @@ def test_a_policy_that_never_launches_leaves_jobs_unfinished_not_a_hang(params):
     assert figures["unfinished_jobs"] == 3
     assert figures["p50_s"] is None
     assert sim.now == pytest.approx(2.0 + 3600)
+
+
+def test_every_ask_of_the_scale_up_task_is_counted(params):
+    """Each job asks once, a job that found the lease held asks again; every ask reads the lease."""
+    policy = Ours()
+    sim, _ = run(params, traces.steady(50, 30), policy)
+    figures = policy.figures(sim.jobs)
+    assert figures["scale_up_invocations"] == sim.jobs + figures["jobs_that_waited_for_the_lease"]
+    assert figures["lease_reads"] == figures["scale_up_invocations"] + figures["scheduled_rounds"]
+    assert figures["scale_up_rounds"] <= 30 / params.settings.scale_up_interval_seconds + 2
