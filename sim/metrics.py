@@ -82,15 +82,16 @@ def timeline(sim: Simulation, step_s: float) -> Timeline:
     ready = np.sort([i.ready_s for i in instances])
     ended = np.sort([i.ended_s for i in instances])
     alive_ended = np.searchsorted(ended, grid, side="right")
-    bins = np.digitize(sim.uploads, grid)
+    # p95 of the jobs uploaded in each grid cell, plotted at the cell's start.
+    cells = np.searchsorted(grid, sim.uploads, side="right") - 1
     latency = sim.finished_s - sim.uploads
+    order = np.argsort(cells, kind="stable")
+    edges = np.searchsorted(cells[order], np.arange(grid.size + 1))
     p95 = np.full(grid.size, np.nan)
-    order = np.argsort(bins, kind="stable")
-    edges = np.searchsorted(bins[order], np.arange(grid.size + 1))
-    for b in range(grid.size):
-        chunk = latency[order[edges[b] : edges[b + 1]]]
+    for cell in range(grid.size):
+        chunk = latency[order[edges[cell] : edges[cell + 1]]]
         if chunk.size:
-            p95[b - 1 if b else 0] = np.percentile(chunk, 95)
+            p95[cell] = np.percentile(chunk, 95)
     return Timeline(
         t=grid,
         visible=arrived - taken,

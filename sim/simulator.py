@@ -2,7 +2,8 @@
 
 Jobs are never objects: they are indices into the sorted array of the times their messages become
 visible, and the queue is FIFO, so "the next n messages" is a pointer move and a batch finishing is
-one slice assignment. Events are per worker and per batch, which is what lets 300,000 jobs run in
+one slice assignment. Events are per batch, per long poll and per controller decision, and one
+arrival event serves all the long polls waiting for it, which is what lets 300,000 jobs run in
 seconds. Each worker follows worker_ami/facerec_worker/worker.py: receive (a long poll that
 returns as soon as a message is visible), process a batch of up to 10, delete, receive again; after
 an empty long poll it is idle, and on each later empty poll it ends itself once it has been idle
@@ -44,6 +45,8 @@ class Controller(Protocol):
 
 @dataclass(eq=False)
 class Worker:
+    """Where one instance's worker is in worker.py's loop; `wake_token` voids stale poll events."""
+
     instance: Instance
     state: str = "booting"
     idle_since: float | None = None
@@ -54,6 +57,8 @@ class Worker:
 
 @dataclass
 class Simulation:
+    """One trace under one controller; `run()` fills the finish times, the fleet and the counts."""
+
     params: SimParams
     uploads: np.ndarray
     controller: Controller
