@@ -14,18 +14,22 @@ from .scenarios import Scenario  # noqa: E402
 
 __all__ = ["plot_scenario"]
 
+_DASHES = ("-", "--", "-.", ":")
+
 
 def plot_scenario(scenario: Scenario, runs: list[PolicyRun], directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     hours = scenario.plot_step_s >= 60
     scale, unit = (3600.0, "h") if hours else (1.0, "s")
     figure, (queue, workers, latency) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
-    for run in runs:
+    for index, run in enumerate(runs):
         line = run.timeline
         t = line.t / scale
-        queue.plot(t, line.visible + line.in_flight, label=run.policy, linewidth=1.2)
-        workers.plot(t, line.workers, label=run.policy, linewidth=1.2)
-        latency.plot(t, line.p95_latency_by_upload, label=run.policy, linewidth=1.2)
+        # Policies often coincide: distinct dashes keep the one drawn first visible underneath.
+        style = {"label": run.policy, "linestyle": _DASHES[index % len(_DASHES)], "linewidth": 2.0 if index == 0 else 1.2}
+        queue.plot(t, line.visible + line.in_flight, **style)
+        workers.plot(t, line.workers, **style)
+        latency.plot(t, line.p95_latency_by_upload, **style)
     queue.set_ylabel("messages (visible + in flight)")
     workers.set_ylabel("live workers")
     latency.set_ylabel("p95 upload→result (s)\nby upload time")
