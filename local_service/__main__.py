@@ -21,7 +21,7 @@ def main() -> int:
                         help="a worker idle this long with an empty queue ends its instance")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("werkzeug", "transitions", "botocore", "chalice"):
+    for noisy in ("werkzeug", "transitions", "botocore", "chalice", "moto"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     options = LocalOptions(

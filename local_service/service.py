@@ -4,7 +4,8 @@
       └─ infra/template.yaml deployed into it, as on AWS
     Chalice app, served over HTTP (the API and the web page)
     upload events: S3 → SQS notifications handed to the app's handler (Lambda's event source)
-    scale-up: moto's lambda:invoke answered by the app's handler (infra.local.LambdaRouter)
+    scale-up: moto's lambda:invoke answered by the app's handler (infra.local.LambdaRouter),
+      and the app's one-minute safety-net schedule fired by a timer (EventBridge's part)
     fleet: one worker process per worker instance in moto's EC2
 """
 
@@ -16,6 +17,8 @@ import logging
 import os
 import sys
 import threading
+import uuid
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -24,7 +27,7 @@ from typing import Any
 from chalice.config import Config
 from chalice.local import LocalDevServer, create_local_server
 
-from infra.local import LocalStack, Stack, pump_sqs_to_handler
+from infra.local import ACCOUNT_ID, REGION, LocalStack, Stack, pump_sqs_to_handler
 
 from .fleet import LocalFleet
 
@@ -56,6 +59,7 @@ class LocalOptions:
     max_workers: int = 2
     idle_seconds: float = 30.0
     admin_token: str = "local-admin-token"
+    schedule_seconds: float = 60.0
     log_dir: Path = ROOT / "out" / "local"
     worker_env: dict[str, str] = field(default_factory=dict)
 
@@ -90,6 +94,7 @@ class LocalService:
         self._api = create_local_server(self.app.app, self._chalice_config(), options.host, options.api_port)
         self._spawn("api", self._api.serve_forever)
         self._spawn("upload-events", self._pump_upload_events)
+        self._spawn("schedule", self._fire_schedule)
         cores = os.cpu_count() or 1
         self.fleet = LocalFleet(
             self.moto.client("ec2"),
@@ -135,6 +140,19 @@ class LocalService:
             except Exception:
                 # The batch stays on the queue and comes back, as with Lambda's event source.
                 logger.exception("upload events: the handler failed; the batch will be delivered again")
+
+    def _fire_schedule(self) -> None:
+        """What EventBridge does for @app.schedule on AWS: a CloudWatch event at each tick."""
+        while not self._stop.wait(self.options.schedule_seconds):
+            event = {
+                "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+                "source": "aws.events", "account": ACCOUNT_ID, "time": datetime.now(timezone.utc).isoformat(),
+                "region": REGION, "resources": [], "detail": {},
+            }
+            try:
+                self.app.scale_up_every_minute(event, None)
+            except Exception:
+                logger.exception("the scheduled scale-up failed; the next tick tries again")
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

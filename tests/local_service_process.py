@@ -14,11 +14,28 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import requests
 
 ADMIN_TOKEN = "local-admin-token"
+
+
+@dataclass(frozen=True)
+class RunningService:
+    """What a test may touch: the API's URL, moto's (to watch EC2, as an operator would), the process."""
+
+    url: str
+    moto_url: str
+    process: subprocess.Popen
+
+    def ec2(self):
+        return boto3.client(
+            "ec2", endpoint_url=self.moto_url, region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
 
 
 def free_port() -> int:
@@ -29,8 +46,8 @@ def free_port() -> int:
 
 @contextmanager
 def local_service(log_path: Path, idle_seconds: float, *, ready_path: str = "/app",
-                  start_timeout: float = 120.0) -> Iterator[str]:
-    """The service's base URL once `ready_path` answers; Ctrl-C (SIGINT) stops it, as a person does."""
+                  start_timeout: float = 120.0) -> Iterator[RunningService]:
+    """The running service once `ready_path` answers; Ctrl-C (SIGINT) stops it, as a person does."""
     api_port, moto_port = free_port(), free_port()
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -49,7 +66,7 @@ def local_service(log_path: Path, idle_seconds: float, *, ready_path: str = "/ap
                     assert process.poll() is None, f"the service exited early; see {log_path}"
                     assert time.monotonic() < deadline, f"the service did not answer within {start_timeout:.0f} s"
                     time.sleep(0.5)
-            yield url
+            yield RunningService(url, f"http://127.0.0.1:{moto_port}", process)
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=60)

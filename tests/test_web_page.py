@@ -42,8 +42,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # Workers outlive the gap between enrolling and recognizing, so one model load serves both.
-    with local_service(tmp_path_factory.mktemp("service") / "service.log", idle_seconds=60) as url:
-        yield url
+    with local_service(tmp_path_factory.mktemp("service") / "service.log", idle_seconds=60) as service:
+        yield service.url
 
 
 def test_the_page_is_one_html_document_with_its_style_and_script_inline(client):
