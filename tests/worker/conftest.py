@@ -41,7 +41,12 @@ class WorkerHarness:
         self.ec2 = self.local_stack.client("ec2")
         resource = self.local_stack.session().resource("dynamodb", endpoint_url=self.local_stack.endpoint_url)
         self.jobs = resource.Table(self.stack.outputs["JobsTableName"])
+        self.people = resource.Table(self.stack.outputs["PeopleTableName"])
         self.queue_url = self.stack.outputs["JobsQueueUrl"]
+
+    def add_person(self, person_id: str) -> None:
+        """What POST /people records before any photo of the person is enrolled."""
+        self.people.put_item(Item={"person_id": person_id, "display_name": person_id})
 
     def queue(self, data: bytes, *, filename: str = "photo.jpg", kind: JobKind = JobKind.RECOGNIZE,
               person: str | None = None, status: JobStatus = JobStatus.QUEUED) -> str:
@@ -96,6 +101,7 @@ class WorkerHarness:
             sqs=self.sqs,
             s3=self.s3,
             jobs_table=self.jobs,
+            people_table=self.people,
             instance=Ec2Instance.discover(self.ec2, settings.instance_id),
             # The session's engine, kept open across workers: loading it once keeps tests quick.
             engine_factory=lambda: contextlib.nullcontext(self.engine),

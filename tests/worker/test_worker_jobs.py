@@ -14,6 +14,7 @@ from .conftest import FACES, photo_bytes
 
 
 def enroll(harness, person: str, photo: str) -> str:
+    harness.add_person(person)
     return harness.queue(photo_bytes(photo), filename=photo, kind=JobKind.ENROLL, person=person)
 
 
@@ -148,3 +149,15 @@ def test_a_stop_request_drains_and_ends_without_taking_work(harness):
     assert worker.lifecycle.state == "terminated"
     assert harness.job(job_id)["status"] == JobStatus.QUEUED.value
     assert harness.messages_left() == 1
+
+
+def test_a_person_deleted_through_the_api_is_no_longer_named_and_leaves_the_gallery(harness):
+    enroll(harness, "obama", "obama.jpg")
+    harness.worker().run()
+    harness.people.delete_item(Key={"person_id": "obama"})
+
+    job_id = harness.queue(photo_bytes("obama2.jpg"), filename="obama2.jpg")
+    harness.worker().run()
+    assert [f["identity"] for f in harness.result(job_id)["faces"]] == [None]
+    store = GalleryStore(harness.s3, harness.stack.outputs["OutputBucketName"], harness.engine.new_gallery)
+    assert store.current().names() == {}

@@ -25,11 +25,13 @@ def main() -> int:
         format=f"%(asctime)s {instance.instance_id} %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("transitions").setLevel(logging.WARNING)
+    dynamodb = session.resource("dynamodb")
     worker = Worker(
         settings,
         sqs=session.client("sqs"),
         s3=session.client("s3"),
-        jobs_table=session.resource("dynamodb").Table(settings.resources.jobs_table),
+        jobs_table=dynamodb.Table(settings.resources.jobs_table),
+        people_table=dynamodb.Table(settings.resources.people_table),
         instance=instance,
     )
     install_signal_handlers(worker)

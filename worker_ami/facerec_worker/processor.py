@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 
 from chalicelib.config import Settings
 from chalicelib.contract import RESULT_CONTENT_TYPE, JobKind, JobMessage, result_key
-from facerec_worker.engine import EnrollmentError, PhotoFailure, PhotoInput, Recognizer, SCHEMA_VERSION
+from chalicelib.people import PeopleStore
+from facerec_worker.engine import SCHEMA_VERSION, EnrollmentError, Gallery, PhotoFailure, PhotoInput, Recognizer
 
 from .gallery_store import GalleryStore
 from .ledger import Claim, JobLedger
@@ -56,6 +57,7 @@ class BatchProcessor:
         *,
         engine: Recognizer,
         gallery: GalleryStore,
+        people: PeopleStore,
         ledger: JobLedger,
         s3: Any,
         resources: Settings,
@@ -64,6 +66,7 @@ class BatchProcessor:
     ) -> None:
         self._engine = engine
         self._gallery = gallery
+        self._people = people
         self._ledger = ledger
         self._s3 = s3
         self._resources = resources
@@ -128,7 +131,7 @@ class BatchProcessor:
     def _recognize(self, deliveries: list[Delivery], photos: dict[str, PhotoInput | None]) -> list[Delivery]:
         if not deliveries:
             return []
-        results = self._engine.recognize([photos[d.message_id] for d in deliveries], self._gallery.current())
+        results = self._engine.recognize([photos[d.message_id] for d in deliveries], self._enrolled_gallery())
         for delivery, result in zip(deliveries, results):
             job_id = delivery.job.job_id
             if isinstance(result, PhotoFailure):
@@ -142,6 +145,20 @@ class BatchProcessor:
                 summary={"faces": len(result.faces), "identities": [f.identity for f in result.faces]},
             )
         return deliveries
+
+    def _enrolled_gallery(self) -> Gallery:
+        """The gallery without anyone deleted through the API since their embeddings were stored.
+
+        The people table is the record of who is enrolled; deleting a person there stops their
+        matches from the next batch on, and this prunes their embeddings from the shared file.
+        """
+        gallery = self._gallery.current()
+        enrolled = {person["person_id"] for person in self._people.list()}
+        deleted = set(gallery.people) - enrolled
+        if not deleted:
+            return gallery
+        logger.info("removing %d deleted people from the gallery", len(deleted))
+        return self._gallery.update(lambda g: [g.remove(name) for name in deleted])
 
     def _enroll(self, deliveries: list[Delivery], photos: dict[str, PhotoInput | None]) -> list[Delivery]:
         for delivery in deliveries:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.people import PeopleStore
 from facerec_worker.engine import Recognizer
 
 from .gallery_store import GalleryStore
@@ -44,6 +45,7 @@ class Worker:
         sqs: Any,
         s3: Any,
         jobs_table: Any,
+        people_table: Any,
         instance: Ec2Instance,
         engine_factory: Callable[[], Recognizer] = Recognizer.from_config,
         clock: Callable[[], float] = time.monotonic,
@@ -52,6 +54,7 @@ class Worker:
         self._sqs = sqs
         self._s3 = s3
         self._jobs_table = jobs_table
+        self._people_table = people_table
         self._instance = instance
         self._engine_factory = engine_factory
         self._queue_url = settings.resources.jobs_queue_url
@@ -104,6 +107,7 @@ class Worker:
         return BatchProcessor(
             engine=engine,
             gallery=GalleryStore(self._s3, resources.output_bucket, engine.new_gallery),
+            people=PeopleStore(self._people_table),
             ledger=JobLedger(self._jobs_table, worker_id=f"{self._instance.instance_id}/{os.getpid()}"),
             s3=self._s3,
             resources=resources,
