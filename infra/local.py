@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import traceback
 import uuid
 import warnings
@@ -136,6 +137,15 @@ class LocalStack:
         self.port = port or _free_port(host)
         self.router = LambdaRouter()
         self._server: ThreadedMotoServer | None = None
+        # One session and one client per service: loading a service's model is most of what a
+        # new client costs, and clients are safe to share between threads once made.
+        self._session = boto3.session.Session(
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+        )
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     @property
     def endpoint_url(self) -> str:
@@ -159,18 +169,22 @@ class LocalStack:
             self._server = None
 
     def session(self) -> boto3.session.Session:
-        return boto3.session.Session(
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            region_name=REGION,
-        )
+        return self._session
 
-    def client(self, service: str, **kwargs: Any) -> Any:
-        return self.session().client(service, endpoint_url=self.endpoint_url, **kwargs)
+    def client(self, service: str) -> Any:
+        """This server's client for `service`, made once."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(service, endpoint_url=self.endpoint_url)
+            return self._clients[service]
+
+    def table(self, name: str) -> Any:
+        """A DynamoDB table resource on this server."""
+        with self._clients_lock:
+            return self._session.resource("dynamodb", endpoint_url=self.endpoint_url).Table(name)
 
     def deploy(self, prefix: str, scale_up: Handler, parameters: Mapping[str, str] | None = None) -> Stack:
         """Deploy infra/template.yaml as stack `prefix`, its scale-up ARN routed to `scale_up`."""
-        session = _EndpointSession(self.session(), self.endpoint_url)
         params = {
             "StagePrefix": prefix,
             "ScaleUpFunctionArn": self.router.register(f"{prefix}-scale_up", scale_up),
@@ -182,27 +196,15 @@ class LocalStack:
             # moto's CloudFormation has no AWS::SQS::QueuePolicy (S3's permission to notify the
             # queue); moto's S3 notifies without one, so the warning says nothing about the template.
             warnings.filterwarnings("ignore", message=r"Tried to parse AWS::SQS::QueuePolicy")
-            outputs = deploy_stack(session, prefix, params)
-            apply_bucket_settings(session, prefix, template, params)
-            create_state_machines_via_api(session, prefix, template, params)
+            outputs = deploy_stack(self, prefix, params)
+            apply_bucket_settings(self, prefix, template, params)
+            create_state_machines_via_api(self, prefix, template, params)
         return Stack(prefix=prefix, outputs=outputs, endpoint_url=self.endpoint_url, parameters=params)
 
     def workflow_definition(self, stack: Stack) -> RenderedStateMachine:
         """The stack's job workflow as deployed, for running it on another engine (Step Functions Local)."""
-        session = _EndpointSession(self.session(), self.endpoint_url)
-        (machine,) = rendered_state_machines(session, stack.prefix, load_template(), stack.parameters)
+        (machine,) = rendered_state_machines(self, stack.prefix, load_template(), stack.parameters)
         return machine
-
-
-class _EndpointSession:
-    """A session whose clients all talk to the local endpoint (what AWS_ENDPOINT_URL does globally)."""
-
-    def __init__(self, session: boto3.session.Session, endpoint_url: str) -> None:
-        self._session = session
-        self._endpoint_url = endpoint_url
-
-    def client(self, service: str, **kwargs: Any) -> Any:
-        return self._session.client(service, endpoint_url=self._endpoint_url, **kwargs)
 
 
 def pump_sqs_to_handler(sqs: Any, queue_url: str, handler: Handler, queue_arn: str = "") -> int:

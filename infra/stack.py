@@ -7,6 +7,9 @@ properties are skipped (so `apply_bucket_settings` sets them through the S3 API 
 template).
 
     python -m infra.stack package > packaged.json
+
+The functions take `session`: anything whose `client(service)` gives a boto3 client (a boto3
+session for AWS, infra.local.LocalStack for moto).
 """
 
 from __future__ import annotations

@@ -68,9 +68,7 @@ def wait_for_execution(sfn: Any, state_machine_arn: str, job_id: str, timeout: f
 
 
 def job_item(local_stack: Any, stack: Any, job_id: str) -> dict[str, Any]:
-    table = local_stack.session().resource("dynamodb", endpoint_url=local_stack.endpoint_url).Table(
-        stack.outputs["JobsTableName"]
-    )
+    table = local_stack.table(stack.outputs["JobsTableName"])
     return table.get_item(Key={"job_id": job_id}, ConsistentRead=True)["Item"]
 
 

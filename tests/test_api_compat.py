@@ -23,9 +23,7 @@ class FakeWorker(threading.Thread):
     def __init__(self, local_stack, stack, document=None, error=None):
         super().__init__(daemon=True)
         self._s3 = local_stack.client("s3")
-        self._table = local_stack.session().resource("dynamodb", endpoint_url=local_stack.endpoint_url).Table(
-            stack.outputs["JobsTableName"]
-        )
+        self._table = local_stack.table(stack.outputs["JobsTableName"])
         self._stack = stack
         self._document = document
         self._error = error

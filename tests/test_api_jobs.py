@@ -99,7 +99,7 @@ def test_a_done_job_carries_its_result_document(local_stack, shared_stack, clien
     local_stack.client("s3").put_object(
         Bucket=shared_stack.outputs["OutputBucketName"], Key=result_key(job["job_id"]), Body=json.dumps(document)
     )
-    table = local_stack.session().resource("dynamodb", endpoint_url=local_stack.endpoint_url).Table(shared_stack.outputs["JobsTableName"])
+    table = local_stack.table(shared_stack.outputs["JobsTableName"])
     table.update_item(
         Key={"job_id": job["job_id"]},
         UpdateExpression="SET #s = :done, finished_at = :t",
@@ -113,7 +113,7 @@ def test_a_done_job_carries_its_result_document(local_stack, shared_stack, clien
 
 def test_a_failed_job_says_why(local_stack, shared_stack, client):
     job = create_job(client)
-    table = local_stack.session().resource("dynamodb", endpoint_url=local_stack.endpoint_url).Table(shared_stack.outputs["JobsTableName"])
+    table = local_stack.table(shared_stack.outputs["JobsTableName"])
     table.update_item(
         Key={"job_id": job["job_id"]},
         UpdateExpression="SET #s = :failed, #e = :e, cause = :c",

@@ -43,7 +43,7 @@ def settings(stack) -> Settings:
 
 @pytest.fixture
 def lease_table(local_stack, settings):
-    return local_stack.session().resource("dynamodb", endpoint_url=local_stack.endpoint_url).Table(settings.leases_table)
+    return local_stack.table(settings.leases_table)
 
 
 @pytest.fixture

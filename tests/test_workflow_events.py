@@ -80,9 +80,9 @@ def test_an_upload_for_an_unknown_job_starts_nothing(local_stack, stack, app_mod
 
 
 def _set_expiry(local_stack, stack, job_id: str, epoch: int) -> None:
-    local_stack.session().resource("dynamodb", endpoint_url=local_stack.endpoint_url).Table(
-        stack.outputs["JobsTableName"]
-    ).update_item(Key={"job_id": job_id}, UpdateExpression="SET upload_expires_epoch = :e", ExpressionAttributeValues={":e": epoch})
+    local_stack.table(stack.outputs["JobsTableName"]).update_item(
+        Key={"job_id": job_id}, UpdateExpression="SET upload_expires_epoch = :e", ExpressionAttributeValues={":e": epoch}
+    )
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ def test_a_duplicate_execution_for_a_queued_job_changes_nothing(local_stack, sta
 
 def test_a_job_a_worker_took_is_not_failed_by_the_workflow(local_stack, stack, client, app_module, jpeg_bytes):
     """A worker that marked the job PROCESSING owns its outcome, even when scale-up fails afterwards."""
-    table = local_stack.session().resource("dynamodb", endpoint_url=local_stack.endpoint_url).Table(stack.outputs["JobsTableName"])
+    table = local_stack.table(stack.outputs["JobsTableName"])
 
     def worker_takes_the_job_then_scale_up_runs(event, context):
         table.update_item(
