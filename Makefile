@@ -73,3 +73,11 @@ setup-browser:  ## Install Debian's chromium for the web page's browser test (ap
 	else echo "setup-browser: /usr/bin/chromium is missing and installing it needs root:" >&2; \
 	     echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium" >&2; \
 	     echo "  (without it, tests/test_web_page.py is skipped)" >&2; exit 1; fi
+
+.PHONY: setup-packer
+
+setup-packer:  ## Install Debian's packer, to validate (and build) the worker AMI's template
+	@if command -v packer >/dev/null; then packer version; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y --no-install-recommends packer; \
+	else echo "setup-packer: packer is missing and installing it needs root:" >&2; \
+	     echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends packer" >&2; exit 1; fi

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs once, as root, on the AMI build machine. Installs the worker into /opt/facerec/venv with
+# the project's pins, fetches and checks the facenet weights, and enables the systemd unit.
+set -euo pipefail
+
+: "${WHEEL:?the project wheel to install}"
+: "${WEIGHTS_URL:?where to fetch 20180402-114759-vggface2.pt}"
+: "${WEIGHTS_SHA256:?its expected sha256}"
+
+# Must match the Makefile's TORCH_PINS and FACENET_PIN: the same engine as the tests ran.
+TORCH_PINS="torch==2.14.1 torchvision==0.29.1"
+FACENET_PIN="facenet-pytorch==2.6.0"
+PREFIX=/opt/facerec
+MODELS=$PREFIX/models
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends python3-venv python3-dev ca-certificates curl
+# Nothing else competes for the CPU at boot or while the worker runs.
+systemctl disable --now apt-daily.timer apt-daily-upgrade.timer unattended-upgrades.service 2>/dev/null || true
+
+useradd --system --home-dir $PREFIX --shell /usr/sbin/nologin facerec
+python3 -m venv $PREFIX/venv
+$PREFIX/venv/bin/pip install --no-cache-dir --upgrade pip
+# The CPU build of torch: a tenth of the CUDA build's size, and workers have no GPU.
+$PREFIX/venv/bin/pip install --no-cache-dir $TORCH_PINS --index-url https://download.pytorch.org/whl/cpu
+# facenet-pytorch pins an old torch and numpy it runs fine without: no dependencies.
+$PREFIX/venv/bin/pip install --no-cache-dir --no-deps $FACENET_PIN
+$PREFIX/venv/bin/pip install --no-cache-dir "$WHEEL"
+# Bytecode now, not at every boot.
+$PREFIX/venv/bin/python -m compileall -q $PREFIX/venv
+
+mkdir -p $MODELS /etc/facerec
+curl --fail --location --retry 5 --output $MODELS/20180402-114759-vggface2.pt "$WEIGHTS_URL"
+echo "$WEIGHTS_SHA256  $MODELS/20180402-114759-vggface2.pt" | sha256sum --check --strict
+cat > /etc/facerec/engine.env <<ENV
+FACENET_WEIGHTS=$MODELS/20180402-114759-vggface2.pt
+FACENET_WEIGHTS_SHA256=$WEIGHTS_SHA256
+ENV
+
+# The engine loads and runs once here: a broken install fails the build, not the first boot.
+FACENET_WEIGHTS=$MODELS/20180402-114759-vggface2.pt FACENET_WEIGHTS_SHA256=$WEIGHTS_SHA256 \
+    $PREFIX/venv/bin/python -c "from facerec_worker.engine import Recognizer; Recognizer.from_config().close()"
+
+install -m 0644 /tmp/facerec-worker.service /tmp/facerec-worker-failed.service /etc/systemd/system/
+systemctl enable facerec-worker.service
+
+apt-get clean
+rm -rf /var/lib/apt/lists/* /tmp/*.whl /root/.cache
