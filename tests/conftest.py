@@ -239,3 +239,13 @@ def workflow(request: pytest.FixtureRequest, local_stack: Any, stack: Any, setti
     # The upload-event handler starts executions there: boto3 reads the per-service endpoint.
     settings_env({"FACEREC_STATE_MACHINE_ARN": arn, "AWS_ENDPOINT_URL_SFN": endpoint})
     return Workflow("stepfunctions-local", sfn, arn)
+
+
+@pytest.fixture(scope="session")
+def dlib_engine() -> Iterator[Any]:
+    """The engine with the offline default model and its process pool, as a worker runs it;
+    loaded once for the engine and the worker tests."""
+    from facerec_worker.engine import EngineConfig, Recognizer
+
+    with Recognizer.from_config(EngineConfig(model="dlib", threads=2)) as engine:
+        yield engine

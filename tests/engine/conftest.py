@@ -28,13 +28,6 @@ def encode(image: Image.Image, fmt: str = "JPEG", **params) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def dlib_engine() -> Iterator[Recognizer]:
-    """The offline default model, with its process pool as the worker runs it."""
-    with Recognizer.from_config(EngineConfig(model="dlib", threads=2)) as engine:
-        yield engine
-
-
-@pytest.fixture(scope="session")
 def facenet_weights(tmp_path_factory) -> tuple[Path, str]:
     """An InceptionResnetV1 state dict written by the test (the VGGFace2 file cannot be fetched
     here), laid out like the release file, logits included, and its sha256."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,18 +12,12 @@ import pytest
 
 from chalicelib.contract import JobKind, JobMessage, JobStatus, upload_key
 from chalicelib.jobs import new_job_id
-from facerec_worker.engine import EngineConfig, Recognizer
+from facerec_worker.engine import Recognizer
 from facerec_worker.instance import Ec2Instance
 from facerec_worker.settings import WorkerSettings
 from facerec_worker.worker import Worker
 
 FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
-
-
-@pytest.fixture(scope="session")
-def engine() -> Iterator[Recognizer]:
-    with Recognizer.from_config(EngineConfig(model="dlib", threads=2)) as recognizer:
-        yield recognizer
 
 
 @dataclass
@@ -110,8 +103,8 @@ class WorkerHarness:
 
 
 @pytest.fixture
-def harness(stack: Any, local_stack: Any, engine: Recognizer) -> WorkerHarness:
-    return WorkerHarness(stack, local_stack, engine)
+def harness(stack: Any, local_stack: Any, dlib_engine: Recognizer) -> WorkerHarness:
+    return WorkerHarness(stack, local_stack, dlib_engine)
 
 
 def photo_bytes(name: str) -> bytes:
