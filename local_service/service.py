@@ -60,6 +60,8 @@ class LocalOptions:
     idle_seconds: float = 30.0
     admin_token: str = "local-admin-token"
     schedule_seconds: float = 60.0
+    # Lambda's SQS event source runs several batches at once; so does the local one.
+    upload_event_pollers: int = 4
     log_dir: Path = ROOT / "out" / "local"
     worker_env: dict[str, str] = field(default_factory=dict)
 
@@ -93,7 +95,8 @@ class LocalService:
 
         self._api = create_local_server(self.app.app, self._chalice_config(), options.host, options.api_port)
         self._spawn("api", self._api.serve_forever)
-        self._spawn("upload-events", self._pump_upload_events)
+        for poller in range(options.upload_event_pollers):
+            self._spawn(f"upload-events-{poller}", self._pump_upload_events)
         self._spawn("schedule", self._fire_schedule)
         cores = os.cpu_count() or 1
         self.fleet = LocalFleet(
