@@ -9,7 +9,7 @@ import pytest
 from bench.merge import merge
 from sim import traces
 from sim.__main__ import deployed_workflow_type, main
-from sim.cost import comparison, load_prices, per_million, usage_per_photo, Assumptions
+from sim.cost import Assumptions, comparison, load_prices, per_million, usage_per_photo
 from sim.plots import plot_scenario
 from sim.policies import POLICIES
 from sim.run import run_scenario
@@ -40,22 +40,18 @@ def test_per_million_reads_the_unit_from_the_price_name():
     assert lines["sqs_standard_per_million_requests"] == pytest.approx(3 * 0.40)
 
 
-def test_every_price_has_a_source_and_a_status():
+def test_every_price_used_is_in_the_dated_file_with_a_source_and_a_status(params):
     prices = load_prices()
     assert prices["date"] and prices["region"] == "us-east-1"
-    ours = run_scenario_figures()
-    used = set(usage_per_photo(ours, ours["policy_calls"], "STANDARD", Assumptions(), 1)) | set(
-        usage_per_photo(ours, ours["policy_calls"], "EXPRESS", Assumptions(), 1)
-    )
+    ours = run_scenario(params, SMALL)[0].figures
+    used = {
+        line
+        for workflow in ("STANDARD", "EXPRESS")
+        for line in usage_per_photo(ours, ours["policy_calls"], workflow, Assumptions(), interval_s=1)
+    }
     assert used <= set(prices["prices"])
     for entry in prices["prices"].values():
         assert entry["status"] in {"verified", "secondary", "unverified"} and entry["source"].startswith("http")
-
-
-def run_scenario_figures():
-    from sim.params import SimParams
-
-    return run_scenario(SimParams().with_max_workers(5), SMALL)[0].figures
 
 
 def test_the_template_deploys_a_known_workflow_type():
