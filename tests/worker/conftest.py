@@ -13,7 +13,7 @@ import pytest
 from chalicelib.contract import JobKind, JobMessage, JobStatus, upload_key
 from chalicelib.jobs import new_job_id
 from facerec_worker.engine import Recognizer
-from facerec_worker.instance import Ec2Instance
+from facerec_worker.instance import Ec2Instance, InstanceMetadata
 from facerec_worker.settings import WorkerSettings
 from facerec_worker.worker import Worker
 
@@ -77,7 +77,9 @@ class WorkerHarness:
         reservations = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
         return reservations[0]["Instances"][0]["State"]["Name"]
 
-    def worker(self, *, idle_seconds: float = 0.0, clock: Any = time.monotonic, **overrides: Any) -> Worker:
+    def worker(self, *, idle_seconds: float = 0.0, clock: Any = time.monotonic,
+               metadata: InstanceMetadata | None = None, **overrides: Any) -> Worker:
+        """A worker on a fresh moto instance; `metadata` stands in for EC2's metadata service."""
         env = {k: v for k, v in self.stack.app_environment().items() if k.startswith("FACEREC_")}
         settings = WorkerSettings.from_env(env)
         settings = WorkerSettings(
@@ -95,7 +97,7 @@ class WorkerHarness:
             s3=self.s3,
             jobs_table=self.jobs,
             people_table=self.people,
-            instance=Ec2Instance.discover(self.ec2, settings.instance_id),
+            instance=Ec2Instance(self.ec2, settings.instance_id, metadata),
             # The session's engine, kept open across workers: loading it once keeps tests quick.
             engine_factory=lambda: contextlib.nullcontext(self.engine),
             clock=clock,

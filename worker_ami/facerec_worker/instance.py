@@ -18,16 +18,17 @@ SPOT_CHECK_SECONDS = 5.0
 class InstanceMetadata:
     """IMDSv2 (the launch template requires tokens): a session token, then GETs with it."""
 
-    def __init__(self, timeout: float = 2.0) -> None:
+    def __init__(self, base_url: str = IMDS, timeout: float = 2.0) -> None:
+        self._base = base_url
         self._timeout = timeout
 
     def get(self, path: str) -> str | None:
         token = requests.put(
-            f"{IMDS}/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}, timeout=self._timeout
+            f"{self._base}/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}, timeout=self._timeout
         )
         token.raise_for_status()
         response = requests.get(
-            f"{IMDS}/meta-data/{path}", headers={"X-aws-ec2-metadata-token": token.text}, timeout=self._timeout
+            f"{self._base}/meta-data/{path}", headers={"X-aws-ec2-metadata-token": token.text}, timeout=self._timeout
         )
         if response.status_code == 404:
             return None
