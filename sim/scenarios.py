@@ -45,7 +45,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "steady-1000-idle-80",
-        "As steady-1000 with workers idle for 80 s, not 120 s, before ending themselves",
+        "As steady-1000 with workers idle for 80 s, not the default, before ending themselves",
         lambda: traces.steady(1000, 300),
         max_workers=100,
         worker={"idle_s": 80.0},

@@ -6,13 +6,14 @@ one slice assignment. Events are per batch, per long poll and per controller dec
 arrival event serves all the long polls waiting for it, which is what lets 300,000 jobs run in
 seconds. Each worker follows worker_ami/facerec_worker/worker.py: receive (a long poll that
 returns as soon as a message is visible), process a batch of up to 10, delete, receive again; after
-an empty long poll it is idle, and on each later empty poll it ends itself once it has been idle
-for `idle_s` and the queue holds nothing visible or in flight (lifecycle.py's guards).
+an empty long poll it is idle since it last had work, its long polls shrink to the idle time left,
+and it ends itself once idle for `idle_s` with nothing visible or in flight (lifecycle.py's guards).
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import itertools
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class Worker:
     instance: Instance
     state: str = "booting"
     idle_since: float | None = None
+    last_busy: float = 0.0
     poll_deadline: float = 0.0
     wake_token: int = 0
     batch: tuple[int, int] = (0, 0)
@@ -141,7 +143,7 @@ class Simulation:
         self._push(instance.ready_s, _READY, worker)
 
     def _ready(self, worker: Worker) -> None:
-        worker.state = "polling"
+        worker.state, worker.last_busy = "polling", self.now
         self.counts["sqs_get_queue_attributes"] += 1  # the redrive policy, read once at boot
         self._receive(worker)
 
@@ -150,7 +152,11 @@ class Simulation:
         if self.visible() > 0:
             self._take(worker)
             return
-        worker.poll_deadline = self.now + self.params.worker.poll_wait_s
+        wait = self.params.worker.poll_wait_s
+        if worker.state == "idle":
+            remaining = self.params.worker.idle_s - (self.now - worker.idle_since)
+            wait = min(wait, max(1.0, math.ceil(remaining - _EPSILON)))
+        worker.poll_deadline = self.now + wait
         worker.wake_token += 1
         self._push(worker.poll_deadline, _POLL_ENDS, (worker, worker.wake_token))
         self._waiting.append((worker, worker.wake_token))
@@ -178,7 +184,7 @@ class Simulation:
         """A long poll came back empty: idle from now, or, when idle long enough, maybe the end."""
         worker.wake_token += 1
         if worker.state == "polling":
-            worker.state, worker.idle_since = "idle", self.now
+            worker.state, worker.idle_since = "idle", worker.last_busy
             self._receive(worker)
         elif self._may_end(worker):
             self._end(worker)
@@ -209,7 +215,7 @@ class Simulation:
         self.finished += end - start
         self.counts["sqs_delete_batch"] += 1
         self.counts["batches"] += 1
-        worker.state = "polling"
+        worker.state, worker.last_busy = "polling", self.now
         self._receive(worker)
 
     def _end(self, worker: Worker) -> None:

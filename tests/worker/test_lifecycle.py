@@ -59,6 +59,17 @@ def test_idle_for_the_configured_time_with_an_empty_queue_ends_the_worker(world)
     assert lifecycle.state == "terminating"
 
 
+def test_idleness_counts_from_the_last_work_not_from_the_first_empty_poll(world):
+    lifecycle = world.lifecycle(idle_seconds=60)
+    lifecycle.booted()
+    world.now = 20  # the first long poll came back empty after 20 s
+    lifecycle.found_queue_empty()
+    assert lifecycle.idle_remaining() == 40
+    world.now = 60
+    lifecycle.tick()
+    assert lifecycle.state == "terminating"
+
+
 def test_messages_in_flight_elsewhere_keep_an_idle_worker_alive(world):
     lifecycle = idle(world.lifecycle(idle_seconds=60))
     world.now, world.depth = 600, 1  # another worker holds one: it may fail and come back

@@ -63,6 +63,9 @@ class Lifecycle:
         self._queue_depth = queue_depth
         self._held_messages = held_messages
         self._clock = clock
+        # When the worker last had work (or booted): idleness counts from here, not from the
+        # end of the first empty long poll, so "idle for N s" is N s without work.
+        self.last_busy = clock()
         self.idle_since: float | None = None
         self.machine = Machine(
             model=self,
@@ -75,11 +78,21 @@ class Lifecycle:
             after_state_change="_log_change",
         )
 
+    def on_enter_polling(self, _event: EventData) -> None:
+        self.last_busy = self._clock()
+
     def on_enter_idle(self, _event: EventData) -> None:
-        self.idle_since = self._clock()
+        self.idle_since = self.last_busy
 
     def on_exit_idle(self, _event: EventData) -> None:
         self.idle_since = None
+
+    def idle_remaining(self) -> float:
+        """Seconds until an idle worker may end; the loop shortens its long poll to this, so
+        the fleet is back to zero `idle_seconds` after the last job, not a poll later."""
+        if self.idle_since is None:
+            return self._idle_seconds
+        return max(0.0, self._idle_seconds - (self._clock() - self.idle_since))
 
     def idle_long_enough(self, _event: EventData) -> bool:
         return self.idle_since is not None and self._clock() - self.idle_since >= self._idle_seconds

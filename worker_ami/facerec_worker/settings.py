@@ -25,8 +25,9 @@ class WorkerSettings:
     batch_size: int = 10
     # SQS long polling: at most 20 s on AWS; shorter locally so tests and Ctrl-C are snappy.
     poll_wait_seconds: int = 20
-    # Idle this long, with nothing visible or in flight on the queue, and the worker ends itself.
-    idle_seconds: float = 120.0
+    # This long without work, with nothing visible or in flight on the queue, and the worker ends
+    # itself: the fleet is back to zero within 2 minutes of the last result (make bench-sim).
+    idle_seconds: float = 90.0
     # While a batch runs, its messages' visibility is pushed this far ahead, this often.
     visibility_extension_seconds: int = 120
     heartbeat_seconds: float = 30.0

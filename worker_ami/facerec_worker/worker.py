@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import logging
 import os
 import signal
@@ -124,10 +125,13 @@ class Worker:
         return int(json.loads(policy)["maxReceiveCount"]) if policy else self.settings.max_receives
 
     def _receive(self) -> list[dict[str, Any]]:
+        wait = self.settings.poll_wait_seconds
+        if self.lifecycle.state == "idle":
+            wait = min(wait, math.ceil(self.lifecycle.idle_remaining()))
         response = self._sqs.receive_message(
             QueueUrl=self._queue_url,
             MaxNumberOfMessages=self.settings.batch_size,
-            WaitTimeSeconds=self.settings.poll_wait_seconds,
+            WaitTimeSeconds=wait,
             VisibilityTimeout=self.settings.visibility_extension_seconds,
             AttributeNames=["ApproximateReceiveCount"],
         )
