@@ -15,6 +15,7 @@ session for AWS, infra.local.LocalStack for moto).
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ __all__ = [
     "load_template",
     "package_template",
     "rendered_state_machines",
+    "resolve_in_stack",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,9 +100,13 @@ def package_template(template: dict[str, Any], root: Path = ROOT) -> dict[str, A
     return packaged
 
 
+_SUB_NAME = re.compile(r"\$\{([\w:.]+)\}")
+
+
 @dataclass(frozen=True)
 class _Resolver:
-    """Resolves the few intrinsics bucket properties use, from the deployed stack."""
+    """Resolves the few intrinsics bucket properties and function environments use, from the
+    deployed stack: Ref, GetAtt, and Fn::Sub of those and the pseudo parameters."""
 
     parameters: Mapping[str, str]
     physical_ids: Mapping[str, str]
@@ -112,14 +118,24 @@ class _Resolver:
         if not isinstance(value, dict):
             return value
         if set(value) == {"Ref"}:
-            name = value["Ref"]
-            return self.parameters[name] if name in self.parameters else self.physical_ids[name]
+            return self._name(value["Ref"])
         if set(value) == {"Fn::GetAtt"}:
             logical_id, attribute = value["Fn::GetAtt"]
             return self.attribute(self.physical_ids[logical_id], attribute)
+        if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            return _SUB_NAME.sub(lambda match: self._sub_name(match[1]), value["Fn::Sub"])
         if any(key.startswith("Fn::") for key in value):
             raise StackError(f"cannot resolve {value!r} in bucket settings")
         return {key: self(item) for key, item in value.items()}
+
+    def _name(self, name: str) -> str:
+        return self.parameters[name] if name in self.parameters else self.physical_ids[name]
+
+    def _sub_name(self, name: str) -> str:
+        if "." in name:
+            logical_id, attribute = name.split(".", 1)
+            return self.attribute(self.physical_ids[logical_id], attribute)
+        return self._name(name)
 
 
 def _cors(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,11 +192,29 @@ def _stack_resolver(
         kind = types.get(physical_id)
         if (kind, name) == ("AWS::SQS::Queue", "Arn"):
             return sqs.get_queue_attributes(QueueUrl=physical_id, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        if (kind, name) == ("AWS::SQS::Queue", "QueueName"):
+            return physical_id.rsplit("/", 1)[-1]
         if (kind, name) == ("AWS::IAM::Role", "Arn"):
             return iam.get_role(RoleName=physical_id)["Role"]["Arn"]
+        if (kind, name) == ("AWS::Lambda::Function", "Arn"):
+            return session.client("lambda").get_function(FunctionName=physical_id)["Configuration"]["FunctionArn"]
         raise StackError(f"cannot resolve attribute {name} of {kind} {physical_id}")
 
-    return _Resolver({**defaults, **parameters}, physical_ids, attribute), physical_ids
+    caller = session.client("sts").get_caller_identity()
+    pseudo = {
+        "AWS::AccountId": caller["Account"],
+        "AWS::Partition": caller["Arn"].split(":")[1],
+        "AWS::Region": cfn.meta.region_name,
+    }
+    return _Resolver({**pseudo, **defaults, **parameters}, physical_ids, attribute), physical_ids
+
+
+def resolve_in_stack(
+    session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str], value: Any
+) -> Any:
+    """`value`, a piece of `template`, with its Ref, GetAtt and Sub resolved in the deployed stack."""
+    resolve, _ = _stack_resolver(session, stack_name, template, parameters)
+    return resolve(value)
 
 
 def apply_bucket_settings(session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str]) -> None:
@@ -225,11 +259,15 @@ def rendered_state_machines(
         if resource["Type"] != "AWS::StepFunctions::StateMachine" or not definition_file:
             continue
         properties = resource["Properties"]
-        values = {key: resolve(value) for key, value in properties.get("DefinitionSubstitutions", {}).items()}
+        if "DefinitionString" in properties:  # a packaged template: the Fn::Sub holds the definition
+            definition = resolve(properties["DefinitionString"])
+        else:
+            values = {key: resolve(value) for key, value in properties.get("DefinitionSubstitutions", {}).items()}
+            definition = render(load_definition(root / definition_file), values)
         machines.append(
             RenderedStateMachine(
                 name=physical_ids[logical_id].rsplit(":", 1)[-1],
-                definition=render(load_definition(root / definition_file), values),
+                definition=definition,
                 role_arn=resolve(properties["RoleArn"]),
                 type=resolve(properties.get("StateMachineType", "STANDARD")),
             )

@@ -1,0 +1,160 @@
+"""One template for a stage: `chalice package` (the functions, the API) merged with ours.
+
+    python -m infra.merge --stage dev --out out/deploy/dev    # writes sam.json and deployment.zip
+
+`chalice package --merge-template` deep-merges a document into the template Chalice writes. Ours
+is infra/template.yaml, packaged (the workflow rendered in), with three changes that wire the two
+halves together inside the one stack:
+
+- the `ScaleUpFunctionArn` parameter becomes `!GetAtt ScaleUp.Arn`, Chalice's scale_up function;
+- each function gets its role from our template, the name `chalice deploy` would give it, and
+  every FACEREC_* variable as a reference to the resource (names live in the stack, nowhere else).
+  The state machine's ARN is spelled from its name instead: a reference would close a cycle
+  (workflow → its role → scale_up → scale_up's environment → workflow).
+
+The upload-events function's SQS source keeps Chalice's queue ARN (a merge cannot swap a Fn::Sub
+for a Fn::GetAtt); the function's role names the queue by reference, so the queue comes first.
+
+Chalice runs on a copy of chalice_app/ whose config sets each function's `iam_role_arn` to the
+logical id of its role: Chalice needs some role when `manage_iam_role` is false, and the merge
+replaces the value with a `Fn::GetAtt`; tests/test_deploy_package.py checks none is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, stage_prefix
+from .stack import ROOT, load_template, package_template
+
+__all__ = ["ChalicePackageError", "build_merge_template", "chalice_package", "package_stage"]
+
+CHALICE_APP = ROOT / "chalice_app"
+_SCALE_UP_PARAMETER = "ScaleUpFunctionArn"
+# Chalice's scale_up function, by the logical id `chalice package` gives it.
+_SCALE_UP_ARN = {"Fn::GetAtt": ["ScaleUp", "Arn"]}
+# What `chalice package` reads from chalice_app/ (config.json is written, not copied).
+_COPIED = ("app.py", "chalicelib", "requirements.txt")
+
+
+class ChalicePackageError(RuntimeError):
+    """`chalice package` failed; the message carries its output."""
+
+
+def _replace_ref(value: Any, name: str, replacement: Any) -> Any:
+    if isinstance(value, list):
+        return [_replace_ref(item, name, replacement) for item in value]
+    if isinstance(value, dict):
+        if value == {"Ref": name}:
+            return replacement
+        return {key: _replace_ref(item, name, replacement) for key, item in value.items()}
+    return value
+
+
+def _function_overrides(template: dict[str, Any]) -> dict[str, Any]:
+    """Role, name and environment for each of Chalice's functions, by its logical id."""
+    outputs = template["Outputs"]
+    variables = {name: outputs[output]["Value"] for name, output in APP_ENVIRONMENT.items()}
+    machine_name = template["Resources"]["JobWorkflow"]["Properties"]["StateMachineName"]["Fn::Sub"]
+    variables["FACEREC_STATE_MACHINE_ARN"] = {
+        "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:" + machine_name
+    }
+    variables["FACEREC_STAGE_PREFIX"] = {"Ref": "StagePrefix"}
+    variables["FACEREC_ADMIN_TOKEN_PARAMETER"] = outputs["AdminTokenParameterName"]["Value"]
+    overrides: dict[str, Any] = {}
+    for function in FUNCTIONS:
+        properties: dict[str, Any] = {
+            "FunctionName": {"Fn::Sub": "${StagePrefix}" + function.suffix},
+            "Role": {"Fn::GetAtt": [function.role, "Arn"]},
+            "Environment": {"Variables": variables},
+        }
+        overrides[function.logical_id] = {"Properties": properties}
+    return overrides
+
+
+def build_merge_template(prefix: str, template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The document to pass to `chalice package --merge-template` for the stage named `prefix`."""
+    template = json.loads(json.dumps(template or load_template()))
+    del template["Parameters"][_SCALE_UP_PARAMETER]
+    # Chalice wrote the upload-events queue's name into the SQS source from the stage's prefix:
+    # the stack may be deployed with that prefix only.
+    template["Parameters"]["StagePrefix"].update({"Default": prefix, "AllowedValues": [prefix]})
+    merged = package_template(_replace_ref(template, _SCALE_UP_PARAMETER, _SCALE_UP_ARN))
+    merged["Resources"].update(_function_overrides(merged))
+    merged["Outputs"]["WebPageURL"] = {
+        "Description": "The web page: recognize photos, enroll people.",
+        "Value": {"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/app"},
+    }
+    return merged
+
+
+def _project_copy(stage: str, destination: Path) -> Path:
+    """chalice_app/ without caches or deployment state, each function's role set to its logical id."""
+    project = destination / "chalice_app"
+    project.mkdir(parents=True)
+    for name in _COPIED:
+        source = CHALICE_APP / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, project / name)
+    config = json.loads(CHALICE_CONFIG.read_text(encoding="utf-8"))
+    if stage not in config["stages"]:
+        raise ChalicePackageError(f"no stage {stage!r} in {CHALICE_CONFIG} (it has {sorted(config['stages'])})")
+    stage_config = config["stages"][stage]
+    functions = stage_config.setdefault("lambda_functions", {})
+    for function in FUNCTIONS:
+        functions.setdefault(function.name, {})["iam_role_arn"] = function.role
+    stage_config["iam_role_arn"] = FUNCTIONS[0].role
+    (project / ".chalice").mkdir()
+    (project / ".chalice" / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return project
+
+
+def chalice_package(stage: str, merge_template: Path, out_dir: Path, region: str = "us-east-1") -> Path:
+    """Run `chalice package --merge-template` for `stage` into out_dir; returns out_dir/sam.json."""
+    chalice = Path(sys.executable).with_name("chalice")
+    with tempfile.TemporaryDirectory(prefix="facerec-package-") as scratch:
+        project = _project_copy(stage, Path(scratch))
+        shutil.rmtree(out_dir, ignore_errors=True)
+        done = subprocess.run(
+            [str(chalice), "--project-dir", str(project), "package", "--stage", stage,
+             "--merge-template", str(merge_template), str(out_dir.resolve())],
+            capture_output=True, text=True, timeout=300,
+            # Chalice wants a region to name the package; nothing here calls AWS.
+            env={**os.environ, "AWS_DEFAULT_REGION": region},
+        )
+    if done.returncode != 0:
+        raise ChalicePackageError(f"chalice package failed:\n{done.stdout}{done.stderr}")
+    return out_dir / "sam.json"
+
+
+def package_stage(stage: str, out_dir: Path, region: str = "us-east-1") -> Path:
+    """The stage's merged template (sam.json) and code (deployment.zip) in out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    merge_path = out_dir.parent / f"{out_dir.name}.merge.json"
+    merge_path.write_text(json.dumps(build_merge_template(stage_prefix(stage)), indent=2), encoding="utf-8")
+    return chalice_package(stage, merge_path, out_dir, region)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.merge", description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--out", type=Path, default=None, help="default: out/deploy/<stage>")
+    args = parser.parse_args(argv)
+    out = args.out or ROOT / "out" / "deploy" / args.stage
+    print(package_stage(args.stage, out))
+    print(f"stage prefix: {stage_prefix(args.stage)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The names that tie Chalice's functions to the stack: one table, read by every deploy path.
+
+A stage's resources are all named from one prefix, `<app_name>-<stage>` (facerec-dev), which is
+also how Chalice names the functions it deploys (facerec-dev, facerec-dev-scale_up, …). So the
+roles, log groups and the workflow's scale-up ARN in infra/template.yaml hold whether the
+functions come from `chalice deploy` or from the merged `chalice package`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+__all__ = ["APP_ENVIRONMENT", "CHALICE_CONFIG", "FUNCTIONS", "Function", "app_name", "stage_prefix"]
+
+CHALICE_CONFIG = Path(__file__).resolve().parent.parent / "chalice_app" / ".chalice" / "config.json"
+
+# Each FACEREC_* variable chalicelib.config.Settings reads, and the stack output that holds it.
+APP_ENVIRONMENT = MappingProxyType(
+    {
+        "FACEREC_INPUT_BUCKET": "InputBucketName",
+        "FACEREC_OUTPUT_BUCKET": "OutputBucketName",
+        "FACEREC_JOBS_TABLE": "JobsTableName",
+        "FACEREC_PEOPLE_TABLE": "PeopleTableName",
+        "FACEREC_LEASES_TABLE": "LeasesTableName",
+        "FACEREC_JOBS_QUEUE_URL": "JobsQueueUrl",
+        "FACEREC_UPLOAD_EVENTS_QUEUE": "UploadEventsQueueName",
+        "FACEREC_STATE_MACHINE_ARN": "StateMachineArn",
+        "FACEREC_WORKER_LAUNCH_TEMPLATE": "WorkerLaunchTemplateName",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Function:
+    """One Chalice function: its name in config.json, its logical id in `chalice package`'s
+    template, the role infra/template.yaml gives it, and its deployed name after the prefix."""
+
+    name: str
+    logical_id: str
+    role: str
+    suffix: str
+
+    def function_name(self, prefix: str) -> str:
+        return prefix + self.suffix
+
+
+FUNCTIONS = (
+    Function("api_handler", "APIHandler", "ApiFunctionRole", ""),
+    Function("on_upload_events", "OnUploadEvents", "UploadEventsFunctionRole", "-on_upload_events"),
+    Function("scale_up", "ScaleUp", "ScaleUpFunctionRole", "-scale_up"),
+    Function("scale_up_every_minute", "ScaleUpEveryMinute", "ScaleUpFunctionRole", "-scale_up_every_minute"),
+)
+
+
+def app_name(config_path: Path = CHALICE_CONFIG) -> str:
+    return json.loads(config_path.read_text(encoding="utf-8"))["app_name"]
+
+
+def stage_prefix(stage: str, config_path: Path = CHALICE_CONFIG) -> str:
+    """The stage's StagePrefix: Chalice's own `<app_name>-<stage>`."""
+    return f"{app_name(config_path)}-{stage}"

@@ -1,0 +1,107 @@
+"""The stage `make deploy` ships, deployed into moto with infra.deploy's own functions, runs a job
+from upload to queued-with-a-worker, and `make destroy`'s teardown leaves nothing behind.
+
+moto has no SAM transform: tests/deploy_support.without_sam expands Chalice's functions into the
+AWS::Lambda::Function resources SAM would make (same names, roles and environment, code from the
+uploaded zip) and leaves out the REST API and the event sources. The app then runs in-process with
+exactly the environment the stack gives its functions, resolved in moto.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from control_plane import create_job, deliver_upload_events, job_item, post_json, upload, wait_for_execution, worker_instances
+
+from chalicelib.contract import JobStatus
+from infra.deploy import (
+    Stage,
+    create_or_update_stack,
+    ensure_admin_token,
+    ensure_artifacts_bucket,
+    stack_parameters,
+    teardown,
+    template_url,
+    upload_package,
+)
+from infra.local import LOCAL_CREDENTIALS, REGION, Stack
+from infra.names import APP_ENVIRONMENT, FUNCTIONS
+from infra.stack import apply_bucket_settings, create_state_machines_via_api, resolve_in_stack
+from deploy_support import package, without_sam
+
+STAGE = Stage.of("dev", REGION, "123456789012")  # moto's account
+AMI = "ami-0123456789abcdef0"
+
+
+def _deploy_into_moto(local_stack, package_dir):
+    """What infra.deploy.deploy does, on moto: artifacts bucket, upload, stack, admin token."""
+    s3 = local_stack.client("s3")
+    bucket = ensure_artifacts_bucket(s3, STAGE)
+    uploaded = json.loads(s3.get_object(Bucket=bucket, Key=upload_package(s3, REGION, bucket, package_dir).rsplit("/", 1)[1])["Body"].read())
+    codes = {json.dumps(uploaded["Resources"][f.logical_id]["Properties"]["CodeUri"]) for f in FUNCTIONS}
+    (code,) = map(json.loads, codes)  # one zip for every function, and it is there
+    assert s3.head_object(Bucket=code["Bucket"], Key=code["Key"])["ContentLength"] > 0
+
+    template = without_sam(uploaded, code["Bucket"], code["Key"])
+    s3.put_object(Bucket=bucket, Key="moto-template.json", Body=json.dumps(template).encode())
+    parameters = stack_parameters(STAGE, AMI, {})
+    outputs = create_or_update_stack(
+        local_stack.client("cloudformation"), STAGE.stack_name, template_url(REGION, bucket, "moto-template.json"),
+        parameters, delay_seconds=1,
+    )
+    # What moto's CloudFormation skips (infra/stack.py says why), from the same template.
+    apply_bucket_settings(local_stack, STAGE.stack_name, template, parameters)
+    create_state_machines_via_api(local_stack, STAGE.stack_name, template, parameters)
+    ensure_admin_token(local_stack.client("ssm"), STAGE)
+    return template, parameters, outputs
+
+
+# moto's CloudFormation has no AWS::SQS::QueuePolicy; its S3 notifies the queue without one.
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*QueuePolicy:UserWarning")
+def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
+    local_stack, app_module, settings_env, client, tmp_path, jpeg_bytes
+):
+    package_dir = tmp_path / "dev"
+    package("dev", package_dir)
+    local_stack.router.register(f"{STAGE.prefix}-scale_up", app_module.scale_up)
+    try:
+        template, parameters, outputs = _deploy_into_moto(local_stack, package_dir)
+        functions = {f.name: template["Resources"][f.logical_id]["Properties"] for f in FUNCTIONS}
+        environment = resolve_in_stack(local_stack, STAGE.stack_name, template, parameters, functions["api_handler"]["Environment"]["Variables"])
+        assert {name: environment[name] for name in APP_ENVIRONMENT} == {name: outputs[key] for name, key in APP_ENVIRONMENT.items()}
+        assert environment["FACEREC_STATE_MACHINE_ARN"] == outputs["StateMachineArn"]
+        settings_env(
+            {**LOCAL_CREDENTIALS, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+             "AWS_ENDPOINT_URL": local_stack.endpoint_url, "FACEREC_ADMIN_TOKEN": "", **environment}
+        )
+        stack = Stack(prefix=STAGE.prefix, outputs=outputs, endpoint_url=local_stack.endpoint_url, parameters=parameters)
+
+        # The admin token is the SecureString deploy made, read through the parameter the stack names.
+        token = local_stack.client("ssm").get_parameter(Name=STAGE.admin_token_parameter, WithDecryption=True)["Parameter"]["Value"]
+        assert post_json(client, "/people", {"person_id": "obama"}, headers={"X-Admin-Token": token}).status_code == 201
+        assert post_json(client, "/people", {"person_id": "biden"}, headers={"X-Admin-Token": "wrong"}).status_code == 403
+
+        job = create_job(client)
+        upload(job, jpeg_bytes)
+        assert deliver_upload_events(local_stack, stack, app_module) >= 1
+        execution = wait_for_execution(local_stack.client("stepfunctions"), outputs["StateMachineArn"], job["job_id"])
+        assert execution["status"] == "SUCCEEDED", execution
+        assert job_item(local_stack, stack, job["job_id"])["status"] == JobStatus.QUEUED.value
+        (worker,) = worker_instances(local_stack, stack)
+        assert worker["ImageId"] == AMI
+        # moto does not copy the profile onto instances; the launch template carries it.
+        (version,) = local_stack.client("ec2").describe_launch_template_versions(
+            LaunchTemplateId=outputs["WorkerLaunchTemplateId"]
+        )["LaunchTemplateVersions"]
+        profile = local_stack.client("iam").get_instance_profile(InstanceProfileName=f"{STAGE.prefix}-worker")
+        assert version["LaunchTemplateData"]["IamInstanceProfile"]["Arn"] == profile["InstanceProfile"]["Arn"]
+    finally:
+        teardown(local_stack, STAGE, delay_seconds=1)
+
+    cfn, s3 = local_stack.client("cloudformation"), local_stack.client("s3")
+    assert all(s["StackName"] != STAGE.stack_name or s["StackStatus"] == "DELETE_COMPLETE" for s in cfn.list_stacks()["StackSummaries"])
+    buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert not buckets & {outputs["InputBucketName"], outputs["OutputBucketName"], STAGE.artifacts_bucket}
+    assert not local_stack.client("ssm").get_parameters(Names=[STAGE.admin_token_parameter])["Parameters"]
+    assert not worker_instances(local_stack, stack)
