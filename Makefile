@@ -81,3 +81,36 @@ setup-packer:  ## Install Debian's packer, to validate (and build) the worker AM
 	elif [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y --no-install-recommends packer; \
 	else echo "setup-packer: packer is missing and installing it needs root:" >&2; \
 	     echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends packer" >&2; exit 1; fi
+
+# --- AWS: make ami, then make deploy; make destroy takes it all down (infra/README.md) ----------
+.PHONY: ami deploy deploy-infra destroy
+
+STAGE           ?= dev
+# make ami writes the id of the AMI it built here; make deploy reads it unless WORKER_AMI is given.
+WORKER_AMI_FILE := $(OUT)/worker-ami-id
+WORKER_AMI      ?= $(shell cat $(WORKER_AMI_FILE) 2>/dev/null)
+DEPLOY          := $(BIN)/python -m infra.deploy
+
+ami: setup  ## Build the worker AMI with packer in your AWS account; its id goes to out/worker-ami-id
+	@command -v packer >/dev/null || { echo "ami: packer is not installed: make setup-packer (Debian's), or see worker_ami/README.md" >&2; exit 1; }
+	$(DEPLOY) preflight
+	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps -w dist .
+	@mkdir -p $(OUT)
+	{ packer build \
+	    -var region=$$($(BIN)/python -c 'import boto3; print(boto3.session.Session().region_name)') \
+	    -var wheel=$$(ls dist/facerec-*.whl) \
+	    -var weights_sha256=$$($(BIN)/python -c 'from facerec_worker.engine.config import VGGFACE2_SHA256 as s; print(s)') \
+	    worker_ami/packer/worker.pkr.hcl; echo $$? > $(OUT)/ami-build.rc; } | tee $(OUT)/ami-build.log
+	@test "$$(cat $(OUT)/ami-build.rc)" = 0 || { echo "ami: packer failed (log: $(OUT)/ami-build.log; packer 1.7+ needs: packer plugins install github.com/hashicorp/amazon)" >&2; exit 1; }
+	@grep -oE 'ami-[0-9a-f]{8,17}' $(OUT)/ami-build.log | tail -1 > $(WORKER_AMI_FILE)
+	@test -s $(WORKER_AMI_FILE) || { echo "ami: packer reported no AMI id (log: $(OUT)/ami-build.log)" >&2; exit 1; }
+	@echo "worker AMI $$(cat $(WORKER_AMI_FILE)) written to $(WORKER_AMI_FILE); make deploy uses it"
+
+deploy: setup  ## Deploy STAGE (dev) as one CloudFormation stack (chalice package + infra/template.yaml); prints the URL
+	$(DEPLOY) deploy --stage $(STAGE) $(if $(WORKER_AMI),--worker-ami $(WORKER_AMI))
+
+deploy-infra: setup  ## Only what Chalice does not create, then `chalice deploy --stage STAGE` yourself (infra/README.md)
+	$(DEPLOY) deploy-infra --stage $(STAGE) $(if $(WORKER_AMI),--worker-ami $(WORKER_AMI))
+
+destroy: setup  ## Delete STAGE from AWS: workers, bucket contents, the stack, Chalice's app, token, logs, artifacts
+	$(DEPLOY) destroy --stage $(STAGE)

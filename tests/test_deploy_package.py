@@ -1,0 +1,131 @@
+"""What `make deploy` ships, checked offline: `chalice package` merged with infra/template.yaml is
+one valid template whose parts refer to each other, and the `chalice deploy` path's config works."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chalicelib.config import Settings
+from deploy_support import PSEUDO_PARAMETERS, package, references
+from infra.deploy import Stage, write_chalice_config
+from infra.names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, stage_prefix
+from infra.stack import load_template
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = sorted(json.loads(CHALICE_CONFIG.read_text())["stages"])
+
+
+@pytest.fixture(scope="module", params=STAGES)
+def packaged(request, tmp_path_factory) -> tuple[str, Path, dict]:
+    """(stage, package dir, merged template), made by `chalice package --merge-template` offline."""
+    out = tmp_path_factory.mktemp("package") / request.param
+    return request.param, out, package(request.param, out)
+
+
+def test_config_has_the_stages_and_hand_written_iam():
+    config = json.loads(CHALICE_CONFIG.read_text())
+    assert {"dev", "prod"} <= set(config["stages"])
+    assert config["autogen_policy"] is False and config["manage_iam_role"] is False
+    for stage, block in config["stages"].items():
+        assert block["environment_variables"]["FACEREC_STAGE_PREFIX"] == stage_prefix(stage)
+        assert set(block["lambda_functions"]) == {f.name for f in FUNCTIONS}
+
+
+def test_the_lambda_requirements_are_only_what_the_runtime_lacks():
+    lines = [l for l in (ROOT / "chalice_app" / "requirements.txt").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    assert lines == []  # boto3 is in Lambda's runtime; nothing else is imported by chalicelib
+
+
+def test_the_package_has_our_resources_and_chalices_functions(packaged):
+    stage, out, merged = packaged
+    assert (out / "deployment.zip").stat().st_size > 0
+    ours = set(load_template()["Resources"])
+    chalice = {f.logical_id for f in FUNCTIONS} | {"RestAPI"}
+    assert ours | chalice <= set(merged["Resources"])
+    # No role of Chalice's own: every function runs as the role our template gives it.
+    roles = {name for name, r in merged["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+    assert roles == {name for name, r in load_template()["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+
+
+def test_every_reference_in_the_package_resolves(packaged):
+    _, _, merged = packaged
+    known = set(merged["Resources"]) | set(merged["Parameters"]) | PSEUDO_PARAMETERS
+    dangling = {ref for section in ("Resources", "Outputs") for ref in references(merged[section])} - known
+    assert not dangling
+
+
+def test_the_functions_get_their_roles_names_and_every_resource_name(packaged):
+    stage, _, merged = packaged
+    variables = None
+    for function in FUNCTIONS:
+        properties = merged["Resources"][function.logical_id]["Properties"]
+        assert properties["Role"] == {"Fn::GetAtt": [function.role, "Arn"]}
+        assert properties["FunctionName"] == {"Fn::Sub": "${StagePrefix}" + function.suffix}
+        variables = properties["Environment"]["Variables"]
+        assert not [v for v in variables.values() if isinstance(v, str) and v.startswith("facerec-")], "a hand-copied name"
+    names = set(APP_ENVIRONMENT) | {"FACEREC_STAGE_PREFIX", "FACEREC_ADMIN_TOKEN_PARAMETER"}
+    assert names <= set(variables)
+    # Every name Settings reads that names a resource is set by the stack.
+    read = set(re.findall(r'"(FACEREC_[A-Z_]+)"', (ROOT / "chalice_app" / "chalicelib" / "config.py").read_text()))
+    resource_names = {n for n in read if n.endswith(("_BUCKET", "_TABLE", "_QUEUE", "_QUEUE_URL", "_ARN", "_TEMPLATE", "_PREFIX", "_PARAMETER"))}
+    assert resource_names <= set(variables)
+
+
+def test_the_workflow_invokes_the_packaged_scale_up_function(packaged):
+    stage, _, merged = packaged
+    assert "ScaleUpFunctionArn" not in merged["Parameters"]
+    definition = merged["Resources"]["JobWorkflow"]["Properties"]["DefinitionString"]["Fn::Sub"]
+    assert json.loads(definition)["States"]["Launch workers if needed"]["Parameters"]["FunctionName"] == "${ScaleUp.Arn}"
+    assert set(re.findall(r"\$\{([^}]+)\}", definition)) == {"JobsTable", "JobsQueue", "ScaleUp.Arn"}
+    statements = merged["Resources"]["WorkflowRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    invoke = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
+    assert [s["Resource"] for s in invoke] == [{"Fn::GetAtt": ["ScaleUp", "Arn"]}]
+
+
+def test_the_upload_events_source_is_the_stacks_queue(packaged):
+    stage, _, merged = packaged
+    prefix = stage_prefix(stage)
+    assert merged["Parameters"]["StagePrefix"]["AllowedValues"] == [prefix]
+    (source,) = merged["Resources"]["OnUploadEvents"]["Properties"]["Events"].values()
+    queue_name = merged["Resources"]["UploadEventsQueue"]["Properties"]["QueueName"]["Fn::Sub"].replace("${StagePrefix}", prefix)
+    assert source["Properties"]["Queue"]["Fn::Sub"].endswith(f":{queue_name}")
+
+
+def test_the_package_passes_cfn_lint_with_the_sam_transform(packaged):
+    _, out, _ = packaged
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), str(out / "sam.json")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_chalice_accepts_the_config_the_chalice_deploy_path_writes(tmp_path):
+    """`deploy-infra` writes the infra stack's names and roles into config.json; Chalice then
+    gives each function its role and every variable (checked with `chalice package`, offline)."""
+    project = tmp_path / "chalice_app"
+    shutil.copytree(ROOT / "chalice_app", project, ignore=shutil.ignore_patterns("__pycache__", "deployments", "deployed"))
+    stage = Stage.of("dev", "eu-west-1", "111122223333")
+    outputs = {key: f"value-of-{key}" for key in APP_ENVIRONMENT.values()}
+    outputs.update({f"{f.role}Arn": f"arn:aws:iam::111122223333:role/{f.role}" for f in FUNCTIONS})
+    write_chalice_config(stage, outputs, project / ".chalice" / "config.json")
+
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("chalice")), "--project-dir", str(project), "package", "--stage", "dev", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "AWS_DEFAULT_REGION": "eu-west-1"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    resources = json.loads((tmp_path / "out" / "sam.json").read_text())["Resources"]
+    for function in FUNCTIONS:
+        properties = resources[function.logical_id]["Properties"]
+        assert properties["Role"] == outputs[f"{function.role}Arn"]
+        settings = Settings.from_env(properties["Environment"]["Variables"])
+        assert settings.jobs_queue_url == "value-of-JobsQueueUrl"
+        assert settings.admin_token_parameter == stage.admin_token_parameter
