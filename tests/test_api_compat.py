@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 
@@ -136,3 +137,15 @@ def test_an_oversized_photo_is_refused_before_it_is_stored(client, shared_stack,
 def test_only_multipart_is_accepted(client, shared_stack):
     response = client.http.post("/", headers={"Content-Type": "application/json"}, body=b"{}")
     assert response.status_code == 415
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP"])
+def test_the_seed_route_knows_each_format_the_engine_reads_by_its_bytes(image_format):
+    from PIL import Image
+
+    from chalicelib.api import sniff_image_type
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format=image_format)
+    assert sniff_image_type(buffer.getvalue()) == f"image/{image_format.lower()}"
+    assert sniff_image_type(b"RIFF\0\0\0\0WAVEfmt ") is None  # a RIFF that is not WebP

@@ -34,6 +34,12 @@ def test_a_job_comes_with_a_presigned_post_limited_in_size_type_and_time(client,
     assert job["upload"]["expires_in_seconds"] == 900
 
 
+@pytest.mark.parametrize("content_type", ["image/jpeg", "image/png", "image/webp"])
+def test_every_format_the_engine_reads_gets_an_upload_slot(client, shared_stack, content_type):
+    job = create_job(client, filename="photo", content_type=content_type)
+    assert {"Content-Type": content_type} in policy_of(job)["conditions"]
+
+
 def test_job_ids_are_unguessable_and_distinct(client, shared_stack):
     ids = {create_job(client)["job_id"] for _ in range(20)}
     assert len(ids) == 20 and all(len(i) == 32 for i in ids)

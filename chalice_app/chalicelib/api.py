@@ -18,12 +18,20 @@ from .uploads import UploadRequest, UploadSigner
 
 __all__ = ["CompatAnswer", "JobsApi", "sniff_image_type"]
 
-_SIGNATURES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
+# The formats the engine reads, by the bytes at given offsets that mark them.
+_SIGNATURES: tuple[tuple[str, tuple[tuple[int, bytes], ...]], ...] = (
+    ("image/jpeg", ((0, b"\xff\xd8\xff"),)),
+    ("image/png", ((0, b"\x89PNG\r\n\x1a\n"),)),
+    ("image/webp", ((0, b"RIFF"), (8, b"WEBP"))),  # a RIFF container whose form type is WEBP
+)
 
 
 def sniff_image_type(data: bytes) -> str | None:
     """The type the bytes say they are: the seed's clients send parts without a Content-Type."""
-    return next((kind for magic, kind in _SIGNATURES.items() if data.startswith(magic)), None)
+    return next(
+        (kind for kind, marks in _SIGNATURES if all(data[at : at + len(magic)] == magic for at, magic in marks)),
+        None,
+    )
 
 
 @dataclass(frozen=True)

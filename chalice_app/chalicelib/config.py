@@ -47,7 +47,7 @@ class Settings:
     # Uploads: a presigned POST lives this long and accepts photos up to this size, of these types.
     upload_expiry_minutes: int = 15
     max_upload_bytes: int = 10 * 1024 * 1024
-    allowed_content_types: tuple[str, ...] = ("image/jpeg", "image/png")
+    allowed_content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp")
     job_ttl_days: int = 7
     # A claim on an upload older than this belongs to an event handler that died before starting
     # the workflow; it matches the upload-events queue's visibility timeout (infra/template.yaml).

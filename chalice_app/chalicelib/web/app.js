@@ -6,7 +6,7 @@
 const API = location.pathname.replace(/app\/?$/, "");
 const POLL_MS = 1000;
 const GIVE_UP_MS = 10 * 60 * 1000;
-const TYPES = { jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png" };
+const TYPES = { jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png", webp: "image/webp" };
 const STATUS_TEXT = {
   UPLOADING: "sending the photo",
   AWAITING_UPLOAD: "waiting for the upload to be seen",
