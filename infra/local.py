@@ -28,6 +28,7 @@ import requests
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.server import ThreadedMotoServer
 
+from .names import APP_ENVIRONMENT
 from .stack import (
     RenderedStateMachine,
     apply_bucket_settings,
@@ -110,22 +111,14 @@ class Stack:
     parameters: Mapping[str, str]
 
     def app_environment(self) -> dict[str, str]:
-        """FACEREC_* variables (what `chalice package` will set from these outputs) plus the endpoint."""
+        """FACEREC_* variables (what the deployed functions get from the same outputs) plus the endpoint."""
         return {
             **LOCAL_CREDENTIALS,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "FACEREC_STAGE_PREFIX": self.prefix,
-            "FACEREC_INPUT_BUCKET": self.outputs["InputBucketName"],
-            "FACEREC_OUTPUT_BUCKET": self.outputs["OutputBucketName"],
-            "FACEREC_JOBS_TABLE": self.outputs["JobsTableName"],
-            "FACEREC_PEOPLE_TABLE": self.outputs["PeopleTableName"],
-            "FACEREC_LEASES_TABLE": self.outputs["LeasesTableName"],
-            "FACEREC_JOBS_QUEUE_URL": self.outputs["JobsQueueUrl"],
-            "FACEREC_UPLOAD_EVENTS_QUEUE": self.outputs["UploadEventsQueueName"],
-            "FACEREC_STATE_MACHINE_ARN": self.outputs["StateMachineArn"],
-            "FACEREC_WORKER_LAUNCH_TEMPLATE": self.outputs["WorkerLaunchTemplateName"],
+            **{name: self.outputs[output] for name, output in APP_ENVIRONMENT.items()},
         }
 
 
