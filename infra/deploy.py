@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG
 
@@ -71,8 +71,8 @@ class Stage:
 
     @property
     def artifacts_bucket(self) -> str:
-        # Bucket names are global: the account and region make this one ours.
-        return f"{self.prefix}-artifacts-{self.account}-{self.region}"
+        # Bucket names are global: the account makes this one ours (as the stack's buckets).
+        return f"{self.prefix}-artifacts-{self.account}"
 
     @property
     def admin_token_parameter(self) -> str:
@@ -208,7 +208,7 @@ def create_or_update_stack(
                     raise
             else:
                 cfn.get_waiter("stack_update_complete").wait(StackName=stack_name, WaiterConfig=waiter_config)
-    except Exception as exc:
+    except (ClientError, WaiterError) as exc:
         raise DeployError(f"stack {stack_name} did not deploy: {exc}\n{_failure_events(cfn, stack_name)}") from exc
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
@@ -313,10 +313,9 @@ def teardown(session: Any, stage: Stage, delay_seconds: int = 10) -> None:
     cfn, s3 = session.client("cloudformation"), session.client("s3")
     _terminate_workers(session.client("ec2"), stage, delay_seconds)
     if _stack_status(cfn, stage.stack_name) is not None:
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stage.stack_name)["Stacks"][0].get("Outputs", [])}
-        for key in ("InputBucketName", "OutputBucketName"):
-            if key in outputs:
-                _empty_bucket(s3, outputs[key])
+        for resource in cfn.describe_stack_resources(StackName=stage.stack_name)["StackResources"]:
+            if resource.get("ResourceType") == "AWS::S3::Bucket" and resource.get("PhysicalResourceId"):
+                _empty_bucket(s3, resource["PhysicalResourceId"])
         cfn.delete_stack(StackName=stage.stack_name)
         cfn.get_waiter("stack_delete_complete").wait(
             StackName=stage.stack_name, WaiterConfig={"Delay": delay_seconds, "MaxAttempts": 3600 // delay_seconds}
