@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+ARTIFACT_DAYS = 30
 
 
 class DeployError(RuntimeError):
@@ -144,6 +145,13 @@ def ensure_artifacts_bucket(s3: Any, stage: Stage) -> str:
         Bucket=bucket,
         ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
     )
+    # Every deploy adds a zip and a template; the stack needs them only while it creates or rolls back.
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={
+            "Rules": [{"ID": "expire-old-packages", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": ARTIFACT_DAYS}}]
+        },
+    )
     return bucket
 
 
@@ -182,12 +190,13 @@ def _stack_status(cfn: Any, stack_name: str) -> str | None:
 
 
 def create_or_update_stack(
-    cfn: Any, stack_name: str, template_url: str, parameters: Mapping[str, str], delay_seconds: int = 10
+    cfn: Any, stack_name: str, url: str, parameters: Mapping[str, str], delay_seconds: int = 10
 ) -> dict[str, str]:
-    """Create the stack, or update it; wait until it settles; return its outputs by key."""
+    """Create the stack from the template at `url`, or update it; wait until it settles; return
+    its outputs by key."""
     arguments = {
         "StackName": stack_name,
-        "TemplateURL": template_url,
+        "TemplateURL": url,
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         "Capabilities": CAPABILITIES,
     }
