@@ -32,7 +32,7 @@ from facerec_worker.engine import EngineConfig, PhotoInput, Recognizer, photo_fi
 TARGET_PHOTOS_PER_SECOND = 15.0
 TARGET_PEAK_MEMORY_MB = 1536
 BATCH = 10
-REPEATS = 3
+REPEATS = 5
 
 
 def _median_rate(run, photos: int) -> float:
@@ -184,7 +184,9 @@ def main() -> int:
     report = {
         "machine": {
             "cores": os.cpu_count(),
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": _cpu_model(),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__,
             "python": platform.python_version(),
         },
         "repeats": REPEATS,
@@ -201,6 +203,14 @@ def main() -> int:
     _print_table(report)
     print(f"bench-engine: figures written to {args.out}", file=sys.stderr)
     return 0
+
+
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
 
 
 def _print_table(report: dict) -> None:
