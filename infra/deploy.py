@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG
 
-from .merge import CHALICE_APP, package_stage
+from .merge import CHALICE_APP, ChalicePackageError, package_stage
 from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, stage_prefix
 from .stack import ROOT, load_template, package_template
 
@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
                 _chalice("delete", "--stage", stage.name)
             teardown(session, stage)
             print(f"stage {stage.name} is gone: stack {stage.stack_name}, its buckets' contents, workers, token, logs, artifacts")
-    except (DeployError, ClientError, BotoCoreError) as exc:
+    except (DeployError, ChalicePackageError, ClientError, BotoCoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -12,8 +12,10 @@ halves together inside the one stack:
   The state machine's ARN is spelled from its name instead: a reference would close a cycle
   (workflow → its role → scale_up → scale_up's environment → workflow).
 
-The upload-events function's SQS source keeps Chalice's queue ARN (a merge cannot swap a Fn::Sub
-for a Fn::GetAtt); the function's role names the queue by reference, so the queue comes first.
+- `StagePrefix` may only be the stage's own prefix: Chalice wrote the upload-events queue's name
+  (from that prefix) into the SQS event source. That source keeps Chalice's Fn::Sub ARN (a merge
+  cannot swap it for a Fn::GetAtt); the function's role names the queue by reference, so the queue
+  is still created first.
 
 Chalice runs on a copy of chalice_app/ whose config sets each function's `iam_role_arn` to the
 logical id of its role: Chalice needs some role when `manage_iam_role` is false, and the merge
