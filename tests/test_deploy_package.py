@@ -50,6 +50,7 @@ def test_the_package_has_our_resources_and_chalices_functions(packaged):
     ours = set(load_template()["Resources"])
     chalice = {f.logical_id for f in FUNCTIONS} | {"RestAPI"}
     assert ours | chalice <= set(merged["Resources"])
+    assert {"EndpointURL", "WebPageURL"} | set(load_template()["Outputs"]) <= set(merged["Outputs"])
     # No role of Chalice's own: every function runs as the role our template gives it.
     roles = {name for name, r in merged["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
     assert roles == {name for name, r in load_template()["Resources"].items() if r["Type"] == "AWS::IAM::Role"}

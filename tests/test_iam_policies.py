@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG
-from infra.merge import build_merge_template
+from deploy_support import package
 from infra.names import FUNCTIONS
 from infra.stack import load_template
 
@@ -59,10 +59,11 @@ def violations(statement: dict[str, Any]) -> list[str]:
     return problems
 
 
-@pytest.fixture(scope="module", params=["template", "merged"])
-def template(request) -> dict[str, Any]:
-    """infra/template.yaml alone (the `chalice deploy` path) and merged for `chalice package`."""
-    return load_template() if request.param == "template" else build_merge_template("facerec-dev")
+@pytest.fixture(scope="module", params=["template", "package"])
+def template(request, tmp_path_factory) -> dict[str, Any]:
+    """infra/template.yaml alone (the `chalice deploy` path), and what `make deploy` ships:
+    `chalice package` merged with it (any role or policy Chalice added would show here)."""
+    return load_template() if request.param == "template" else package("dev", tmp_path_factory.mktemp("iam") / "dev")
 
 
 def test_no_statement_grants_star_actions_or_star_resources_beyond_the_documented(template):
