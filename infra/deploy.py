@@ -318,7 +318,10 @@ def _terminate_workers(ec2: Any, stage: Stage, delay_seconds: int) -> None:
 
 def teardown(session: Any, stage: Stage, delay_seconds: int = 10) -> None:
     """Delete everything the stage made: workers, bucket contents, the stack, the token, the
-    functions' log groups (Lambda makes them, not the stack) and the artifacts bucket."""
+    functions' log groups (Lambda makes them, not the stack) and the artifacts bucket.
+
+    Workers go first, so none writes into a bucket being emptied; running it again finishes
+    whatever an interrupted run left."""
     cfn, s3 = session.client("cloudformation"), session.client("s3")
     _terminate_workers(session.client("ec2"), stage, delay_seconds)
     if _stack_status(cfn, stage.stack_name) is not None:
@@ -329,6 +332,9 @@ def teardown(session: Any, stage: Stage, delay_seconds: int = 10) -> None:
         cfn.get_waiter("stack_delete_complete").wait(
             StackName=stage.stack_name, WaiterConfig={"Delay": delay_seconds, "MaxAttempts": 3600 // delay_seconds}
         )
+        # The one-minute scale-up may have launched one more while the stack was going; now
+        # nothing can launch any more.
+        _terminate_workers(session.client("ec2"), stage, delay_seconds)
     try:
         session.client("ssm").delete_parameter(Name=stage.admin_token_parameter)
     except ClientError as exc:
