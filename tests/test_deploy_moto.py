@@ -105,3 +105,4 @@ def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
     assert not buckets & {outputs["InputBucketName"], outputs["OutputBucketName"], STAGE.artifacts_bucket}
     assert not local_stack.client("ssm").get_parameters(Names=[STAGE.admin_token_parameter])["Parameters"]
     assert not worker_instances(local_stack, stack)
+    teardown(local_stack, STAGE, delay_seconds=1)  # again: nothing left, and that is no error
