@@ -49,3 +49,14 @@ def test_make_deploy_passes_the_stage_and_the_ami_make_ami_wrote():
         ["make", "-n", "deploy", "STAGE=prod", "WORKER_AMI=ami-0abc", "VENV=.venv"], cwd=ROOT, capture_output=True, text=True, timeout=30
     )
     assert re.search(r"-m infra\.deploy deploy --stage prod --worker-ami ami-0abc$", done.stdout, re.M), done.stdout
+
+
+def test_make_ami_gives_packer_every_variable_the_template_requires():
+    done = subprocess.run(["make", "-n", "ami", "VENV=.venv"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    build = done.stdout[done.stdout.index("packer build") :]
+    template = (ROOT / "worker_ami" / "packer" / "worker.pkr.hcl").read_text()
+    blocks = re.findall(r'^variable "(\w+)" \{(.*?)^\}', template, re.M | re.S)
+    required = {name for name, body in blocks if "default" not in body}
+    assert required == {"wheel", "weights_sha256"}
+    assert required | {"region"} == set(re.findall(r"-var (\w+)=", build))
+    assert "worker_ami/packer/worker.pkr.hcl" in build
