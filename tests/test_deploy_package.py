@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,10 @@ def test_the_lambda_requirements_are_only_what_the_runtime_lacks():
 
 def test_the_package_has_our_resources_and_chalices_functions(packaged):
     stage, out, merged = packaged
-    assert (out / "deployment.zip").stat().st_size > 0
+    with zipfile.ZipFile(out / "deployment.zip") as code:
+        names = set(code.namelist())
+    assert {"app.py", "chalicelib/contract.py", "chalicelib/web/index.html"} <= names
+    assert not [n for n in names if "__pycache__" in n or n.startswith(".chalice")]
     ours = set(load_template()["Resources"])
     chalice = {f.logical_id for f in FUNCTIONS} | {"RestAPI"}
     assert ours | chalice <= set(merged["Resources"])
