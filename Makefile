@@ -1,22 +1,32 @@
 # facerec — `make help` lists the targets.
-PYTHON ?= python3
-VENV   ?= .venv
-BIN    := $(VENV)/bin
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+DATASETS ?= ../shared/datasets
+OUT      ?= out
+STAGE    ?= dev
 # These two builds install offline on the project's machines; other versions pull several GB.
-TORCH_PINS    := torch==2.14.1 torchvision==0.29.1
+TORCH_PINS  := torch==2.14.1 torchvision==0.29.1
 # facenet-pytorch 2.6.0 pins torch<2.3 and numpy<2 but runs on the pins above: install it alone.
-FACENET_PIN   := facenet-pytorch==2.6.0
-DATASETS      ?= ../shared/datasets
-OUT           ?= out
+FACENET_PIN := facenet-pytorch==2.6.0
+# Debian packages that tests use when present: chromium (the web page), packer (the AMI template).
+SYSTEM_TOOLS := chromium packer
+# make ami writes the id of the AMI it built here; make deploy reads it unless WORKER_AMI is given.
+WORKER_AMI_FILE := $(OUT)/worker-ami-id
+WORKER_AMI      ?= $(shell cat $(WORKER_AMI_FILE) 2>/dev/null)
+DEPLOY          := $(BIN)/python -m infra.deploy
 
-.PHONY: help setup run demo test test-fast eval bench-engine bench-worker clean
+.PHONY: help setup setup-system run demo test test-fast test-control-plane eval \
+        bench bench-engine bench-worker bench-sim bench-local package ami deploy deploy-infra destroy clean
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+# --- Set up ---------------------------------------------------------------------------------
 
 setup: $(VENV)/.installed  ## Build .venv with every pinned dependency (offline-safe)
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install $(TORCH_PINS)
@@ -24,20 +34,40 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
+setup-system:  ## Install Debian's chromium and packer, which the browser and AMI tests use (apt, as root)
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then echo "setup-system: $(SYSTEM_TOOLS) installed"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y --no-install-recommends $$missing; \
+	else echo "setup-system:$$missing missing, and installing needs root:" >&2; \
+	     echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends$$missing" >&2; \
+	     echo "  (without them the browser and packer tests are skipped)" >&2; exit 1; fi
+
+# --- Run it here ----------------------------------------------------------------------------
+
 run: setup  ## The whole service on this machine (moto, API, web page, worker fleet) until Ctrl-C
 	$(BIN)/python -m local_service
 
 demo: setup  ## Start the service, enroll two people, recognize three photos, print, stop
 	$(BIN)/python -m local_service.demo
 
-test: setup  ## Run the whole suite, slow end-to-end tests included
+# --- Test -----------------------------------------------------------------------------------
+
+test: setup  ## The whole suite, slow end-to-end tests included
 	$(BIN)/python -m pytest
 
-test-fast: setup  ## Run the suite without the slow tests
+test-fast: setup  ## The suite without the slow tests
 	$(BIN)/python -m pytest -m 'not slow'
 
-eval: setup  ## Identification accuracy on knn-examples, with leave-one-person-out
+test-control-plane: setup  ## Only the control plane's tests (API, workflow, scaling) against moto
+	$(BIN)/python -m pytest tests/test_api_*.py tests/test_workflow_*.py tests/test_scaling_*.py
+
+eval: setup  ## Identification accuracy on knn-examples, with leave-one-person-out: out/eval.json
 	$(BIN)/python -m bench.eval_identification --datasets $(DATASETS) --out $(OUT)/eval.json
+
+# --- Measure (on a quiet machine: the figures are ratios within one run) ---------------------
+
+bench: bench-engine bench-worker bench-sim bench-local  ## Every benchmark, merged into out/bench.json
+	$(BIN)/python -m bench.merge --out-dir $(OUT)
 
 bench-engine: setup  ## Engine photos/s and peak memory, one at a time vs batched, both models
 	$(BIN)/python -m bench.engine --datasets $(DATASETS) --out $(OUT)/bench-engine.json
@@ -45,54 +75,20 @@ bench-engine: setup  ## Engine photos/s and peak memory, one at a time vs batche
 bench-worker: setup  ## One engine on every core vs one engine per core: out/bench-worker.json
 	$(BIN)/python -m bench.worker_parallelism --datasets $(DATASETS) --models dlib,facenet --out $(OUT)/bench-worker.json
 
-clean:  ## Remove the venv and generated figures
-	rm -rf $(VENV) $(OUT) .pytest_cache
+bench-sim: setup  ## Simulated elasticity (4 policies, 6 traces) and cost per million photos: out/sim.json, out/plots/
+	$(BIN)/python -m sim --engine $(OUT)/bench-engine.json --out $(OUT)/sim.json --plots $(OUT)/plots
 
-.PHONY: package test-control-plane
+bench-local: setup  ## The local stack end to end, 1000 course photos at once: out/local-stack.json
+	$(BIN)/python -m bench.local_stack --datasets $(DATASETS) --photos 1000 --out $(OUT)/local-stack.json
+
+# --- AWS: make ami, then make deploy; make destroy takes it all down (infra/README.md) ------
 
 package: setup  ## Render the workflow into the CloudFormation template: out/template.packaged.json
 	@mkdir -p $(OUT)
 	$(BIN)/python -m infra.stack package > $(OUT)/template.packaged.json
 
-test-control-plane: setup  ## Only the control plane's tests (API, workflow, scaling) against moto
-	$(BIN)/python -m pytest tests/test_api_*.py tests/test_workflow_*.py tests/test_scaling_*.py
-
-.PHONY: bench bench-sim
-
-bench-sim: setup  ## Simulated elasticity (4 policies, 6 traces) and cost per million photos: out/sim.json, out/plots/
-	$(BIN)/python -m sim --engine $(OUT)/bench-engine.json --out $(OUT)/sim.json --plots $(OUT)/plots
-
-bench: bench-engine bench-sim  ## Every benchmark, merged into out/bench.json (engine, sim, cost, local_stack)
-	$(BIN)/python -m bench.merge --out-dir $(OUT)
-
-.PHONY: setup-browser
-
-setup-browser:  ## Install Debian's chromium for the web page's browser test (apt, as root)
-	@if [ -x /usr/bin/chromium ]; then echo "chromium: $$(/usr/bin/chromium --version 2>/dev/null)"; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y --no-install-recommends chromium; \
-	else echo "setup-browser: /usr/bin/chromium is missing and installing it needs root:" >&2; \
-	     echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium" >&2; \
-	     echo "  (without it, tests/test_web_page.py is skipped)" >&2; exit 1; fi
-
-.PHONY: setup-packer
-
-setup-packer:  ## Install Debian's packer, to validate (and build) the worker AMI's template
-	@if command -v packer >/dev/null; then packer version; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y --no-install-recommends packer; \
-	else echo "setup-packer: packer is missing and installing it needs root:" >&2; \
-	     echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends packer" >&2; exit 1; fi
-
-# --- AWS: make ami, then make deploy; make destroy takes it all down (infra/README.md) ----------
-.PHONY: ami deploy deploy-infra destroy
-
-STAGE           ?= dev
-# make ami writes the id of the AMI it built here; make deploy reads it unless WORKER_AMI is given.
-WORKER_AMI_FILE := $(OUT)/worker-ami-id
-WORKER_AMI      ?= $(shell cat $(WORKER_AMI_FILE) 2>/dev/null)
-DEPLOY          := $(BIN)/python -m infra.deploy
-
 ami: setup  ## Build the worker AMI with packer in your AWS account; its id goes to out/worker-ami-id
-	@command -v packer >/dev/null || { echo "ami: packer is not installed: make setup-packer (Debian's), or see worker_ami/README.md" >&2; exit 1; }
+	@command -v packer >/dev/null || { echo "ami: packer is not installed: make setup-system (Debian's), or see worker_ami/README.md" >&2; exit 1; }
 	$(DEPLOY) preflight
 	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps -w dist .
 	@mkdir -p $(OUT)
@@ -114,3 +110,6 @@ deploy-infra: setup  ## Only what Chalice does not create, then `chalice deploy 
 
 destroy: setup  ## Delete STAGE from AWS: workers, bucket contents, the stack, Chalice's app, token, logs, artifacts
 	$(DEPLOY) destroy --stage $(STAGE)
+
+clean:  ## Remove the venv and generated figures
+	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -17,6 +17,7 @@ from pathlib import Path
 # is part of the simulator's output; it gets its own key because it is read on its own.
 PARTS = {
     "engine": ("bench-engine.json", None),
+    "worker": ("bench-worker.json", None),
     "sim": ("sim.json", None),
     "cost": ("sim.json", "cost"),
     "local_stack": ("local-stack.json", None),

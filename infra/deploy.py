@@ -93,7 +93,7 @@ No AWS region set. Choose one, e.g.:
   export AWS_DEFAULT_REGION=us-east-1   # or: aws configure set region us-east-1"""
 
 _NO_AMI = """\
-No worker AMI given. Build one first (about 15 minutes, needs packer: make setup-packer):
+No worker AMI given. Build one first (about 15 minutes, needs packer: make setup-system):
   make ami                              # writes out/worker-ami-id, which make deploy reads
 or name an existing one: make deploy STAGE=dev WORKER_AMI=ami-0123456789abcdef0"""
 

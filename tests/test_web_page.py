@@ -29,7 +29,7 @@ JOB_TIMEOUT_MS = 180_000
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is absent: `make setup-browser` installs Debian's chromium"
+        reason = f"{CHROMIUM} is absent: `make setup-system` installs Debian's chromium"
         print(reason)
         pytest.skip(reason)
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extras")

@@ -17,7 +17,7 @@ AMI = ROOT / "worker_ami"
 PACKER = shutil.which("packer")
 
 
-@pytest.mark.skipif(PACKER is None, reason="packer is not installed (make setup-packer installs Debian's)")
+@pytest.mark.skipif(PACKER is None, reason="packer is not installed (make setup-system installs Debian's)")
 def test_the_packer_template_validates(tmp_path):
     wheel = tmp_path / "facerec-0.1.0-py3-none-any.whl"
     wheel.write_bytes(b"")
