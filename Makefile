@@ -5,6 +5,7 @@ BIN      := $(VENV)/bin
 DATASETS ?= ../shared/datasets
 OUT      ?= out
 STAGE    ?= dev
+PORT     ?= 8000
 # These two builds install offline on the project's machines; other versions pull several GB.
 TORCH_PINS  := torch==2.14.1 torchvision==0.29.1
 # facenet-pytorch 2.6.0 pins torch<2.3 and numpy<2 but runs on the pins above: install it alone.
@@ -45,7 +46,7 @@ setup-system:  ## Install Debian's chromium and packer, which the browser and AM
 # --- Run it here ----------------------------------------------------------------------------
 
 run: setup  ## The whole service on this machine (moto, API, web page, worker fleet) until Ctrl-C
-	$(BIN)/python -m local_service
+	$(BIN)/python -m local_service --port $(PORT)
 
 demo: setup  ## Start the service, enroll two people, recognize three photos, print, stop
 	$(BIN)/python -m local_service.demo

@@ -31,7 +31,12 @@ def main() -> int:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
-        service.start()
+        try:
+            service.start()
+        except OSError as exc:
+            print(f"make run: could not start the service: {exc}. Is another one running? "
+                  f"Choose other ports: make run PORT=8001", file=sys.stderr)
+            return 2
         print(
             f"\nfacerec is running.\n"
             f"  web page:    {service.api_url}/app\n"

@@ -10,17 +10,18 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "env_float", "env_int"]
 
 _DEFAULT_PREFIX = "facerec-dev"
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    """An integer setting; unset or blank means the default (the worker's settings use it too)."""
     raw = env.get(name, "")
     return int(raw) if raw.strip() else default
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def env_float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "")
     return float(raw) if raw.strip() else default
 
@@ -88,19 +89,19 @@ class Settings:
             state_machine_arn=env.get("FACEREC_STATE_MACHINE_ARN", ""),
             worker_launch_template=env.get("FACEREC_WORKER_LAUNCH_TEMPLATE", "")
             or f"{prefix}-worker",
-            upload_expiry_minutes=_int(env, "FACEREC_UPLOAD_EXPIRY_MINUTES", 15),
-            max_upload_bytes=_int(env, "FACEREC_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
+            upload_expiry_minutes=env_int(env, "FACEREC_UPLOAD_EXPIRY_MINUTES", 15),
+            max_upload_bytes=env_int(env, "FACEREC_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
             allowed_content_types=tuple(t.strip() for t in types.split(",") if t.strip())
             or cls.allowed_content_types,
-            job_ttl_days=_int(env, "FACEREC_JOB_TTL_DAYS", 7),
-            upload_claim_stale_seconds=_int(env, "FACEREC_UPLOAD_CLAIM_STALE_SECONDS", 60),
-            target_backlog_per_worker=_int(env, "FACEREC_TARGET_BACKLOG_PER_WORKER", 50),
-            max_workers=_int(env, "FACEREC_MAX_WORKERS", 20),
-            scale_up_interval_seconds=_int(env, "FACEREC_SCALE_UP_INTERVAL_SECONDS", 1),
-            launch_grace_seconds=_int(env, "FACEREC_LAUNCH_GRACE_SECONDS", 120),
+            job_ttl_days=env_int(env, "FACEREC_JOB_TTL_DAYS", 7),
+            upload_claim_stale_seconds=env_int(env, "FACEREC_UPLOAD_CLAIM_STALE_SECONDS", 60),
+            target_backlog_per_worker=env_int(env, "FACEREC_TARGET_BACKLOG_PER_WORKER", 50),
+            max_workers=env_int(env, "FACEREC_MAX_WORKERS", 20),
+            scale_up_interval_seconds=env_int(env, "FACEREC_SCALE_UP_INTERVAL_SECONDS", 1),
+            launch_grace_seconds=env_int(env, "FACEREC_LAUNCH_GRACE_SECONDS", 120),
             admin_token=env.get("FACEREC_ADMIN_TOKEN", ""),
             admin_token_parameter=env.get("FACEREC_ADMIN_TOKEN_PARAMETER", ""),
-            compat_wait_seconds=_float(env, "FACEREC_COMPAT_WAIT_SECONDS", 25.0),
-            compat_poll_seconds=_float(env, "FACEREC_COMPAT_POLL_SECONDS", 0.5),
+            compat_wait_seconds=env_float(env, "FACEREC_COMPAT_WAIT_SECONDS", 25.0),
+            compat_poll_seconds=env_float(env, "FACEREC_COMPAT_POLL_SECONDS", 0.5),
             cors_allow_origin=env.get("FACEREC_CORS_ALLOW_ORIGIN", "") or "*",
         )

@@ -6,12 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chalicelib.config import Settings
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "")
-    return float(raw) if raw.strip() else default
+from chalicelib.config import Settings, env_float, env_int
 
 
 @dataclass(frozen=True)
@@ -42,12 +37,12 @@ class WorkerSettings:
         return cls(
             resources=Settings.from_env(env),
             instance_id=env.get("FACEREC_INSTANCE_ID", ""),
-            batch_size=int(_number(env, "FACEREC_WORKER_BATCH_SIZE", defaults.batch_size)),
-            poll_wait_seconds=int(_number(env, "FACEREC_WORKER_POLL_WAIT_SECONDS", defaults.poll_wait_seconds)),
-            idle_seconds=_number(env, "FACEREC_WORKER_IDLE_SECONDS", defaults.idle_seconds),
-            visibility_extension_seconds=int(
-                _number(env, "FACEREC_WORKER_VISIBILITY_SECONDS", defaults.visibility_extension_seconds)
+            batch_size=env_int(env, "FACEREC_WORKER_BATCH_SIZE", defaults.batch_size),
+            poll_wait_seconds=env_int(env, "FACEREC_WORKER_POLL_WAIT_SECONDS", defaults.poll_wait_seconds),
+            idle_seconds=env_float(env, "FACEREC_WORKER_IDLE_SECONDS", defaults.idle_seconds),
+            visibility_extension_seconds=env_int(
+                env, "FACEREC_WORKER_VISIBILITY_SECONDS", defaults.visibility_extension_seconds
             ),
-            heartbeat_seconds=_number(env, "FACEREC_WORKER_HEARTBEAT_SECONDS", defaults.heartbeat_seconds),
-            max_receives=int(_number(env, "FACEREC_WORKER_MAX_RECEIVES", defaults.max_receives)),
+            heartbeat_seconds=env_float(env, "FACEREC_WORKER_HEARTBEAT_SECONDS", defaults.heartbeat_seconds),
+            max_receives=env_int(env, "FACEREC_WORKER_MAX_RECEIVES", defaults.max_receives),
         )
