@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -19,12 +20,23 @@ from botocore.exceptions import ClientError
 from chalicelib.config import Settings
 from chalicelib.contract import RESULT_CONTENT_TYPE, JobKind, JobMessage, result_key
 from chalicelib.people import PeopleStore
-from facerec_worker.engine import SCHEMA_VERSION, EnrollmentError, Gallery, PhotoFailure, PhotoInput, Recognizer
+from facerec_worker.engine import (
+    SCHEMA_VERSION,
+    EnrollmentError,
+    Gallery,
+    PhotoFailure,
+    PhotoInput,
+    PhotoResult,
+    Recognizer,
+)
 
 from .gallery_store import GalleryStore
 from .ledger import Claim, JobLedger
 
 logger = logging.getLogger(__name__)
+
+# One per message of the largest batch SQS hands out.
+IO_THREADS = 10
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,9 @@ class BatchProcessor:
         self._resources = resources
         self._max_receives = max_receives
         self._stale = claim_stale_after_seconds
+        # S3 calls of a batch run side by side; DynamoDB writes stay in this thread, because
+        # boto3's resources (the tables) are not thread-safe.
+        self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="batch-io")
 
     def process(self, deliveries: list[Delivery]) -> list[Delivery]:
         """The deliveries whose jobs now have an outcome; the caller deletes exactly those."""
@@ -87,7 +102,7 @@ class BatchProcessor:
             elif claim is Claim.TAKEN:
                 taken.append(delivery)
         try:
-            photos = {d.message_id: self._fetch(d) for d in taken}
+            photos = self._fetch_all(taken)
             ready = [d for d in taken if photos[d.message_id] is not None]
             settled += [d for d in taken if photos[d.message_id] is None]
             settled += self._recognize([d for d in ready if d.job.kind is JobKind.RECOGNIZE], photos)
@@ -106,25 +121,40 @@ class BatchProcessor:
                     )
         return settled
 
-    def _fetch(self, delivery: Delivery) -> PhotoInput | None:
-        """The job's photo, or None after recording why there is none to work on."""
+    def close(self) -> None:
+        """Stop the I/O threads; safe to call twice."""
+        self._io.shutdown()
+
+    def _fetch_all(self, deliveries: list[Delivery]) -> dict[str, PhotoInput | None]:
+        """Every job's photo, fetched concurrently (the S3 client is thread-safe and a batch's
+        round trips would otherwise add up); a job whose photo cannot be used is failed here,
+        in this thread, and maps to None."""
+        fetched = dict(zip((d.message_id for d in deliveries), self._io.map(self._fetch, deliveries)))
+        photos: dict[str, PhotoInput | None] = {}
+        for delivery in deliveries:
+            photo = fetched[delivery.message_id]
+            if isinstance(photo, tuple):
+                error, cause = photo
+                self._ledger.failed(delivery.job.job_id, error=error, cause=cause)
+                photos[delivery.message_id] = None
+            else:
+                photos[delivery.message_id] = photo
+        return photos
+
+    def _fetch(self, delivery: Delivery) -> PhotoInput | tuple[str, str]:
+        """The job's photo, or (error, cause) when there is none to work on."""
         job = delivery.job
         name = PurePosixPath(job.key).name
         try:
             head = self._s3.head_object(Bucket=job.bucket, Key=job.key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                self._ledger.failed(job.job_id, error="photo_missing", cause=f"s3://{job.bucket}/{job.key} does not exist")
-                return None
+                return "photo_missing", f"s3://{job.bucket}/{job.key} does not exist"
             raise
         limit = self._resources.max_upload_bytes
         # The presigned POST's size limit holds on AWS, not on moto: check again where it is read.
         if head["ContentLength"] > limit:
-            self._ledger.failed(
-                job.job_id, error="photo_too_large",
-                cause=f"{name} is {head['ContentLength']:,} bytes, over the {limit:,}-byte limit",
-            )
-            return None
+            return "photo_too_large", f"{name} is {head['ContentLength']:,} bytes, over the {limit:,}-byte limit"
         body = self._s3.get_object(Bucket=job.bucket, Key=job.key)["Body"].read()
         return PhotoInput(name, body)
 
@@ -132,13 +162,14 @@ class BatchProcessor:
         if not deliveries:
             return []
         results = self._engine.recognize([photos[d.message_id] for d in deliveries], self._enrolled_gallery())
+        recognized = [(d.job.job_id, r) for d, r in zip(deliveries, results) if isinstance(r, PhotoResult)]
+        # The results go to S3 side by side, first; a job is DONE only once its result is there.
+        list(self._io.map(lambda job: self._store_result(job[0], _recognition_document(*job)), recognized))
         for delivery, result in zip(deliveries, results):
             job_id = delivery.job.job_id
             if isinstance(result, PhotoFailure):
                 self._ledger.failed(job_id, error=result.error["code"], cause=result.error["message"])
                 continue
-            document = {**result.to_dict(), "job_id": job_id, "kind": JobKind.RECOGNIZE.value}
-            self._store_result(job_id, document)
             self._ledger.done(
                 job_id,
                 result_key=result_key(job_id),
@@ -191,3 +222,7 @@ class BatchProcessor:
             Body=json.dumps(document).encode(),
             ContentType=RESULT_CONTENT_TYPE,
         )
+
+
+def _recognition_document(job_id: str, result: PhotoResult) -> dict[str, Any]:
+    return {**result.to_dict(), "job_id": job_id, "kind": JobKind.RECOGNIZE.value}

@@ -86,22 +86,29 @@ class Worker:
                 extend_seconds=self.settings.visibility_extension_seconds,
             )
             self.lifecycle.booted()
-            while self.lifecycle.state != "terminating":
-                if self._stop.is_set() or self._instance.interruption_noticed():
-                    self.lifecycle.drain()
-                    self.lifecycle.drained()
-                    break
-                messages = self._receive()
-                if messages:
-                    self.lifecycle.received()
-                    self._work(messages, processor, heartbeat)
-                    self.lifecycle.finished_batch()
-                elif self.lifecycle.state == "polling":
-                    self.lifecycle.found_queue_empty()
-                else:
-                    self.lifecycle.tick()
+            try:
+                self._loop(processor, heartbeat)
+            finally:
+                processor.close()
         self._instance.terminate()
         self.lifecycle.terminated()
+
+    def _loop(self, processor: BatchProcessor, heartbeat: VisibilityHeartbeat) -> None:
+        """Until the lifecycle says to end: receive, work, or let idle time count."""
+        while self.lifecycle.state != "terminating":
+            if self._stop.is_set() or self._instance.interruption_noticed():
+                self.lifecycle.drain()
+                self.lifecycle.drained()
+                return
+            messages = self._receive()
+            if messages:
+                self.lifecycle.received()
+                self._work(messages, processor, heartbeat)
+                self.lifecycle.finished_batch()
+            elif self.lifecycle.state == "polling":
+                self.lifecycle.found_queue_empty()
+            else:
+                self.lifecycle.tick()
 
     def _processor(self, engine: Recognizer) -> BatchProcessor:
         resources = self.settings.resources
