@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import photo_files
+from . import photo_files, verification
 from .config import EngineConfig
 from .errors import EngineError
 from .gallery import Gallery
@@ -53,6 +53,20 @@ def _recognize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    pairs = verification.read_pairs(args.pairs)
+    with Recognizer.from_config(EngineConfig.from_env()) as engine:
+        report = verification.verify(engine, pairs)
+    print(json.dumps(report, indent=2))
+    print(
+        f"{report['model']} at {report['threshold']}: accuracy {report['accuracy']} on "
+        f"{report['pairs_judged']}/{report['pairs']} pairs, {report['false_accepts']} false accepts, "
+        f"{report['false_rejects']} false rejects, {len(report['unusable_photos'])} unusable photos",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _people(args: argparse.Namespace) -> int:
     gallery = Gallery.load(args.gallery)
     print(json.dumps({"model": gallery.model, "people": gallery.names()}))
@@ -91,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     recognize.add_argument("--gallery", type=Path, help="without one, every face is unknown")
     recognize.add_argument("--batch-size", type=int, default=10)
     recognize.set_defaults(command=_recognize)
+
+    verify = commands.add_parser(
+        "verify", help="accuracy on labelled pairs: a CSV with columns a,b,same (paths relative to it)"
+    )
+    verify.add_argument("pairs", type=Path)
+    verify.set_defaults(command=_verify)
 
     people = commands.add_parser("people", help="list the people in a gallery")
     people.add_argument("--gallery", type=Path, required=True)
