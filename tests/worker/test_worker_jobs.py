@@ -161,3 +161,15 @@ def test_a_person_deleted_through_the_api_is_no_longer_named_and_leaves_the_gall
     assert [f["identity"] for f in harness.result(job_id)["faces"]] == [None]
     store = GalleryStore(harness.s3, harness.stack.outputs["OutputBucketName"], harness.engine.new_gallery)
     assert store.current().names() == {}
+
+
+def test_a_failing_aws_call_keeps_the_worker_up_and_the_message_ends_in_the_dead_letter_queue(harness):
+    job_id = harness.queue(photo_bytes("obama2.jpg"))
+    # A real failure where the worker claims jobs, before any job is its own: the table is gone.
+    harness.jobs.delete()
+    worker = harness.worker(idle_seconds=0, visibility_extension_seconds=0)
+    worker.run()
+    assert worker.lifecycle.state == "terminated"  # it ended by idling, not by crashing
+    assert worker.batches == 0
+    dead = harness.sqs.receive_message(QueueUrl=harness.stack.outputs["JobsDeadLetterQueueUrl"])
+    assert job_id in dead["Messages"][0]["Body"]

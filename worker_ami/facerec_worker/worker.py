@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.people import PeopleStore
 from facerec_worker.engine import Recognizer
@@ -103,7 +105,13 @@ class Worker:
             messages = self._receive()
             if messages:
                 self.lifecycle.received()
-                self._work(messages, processor, heartbeat)
+                try:
+                    self._work(messages, processor, heartbeat)
+                except (BotoCoreError, ClientError):
+                    # AWS failed past botocore's retries (a throttled claim, an unreachable
+                    # endpoint): the messages come back after their visibility timeout, and
+                    # this worker stays up for them rather than crash-looping.
+                    logger.exception("batch of %d: an AWS call failed; its messages will return", len(messages))
                 self.lifecycle.finished_batch()
             elif self.lifecycle.state == "polling":
                 self.lifecycle.found_queue_empty()
