@@ -28,10 +28,23 @@ def _conditional_failed(exc: ClientError) -> bool:
 
 
 class JobLedger:
+    """It calls DynamoDB through the table resource's client (`table.meta.client`), which takes
+    and returns plain Python values as the resource does but, being a client, is thread-safe:
+    a batch's jobs are claimed and recorded side by side."""
+
     def __init__(self, table: Any, worker_id: str, clock: Callable[[], float] = time.time) -> None:
-        self._table = table
+        self._client = table.meta.client
+        self._table_name = table.name
         self._worker_id = worker_id
         self._clock = clock
+
+    def _update(self, job_id: str, *, values: dict[str, Any], **request: Any) -> None:
+        self._client.update_item(
+            TableName=self._table_name,
+            Key={"job_id": job_id},
+            ExpressionAttributeValues=values,
+            **request,
+        )
 
     def claim(self, job_id: str, *, stale_after_seconds: float) -> Claim:
         """Move QUEUED to PROCESSING under this worker's name.
@@ -41,8 +54,8 @@ class JobLedger:
         """
         now = self._clock()
         try:
-            self._table.update_item(
-                Key={"job_id": job_id},
+            self._update(
+                job_id,
                 UpdateExpression="SET #status = :processing, worker_id = :me, claimed_epoch = :now, "
                 "started_at = :iso",
                 # Queued jobs are free; a processing job only when its claim went stale or is ours
@@ -50,7 +63,7 @@ class JobLedger:
                 ConditionExpression="#status = :queued OR (#status = :processing AND "
                 "(claimed_epoch < :stale OR worker_id = :me))",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
+                values={
                     ":processing": JobStatus.PROCESSING.value,
                     ":queued": JobStatus.QUEUED.value,
                     ":me": self._worker_id,
@@ -63,9 +76,9 @@ class JobLedger:
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
-        item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item") or {}
+        item = self._client.get_item(TableName=self._table_name, Key={"job_id": job_id}, ConsistentRead=True).get("Item")
         finished = {JobStatus.DONE.value, JobStatus.FAILED.value}
-        return Claim.FINISHED if item.get("status") in finished or not item else Claim.BUSY
+        return Claim.FINISHED if not item or item["status"] in finished else Claim.BUSY
 
     def done(self, job_id: str, *, result_key: str, summary: dict[str, Any]) -> bool:
         return self._finish(
@@ -83,14 +96,14 @@ class JobLedger:
     def _finish(self, job_id: str, status: JobStatus, update: str, values: dict[str, Any]) -> bool:
         """False when the job was not ours to finish (someone else finished it first)."""
         try:
-            self._table.update_item(
-                Key={"job_id": job_id},
+            self._update(
+                job_id,
                 UpdateExpression=f"SET #status = :status, finished_at = :iso, {update}",
                 # Only the worker holding the job records its outcome, and only once.
                 ConditionExpression="#status = :processing AND worker_id = :me",
                 ExpressionAttributeNames={"#status": "status", "#error": "error"} if "#error" in update
                 else {"#status": "status"},
-                ExpressionAttributeValues={
+                values={
                     ":status": status.value,
                     ":processing": JobStatus.PROCESSING.value,
                     ":me": self._worker_id,

@@ -84,18 +84,18 @@ class BatchProcessor:
         self._resources = resources
         self._max_receives = max_receives
         self._stale = claim_stale_after_seconds
-        # S3 calls of a batch run side by side; DynamoDB writes stay in this thread, because
-        # boto3's resources (the tables) are not thread-safe.
+        # A batch's round trips (claims, photos, results, outcomes) run side by side: one at a
+        # time they would cost more than the engine does.
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="batch-io")
 
     def process(self, deliveries: list[Delivery]) -> list[Delivery]:
         """The deliveries whose jobs now have an outcome; the caller deletes exactly those."""
         settled: list[Delivery] = []
         taken: list[Delivery] = []
-        for delivery in deliveries:
-            if delivery.job is None:
-                continue  # left for the dead-letter queue, where someone can look at it
-            claim = self._ledger.claim(delivery.job.job_id, stale_after_seconds=self._stale)
+        # A body that is not a job is left for the dead-letter queue, where someone can look at it.
+        jobs = [delivery for delivery in deliveries if delivery.job is not None]
+        claims = self._io.map(lambda d: self._ledger.claim(d.job.job_id, stale_after_seconds=self._stale), jobs)
+        for delivery, claim in zip(jobs, claims):
             if claim is Claim.FINISHED:
                 logger.info("job %s already has an outcome; dropping the repeat delivery", delivery.job.job_id)
                 settled.append(delivery)
@@ -126,9 +126,8 @@ class BatchProcessor:
         self._io.shutdown()
 
     def _fetch_all(self, deliveries: list[Delivery]) -> dict[str, PhotoInput | None]:
-        """Every job's photo, fetched concurrently (the S3 client is thread-safe and a batch's
-        round trips would otherwise add up); a job whose photo cannot be used is failed here,
-        in this thread, and maps to None."""
+        """Every job's photo, fetched side by side; a job whose photo cannot be used is failed
+        here and maps to None."""
         fetched = dict(zip((d.message_id for d in deliveries), self._io.map(self._fetch, deliveries)))
         photos: dict[str, PhotoInput | None] = {}
         for delivery in deliveries:
@@ -165,17 +164,18 @@ class BatchProcessor:
         recognized = [(d.job.job_id, r) for d, r in zip(deliveries, results) if isinstance(r, PhotoResult)]
         # The results go to S3 side by side, first; a job is DONE only once its result is there.
         list(self._io.map(lambda job: self._store_result(job[0], _recognition_document(*job)), recognized))
-        for delivery, result in zip(deliveries, results):
-            job_id = delivery.job.job_id
-            if isinstance(result, PhotoFailure):
-                self._ledger.failed(job_id, error=result.error["code"], cause=result.error["message"])
-                continue
+        list(self._io.map(self._record_outcome, (d.job.job_id for d in deliveries), results))
+        return deliveries
+
+    def _record_outcome(self, job_id: str, result: PhotoResult | PhotoFailure) -> None:
+        if isinstance(result, PhotoFailure):
+            self._ledger.failed(job_id, error=result.error["code"], cause=result.error["message"])
+        else:
             self._ledger.done(
                 job_id,
                 result_key=result_key(job_id),
                 summary={"faces": len(result.faces), "identities": [f.identity for f in result.faces]},
             )
-        return deliveries
 
     def _enrolled_gallery(self) -> Gallery:
         """The gallery without anyone deleted through the API since their embeddings were stored.
