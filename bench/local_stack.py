@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import statistics
 import sys
 import time
@@ -29,12 +28,6 @@ from facerec_client import FacerecClient
 from local_service.service import LocalOptions, LocalService
 
 FINAL = {"DONE", "FAILED"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _labels(folder: Path) -> dict[str, str]:
@@ -65,7 +58,7 @@ def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float) -> d
     course = datasets / "cse546-1000"
     labels = _labels(course)
     files = sorted(labels)[:photos]
-    options = LocalOptions(api_port=_free_port(), max_workers=max_workers, idle_seconds=idle_seconds)
+    options = LocalOptions(api_port=0, max_workers=max_workers, idle_seconds=idle_seconds)
     service = LocalService(options).start()
     try:
         client = FacerecClient(service.api_url, admin_token=options.admin_token)
@@ -73,7 +66,7 @@ def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float) -> d
             client.create_person(person)
             for path in paths:
                 client.wait(client.enroll(person, path)["job_id"], timeout=300)
-        print(f"local-stack: enrolled; waiting for the fleet to return to zero …", file=sys.stderr, flush=True)
+        print("local-stack: enrolled; waiting for the fleet to return to zero …", file=sys.stderr, flush=True)
         while service.fleet.live_processes:
             time.sleep(0.5)
 

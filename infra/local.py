@@ -38,7 +38,7 @@ from .stack import (
     rendered_state_machines,
 )
 
-__all__ = ["LambdaRouter", "LocalStack", "Stack", "pump_sqs_to_handler", "unique_prefix"]
+__all__ = ["free_port", "LambdaRouter", "LocalStack", "Stack", "pump_sqs_to_handler", "unique_prefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 Handler = Callable[[Any, Any], Any]
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
@@ -127,7 +127,7 @@ class LocalStack:
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port or free_port(host)
         self.router = LambdaRouter()
         self._server: ThreadedMotoServer | None = None
         # One session and one client per service: loading a service's model is most of what a

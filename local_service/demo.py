@@ -4,7 +4,6 @@ print what came back, and stop everything. What a newcomer runs to see it work e
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 import time
 
@@ -17,16 +16,10 @@ PEOPLE = {"obama": "obama.jpg", "biden": "biden.jpg"}
 PHOTOS = ["obama2.jpg", "obama_and_biden.jpg", "rose_leslie.jpg"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("facerec").setLevel(logging.WARNING)  # the Chalice app's own log
-    options = LocalOptions(api_port=_free_port(), idle_seconds=5)
+    options = LocalOptions(api_port=0, idle_seconds=5)
     service = LocalService(options)
     started = time.monotonic()
     print("demo: starting the service (moto, the stack, the API) …", flush=True)

@@ -19,7 +19,7 @@ import sys
 import threading
 import uuid
 from datetime import datetime, timezone
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 from chalice.config import Config
 from chalice.local import LocalDevServer, create_local_server
 
-from infra.local import ACCOUNT_ID, REGION, LocalStack, Stack, pump_sqs_to_handler
+from infra.local import ACCOUNT_ID, REGION, LocalStack, Stack, free_port, pump_sqs_to_handler
 
 from .fleet import LocalFleet
 
@@ -52,7 +52,7 @@ class LocalOptions:
     """What `make run` can be told, through FACEREC_LOCAL_* variables or the command line."""
 
     host: str = "127.0.0.1"
-    api_port: int = 8000
+    api_port: int = 8000  # 0: any free port
     moto_port: int = 0  # 0: any free port
     stage_prefix: str = "facerec-local"
     # Each worker process holds a model (about 1 GB): a laptop's fleet stays small.
@@ -68,6 +68,8 @@ class LocalOptions:
 
 class LocalService:
     def __init__(self, options: LocalOptions) -> None:
+        if options.api_port == 0:
+            options = replace(options, api_port=free_port(options.host))
         self.options = options
         self.moto: LocalStack | None = None
         self.stack: Stack | None = None

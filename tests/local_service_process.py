@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import boto3
 import requests
+
+from infra.local import free_port
 
 ADMIN_TOKEN = "local-admin-token"
 
@@ -36,12 +37,6 @@ class RunningService:
             "ec2", endpoint_url=self.moto_url, region_name="us-east-1",
             aws_access_key_id="testing", aws_secret_access_key="testing",
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

@@ -50,6 +50,7 @@ __all__ = [
     "PhotoResult",
     "PhotoTooLargeError",
     "Recognizer",
+    "photo_files",
     "TruncatedPhotoError",
     "UnsupportedFormatError",
     "WeightsChecksumError",
