@@ -46,22 +46,26 @@ class JobLedger:
             **request,
         )
 
-    def claim(self, job_id: str, *, stale_after_seconds: float) -> Claim:
-        """Move QUEUED to PROCESSING under this worker's name.
+    def claim(self, job_id: str, *, message_id: str, receive_count: int, stale_after_seconds: float) -> Claim:
+        """Move QUEUED to PROCESSING under this worker's name, noting the message it came in.
 
-        A PROCESSING claim older than `stale_after_seconds` is taken over: SQS only hands the
-        message out again once its holder stopped extending the visibility, so that holder died.
+        A PROCESSING claim is taken over when the same message comes back: a live holder keeps
+        its message invisible with the heartbeat, so a redelivery of that very message (a higher
+        receive count) means the holder died, and the job is rescued on its first redelivery.
+        A claim older than `stale_after_seconds` is taken over too: it covers a job enqueued
+        twice, whose other message says nothing about this holder.
         """
         now = self._clock()
         try:
             self._update(
                 job_id,
                 UpdateExpression="SET #status = :processing, worker_id = :me, claimed_epoch = :now, "
-                "started_at = :iso",
-                # Queued jobs are free; a processing job only when its claim went stale or is ours
-                # (our own redelivery after a visibility hiccup).
+                "started_at = :iso, claim_message = :message, claim_receive = :receive",
+                # Queued jobs are free; a processing job only when its holder's message came back,
+                # its claim went stale, or it is ours (our own redelivery after a visibility hiccup).
                 ConditionExpression="#status = :queued OR (#status = :processing AND "
-                "(claimed_epoch < :stale OR worker_id = :me))",
+                "((claim_message = :message AND claim_receive < :receive) OR claimed_epoch < :stale "
+                "OR worker_id = :me))",
                 ExpressionAttributeNames={"#status": "status"},
                 values={
                     ":processing": JobStatus.PROCESSING.value,
@@ -70,6 +74,8 @@ class JobLedger:
                     ":now": int(now),
                     ":stale": int(now - stale_after_seconds),
                     ":iso": utc_now_iso(self._clock),
+                    ":message": message_id,
+                    ":receive": receive_count,
                 },
             )
             return Claim.TAKEN

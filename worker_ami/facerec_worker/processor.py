@@ -94,7 +94,7 @@ class BatchProcessor:
         taken: list[Delivery] = []
         # A body that is not a job is left for the dead-letter queue, where someone can look at it.
         jobs = [delivery for delivery in deliveries if delivery.job is not None]
-        claims = self._io.map(lambda d: self._ledger.claim(d.job.job_id, stale_after_seconds=self._stale), jobs)
+        claims = self._io.map(self._claim, jobs)
         for delivery, claim in zip(jobs, claims):
             if claim is Claim.FINISHED:
                 logger.info("job %s already has an outcome; dropping the repeat delivery", delivery.job.job_id)
@@ -120,6 +120,14 @@ class BatchProcessor:
                         cause=f"gave up after {delivery.receive_count} attempts: {type(exc).__name__}: {exc}",
                     )
         return settled
+
+    def _claim(self, delivery: Delivery) -> Claim:
+        return self._ledger.claim(
+            delivery.job.job_id,
+            message_id=delivery.message_id,
+            receive_count=delivery.receive_count,
+            stale_after_seconds=self._stale,
+        )
 
     def close(self) -> None:
         """Stop the I/O threads; safe to call twice."""
