@@ -15,7 +15,7 @@ from chalicelib.compat import parse_multipart_file
 from chalicelib.config import Settings
 from chalicelib.contract import JobKind
 from chalicelib.events import iter_uploaded_objects
-from chalicelib.exceptions import NotFoundError, RequestError, ServiceError
+from chalicelib.exceptions import NotFoundError, RequestError, ServiceError, uniform_error_body
 from chalicelib.people import validate_person
 from chalicelib.services import get_services
 from chalicelib.uploads import UploadRequest
@@ -48,6 +48,14 @@ def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             )
 
     return wrapper
+
+
+@app.middleware("http")
+def _one_error_shape(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    response = get_response(event)
+    if response.status_code >= 400:
+        response.body = uniform_error_body(response.body)
+    return response
 
 
 def _admin() -> None:

@@ -20,7 +20,7 @@ class FacerecError(Exception):
 
 class JobFailed(FacerecError):
     def __init__(self, job: dict[str, Any]) -> None:
-        super().__init__(f"job {job['job_id']} failed: {job.get('error')}: {job.get('cause')}")
+        super().__init__(f"job {job['job_id']} failed ({job.get('error')}): {job.get('message')}")
         self.job = job
 
 

@@ -10,6 +10,7 @@ import pytest
 from control_plane import JSON, create_job, job_item, post_json
 
 from chalicelib.contract import JobStatus, result_key
+from chalicelib.failures import FAILURE_MESSAGES
 
 
 def policy_of(job: dict) -> dict:
@@ -117,15 +118,18 @@ def test_a_done_job_carries_its_result_document(local_stack, shared_stack, clien
     assert job_item(local_stack, shared_stack, job["job_id"])["status"] == "DONE"
 
 
-def test_a_failed_job_says_why(local_stack, shared_stack, client):
+def test_a_failed_job_says_why_in_a_fixed_sentence_without_its_cause(local_stack, shared_stack, client):
     job = create_job(client)
     table = local_stack.table(shared_stack.outputs["JobsTableName"])
     table.update_item(
         Key={"job_id": job["job_id"]},
         UpdateExpression="SET #s = :failed, #e = :e, cause = :c",
         ExpressionAttributeNames={"#s": "status", "#e": "error"},
-        ExpressionAttributeValues={":failed": "FAILED", ":e": "NoFaceDecoded", ":c": "the photo could not be decoded"},
+        ExpressionAttributeValues={
+            ":failed": "FAILED", ":e": "truncated_photo", ":c": "s3://bucket/uploads/x/a.jpg: image file is truncated"
+        },
     )
     body = client.http.get(job["status_url"]).json_body
     assert body["status"] == "FAILED"
-    assert (body["error"], body["cause"]) == ("NoFaceDecoded", "the photo could not be decoded")
+    assert (body["error"], body["message"]) == ("truncated_photo", FAILURE_MESSAGES["truncated_photo"])
+    assert "cause" not in body

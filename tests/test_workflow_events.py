@@ -18,6 +18,7 @@ from control_plane import (
 
 from chalicelib.events import UploadOutcome, UploadedObject, iter_uploaded_objects
 from chalicelib.exceptions import WorkflowError
+from chalicelib.failures import FAILURE_MESSAGES
 from chalicelib.services import get_services
 from chalicelib.workflow import WorkflowStarter
 
@@ -86,15 +87,15 @@ def _set_expiry(local_stack, stack, job_id: str, epoch: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("case", "cause"),
+    ("case", "code", "cause"),
     [
-        ("oversized", "over the 2000-byte limit"),
-        ("wrong type", "content type 'text/plain' is not an accepted image type"),
-        ("other image type", "content type 'image/png' differs from the 'image/jpeg' requested"),
-        ("expired", "arrived after its upload slot expired"),
+        ("oversized", "upload_too_large", "over the 2000-byte limit"),
+        ("wrong type", "wrong_content_type", "content type 'text/plain' is not an accepted image type"),
+        ("other image type", "wrong_content_type", "content type 'image/png' differs from the 'image/jpeg' requested"),
+        ("expired", "upload_expired", "arrived after its upload slot expired"),
     ],
 )
-def test_refused_uploads_fail_the_job_without_a_workflow(local_stack, stack, client, app_module, settings_env, jpeg_bytes, case, cause):
+def test_refused_uploads_fail_the_job_without_a_workflow(local_stack, stack, client, app_module, settings_env, jpeg_bytes, case, code, cause):
     """On AWS S3 enforces the presigned policy; moto does not, so the handler's own check is what holds here."""
     settings_env({"FACEREC_MAX_UPLOAD_BYTES": "2000"})
     job = create_job(client)
@@ -112,8 +113,8 @@ def test_refused_uploads_fail_the_job_without_a_workflow(local_stack, stack, cli
 
     status = client.http.get(job["status_url"]).json_body
     assert status["status"] == "FAILED"
-    assert status["error"] == "UploadRejected"
-    assert cause in status["cause"]
+    assert (status["error"], status["message"]) == (code, FAILURE_MESSAGES[code])
+    assert cause in job_item(local_stack, stack, job["job_id"])["cause"]
     assert executions(local_stack, stack) == []
 
 

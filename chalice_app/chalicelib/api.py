@@ -13,8 +13,10 @@ from .compat import UploadedFile, format_answer
 from .config import Settings
 from .contract import TERMINAL_STATUSES, JobKind, JobStatus, is_job_id, result_key, upload_key
 from .exceptions import BadRequestError, NotFoundError, StorageError
+from .failures import client_failure
 from .jobs import Job, JobStore, new_job_id
 from .uploads import UploadRequest, UploadSigner
+from .waiting import JobWaiter
 
 __all__ = ["CompatAnswer", "JobsApi", "sniff_image_type"]
 
@@ -53,14 +55,13 @@ class JobsApi:
         s3_client: Any,
         settings: Settings,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._jobs = jobs
         self._signer = signer
         self._s3 = s3_client
         self._settings = settings
         self._clock = clock
-        self._sleep = sleep
+        self._waiter = JobWaiter(jobs, settings.compat_poll_seconds)
 
     def create(self, request: UploadRequest, kind: JobKind, person: str | None = None) -> dict[str, Any]:
         """A new job waiting for its photo, and the presigned POST to upload it with."""
@@ -72,14 +73,17 @@ class JobsApi:
         item = self._jobs.get(job_id) if is_job_id(job_id) else None
         if item is None:
             raise NotFoundError(f"no job {job_id!r}")
+        return self._describe(job_id, item)
+
+    def _describe(self, job_id: str, item: dict[str, Any]) -> dict[str, Any]:
+        """What a client sees of a job record: its cause stays in the table and the logs."""
         status = JobStatus(item["status"])
         body = self._summary(job_id, JobKind(item["kind"]), status)
         body.update({k: item[k] for k in ("created_at", "queued_at", "finished_at", "person") if k in item})
         if status is JobStatus.DONE:
             body["result"] = self._result(job_id)
         elif status is JobStatus.FAILED:
-            # Step Functions' own pair: a short error name and a sentence for people.
-            body["error"], body["cause"] = item.get("error", "Unknown"), item.get("cause", "")
+            body.update(client_failure(item.get("error")))
         return body
 
     def recognize_and_wait(self, upload: UploadedFile) -> CompatAnswer:
@@ -101,18 +105,14 @@ class JobsApi:
         )
         job = self._new_job(request, JobKind.RECOGNIZE, None)
         self._signer.put(job.upload_key, upload.data, content_type)
-        deadline = self._clock() + self._settings.compat_wait_seconds
-        while True:
-            body = self.status(job.job_id)
-            status = JobStatus(body["status"])
-            if status is JobStatus.DONE:
-                return CompatAnswer(200, text=format_answer(request.filename, body["result"]))
-            if status is JobStatus.FAILED:
-                return CompatAnswer(422, body={"error": "JobFailed", "message": body["cause"], "job": body})
-            if self._clock() >= deadline:
-                # API Gateway would cut the request at 29 s: hand over the job to poll instead.
-                return CompatAnswer(202, body=body)
-            self._sleep(self._settings.compat_poll_seconds)
+        item = self._waiter.wait(job.job_id, self._settings.compat_wait_seconds)
+        if item is None:
+            # API Gateway would cut the request at 29 s: hand over the job to poll instead.
+            return CompatAnswer(202, body=self.status(job.job_id))
+        body = self._describe(job.job_id, item)
+        if body["status"] == JobStatus.DONE.value:
+            return CompatAnswer(200, text=format_answer(request.filename, body["result"]))
+        return CompatAnswer(422, body={**client_failure(item.get("error")), "job": body})
 
     def _new_job(self, request: UploadRequest, kind: JobKind, person: str | None) -> Job:
         now = int(self._clock())

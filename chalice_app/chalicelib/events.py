@@ -22,7 +22,7 @@ from .config import Settings
 from .contract import JobKind, JobMessage, parse_upload_key
 from .exceptions import StorageError
 from .jobs import JobStore
-from .uploads import check_uploaded_object
+from .uploads import Refusal, check_uploaded_object
 from .workflow import WorkflowStarter
 
 __all__ = ["UploadEventHandler", "UploadOutcome", "UploadedObject", "iter_uploaded_objects"]
@@ -94,12 +94,13 @@ class UploadEventHandler:
             return UploadOutcome.IGNORED
         refusal = self._refusal(obj, job)
         if refusal is not None:
-            self._jobs.fail(job_id, "UploadRejected", refusal)
+            logger.info("job %s: upload refused (%s): %s", job_id, refusal.code, refusal.cause)
+            self._jobs.fail(job_id, refusal.code, refusal.cause)
             return UploadOutcome.REJECTED
         started = self._starter.start(job_id, workflow_input(job, obj.bucket, obj.key))
         return UploadOutcome.STARTED if started else UploadOutcome.DUPLICATE
 
-    def _refusal(self, obj: UploadedObject, job: dict[str, Any]) -> str | None:
+    def _refusal(self, obj: UploadedObject, job: dict[str, Any]) -> Refusal | None:
         try:
             head = self._s3.head_object(Bucket=obj.bucket, Key=obj.key)
         except ClientError as exc:

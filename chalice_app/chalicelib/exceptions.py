@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BadRequestError",
     "ConflictError",
@@ -29,6 +31,7 @@ __all__ = [
     "StorageError",
     "UnauthorizedError",
     "WorkflowError",
+    "uniform_error_body",
 ]
 
 
@@ -93,3 +96,11 @@ class WorkflowError(ServiceError):
 
 class ScalingError(ServiceError):
     pass
+
+
+def uniform_error_body(body: Any) -> Any:
+    """Chalice's own refusals (`{"Code", "Message"}`: an unsupported media type, a malformed JSON
+    body, an internal error) in the shape every other refusal of the API has."""
+    if isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        return {"error": body["Code"].removesuffix("Error"), "message": body["Message"]}
+    return body

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from .config import Settings
 from .exceptions import BadRequestError, StorageError
 
-__all__ = ["PresignedUpload", "UploadRequest", "UploadSigner", "check_uploaded_object"]
+__all__ = ["PresignedUpload", "Refusal", "UploadRequest", "UploadSigner", "check_uploaded_object"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_FILENAME = 100
@@ -111,18 +111,30 @@ class UploadSigner:
             raise StorageError(f"could not store {key}", exc) from exc
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why an uploaded object is refused: a code the client is shown (chalicelib.failures) and
+    the particulars, kept in the job record for operators."""
+
+    code: str
+    cause: str
+
+
 def check_uploaded_object(
     *, size: int, content_type: str, uploaded_epoch: float, job: Mapping[str, Any], settings: Settings
-) -> str | None:
-    """Why an uploaded object is refused (None when it is acceptable): too large, wrong type, late."""
+) -> Refusal | None:
+    """Why an uploaded object is refused (None when it is acceptable): empty, too large, wrong type, late."""
     if size <= 0:
-        return "the photo is empty"
+        return Refusal("empty_photo", "the photo is empty")
     if size > settings.max_upload_bytes:
-        return f"the photo is {size} bytes, over the {settings.max_upload_bytes}-byte limit"
+        return Refusal("upload_too_large", f"the photo is {size} bytes, over the {settings.max_upload_bytes}-byte limit")
     if content_type not in settings.allowed_content_types:
-        return f"content type {content_type!r} is not an accepted image type"
+        return Refusal("wrong_content_type", f"content type {content_type!r} is not an accepted image type")
     if content_type != job.get("content_type"):
-        return f"content type {content_type!r} differs from the {job.get('content_type')!r} requested"
+        return Refusal(
+            "wrong_content_type",
+            f"content type {content_type!r} differs from the {job.get('content_type')!r} requested",
+        )
     if uploaded_epoch > int(job["upload_expires_epoch"]):
-        return "the photo arrived after its upload slot expired"
+        return Refusal("upload_expired", "the photo arrived after its upload slot expired")
     return None

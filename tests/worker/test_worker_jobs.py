@@ -61,7 +61,7 @@ def test_a_photo_without_a_face_is_done_with_zero_faces(harness):
 def test_an_upload_over_the_size_limit_fails_even_though_moto_accepted_it(harness):
     job_id = harness.queue(photo_bytes("obama2.jpg") + b"\0" * (10 * 1024 * 1024), filename="big.jpg")
     harness.worker().run()
-    assert harness.job(job_id)["error"] == "photo_too_large"
+    assert harness.job(job_id)["error"] == "upload_too_large"
 
 
 def test_a_photo_that_vanished_fails_as_missing(harness):

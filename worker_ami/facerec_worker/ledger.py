@@ -6,6 +6,7 @@ two workers holding the same job after a visibility timeout, still end in one ou
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from enum import Enum
@@ -15,6 +16,8 @@ from botocore.exceptions import ClientError
 
 from chalicelib.contract import JobStatus
 from chalicelib.jobs import utc_now_iso
+
+logger = logging.getLogger(__name__)
 
 
 class Claim(Enum):
@@ -95,6 +98,9 @@ class JobLedger:
         )
 
     def failed(self, job_id: str, *, error: str, cause: str) -> bool:
+        """FAILED with `error` (a code the API turns into a sentence for the client) and `cause`
+        (the particulars: kept in the record and the log for operators, never shown to clients)."""
+        logger.warning("job %s failed: %s: %s", job_id, error, cause)
         return self._finish(
             job_id, JobStatus.FAILED, "#error = :error, cause = :cause", {":error": error, ":cause": cause}
         )

@@ -99,7 +99,7 @@ async function follow(card, jobId) {
       throw error;
     }
     if (job.status === "FAILED") {
-      card.fail(job.cause || job.error || "the job failed");
+      card.fail(job.message || job.error || "the job failed");
       return null;
     }
     card.setStatus(job.status);
