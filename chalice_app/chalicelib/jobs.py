@@ -16,6 +16,8 @@ from .exceptions import JobStoreError
 __all__ = ["Job", "JobStore", "new_job_id", "utc_now_iso"]
 
 Clock = Callable[[], float]
+# BatchGetItem's most keys per call.
+_BATCH_GET_LIMIT = 100
 
 
 def new_job_id() -> str:
@@ -87,6 +89,26 @@ class JobStore:
             return self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
         except ClientError as exc:
             raise JobStoreError(f"could not read job {job_id}", exc) from exc
+
+    def get_many(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Several jobs in as few reads as DynamoDB allows (100 keys a call), by job id."""
+        client, found = self._table.meta.client, {}
+        try:
+            for start in range(0, len(job_ids), _BATCH_GET_LIMIT):
+                request = {
+                    self._table.name: {
+                        "Keys": [{"job_id": job_id} for job_id in job_ids[start : start + _BATCH_GET_LIMIT]],
+                        "ConsistentRead": True,
+                    }
+                }
+                # Keys DynamoDB did not get to (throttling, the 16 MB cap) come back to be asked again.
+                while request:
+                    response = client.batch_get_item(RequestItems=request)
+                    found.update((item["job_id"], item) for item in response["Responses"].get(self._table.name, []))
+                    request = response.get("UnprocessedKeys") or {}
+        except ClientError as exc:
+            raise JobStoreError(f"could not read {len(job_ids)} jobs", exc) from exc
+        return found
 
     def claim_upload(self, job_id: str, key: str, stale_after_seconds: int) -> dict[str, Any] | None:
         """Mark the job's upload as being handled; None when another event already claimed it.

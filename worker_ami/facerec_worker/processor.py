@@ -13,7 +13,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Mapping
 
 from botocore.exceptions import ClientError
 
@@ -161,17 +161,18 @@ class BatchProcessor:
         limit = self._resources.max_upload_bytes
         # The presigned POST's size limit holds on AWS, not on moto: check again where it is read.
         if head["ContentLength"] > limit:
-            return "photo_too_large", f"{name} is {head['ContentLength']:,} bytes, over the {limit:,}-byte limit"
+            return "upload_too_large", f"{name} is {head['ContentLength']:,} bytes, over the {limit:,}-byte limit"
         body = self._s3.get_object(Bucket=job.bucket, Key=job.key)["Body"].read()
         return PhotoInput(name, body)
 
     def _recognize(self, deliveries: list[Delivery], photos: dict[str, PhotoInput | None]) -> list[Delivery]:
         if not deliveries:
             return []
-        results = self._engine.recognize([photos[d.message_id] for d in deliveries], self._enrolled_gallery())
+        people = {person["person_id"]: person for person in self._people.list()}
+        results = self._engine.recognize([photos[d.message_id] for d in deliveries], self._enrolled_gallery(people))
         recognized = [(d.job.job_id, r) for d, r in zip(deliveries, results) if isinstance(r, PhotoResult)]
         # The results go to S3 side by side, first; a job is DONE only once its result is there.
-        list(self._io.map(lambda job: self._store_result(job[0], _recognition_document(*job)), recognized))
+        list(self._io.map(lambda job: self._store_result(job[0], _recognition_document(*job, people)), recognized))
         list(self._io.map(self._record_outcome, (d.job.job_id for d in deliveries), results))
         return deliveries
 
@@ -185,15 +186,15 @@ class BatchProcessor:
                 summary={"faces": len(result.faces), "identities": [f.identity for f in result.faces]},
             )
 
-    def _enrolled_gallery(self) -> Gallery:
+    def _enrolled_gallery(self, people: Mapping[str, Any]) -> Gallery:
         """The gallery without anyone deleted through the API since their embeddings were stored.
 
-        The people table is the record of who is enrolled; deleting a person there stops their
-        matches from the next batch on, and this prunes their embeddings from the shared file.
+        The people table (`people`, by id) is the record of who is enrolled; deleting a person
+        there stops their matches from the next batch on, and this prunes their embeddings from
+        the shared file.
         """
         gallery = self._gallery.current()
-        enrolled = {person["person_id"] for person in self._people.list()}
-        deleted = set(gallery.people) - enrolled
+        deleted = set(gallery.people) - set(people)
         if not deleted:
             return gallery
         logger.info("removing %d deleted people from the gallery", len(deleted))
@@ -232,5 +233,11 @@ class BatchProcessor:
         )
 
 
-def _recognition_document(job_id: str, result: PhotoResult) -> dict[str, Any]:
-    return {**result.to_dict(), "job_id": job_id, "kind": JobKind.RECOGNIZE.value}
+def _recognition_document(job_id: str, result: PhotoResult, people: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine's result with each named face's display name beside its person id: what the
+    seed's route answers and what a page shows, as the people table says it when the job ran."""
+    document = result.to_dict()
+    for face in document["faces"]:
+        person = people.get(face["identity"]) if face["identity"] else None
+        face["display_name"] = person["display_name"] if person else None
+    return {**document, "job_id": job_id, "kind": JobKind.RECOGNIZE.value}
