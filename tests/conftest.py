@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import os
 import sys
 import threading
@@ -90,12 +91,33 @@ def shared_stack(_session_stack: Any, settings_env: Callable[[dict[str, str]], N
     return _session_stack
 
 
+@pytest.fixture(scope="session")
+def chalice_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder whose .chalice/config.json is chalice_app's without environment variables.
+
+    chalice.test.Client swaps os.environ for the stage's `environment_variables` while it serves
+    a call, and the app builds its services inside a call and keeps them: with the real config,
+    the dev stage's FACEREC_STAGE_PREFIX (or any name `deploy-infra` wrote there) would point the
+    app at another stage. The stack's settings come from the environment instead (settings_env),
+    as a deployed function's come from its own; the rest of the stage config stays as it is.
+    """
+    config = json.loads((ROOT / "chalice_app" / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    stages = config.get("stages", {}).values()
+    functions = [function for stage in stages for function in stage.get("lambda_functions", {}).values()]
+    for scope in (config, *stages, *functions):
+        scope.pop("environment_variables", None)
+    project = tmp_path_factory.mktemp("chalice_project")
+    (project / ".chalice").mkdir()
+    (project / ".chalice" / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return project
+
+
 @pytest.fixture
-def client(app_module: Any) -> Any:
+def client(app_module: Any, chalice_project: Path) -> Any:
     """The Chalice app in-process; request `stack` or `shared_stack` too, to point it somewhere."""
     from chalice.test import Client
 
-    with Client(app_module.app, project_dir=str(ROOT / "chalice_app")) as test_client:
+    with Client(app_module.app, project_dir=str(chalice_project)) as test_client:
         yield test_client
 
 
