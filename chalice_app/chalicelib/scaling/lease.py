@@ -2,22 +2,28 @@
 
 At 1000 uploads/s the scale-up task runs 1000 times a second, while EC2 allows RunInstances a
 burst of 5 and 2 a second. One conditional write lets one run per interval through; the others
-return at once without touching EC2. The lease also remembers what its holders launched, because
-DescribeInstances may not list an instance for a few seconds after RunInstances.
+return at once without touching EC2.
+
+The lease item also keeps the fleet ledger: every worker its holders launched, until EC2 says it
+is gone. DescribeInstances may not list an instance for a few seconds after RunInstances, and a
+listing by tags misses every worker when a tag or the stage prefix is wrong; counting the ledger
+too is what keeps the fleet under its cap then. Each holder's launch is one entry of the `fleet`
+map, keyed by its token and written path by path, so two holders whose runs overlap (one slower
+than its lease) never overwrite each other's entries.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 from botocore.exceptions import ClientError
 
 from ..exceptions import JobStoreError
 
-__all__ = ["Lease", "LeaseGrant"]
+__all__ = ["FleetEntry", "Lease", "LeaseGrant"]
 
 _THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 
@@ -27,21 +33,44 @@ def _error_code(exc: ClientError) -> str:
 
 
 @dataclass(frozen=True)
+class FleetEntry:
+    """One holder's launch: `count` workers reserved at `at_ms`, their ids once RunInstances returned.
+
+    An entry without ids is a reservation: its launch is in flight, or its run died before it
+    could record the ids.
+    """
+
+    at_ms: int
+    count: int
+    ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> FleetEntry:
+        ids = frozenset(item.get("ids", []))
+        return cls(at_ms=int(item["at_ms"]), count=int(item.get("count", len(ids))), ids=ids)
+
+    def to_item(self) -> dict[str, Any]:
+        return {"at_ms": self.at_ms, "count": self.count, "ids": sorted(self.ids)}
+
+
+@dataclass(frozen=True)
 class LeaseGrant:
-    """Proof of holding the lease: its token doubles as the RunInstances ClientToken."""
+    """Proof of holding the lease: its token doubles as the RunInstances ClientToken and keys its
+    own entry in the ledger.
+
+    `fleet` is the ledger as the acquiring write left it, so it holds every reservation made by
+    earlier holders. `legacy` holds the entries of the `launches` list that stacks deployed before
+    the ledger kept; the ledger's next write moves them into `fleet`.
+    """
 
     token: str
     acquired_ms: int
-    launches: tuple[dict[str, Any], ...]
+    fleet: Mapping[str, FleetEntry]
+    legacy: Mapping[str, FleetEntry]
 
-    def recent_instance_ids(self, now_ms: int, grace_seconds: int) -> frozenset[str]:
-        """Instances launched within the grace period, whether or not EC2 lists them yet."""
-        return frozenset(
-            instance_id
-            for launch in self.launches
-            if now_ms - int(launch["at_ms"]) < grace_seconds * 1000
-            for instance_id in launch["ids"]
-        )
+    @property
+    def ledger(self) -> dict[str, FleetEntry]:
+        return {**self.legacy, **self.fleet}
 
 
 class Lease:
@@ -77,7 +106,11 @@ class Lease:
         try:
             response = self._table.update_item(
                 Key={"lease_name": self._name},
-                UpdateExpression="SET holder = :token, acquired_ms = :now, expires_ms = :expires",
+                # The ledger map must exist before entries can be set in it path by path.
+                UpdateExpression=(
+                    "SET holder = :token, acquired_ms = :now, expires_ms = :expires, "
+                    "fleet = if_not_exists(fleet, :empty)"
+                ),
                 # Free when it never existed or has expired; an unexpired lease is never taken
                 # over, which is what bounds EC2 calls to one round per interval.
                 ConditionExpression="attribute_not_exists(lease_name) OR expires_ms <= :now",
@@ -85,31 +118,110 @@ class Lease:
                     ":token": token,
                     ":now": now,
                     ":expires": now + seconds * 1000,
+                    ":empty": {},
                 },
+                # The ledger after this write: every reservation that earlier holders made while
+                # they held the lease is in it, and none can be made after it.
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException" or _error_code(exc) in _THROTTLED:
                 return None
             raise JobStoreError(f"could not take the {self._name} lease", exc) from exc
-        launches = tuple(response["Attributes"].get("launches", []))
-        return LeaseGrant(token=token, acquired_ms=now, launches=launches)
+        item = response["Attributes"]
+        return LeaseGrant(
+            token=token,
+            acquired_ms=now,
+            fleet={key: FleetEntry.from_item(entry) for key, entry in item["fleet"].items()},
+            legacy={
+                f"launches-{index}": FleetEntry.from_item(launch)
+                for index, launch in enumerate(item.get("launches", []))
+            },
+        )
 
-    def record_launch(self, grant: LeaseGrant, instance_ids: list[str], grace_seconds: int) -> None:
-        """Remember these instances for the next holders; entries past the grace period are dropped."""
-        now = self.now_ms()
-        kept = [
-            launch
-            for launch in grant.launches
-            if now - int(launch["at_ms"]) < grace_seconds * 1000
-        ]
+    def reserve(self, grant: LeaseGrant, ledger: Mapping[str, FleetEntry], count: int) -> bool:
+        """Write the ledger's changes and a reservation for `count` workers under this holder's token,
+        while it still holds the lease; False when a later run has taken the lease over.
+
+        The reservation comes before RunInstances: a later holder then counts the launch even
+        while it is in flight, and a run whose lease was taken over launches nothing, because the
+        new holder counted the fleet without it.
+        """
+        changes = _LedgerChanges.between(grant, ledger)
+        changes.sets[grant.token] = FleetEntry(at_ms=self.now_ms(), count=count)
         try:
-            self._table.update_item(
-                Key={"lease_name": self._name},
-                UpdateExpression="SET launches = :launches",
-                ExpressionAttributeValues={
-                    ":launches": [*kept, {"at_ms": now, "ids": list(instance_ids)}]
-                },
-            )
+            self._write(changes, holder=grant.token)
         except ClientError as exc:
-            raise JobStoreError(f"could not record launches on the {self._name} lease", exc) from exc
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise JobStoreError(f"could not reserve a launch on the {self._name} lease", exc) from exc
+        return True
+
+    def record_launch(self, grant: LeaseGrant, instance_ids: list[str]) -> None:
+        """Fill this holder's reservation with the ids RunInstances returned; none drops it."""
+        entry = FleetEntry(at_ms=self.now_ms(), count=len(instance_ids), ids=frozenset(instance_ids))
+        changes = (
+            _LedgerChanges(sets={grant.token: entry}) if instance_ids else _LedgerChanges(removes=[grant.token])
+        )
+        try:
+            self._write(changes)
+        except ClientError as exc:
+            raise JobStoreError(
+                f"could not record launched workers {instance_ids} on the {self._name} lease", exc
+            ) from exc
+
+    def update_ledger(self, grant: LeaseGrant, ledger: Mapping[str, FleetEntry]) -> None:
+        """Write the entries that differ from what the grant read; nothing when none do."""
+        changes = _LedgerChanges.between(grant, ledger)
+        if not changes:
+            return
+        try:
+            self._write(changes)
+        except ClientError as exc:
+            raise JobStoreError(f"could not update the ledger on the {self._name} lease", exc) from exc
+
+    def _write(self, changes: _LedgerChanges, holder: str | None = None) -> None:
+        """Entry by entry: a holder sets and removes only the entries it names, so entries that
+        another holder writes meanwhile survive. With `holder`, only while that token holds the lease."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets, removes = [], []
+        for index, (key, entry) in enumerate(changes.sets.items()):
+            names[f"#s{index}"], values[f":s{index}"] = key, entry.to_item()
+            sets.append(f"fleet.#s{index} = :s{index}")
+        for index, key in enumerate(changes.removes):
+            names[f"#r{index}"] = key
+            removes.append(f"fleet.#r{index}")
+        if changes.retire_legacy:
+            removes.append("launches")
+        clauses = ([f"SET {', '.join(sets)}"] if sets else []) + ([f"REMOVE {', '.join(removes)}"] if removes else [])
+        extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+        if holder is not None:
+            # Still the holder: no later run has read the ledger without this write.
+            extra["ConditionExpression"] = "holder = :holder"
+            values[":holder"] = holder
+        if values:
+            extra["ExpressionAttributeValues"] = values
+        self._table.update_item(Key={"lease_name": self._name}, UpdateExpression=" ".join(clauses), **extra)
+
+
+@dataclass
+class _LedgerChanges:
+    """Entries to set and keys to remove in the `fleet` map, and whether to drop the old list."""
+
+    sets: dict[str, FleetEntry] = field(default_factory=dict)
+    removes: list[str] = field(default_factory=list)
+    retire_legacy: bool = False
+
+    @classmethod
+    def between(cls, grant: LeaseGrant, ledger: Mapping[str, FleetEntry]) -> _LedgerChanges:
+        """What turns the ledger the grant read into `ledger`; the first write retires the old list,
+        whose entries still in `ledger` move into the map."""
+        return cls(
+            sets={key: entry for key, entry in ledger.items() if grant.fleet.get(key) != entry},
+            removes=[key for key in grant.fleet if key not in ledger],
+            retire_legacy=bool(grant.legacy),
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.sets or self.removes or self.retire_legacy)

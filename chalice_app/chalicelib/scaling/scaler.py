@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
 from botocore.exceptions import ClientError
@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from ..config import Settings
 from ..contract import STAGE_TAG, WORKER_ROLE_TAG
 from ..exceptions import ScalingError
-from .lease import Lease
+from .lease import FleetEntry, Lease, LeaseGrant
 from .policy import desired_workers, workers_to_launch
 
 __all__ = ["ScaleUp", "ScaleUpResult"]
@@ -30,7 +30,9 @@ class ScaleUpResult:
     A run that finds the lease held is not covered on its first attempt: the holder may have read
     the backlog before this job's message arrived. The workflow then waits for the lease to expire
     and asks again; by then any holder took the lease after this job was enqueued, so the second
-    attempt is always covered and a job costs at most two invocations.
+    attempt is always covered and a job costs at most two invocations. A holder whose lease was
+    taken over before it launched ("lease lost") is covered too: the run that took it over counts
+    the backlog after it did.
     """
 
     covered: bool
@@ -43,6 +45,14 @@ class ScaleUpResult:
 
     def to_payload(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Fleet:
+    """The live workers counted, and the ledger as it should be written back."""
+
+    live: int
+    ledger: dict[str, FleetEntry]
 
 
 class ScaleUp:
@@ -71,31 +81,83 @@ class ScaleUp:
                 covered="scale_up" in event, retry_in_seconds=interval, reason="lease held"
             )
         backlog = self._backlog()
-        states = self._worker_states()
-        # A recent launch EC2 does not list yet is live; one it lists is whatever EC2 says (a
-        # worker that stopped itself when idle is gone, however recently it was launched).
-        unlisted = grant.recent_instance_ids(self._lease.now_ms(), settings.launch_grace_seconds) - set(states)
-        live = {instance for instance, state in states.items() if state in _LIVE_STATES} | unlisted
+        fleet = self._count_fleet(grant)
         desired = desired_workers(
-            backlog, len(live), settings.target_backlog_per_worker, settings.max_workers
+            backlog, fleet.live, settings.target_backlog_per_worker, settings.max_workers
         )
-        count = workers_to_launch(desired, len(live))
-        launched = self._launch(count, client_token=grant.token) if count else []
-        if launched:
-            self._lease.record_launch(grant, launched, settings.launch_grace_seconds)
+        count = workers_to_launch(desired, fleet.live)
+        launched: list[str] = []
+        if not count:
+            self._lease.update_ledger(grant, fleet.ledger)
+        elif self._lease.reserve(grant, fleet.ledger, count):
+            launched = self._launch(count, client_token=grant.token)
+            self._lease.record_launch(grant, launched)
+        else:
+            logger.info("scale-up: lease taken over before launching %d workers; launched none", count)
+            return ScaleUpResult(
+                covered=True,
+                retry_in_seconds=interval,
+                reason="lease lost",
+                backlog=backlog,
+                live=fleet.live,
+                desired=desired,
+            )
         logger.info(
             "scale-up: backlog %d, live %d, desired %d, launched %d",
-            backlog, len(live), desired, len(launched),
+            backlog, fleet.live, desired, len(launched),
         )
         return ScaleUpResult(
             covered=True,
             retry_in_seconds=interval,
             reason="launched" if launched else "enough workers",
             backlog=backlog,
-            live=len(live),
+            live=fleet.live,
             desired=desired,
             launched=len(launched),
         )
+
+    def _count_fleet(self, grant: LeaseGrant) -> _Fleet:
+        """The live workers, and the ledger with the workers that are gone left out.
+
+        Live are the workers the tag listing shows live, and the ledger's workers it does not show:
+        within the grace period because DescribeInstances lags RunInstances; past it only when EC2,
+        asked by id, says they are live: then the tag listing misses the fleet, and without the
+        ledger every round would launch again, past the cap. A worker EC2 lists in any other state
+        (terminated, stopped), or knows nothing of past the grace, leaves the ledger. So does a
+        reservation without ids past the grace: its run died before recording what it launched.
+        """
+        listed = self._worker_states()
+        now, grace_ms = self._lease.now_ms(), self._settings.launch_grace_seconds * 1000
+        ledger = grant.ledger
+
+        def recent(entry: FleetEntry) -> bool:
+            return now - entry.at_ms < grace_ms
+
+        unlisted = sorted({i for entry in ledger.values() if not recent(entry) for i in entry.ids} - listed.keys())
+        # Only asked when the tag listing misses a worker: a healthy round makes one call.
+        by_id = self._states_by_id(unlisted) if unlisted else {}
+        missed = sorted(i for i, state in by_id.items() if state in _LIVE_STATES)
+        if missed:
+            role_key, role_value = WORKER_ROLE_TAG
+            logger.error(
+                "scale-up: live workers %s are not listed under the tags %s=%s, %s=%s; they count "
+                "against the cap of %d, but check FACEREC_STAGE_PREFIX and the launch template's tags",
+                missed, role_key, role_value, STAGE_TAG, self._settings.stage_prefix, self._settings.max_workers,
+            )
+        states = {**by_id, **listed}
+        kept: dict[str, FleetEntry] = {}
+        for key, entry in ledger.items():
+            ids = frozenset(
+                i for i in entry.ids
+                if states.get(i) in _LIVE_STATES or (i not in states and recent(entry))
+            )
+            if ids or (not entry.ids and recent(entry)):
+                kept[key] = replace(entry, ids=ids)
+        live = {i for i, state in listed.items() if state in _LIVE_STATES}.union(
+            *(entry.ids for entry in kept.values())
+        )
+        reserved = sum(entry.count for entry in kept.values() if not entry.ids)
+        return _Fleet(live=len(live) + reserved, ledger=kept)
 
     def _backlog(self) -> int:
         """Messages waiting plus messages in flight: both need a worker until they are deleted."""
@@ -116,10 +178,23 @@ class ScaleUp:
     def _worker_states(self) -> dict[str, str]:
         """Every worker of this stage EC2 lists, in any state, by instance id."""
         role_key, role_value = WORKER_ROLE_TAG
-        filters = [
-            {"Name": f"tag:{role_key}", "Values": [role_value]},
-            {"Name": f"tag:{STAGE_TAG}", "Values": [self._settings.stage_prefix]},
-        ]
+        return self._describe(
+            [
+                {"Name": f"tag:{role_key}", "Values": [role_value]},
+                {"Name": f"tag:{STAGE_TAG}", "Values": [self._settings.stage_prefix]},
+            ],
+            "could not list the workers",
+        )
+
+    def _states_by_id(self, instance_ids: list[str]) -> dict[str, str]:
+        """EC2's state of each of these instances it knows, whatever their tags.
+
+        A filter rather than InstanceIds: EC2 refuses the whole call when one id is unknown, and
+        an instance terminated long ago is unknown.
+        """
+        return self._describe([{"Name": "instance-id", "Values": instance_ids}], "could not look up workers by id")
+
+    def _describe(self, filters: list[dict[str, Any]], failure: str) -> dict[str, str]:
         try:
             pages = self._ec2.get_paginator("describe_instances").paginate(Filters=filters)
             return {
@@ -129,7 +204,7 @@ class ScaleUp:
                 for instance in reservation["Instances"]
             }
         except ClientError as exc:
-            raise ScalingError("could not list the workers", exc) from exc
+            raise ScalingError(failure, exc) from exc
 
     def _launch(self, count: int, client_token: str) -> list[str]:
         """Launch `count` workers in one call; none when EC2 has no capacity for them now.
