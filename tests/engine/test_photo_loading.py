@@ -8,6 +8,7 @@ import zlib
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from facerec_worker.engine import EngineConfig
 from facerec_worker.engine.errors import (
     EmptyPhotoError,
     NotAnImageError,
@@ -19,7 +20,7 @@ from facerec_worker.engine.imaging import load_photo
 
 from .conftest import FACES, encode
 
-LIMITS = {"max_pixels": 80_000_000, "long_side": 1024}
+LIMITS = {"max_pixels": 80_000_000, "long_side": 1024, "min_side": EngineConfig().min_photo_side}
 
 
 def png_header_only(width: int, height: int) -> bytes:

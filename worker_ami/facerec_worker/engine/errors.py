@@ -6,7 +6,8 @@
     │   ├── NotAnImageError         bytes no decoder recognises
     │   ├── UnsupportedFormatError  an image, but not JPEG, PNG or WebP
     │   ├── TruncatedPhotoError     a known format whose data ends early or is corrupt
-    │   └── PhotoTooLargeError      more pixels than the configured limit (decompression bombs)
+    │   ├── PhotoTooLargeError      more pixels than the configured limit (decompression bombs)
+    │   └── PhotoTooSmallError      a side too short for the face detector to work on
     ├── EnrollmentError         an enrollment photo without exactly one clear face, or a bad name
     ├── ModelError              the embedding model cannot be loaded
     │   └── WeightsChecksumError    the weights file is not the one configured
@@ -45,6 +46,10 @@ class TruncatedPhotoError(PhotoError):
 
 class PhotoTooLargeError(PhotoError):
     code = "photo_too_large"
+
+
+class PhotoTooSmallError(PhotoError):
+    code = "photo_too_small"
 
 
 class EnrollmentError(EngineError):

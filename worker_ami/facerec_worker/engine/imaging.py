@@ -12,6 +12,7 @@ from .errors import (
     EmptyPhotoError,
     NotAnImageError,
     PhotoTooLargeError,
+    PhotoTooSmallError,
     TruncatedPhotoError,
     UnsupportedFormatError,
 )
@@ -41,12 +42,13 @@ class Photo:
         return self.image.height / self.height
 
 
-def load_photo(data: bytes, *, max_pixels: int, long_side: int) -> Photo:
+def load_photo(data: bytes, *, max_pixels: int, long_side: int, min_side: int) -> Photo:
     """Decode, check and orient a photo, scaled so its long side is at most `long_side`.
 
-    The pixel limit is checked on the header, before any pixel is decoded, so a decompression
-    bomb costs nothing. JPEGs are decoded straight at a reduced scale (`draft`), which keeps a
-    40 MP photo from ever existing in memory at full size.
+    The pixel limit and the `min_side` minimum are checked on the header, before any pixel is
+    decoded, so a decompression bomb or a thumbnail costs nothing (a long thin photo's short side
+    is checked again once scaled). JPEGs are decoded straight at a reduced scale (`draft`), which
+    keeps a 40 MP photo from ever existing in memory at full size.
     """
     if not data:
         raise EmptyPhotoError("the photo is empty (0 bytes): upload the file again")
@@ -66,6 +68,11 @@ def load_photo(data: bytes, *, max_pixels: int, long_side: int) -> Photo:
     width, height = image.size
     if width == 0 or height == 0:
         raise EmptyPhotoError(f"the photo is {width}x{height} pixels: nothing to look at")
+    if min(width, height) < min_side:
+        raise PhotoTooSmallError(
+            f"the photo is {width}x{height} pixels: faces can only be found in photos of at least "
+            f"{min_side} pixels on each side; upload a larger photo"
+        )
     if width * height > max_pixels:
         raise PhotoTooLargeError(
             f"the photo is {width}x{height} = {width * height:,} pixels, over the limit of "
@@ -90,4 +97,11 @@ def load_photo(data: bytes, *, max_pixels: int, long_side: int) -> Photo:
     upright = ImageOps.exif_transpose(image).convert("RGB")
     if max(upright.size) > long_side:
         upright.thumbnail((long_side, long_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        # A long thin photo can pass the check above and still be too thin once scaled.
+        if min(upright.size) < min_side:
+            raise PhotoTooSmallError(
+                f"the photo is {width}x{height} pixels; scaled to {long_side} pixels on its long "
+                f"side for face detection, its short side is {min(upright.size)}, under the "
+                f"minimum of {min_side}: crop it closer to the faces"
+            )
     return Photo(image=upright, width=width, height=height, format=image.format)

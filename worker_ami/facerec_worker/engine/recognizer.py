@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .config import MODELS, EngineConfig
 from .detection import DetectedFace, FaceDetector
 from .embedders import Embedder, load_embedder
-from .errors import EnrollmentError, PhotoError
+from .errors import EngineError, EnrollmentError, PhotoError
 from .gallery import Gallery
 from .imaging import Photo, load_photo
 from .result import FaceResult, PhotoFailure, PhotoResult
+
+logger = logging.getLogger(__name__)
+
+# What a client reads when the engine itself broke on a photo; the exception goes to the log.
+ENGINE_FAILURE_MESSAGE = "the recognition engine failed on this photo; the error is logged for the operators"
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,8 @@ class Recognizer:
     """Detection, embedding and matching for batches of photos.
 
     Batching is where the speed is: every face of every photo in a call goes through the
-    embedding network together, and same-sized photos through MTCNN together.
+    embedding network together, and same-sized photos through MTCNN together. A batch that
+    breaks the engine runs again one photo at a time, so only the photo at fault fails.
     """
 
     def __init__(self, config: EngineConfig, detector: FaceDetector, embedder: Embedder) -> None:
@@ -81,10 +89,11 @@ class Recognizer:
         return Gallery(model=self.model, dimensions=MODELS[self.model].dimensions)
 
     def analyze(self, photos: Sequence[PhotoInput]) -> tuple[list[Analysis | PhotoFailure], dict[str, float]]:
-        """Decode, detect and embed; unreadable photos become PhotoFailure and the rest go on."""
-        timings: dict[str, float] = {}
-        decoded: list[tuple[PhotoInput, Photo, float]] = []
-        failures: dict[int, PhotoFailure] = {}
+        """Decode, detect and embed; a photo that cannot be read, or that breaks the engine,
+        becomes a PhotoFailure and the rest go on."""
+        timings = {"detect": 0.0, "embed": 0.0}
+        decoded: list[tuple[int, PhotoInput, Photo, float]] = []
+        outcomes: dict[int, Analysis | PhotoFailure] = {}
         for index, item in enumerate(photos):
             started = time.perf_counter()
             try:
@@ -92,27 +101,64 @@ class Recognizer:
                     item.data,
                     max_pixels=self.config.max_pixels,
                     long_side=self.config.detect_long_side,
+                    min_side=self.config.min_photo_side,
                 )
             except PhotoError as exc:
-                failures[index] = PhotoFailure(item.name, {"code": exc.code, "message": str(exc)})
+                outcomes[index] = PhotoFailure(item.name, {"code": exc.code, "message": str(exc)})
                 continue
-            decoded.append((item, photo, _ms_since(started)))
+            except Exception:
+                # A decoder fault on input the checks do not know yet: this photo's problem alone.
+                logger.exception("%s: decoding failed unexpectedly", item.name)
+                outcomes[index] = _engine_failure(item.name)
+                continue
+            decoded.append((index, item, photo, _ms_since(started)))
 
-        started = time.perf_counter()
-        faces = self._detector.detect([photo.image for _, photo, _ in decoded])
-        timings["detect"] = _ms_since(started)
-        started = time.perf_counter()
-        embeddings = self._embedder.embed(
-            [(photo.image, found) for (_, photo, _), found in zip(decoded, faces)]
-        )
-        timings["embed"] = _ms_since(started)
+        try:
+            found = self._detect_and_embed([photo.image for _, _, photo, _ in decoded], timings)
+        except Exception as exc:
+            logger.warning(
+                "a batch of %d photos failed in the engine (%s: %s); running them one at a time",
+                len(decoded), type(exc).__name__, exc,
+            )
+            found = self._each_alone(decoded, timings, exc)
+        for (index, item, photo, decode_ms), faces_and_vectors in zip(decoded, found):
+            if faces_and_vectors is None:
+                outcomes[index] = _engine_failure(item.name)
+            else:
+                faces, vectors = faces_and_vectors
+                outcomes[index] = Analysis(item.name, photo, faces, vectors, decode_ms)
+        return [outcomes[i] for i in range(len(photos))], timings
 
-        analyses = iter(
-            Analysis(item.name, photo, found, vectors, decode_ms)
-            for (item, photo, decode_ms), found, vectors in zip(decoded, faces, embeddings)
-        )
-        ordered = [failures[i] if i in failures else next(analyses) for i in range(len(photos))]
-        return ordered, timings
+    def _detect_and_embed(
+        self, images: list[Image.Image], timings: dict[str, float]
+    ) -> list[tuple[list[DetectedFace], np.ndarray]]:
+        started = time.perf_counter()
+        faces = self._detector.detect(images)
+        timings["detect"] += _ms_since(started)
+        started = time.perf_counter()
+        embeddings = self._embedder.embed(list(zip(images, faces)))
+        timings["embed"] += _ms_since(started)
+        return list(zip(faces, embeddings))
+
+    def _each_alone(
+        self,
+        decoded: list[tuple[int, PhotoInput, Photo, float]],
+        timings: dict[str, float],
+        batch_error: Exception,
+    ) -> list[tuple[list[DetectedFace], np.ndarray] | None]:
+        """Each photo through the engine on its own; None for a photo that breaks it again."""
+        found: list[tuple[list[DetectedFace], np.ndarray] | None] = []
+        for _, item, photo, _ in decoded:
+            try:
+                found += self._detect_and_embed([photo.image], timings)
+            except Exception:
+                logger.exception("%s: the engine failed on this photo", item.name)
+                found.append(None)
+        if len(found) > 1 and all(one is None for one in found):
+            # Every photo failing on its own as well says the engine is broken, not a photo: the
+            # batch fails as a whole, so a worker retries it instead of failing every job for good.
+            raise batch_error
+        return found
 
     def recognize(self, photos: Sequence[PhotoInput], gallery: Gallery) -> list[PhotoResult | PhotoFailure]:
         """One result per photo, in order: each face named from `gallery`, or unknown."""
@@ -179,6 +225,10 @@ def _face_result(photo: Photo, face: DetectedFace, match) -> FaceResult:
         identity=match.identity,
         distance=None if match.distance is None else round(match.distance, 4),
     )
+
+
+def _engine_failure(name: str) -> PhotoFailure:
+    return PhotoFailure(name, {"code": EngineError.code, "message": ENGINE_FAILURE_MESSAGE})
 
 
 def _ms_since(started: float) -> float:
