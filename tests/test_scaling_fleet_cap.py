@@ -63,14 +63,14 @@ def own_ec2(local_stack):
     return local_stack.session().client("ec2", endpoint_url=local_stack.endpoint_url)
 
 
-def overlapping_rounds(make_scale_up, settings: Settings, own_ec2, clock: FakeClock, event: str):
-    """A slow round and a later one: at `event` of the slow round's EC2 calls its lease expires and
+def overlapping_rounds(make_scale_up, settings: Settings, own_ec2, clock: FakeClock, event: str, seconds: float):
+    """A slow round and a later one: at `event` of the slow round's EC2 calls `seconds` pass and
     the later round runs from start to end. Both rounds' results, slow first."""
     later: list[Any] = []
 
     def run_later(**_: Any) -> None:
         if not later:  # only at the slow round's first such call
-            clock.advance(INTERVAL)
+            clock.advance(seconds)
             later.append(make_scale_up(settings).run({}))
 
     own_ec2.meta.events.register(event, run_later)
@@ -114,12 +114,27 @@ def test_workers_the_listing_misses_are_logged_as_an_error(
     assert blind_settings.stage_prefix in record.getMessage()
 
 
+def test_a_round_slower_than_the_interval_keeps_the_lease_until_it_is_over(
+    local_stack, stack, settings, make_scale_up, own_ec2, clock
+):
+    """SQS and EC2 slow under load: rounds must not take each other's lease, or none ever launches."""
+    enqueue(local_stack, settings, 30)
+    slow, later = overlapping_rounds(
+        make_scale_up, settings, own_ec2, clock, "after-call.ec2.DescribeInstances", seconds=3 * INTERVAL
+    )
+    assert (later.reason, slow.launched) == ("lease held", 3)
+    assert make_scale_up(settings).run({}).reason == "enough workers"  # free once the slow round is over
+
+
 def test_a_run_whose_lease_was_taken_over_before_it_launched_launches_nothing(
     local_stack, stack, settings, make_scale_up, own_ec2, clock
 ):
-    """A run slower than its lease: a later run takes the lease over while the first still counts."""
+    """A run that outlived its hold (its Lambda timed out, say): a later run takes the lease over
+    while the first still counts."""
     enqueue(local_stack, settings, 30)
-    slow, later = overlapping_rounds(make_scale_up, settings, own_ec2, clock, "after-call.ec2.DescribeInstances")
+    slow, later = overlapping_rounds(
+        make_scale_up, settings, own_ec2, clock, "after-call.ec2.DescribeInstances", seconds=settings.scale_up_hold_seconds
+    )
     assert (later.launched, slow.launched, slow.reason) == (3, 0, "lease lost")
     assert len(worker_instances(local_stack, stack)) == 3
 
@@ -127,9 +142,11 @@ def test_a_run_whose_lease_was_taken_over_before_it_launched_launches_nothing(
 def test_a_launch_in_flight_counts_as_live_for_the_next_holder(
     local_stack, stack, settings, make_scale_up, own_ec2, clock
 ):
-    """A run that reserved its launch and is still in RunInstances when its lease expires."""
+    """A run that reserved its launch and is still in RunInstances when its hold runs out."""
     enqueue(local_stack, settings, 30)
-    slow, later = overlapping_rounds(make_scale_up, settings, own_ec2, clock, "before-call.ec2.RunInstances")
+    slow, later = overlapping_rounds(
+        make_scale_up, settings, own_ec2, clock, "before-call.ec2.RunInstances", seconds=settings.scale_up_hold_seconds
+    )
     assert (slow.launched, later.live, later.launched) == (3, 3, 0)
     assert len(worker_instances(local_stack, stack)) == 3
 
@@ -196,7 +213,7 @@ def test_a_listing_that_finds_every_worker_costs_one_describe_call_a_round(
     assert len(ec2_calls.describe) - before == 1
 
 
-def test_a_round_that_changes_nothing_writes_the_lease_once(
+def test_a_round_that_changes_nothing_writes_the_lease_only_to_take_it_and_give_it_back(
     local_stack, settings, make_scale_up, lease_table, clock
 ):
     enqueue(local_stack, settings, 100)
@@ -208,7 +225,7 @@ def test_a_round_that_changes_nothing_writes_the_lease_once(
     )
     clock.advance(INTERVAL)
     assert scale_up.run({}).launched == 0
-    assert writes == ["UpdateItem"]
+    assert writes == ["UpdateItem", "UpdateItem"]
 
 
 def test_a_lease_from_before_the_ledger_moves_its_launches_into_it(local_stack, settings, make_scale_up, lease_table, clock):

@@ -58,6 +58,8 @@ class Settings:
     max_workers: int = 20
     # At most one scale-up round (one DescribeInstances, at most one RunInstances) per interval.
     scale_up_interval_seconds: int = 1
+    # A round holds the lease until it is over, or for this long if its run dies first.
+    scale_up_hold_seconds: int = 10
     # DescribeInstances is eventually consistent: count our own launches as live for this long
     # while EC2 does not list them yet, so the next round does not launch them again.
     launch_grace_seconds: int = 120
@@ -98,6 +100,7 @@ class Settings:
             target_backlog_per_worker=env_int(env, "FACEREC_TARGET_BACKLOG_PER_WORKER", 50),
             max_workers=env_int(env, "FACEREC_MAX_WORKERS", 20),
             scale_up_interval_seconds=env_int(env, "FACEREC_SCALE_UP_INTERVAL_SECONDS", 1),
+            scale_up_hold_seconds=env_int(env, "FACEREC_SCALE_UP_HOLD_SECONDS", 10),
             launch_grace_seconds=env_int(env, "FACEREC_LAUNCH_GRACE_SECONDS", 120),
             admin_token=env.get("FACEREC_ADMIN_TOKEN", ""),
             admin_token_parameter=env.get("FACEREC_ADMIN_TOKEN_PARAMETER", ""),

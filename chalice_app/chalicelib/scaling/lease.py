@@ -1,8 +1,12 @@
-"""A time lease in DynamoDB: whoever holds it may call EC2; nobody releases it early.
+"""A time lease in DynamoDB: whoever holds it may call EC2, one round at a time, one round per interval.
 
 At 1000 uploads/s the scale-up task runs 1000 times a second, while EC2 allows RunInstances a
 burst of 5 and 2 a second. One conditional write lets one run per interval through; the others
-return at once without touching EC2.
+return at once without touching EC2. A holder takes the lease for as long as a round may take
+(the hold) and, when its round is over, gives back what is left beyond its interval: rounds never
+overlap unless one outlives its hold (its run died), however slow SQS and EC2 answer. A lease
+that expired after one interval whatever the round was doing let the next run take it over in the
+middle of every slow round, and under load no round kept it long enough to launch anything.
 
 The lease item also keeps the fleet ledger: every worker its holders launched, until EC2 says it
 is gone. DescribeInstances may not list an instance for a few seconds after RunInstances, and a
@@ -85,7 +89,7 @@ class Lease:
         return int(self._clock() * 1000)
 
     def try_acquire(self, seconds: int) -> LeaseGrant | None:
-        """The grant when the lease was free (expired), None when another run holds it.
+        """The grant, held for `seconds`, when the lease was free (expired); None when another run holds it.
 
         A read comes first: at 1000 uploads/s the task runs up to 2000 times a second, and one
         DynamoDB item takes about 1000 writes a second, failed conditional writes included, while
@@ -138,6 +142,20 @@ class Lease:
                 for index, launch in enumerate(item.get("launches", []))
             },
         )
+
+    def release(self, grant: LeaseGrant, interval_seconds: int) -> None:
+        """End the holder's round: the lease is free again one interval after it was taken (at
+        once, when the round took longer). Nothing when a later run has taken it over."""
+        try:
+            self._table.update_item(
+                Key={"lease_name": self._name},
+                UpdateExpression="SET expires_ms = :end",
+                ConditionExpression="holder = :token",
+                ExpressionAttributeValues={":end": grant.acquired_ms + interval_seconds * 1000, ":token": grant.token},
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise JobStoreError(f"could not release the {self._name} lease", exc) from exc
 
     def reserve(self, grant: LeaseGrant, ledger: Mapping[str, FleetEntry], count: int) -> bool:
         """Write the ledger's changes and a reservation for `count` workers under this holder's token,

@@ -75,11 +75,19 @@ class ScaleUp:
         """
         settings = self._settings
         interval = settings.scale_up_interval_seconds
-        grant = self._lease.try_acquire(interval)
+        grant = self._lease.try_acquire(settings.scale_up_hold_seconds)
         if grant is None:
             return ScaleUpResult(
                 covered="scale_up" in event, retry_in_seconds=interval, reason="lease held"
             )
+        try:
+            return self._round(grant)
+        finally:
+            self._lease.release(grant, interval)
+
+    def _round(self, grant: LeaseGrant) -> ScaleUpResult:
+        settings = self._settings
+        interval = settings.scale_up_interval_seconds
         backlog = self._backlog()
         fleet = self._count_fleet(grant)
         desired = desired_workers(
