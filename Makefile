@@ -10,6 +10,8 @@ PORT     ?= 8000
 TORCH_PINS  := torch==2.14.1 torchvision==0.29.1
 # facenet-pytorch 2.6.0 pins torch<2.3 and numpy<2 but runs on the pins above: install it alone.
 FACENET_PIN := facenet-pytorch==2.6.0
+# The peer bench-engine measures; it asks for dlib (a source build), dlib-bin is the same prebuilt.
+PEER_PIN    := face_recognition==1.3.0
 # Debian packages that tests use when present: chromium (the web page), packer (the AMI template).
 SYSTEM_TOOLS := chromium packer
 # make ami writes the id of the AMI it built here; make deploy reads it unless WORKER_AMI is given.
@@ -18,7 +20,7 @@ WORKER_AMI      ?= $(shell cat $(WORKER_AMI_FILE) 2>/dev/null)
 DEPLOY          := $(BIN)/python -m infra.deploy
 
 .PHONY: help setup setup-system run demo test test-fast test-control-plane eval \
-        bench bench-engine bench-worker bench-sim bench-local package ami deploy deploy-infra destroy clean
+        bench bench-engine bench-worker bench-sim bench-local bench-course package ami deploy deploy-infra destroy clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -31,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install $(TORCH_PINS)
-	$(BIN)/pip install --no-deps $(FACENET_PIN)
+	$(BIN)/pip install --no-deps $(FACENET_PIN) $(PEER_PIN)
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
@@ -67,7 +69,7 @@ eval: setup  ## Identification accuracy on knn-examples, with leave-one-person-o
 
 # --- Measure (on a quiet machine: the figures are ratios within one run) ---------------------
 
-bench: bench-engine bench-worker bench-sim bench-local  ## Every benchmark, merged into out/bench.json
+bench: bench-engine bench-worker bench-sim bench-local bench-course  ## Every benchmark, merged into out/bench.json
 	$(BIN)/python -m bench.merge --out-dir $(OUT)
 
 bench-engine: setup  ## Engine photos/s and peak memory, one at a time vs batched, both models
@@ -81,6 +83,9 @@ bench-sim: setup  ## Simulated elasticity (4 policies, 6 traces) and cost per mi
 
 bench-local: setup  ## The local stack end to end, 1000 course photos at once: out/local-stack.json
 	$(BIN)/python -m bench.local_stack --datasets $(DATASETS) --photos 1000 --out $(OUT)/local-stack.json
+
+bench-course: setup  ## The course's workload on make run: 100 then 1000 concurrent POST /, answers checked: out/bench-course.json
+	$(BIN)/python -m bench.course --datasets $(DATASETS) --out $(OUT)/bench-course.json
 
 # --- AWS: make ami, then make deploy; make destroy takes it all down (infra/README.md) ------
 

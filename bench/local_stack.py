@@ -12,8 +12,6 @@ nothing was lost and every name is right.
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import json
 import logging
 import os
@@ -24,29 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+from bench.course_set import CourseSet
 from facerec_client import FacerecClient
 from local_service.service import LocalOptions, LocalService
 
 FINAL = {"DONE", "FAILED"}
-
-
-def _labels(folder: Path) -> dict[str, str]:
-    """{photo file name: person id} from the course's labels.csv (`Image,Results`)."""
-    with (folder / "labels.csv").open() as stream:
-        return {f"{row['Image']}.jpg": row["Results"].lower() for row in csv.DictReader(stream)}
-
-
-def _distinct_photos_per_person(folder: Path) -> dict[str, list[Path]]:
-    """The course set repeats a few images; each person is enrolled from their distinct ones."""
-    seen: set[str] = set()
-    people: dict[str, list[Path]] = {}
-    images = folder / "face_images_100"
-    for name, person in sorted(_labels(folder).items()):
-        digest = hashlib.sha256((images / name).read_bytes()).hexdigest()
-        if digest not in seen:
-            seen.add(digest)
-            people.setdefault(person, []).append(images / name)
-    return people
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -55,17 +35,17 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float) -> dict:
-    course = datasets / "cse546-1000"
-    labels = _labels(course)
-    files = sorted(labels)[:photos]
+    course = CourseSet(datasets / "cse546-1000")
+    labels = course.labels()
+    files = course.photos()[:photos]
     options = LocalOptions(api_port=0, max_workers=max_workers, idle_seconds=idle_seconds)
     service = LocalService(options).start()
     try:
         client = FacerecClient(service.api_url, admin_token=options.admin_token)
-        for person, paths in _distinct_photos_per_person(datasets / "cse546-100").items():
-            client.create_person(person)
-            for path in paths:
-                client.wait(client.enroll(person, path)["job_id"], timeout=300)
+        for person in CourseSet(datasets / "cse546-100").people():
+            client.create_person(person.person_id, person.display_name)
+            for path in person.photos:
+                client.wait(client.enroll(person.person_id, path)["job_id"], timeout=300)
         print("local-stack: enrolled; waiting for the fleet to return to zero …", file=sys.stderr, flush=True)
         while service.fleet.live_processes:
             time.sleep(0.5)
@@ -74,10 +54,10 @@ def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float) -> d
         started = time.time()
         first_worker_before = len(service.fleet.history.samples)
         with ThreadPoolExecutor(max_workers=16) as pool:
-            submitted = list(pool.map(lambda name: (name, client.submit(course / "face_images_1000" / name), time.time()), files))
+            submitted = list(pool.map(lambda path: (path.name, client.submit(path), time.time()), files))
         uploaded_by = time.time()
         uploaded_at = {job["job_id"]: at for _, job, at in submitted}
-        person_of = {job["job_id"]: labels[name] for name, job, _ in submitted}
+        person_of = {job["job_id"]: labels[name].lower() for name, job, _ in submitted}
 
         table = service.moto.session().resource("dynamodb", endpoint_url=service.moto.endpoint_url).Table(
             service.stack.outputs["JobsTableName"]

@@ -21,6 +21,7 @@ PARTS = {
     "sim": ("sim.json", None),
     "cost": ("sim.json", "cost"),
     "local_stack": ("local-stack.json", None),
+    "course": ("bench-course.json", None),
 }
 
 

@@ -12,10 +12,12 @@ has no Lambda event sources. Two explicit pieces stand in for them here, never i
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import socket
+import sys
 import threading
 import traceback
 import uuid
@@ -25,7 +27,12 @@ from typing import Any, Callable, Mapping
 
 import boto3
 import requests
+from moto import backends as moto_backends
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
+from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
 from moto.server import ThreadedMotoServer
 
 from .names import APP_ENVIRONMENT
@@ -49,6 +56,56 @@ MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 Handler = Callable[[Any, Any], Any]
+
+
+def _speed_up_moto() -> None:
+    """Work moto's server does again on every request, done once: under the course's burst of
+    1000 photos the server's process was the bottleneck of the whole local stack, at one core.
+
+    - It lists its own package directory (a stat per service, ~200) to route each request, under
+      the one lock every request takes.
+    - Its interpreter parses the workflow definition with ANTLR (pure Python, ~40 ms) for every
+      execution; the parse tree depends only on the text, and each execution still gets evaluation
+      components of its own from the preprocessor, as moto builds them.
+    - It compiles each JSONPath (`$.job_id`, …) anew, building jsonpath-ng's parser tables each time.
+    - It makes a new boto3 client for every task state it runs (three a job here); clients are
+      thread-safe, so one per region and service serves every execution.
+
+    The results are what moto computes; only the repetition goes. Safe to call twice.
+    """
+    if getattr(AmazonStateLanguageParser.parse, "keeps_trees", False):
+        return
+    modules = tuple(moto_backends.list_of_moto_modules())
+    moto_backends.list_of_moto_modules = lambda: modules
+
+    parse_anew = AmazonStateLanguageParser.parse
+    parse_tree = functools.lru_cache(maxsize=64)(lambda definition: parse_anew(definition)[1])
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        tree = parse_tree(definition)
+        return Preprocessor().visit(tree), tree
+
+    parse.keeps_trees = True  # type: ignore[attr-defined]
+    AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+    moto_json_path.parse = functools.lru_cache(maxsize=1024)(moto_json_path.parse)
+
+    new_client = moto_boto_client.boto_client_for
+
+    @functools.lru_cache(maxsize=None)
+    def shared_client(region: str, service: str, port: str) -> Any:
+        return new_client(region, service)
+
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # Credentials a state assumes (a role of its own) still get a client of their own; the
+        # port is part of the key, as a process may start a second server.
+        if state_credentials is not None:
+            return new_client(region, service, state_credentials)
+        return shared_client(region, service, os.environ.get("MOTO_PORT", ""))
+
+    # Each task module imported the function by name: replace it where it was imported.
+    for module in list(sys.modules.values()):
+        if getattr(module, "boto_client_for", None) is new_client:
+            module.boto_client_for = client_for
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -149,6 +206,7 @@ class LocalStack:
         # localhost:$MOTO_PORT, so it must name this server's port.
         os.environ["MOTO_PORT"] = str(self.port)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        _speed_up_moto()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         requests.post(f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
@@ -200,15 +258,18 @@ class LocalStack:
         return machine
 
 
-def pump_sqs_to_handler(sqs: Any, queue_url: str, handler: Handler, queue_arn: str = "") -> int:
+def pump_sqs_to_handler(sqs: Any, queue_url: str, handler: Handler, queue_arn: str = "", wait_seconds: int = 0) -> int:
     """Deliver every message on the queue to an `@app.on_sqs_message` handler, in batches of 10.
 
     A batch is deleted only when the handler returns, as the SQS event source does; a failing
-    batch goes back on the queue and the error propagates. Returns the number of messages delivered.
+    batch goes back on the queue and the error propagates. Returns the number of messages delivered
+    once a receive, long-polling for `wait_seconds`, finds none.
     """
     delivered = 0
     while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
+        ).get("Messages", [])
         if not messages:
             return delivered
         event = {

@@ -29,7 +29,16 @@ def main() -> int:
     )
     service = LocalService(options)
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    # Ctrl-C and SIGTERM both stop it, even where SIGINT was inherited as ignored (a script's
+    # `make run &`): Python then installs no KeyboardInterrupt of its own. The first signal
+    # interrupts start-up or the wait; later ones must not interrupt the shutdown they caused.
+    def stop(signum: int, frame: object) -> None:
+        if not stopped.is_set():
+            stopped.set()
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
         try:
             service.start()

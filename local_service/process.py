@@ -1,7 +1,8 @@
-"""`python -m local_service` as a subprocess on free ports, for tests that drive it from outside.
+"""`python -m local_service` as a subprocess on free ports, for tests and benchmarks that drive it
+from outside.
 
-The service runs as its own process tree, as `make run` starts it, so a test sees only what a
-person or a browser would: HTTP on 127.0.0.1.
+The service runs as its own process tree, as `make run` starts it, so its caller sees only what a
+person or a browser would (HTTP on 127.0.0.1) and shares no interpreter with it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import requests
 
 from infra.local import free_port
 
-ADMIN_TOKEN = "local-admin-token"
+from .service import LocalOptions
+
+ADMIN_TOKEN = LocalOptions().admin_token
 
 
 @dataclass(frozen=True)
@@ -39,16 +42,44 @@ class RunningService:
         )
 
 
+# How long the service may take to stop on Ctrl-C before the helper kills what it started.
+STOP_GRACE_SECONDS = 30.0
+
+
+def _ignore_sigint() -> None:
+    """What a non-interactive shell does to a job it starts in the background."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def stop(process: subprocess.Popen, log_path: Path) -> None:
+    """Ctrl-C, as a person stops it; whatever it does then, nothing it started outlives the test."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        # Its own session holds the API, moto and every worker process: end them all.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise RuntimeError(f"the service did not stop within {STOP_GRACE_SECONDS:.0f} s of Ctrl-C; killed; see {log_path}")
+
+
 @contextmanager
 def local_service(log_path: Path, idle_seconds: float, *, ready_path: str = "/app",
-                  start_timeout: float = 120.0) -> Iterator[RunningService]:
-    """The running service once `ready_path` answers; Ctrl-C (SIGINT) stops it, as a person does."""
+                  start_timeout: float = 120.0, sigint_ignored: bool = False,
+                  max_workers: int | None = None) -> Iterator[RunningService]:
+    """The running service once `ready_path` answers; Ctrl-C (SIGINT) stops it, as a person does.
+
+    `sigint_ignored` starts it the way a script's `make run &` does, with SIGINT inherited as ignored.
+    """
     api_port, moto_port = free_port(), free_port()
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "local_service", "--port", str(api_port), "--moto-port", str(moto_port),
-             "--idle-seconds", str(idle_seconds)],
+             "--idle-seconds", str(idle_seconds), *(["--max-workers", str(max_workers)] if max_workers else [])],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "FACEREC_MODEL": "dlib"},
+            start_new_session=True, preexec_fn=_ignore_sigint if sigint_ignored else None,
         )
         url = f"http://127.0.0.1:{api_port}"
         try:
@@ -58,10 +89,11 @@ def local_service(log_path: Path, idle_seconds: float, *, ready_path: str = "/ap
                     requests.get(url + ready_path, timeout=2)
                     break
                 except requests.ConnectionError:
-                    assert process.poll() is None, f"the service exited early; see {log_path}"
-                    assert time.monotonic() < deadline, f"the service did not answer within {start_timeout:.0f} s"
+                    if process.poll() is not None:
+                        raise RuntimeError(f"the service exited early; see {log_path}") from None
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"the service did not answer within {start_timeout:.0f} s; see {log_path}") from None
                     time.sleep(0.5)
             yield RunningService(url, f"http://127.0.0.1:{moto_port}", process)
         finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=60)
+            stop(process, log_path)

@@ -7,13 +7,14 @@ The service runs as its own process tree (moto, the API, the fleet of worker pro
 from __future__ import annotations
 
 import io
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from local_service_process import ADMIN_TOKEN, RunningService, local_service
+from local_service.process import ADMIN_TOKEN, RunningService, local_service
 from PIL import Image
 
 from facerec_client import FacerecClient, JobFailed
@@ -107,11 +108,15 @@ def test_a_file_that_is_not_an_image_fails_with_a_reason(client):
     job = client.submit(Path("notes.jpg"), data=b"these are my notes, not a photo")
     with pytest.raises(JobFailed) as failure:
         client.wait(job["job_id"], timeout=180)
-    assert failure.value.job["cause"]
+    assert failure.value.job["error"] == "not_an_image" and failure.value.job["message"]
 
 
-def test_ctrl_c_leaves_nothing_running(tmp_path):
-    with local_service(tmp_path / "service.log", idle_seconds=600) as running:
+STOP_SECONDS = 10
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_service_stops_within_seconds_and_leaves_nothing_running_even_started_in_the_background(tmp_path, stop_signal):
+    with local_service(tmp_path / "service.log", idle_seconds=600, sigint_ignored=True) as running:
         FacerecClient(running.url).submit(FACES / "obama2.jpg")
         tree = psutil.Process(running.process.pid)
         deadline = time.monotonic() + 120
@@ -119,7 +124,10 @@ def test_ctrl_c_leaves_nothing_running(tmp_path):
             assert time.monotonic() < deadline, "no worker process started"
             time.sleep(0.5)
         everything = [tree, *tree.children(recursive=True)]
-    # Leaving the block sent Ctrl-C and waited for the service itself to exit.
-    assert running.process.returncode is not None
-    gone, alive = psutil.wait_procs(everything, timeout=30)
+        asked = time.monotonic()
+        running.process.send_signal(stop_signal)
+        running.process.wait(timeout=STOP_SECONDS + 20)
+        took = time.monotonic() - asked
+    assert took <= STOP_SECONDS, f"the service took {took:.1f} s to stop"
+    gone, alive = psutil.wait_procs(everything, timeout=5)
     assert alive == []

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from local_service_process import ADMIN_TOKEN, local_service
+from local_service.process import ADMIN_TOKEN, local_service
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 CHROMIUM = Path("/usr/bin/chromium")

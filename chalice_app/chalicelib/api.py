@@ -73,10 +73,7 @@ class JobsApi:
         item = self._jobs.get(job_id) if is_job_id(job_id) else None
         if item is None:
             raise NotFoundError(f"no job {job_id!r}")
-        return self._describe(job_id, item)
-
-    def _describe(self, job_id: str, item: dict[str, Any]) -> dict[str, Any]:
-        """What a client sees of a job record: its cause stays in the table and the logs."""
+        # What a client sees of the record: its cause stays in the table and the logs.
         status = JobStatus(item["status"])
         body = self._summary(job_id, JobKind(item["kind"]), status)
         body.update({k: item[k] for k in ("created_at", "queued_at", "finished_at", "person") if k in item})
@@ -105,14 +102,14 @@ class JobsApi:
         )
         job = self._new_job(request, JobKind.RECOGNIZE, None)
         self._signer.put(job.upload_key, upload.data, content_type)
-        item = self._waiter.wait(job.job_id, self._settings.compat_wait_seconds)
-        if item is None:
+        finished = self._waiter.wait(job.job_id, self._settings.compat_wait_seconds)
+        body = self.status(job.job_id)
+        if not finished:
             # API Gateway would cut the request at 29 s: hand over the job to poll instead.
-            return CompatAnswer(202, body=self.status(job.job_id))
-        body = self._describe(job.job_id, item)
+            return CompatAnswer(202, body=body)
         if body["status"] == JobStatus.DONE.value:
             return CompatAnswer(200, text=format_answer(request.filename, body["result"]))
-        return CompatAnswer(422, body={**client_failure(item.get("error")), "job": body})
+        return CompatAnswer(422, body={"error": body["error"], "message": body["message"], "job": body})
 
     def _new_job(self, request: UploadRequest, kind: JobKind, person: str | None) -> Job:
         now = int(self._clock())

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from .auth import AdminAuth, ssm_secret
 from .config import Settings
@@ -25,6 +26,10 @@ from .workflow import WorkflowStarter
 __all__ = ["Services", "get_services", "reset_services"]
 
 SCALE_UP_LEASE = "scale-up"
+# One Lambda container serves one request at a time; the local stack serves hundreds at once in
+# threads that share these clients, and botocore's default pool of 10 connections then opens and
+# discards a connection per call.
+_CLIENT_CONFIG = Config(max_pool_connections=100)
 
 
 @dataclass(frozen=True)
@@ -40,8 +45,8 @@ class Services:
     def from_settings(cls, settings: Settings, session: Any | None = None) -> Services:
         session = session or boto3.session.Session()
         region = settings.region
-        s3 = session.client("s3", region_name=region)
-        dynamodb = session.resource("dynamodb", region_name=region)
+        s3 = session.client("s3", region_name=region, config=_CLIENT_CONFIG)
+        dynamodb = session.resource("dynamodb", region_name=region, config=_CLIENT_CONFIG)
         jobs = JobStore(dynamodb.Table(settings.jobs_table))
         secret = (
             ssm_secret(session.client("ssm", region_name=region), settings.admin_token_parameter)
@@ -54,11 +59,11 @@ class Services:
             people=PeopleStore(dynamodb.Table(settings.people_table)),
             admin=AdminAuth(secret),
             upload_events=UploadEventHandler(
-                jobs, s3, WorkflowStarter(session.client("stepfunctions", region_name=region), settings.state_machine_arn), settings
+                jobs, s3, WorkflowStarter(session.client("stepfunctions", region_name=region, config=_CLIENT_CONFIG), settings.state_machine_arn), settings
             ),
             scale_up=ScaleUp(
-                session.client("sqs", region_name=region),
-                session.client("ec2", region_name=region),
+                session.client("sqs", region_name=region, config=_CLIENT_CONFIG),
+                session.client("ec2", region_name=region, config=_CLIENT_CONFIG),
                 Lease(dynamodb.Table(settings.leases_table), SCALE_UP_LEASE),
                 settings,
             ),

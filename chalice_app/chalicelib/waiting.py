@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from .contract import TERMINAL_STATUSES
 from .jobs import JobStore
@@ -28,12 +28,12 @@ class JobWaiter:
         self._clock = clock
         self._changed = threading.Condition()
         self._waiters: dict[str, int] = {}
-        self._items: dict[str, dict[str, Any]] = {}
+        self._statuses: dict[str, str] = {}
         self._reading = False
         self._last_read = float("-inf")
 
-    def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:
-        """The job's item once it is DONE or FAILED; None when `timeout` seconds pass first.
+    def wait(self, job_id: str, timeout: float) -> bool:
+        """True once the job is DONE or FAILED; False when `timeout` seconds pass first.
 
         A failed read raises in the request that made it; the others go on waiting, and the next
         one whose poll is due reads again.
@@ -44,12 +44,11 @@ class JobWaiter:
         try:
             while True:
                 with self._changed:
-                    item = self._items.get(job_id)
-                    if item is not None and item.get("status") in _FINAL:
-                        return item
+                    if self._statuses.get(job_id) in _FINAL:
+                        return True
                     now = self._clock()
                     if now >= until:
-                        return None
+                        return False
                     due = self._last_read + self._poll_seconds
                     if self._reading or now < due:
                         self._changed.wait(min(until, max(due, now + self._poll_seconds / 10)) - now)
@@ -62,15 +61,15 @@ class JobWaiter:
                 self._waiters[job_id] -= 1
                 if not self._waiters[job_id]:
                     del self._waiters[job_id]
-                    self._items.pop(job_id, None)
+                    self._statuses.pop(job_id, None)
 
     def _read(self, job_ids: list[str]) -> None:
-        items: dict[str, dict[str, Any]] = {}
+        statuses: dict[str, str] = {}
         try:
-            items = self._jobs.get_many(job_ids)
+            statuses = self._jobs.statuses(job_ids)
         finally:
             with self._changed:
-                self._items.update((job_id, item) for job_id, item in items.items() if job_id in self._waiters)
+                self._statuses.update((job_id, status) for job_id, status in statuses.items() if job_id in self._waiters)
                 self._reading = False
                 self._last_read = self._clock()
                 self._changed.notify_all()
