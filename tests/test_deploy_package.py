@@ -60,6 +60,17 @@ def test_the_package_has_our_resources_and_chalices_functions(packaged):
     assert roles == {name for name, r in load_template()["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
 
 
+def test_api_gateways_own_refusals_have_the_apis_error_shape(packaged):
+    _, _, merged = packaged
+    responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in merged["Resources"].values()
+                 if r["Type"] == "AWS::ApiGateway::GatewayResponse"}
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    for response in responses.values():
+        assert response["RestApiId"] == {"Ref": "RestAPI"}
+        template = response["ResponseTemplates"]["application/json"]
+        assert '"error":' in template and '"message":' in template
+
+
 def test_every_reference_in_the_package_resolves(packaged):
     _, _, merged = packaged
     known = set(merged["Resources"]) | set(merged["Parameters"]) | PSEUDO_PARAMETERS

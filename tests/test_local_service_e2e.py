@@ -9,11 +9,14 @@ from __future__ import annotations
 import io
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 import pytest
+import requests
 from local_service.process import ADMIN_TOKEN, RunningService, local_service
 from PIL import Image
 
@@ -21,6 +24,7 @@ from facerec_client import FacerecClient, JobFailed
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 IDLE_SECONDS = 4
+CONNECTIONS = 1000
 
 pytestmark = pytest.mark.slow
 
@@ -96,6 +100,20 @@ def test_after_scaling_to_zero_a_new_upload_starts_a_worker_again(service, clien
     job = client.submit(FACES / "obama2.jpg")
     assert client.wait(job["job_id"], timeout=180)["status"] == "DONE"
     assert max(fleet.sizes) >= 1 or fleet.live() >= 1
+
+
+def test_a_burst_of_1000_concurrent_connections_is_accepted_and_answered(service):
+    """The course sends its 1000 photos at once; Chalice's dev server alone listens with a backlog of 5."""
+    with ThreadPoolExecutor(max_workers=CONNECTIONS) as pool:
+        statuses = list(pool.map(lambda _: _status_or_error(service.url + "/app"), range(CONNECTIONS)))
+    assert statuses == [200] * CONNECTIONS, Counter(statuses)
+
+
+def _status_or_error(url: str) -> int | str:
+    try:
+        return requests.get(url, timeout=120).status_code
+    except requests.ConnectionError as exc:
+        return type(exc.__context__ or exc).__name__
 
 
 def test_a_photo_without_a_face_is_done_with_zero_faces(client):

@@ -37,9 +37,9 @@ class WorkerHarness:
         self.people = resource.Table(self.stack.outputs["PeopleTableName"])
         self.queue_url = self.stack.outputs["JobsQueueUrl"]
 
-    def add_person(self, person_id: str) -> None:
+    def add_person(self, person_id: str, display_name: str | None = None) -> None:
         """What POST /people records before any photo of the person is enrolled."""
-        self.people.put_item(Item={"person_id": person_id, "display_name": person_id})
+        self.people.put_item(Item={"person_id": person_id, "display_name": display_name or person_id})
 
     def queue(self, data: bytes, *, filename: str = "photo.jpg", kind: JobKind = JobKind.RECOGNIZE,
               person: str | None = None, status: JobStatus = JobStatus.QUEUED) -> str:

@@ -31,6 +31,18 @@ def test_enrolled_people_are_named_and_a_stranger_is_unknown(harness):
     assert harness.messages_left() == 0
 
 
+def test_each_named_face_carries_the_display_name_the_person_was_created_with(harness):
+    harness.add_person("obama", "Barack Obama")
+    harness.queue(photo_bytes("obama.jpg"), filename="obama.jpg", kind=JobKind.ENROLL, person="obama")
+    harness.worker().run()
+    jobs = {name: harness.queue(photo_bytes(name), filename=name) for name in ("obama2.jpg", "biden.jpg")}
+    harness.worker().run()
+    (named,) = harness.result(jobs["obama2.jpg"])["faces"]
+    (stranger,) = harness.result(jobs["biden.jpg"])["faces"]
+    assert (named["identity"], named["display_name"]) == ("obama", "Barack Obama")
+    assert (stranger["identity"], stranger["display_name"]) == (None, None)
+
+
 def test_the_result_document_names_its_job_and_photo(harness):
     job_id = harness.queue(photo_bytes("obama2.jpg"), filename="obama2.jpg")
     harness.worker().run()
