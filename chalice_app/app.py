@@ -9,6 +9,7 @@ import functools
 import logging
 from typing import Any, Callable
 
+from botocore.exceptions import BotoCoreError
 from chalice import Chalice, CORSConfig, Rate, Response
 
 from chalicelib.compat import parse_multipart_file
@@ -40,7 +41,8 @@ def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             return view(*args, **kwargs)
         except RequestError as exc:
             return Response(body=exc.to_body(), status_code=exc.status_code)
-        except ServiceError:
+        except (ServiceError, BotoCoreError):
+            # BotoCoreError: an AWS endpoint unreachable past botocore's retries.
             app.log.exception("service error in %s", view.__name__)
             return Response(
                 body={"error": "ServiceUnavailable", "message": "a backing service failed; retry"},

@@ -45,7 +45,7 @@ from .stack import (
     rendered_state_machines,
 )
 
-__all__ = ["free_port", "LambdaRouter", "LocalStack", "Stack", "pump_sqs_to_handler", "unique_prefix"]
+__all__ = ["LISTEN_BACKLOG", "free_port", "LambdaRouter", "LocalStack", "Stack", "pump_sqs_to_handler", "unique_prefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 Handler = Callable[[Any, Any], Any]
+# For servers that take a burst of connections at once (the course sends 1000 photos together);
+# the kernel caps it at net.core.somaxconn (4096 on current kernels).
+LISTEN_BACKLOG = 4096
 
 
 def _speed_up_moto() -> None:
@@ -209,6 +212,9 @@ class LocalStack:
         _speed_up_moto()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
+        # werkzeug listens with a backlog of 128: the API's threads, a request each of a burst,
+        # had connections reset. listen() on a listening socket sets its backlog anew.
+        self._server._server.socket.listen(LISTEN_BACKLOG)
         requests.post(f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
         self.router.install()
         return self

@@ -27,7 +27,7 @@ from typing import Any
 from chalice.config import Config
 from chalice.local import LocalDevServer, create_local_server
 
-from infra.local import ACCOUNT_ID, REGION, LocalStack, Stack, free_port, pump_sqs_to_handler
+from infra.local import ACCOUNT_ID, LISTEN_BACKLOG, REGION, LocalStack, Stack, free_port, pump_sqs_to_handler
 
 from .fleet import LocalFleet
 
@@ -35,12 +35,6 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE_PROJECT = ROOT / "chalice_app"
-
-
-# Chalice's dev server listens with socketserver's backlog of 5, which resets the sixth connection
-# that arrives while the others are being accepted (55-63 of 100 concurrent `POST /` were
-# refused). The kernel caps a backlog at net.core.somaxconn (4096 on current kernels).
-LISTEN_BACKLOG = 4096
 
 
 def load_chalice_app() -> ModuleType:
@@ -110,7 +104,8 @@ class LocalService:
         self.app = load_chalice_app()
 
         self._api = create_local_server(self.app.app, self._chalice_config(), options.host, options.api_port)
-        # listen() on a listening socket sets its backlog anew.
+        # Chalice's dev server listens with socketserver's backlog of 5, which reset most of 100
+        # concurrent `POST /`; listen() on a listening socket sets its backlog anew.
         self._api.server.socket.listen(LISTEN_BACKLOG)
         self._spawn("api", self._api.serve_forever)
         for poller in range(options.upload_event_pollers):

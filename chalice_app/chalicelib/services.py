@@ -28,8 +28,8 @@ __all__ = ["Services", "get_services", "reset_services"]
 SCALE_UP_LEASE = "scale-up"
 # One Lambda container serves one request at a time; the local stack serves hundreds at once in
 # threads that share these clients, and botocore's default pool of 10 connections then opens and
-# discards a connection per call.
-_CLIENT_CONFIG = Config(max_pool_connections=100)
+# discards a connection per call. Standard retries take throttling and dropped connections too.
+_CLIENT_CONFIG = Config(max_pool_connections=100, retries={"mode": "standard", "max_attempts": 5})
 
 
 @dataclass(frozen=True)
