@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG
+from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG, ResourceNames, error_code
 
 from .merge import CHALICE_APP, ChalicePackageError, package_stage
 from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, stage_prefix
@@ -77,7 +77,7 @@ class Stage:
 
     @property
     def admin_token_parameter(self) -> str:
-        return f"/{self.prefix}/admin-token"
+        return ResourceNames(self.prefix, self.account).admin_token_parameter
 
 
 # --- preflight ---------------------------------------------------------------------------------
@@ -131,7 +131,8 @@ def ensure_artifacts_bucket(s3: Any, stage: Stage) -> str:
         s3.head_bucket(Bucket=bucket)
         return bucket
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+        # HEAD has no body to carry a code: a missing bucket is a bare 404.
+        if error_code(exc) not in ("404", "NoSuchBucket"):
             raise
     location = {} if stage.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": stage.region}}
     s3.create_bucket(Bucket=bucket, **location)
@@ -243,10 +244,8 @@ def ensure_admin_token(ssm: Any, stage: Stage) -> bool:
             Overwrite=False,
             Description=f"X-Admin-Token for {stage.prefix}'s gallery routes",
         )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ParameterAlreadyExists":
-            return False
-        raise
+    except ssm.exceptions.ParameterAlreadyExists:
+        return False
     return True
 
 
@@ -294,9 +293,8 @@ def _empty_bucket(s3: Any, bucket: str) -> None:
             ]
             if objects:
                 s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
-            raise
+    except s3.exceptions.NoSuchBucket:
+        pass
 
 
 def _terminate_workers(ec2: Any, stage: Stage, delay_seconds: int) -> None:
@@ -335,11 +333,11 @@ def teardown(session: Any, stage: Stage, delay_seconds: int = 10) -> None:
         # The one-minute scale-up may have launched one more while the stack was going; now
         # nothing can launch any more.
         _terminate_workers(session.client("ec2"), stage, delay_seconds)
+    ssm = session.client("ssm")
     try:
-        session.client("ssm").delete_parameter(Name=stage.admin_token_parameter)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
-            raise
+        ssm.delete_parameter(Name=stage.admin_token_parameter)
+    except ssm.exceptions.ParameterNotFound:
+        pass
     logs = session.client("logs")
     for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=f"/aws/lambda/{stage.prefix}"):
         for group in page["logGroups"]:
@@ -349,9 +347,8 @@ def teardown(session: Any, stage: Stage, delay_seconds: int = 10) -> None:
     _empty_bucket(s3, stage.artifacts_bucket)
     try:
         s3.delete_bucket(Bucket=stage.artifacts_bucket)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
-            raise
+    except s3.exceptions.NoSuchBucket:
+        pass
 
 
 # --- commands ----------------------------------------------------------------------------------

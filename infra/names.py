@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from chalicelib.contract import stage_prefix as _stage_prefix
+
 __all__ = ["APP_ENVIRONMENT", "CHALICE_CONFIG", "FUNCTIONS", "Function", "app_name", "stage_prefix"]
 
 CHALICE_CONFIG = Path(__file__).resolve().parent.parent / "chalice_app" / ".chalice" / "config.json"
 
-# Each FACEREC_* variable chalicelib.config.Settings reads, and the stack output that holds it.
+# Each FACEREC_* variable chalicelib.config.Settings reads for a resource the stack creates, and
+# the output that holds it: deployed functions are told every name, none is left to a default.
 APP_ENVIRONMENT = MappingProxyType(
     {
         "FACEREC_INPUT_BUCKET": "InputBucketName",
@@ -61,4 +64,4 @@ def app_name(config_path: Path = CHALICE_CONFIG) -> str:
 
 def stage_prefix(stage: str, config_path: Path = CHALICE_CONFIG) -> str:
     """The stage's StagePrefix: Chalice's own `<app_name>-<stage>`."""
-    return f"{app_name(config_path)}-{stage}"
+    return _stage_prefix(app_name(config_path), stage)

@@ -16,7 +16,7 @@ from .engine_rate import EngineRate
 
 __all__ = ["FleetModel", "SimParams", "WorkerModel"]
 
-_WORKER_DEFAULTS = WorkerSettings(resources=Settings())
+_WORKER_DEFAULTS = WorkerSettings()
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_defaults_follow_the_stage_prefix():
-    settings = Settings.from_env({})
-    assert (settings.stage_prefix, settings.jobs_table, settings.input_bucket) == ("facerec-dev", "facerec-dev-jobs", "facerec-dev-input")
+    settings = Settings.from_env({"FACEREC_ACCOUNT_ID": "111122223333"})
+    assert (settings.stage_prefix, settings.jobs_table, settings.input_bucket) == ("facerec-dev", "facerec-dev-jobs", "facerec-dev-input-111122223333")
     assert settings.compat_wait_seconds < 29  # API Gateway's limit
     prod = Settings.from_env({"FACEREC_STAGE_PREFIX": "facerec-prod"})
     assert (prod.upload_events_queue, prod.worker_launch_template) == ("facerec-prod-upload-events", "facerec-prod-worker")

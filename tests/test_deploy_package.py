@@ -49,7 +49,7 @@ def test_the_package_has_our_resources_and_chalices_functions(packaged):
     stage, out, merged = packaged
     with zipfile.ZipFile(out / "deployment.zip") as code:
         names = set(code.namelist())
-    assert {"app.py", "chalicelib/contract.py", "chalicelib/web/index.html"} <= names
+    assert {"app.py", "chalicelib/contract/__init__.py", "chalicelib/web/index.html"} <= names
     assert not [n for n in names if "__pycache__" in n or n.startswith(".chalice")]
     ours = set(load_template()["Resources"])
     chalice = {f.logical_id for f in FUNCTIONS} | {"RestAPI"}

@@ -8,7 +8,9 @@
     │   ├── NotFoundError       404: unknown job or person
     │   └── ConflictError       409: the thing exists already
     └── ServiceError            an AWS call failed; the original error is chained
-        ├── JobStoreError       DynamoDB (jobs, people, leases)
+        ├── JobStoreError       DynamoDB's jobs table
+        ├── PeopleStoreError    DynamoDB's people table
+        ├── LeaseError          DynamoDB's leases table (the scale-up lease and its fleet ledger)
         ├── StorageError        S3
         ├── WorkflowError       Step Functions
         └── ScalingError        SQS attributes or EC2 during scale-up
@@ -24,7 +26,9 @@ __all__ = [
     "FacerecError",
     "ForbiddenError",
     "JobStoreError",
+    "LeaseError",
     "NotFoundError",
+    "PeopleStoreError",
     "RequestError",
     "ScalingError",
     "ServiceError",
@@ -83,6 +87,14 @@ class ServiceError(FacerecError):
 
 
 class JobStoreError(ServiceError):
+    pass
+
+
+class PeopleStoreError(ServiceError):
+    pass
+
+
+class LeaseError(ServiceError):
     pass
 
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .contract import JobKind, JobStatus
+from .contract import RECORD_FAILED_UNTAKEN, Clock, JobKind, JobStatus, is_conditional_failure, utc_now_iso
 from .exceptions import JobStoreError
 
-__all__ = ["Job", "JobStore", "new_job_id", "utc_now_iso"]
+__all__ = ["Job", "JobStore", "new_job_id"]
 
-Clock = Callable[[], float]
 # BatchGetItem's most keys per call.
 _BATCH_GET_LIMIT = 100
 
@@ -23,14 +21,6 @@ _BATCH_GET_LIMIT = 100
 def new_job_id() -> str:
     """32 URL-safe characters (192 random bits): knowing a job id is the only credential to read it."""
     return secrets.token_urlsafe(24)
-
-
-def utc_now_iso(clock: Clock = time.time) -> str:
-    return datetime.fromtimestamp(clock(), tz=timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _is_conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 @dataclass(frozen=True)
@@ -143,7 +133,7 @@ class JobStore:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _is_conditional_failure(exc):
+            if is_conditional_failure(exc):
                 return None
             raise JobStoreError(f"could not claim the upload of job {job_id}", exc) from exc
         return response["Attributes"]
@@ -160,31 +150,17 @@ class JobStore:
                 ExpressionAttributeValues={":awaiting": JobStatus.AWAITING_UPLOAD.value},
             )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            if not is_conditional_failure(exc):
                 raise JobStoreError(f"could not release the claim on job {job_id}", exc) from exc
 
     def fail(self, job_id: str, error: str, cause: str) -> bool:
         """Record why a job cannot be done; False when it had already moved past QUEUED."""
         try:
             self._table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression="SET #status = :failed, #error = :error, cause = :cause, "
-                "finished_at = :now",
-                # Only a job nobody works on yet: a worker that took it (PROCESSING) owns its
-                # outcome, and DONE or FAILED are final.
-                ConditionExpression="#status IN (:awaiting, :queued)",
-                ExpressionAttributeNames={"#status": "status", "#error": "error"},
-                ExpressionAttributeValues={
-                    ":failed": JobStatus.FAILED.value,
-                    ":error": error,
-                    ":cause": cause,
-                    ":now": utc_now_iso(self._clock),
-                    ":awaiting": JobStatus.AWAITING_UPLOAD.value,
-                    ":queued": JobStatus.QUEUED.value,
-                },
+                **RECORD_FAILED_UNTAKEN.request(job_id, error=error, cause=cause, now=utc_now_iso(self._clock))
             )
         except ClientError as exc:
-            if _is_conditional_failure(exc):
+            if is_conditional_failure(exc):
                 return False
             raise JobStoreError(f"could not record job {job_id} as failed", exc) from exc
         return True

@@ -8,8 +8,8 @@ from typing import Any, Callable, Mapping
 
 from botocore.exceptions import ClientError
 
-from .exceptions import BadRequestError, ConflictError, JobStoreError, NotFoundError
-from .jobs import utc_now_iso
+from .contract import is_conditional_failure, scan_all, utc_now_iso
+from .exceptions import BadRequestError, ConflictError, NotFoundError, PeopleStoreError
 
 __all__ = ["PeopleStore", "validate_person"]
 
@@ -48,9 +48,9 @@ class PeopleStore:
             # Creating a person twice is a conflict, not an overwrite of their record.
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(person_id)")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_conditional_failure(exc):
                 raise ConflictError(f"person {person_id!r} exists already") from exc
-            raise JobStoreError(f"could not create person {person_id}", exc) from exc
+            raise PeopleStoreError(f"could not create person {person_id}", exc) from exc
         return item
 
     def get(self, person_id: str) -> dict[str, Any] | None:
@@ -59,21 +59,14 @@ class PeopleStore:
         try:
             return self._table.get_item(Key={"person_id": person_id}).get("Item")
         except ClientError as exc:
-            raise JobStoreError(f"could not read person {person_id}", exc) from exc
+            raise PeopleStoreError(f"could not read person {person_id}", exc) from exc
 
     def list(self) -> list[dict[str, Any]]:
         """Everyone, sorted by id; a gallery is small enough for a scan."""
-        people: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
         try:
-            while True:
-                page = self._table.scan(**kwargs)
-                people.extend(page.get("Items", []))
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            people = scan_all(self._table)
         except ClientError as exc:
-            raise JobStoreError("could not list people", exc) from exc
+            raise PeopleStoreError("could not list people", exc) from exc
         return sorted(people, key=lambda person: person["person_id"])
 
     def delete(self, person_id: str) -> None:
@@ -85,6 +78,6 @@ class PeopleStore:
                 Key={"person_id": person_id}, ConditionExpression="attribute_exists(person_id)"
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_conditional_failure(exc):
                 raise NotFoundError(f"no person {person_id!r}") from exc
-            raise JobStoreError(f"could not delete person {person_id}", exc) from exc
+            raise PeopleStoreError(f"could not delete person {person_id}", exc) from exc

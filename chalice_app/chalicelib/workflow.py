@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .contract import error_code
 from .exceptions import WorkflowError
 
 __all__ = ["WorkflowStarter"]
@@ -29,7 +30,7 @@ class WorkflowStarter:
                 stateMachineArn=self._arn, name=job_id, input=json.dumps(execution_input)
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            if error_code(exc) == "ExecutionAlreadyExists":
                 logger.info("job %s: execution exists already", job_id)
                 return False
             raise WorkflowError(f"could not start the workflow for job {job_id}", exc) from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +81,8 @@ class WorkerHarness:
                metadata: InstanceMetadata | None = None, **overrides: Any) -> Worker:
         """A worker on a fresh moto instance; `metadata` stands in for EC2's metadata service."""
         env = {k: v for k, v in self.stack.app_environment().items() if k.startswith("FACEREC_")}
-        settings = WorkerSettings.from_env(env)
-        settings = WorkerSettings(
-            resources=settings.resources,
+        settings = replace(
+            WorkerSettings.from_env(env),
             instance_id=self.launch_instance(),
             poll_wait_seconds=0,
             idle_seconds=idle_seconds,

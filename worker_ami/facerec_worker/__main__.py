@@ -14,11 +14,11 @@ from .worker import Worker, install_signal_handlers
 
 def main() -> int:
     settings = WorkerSettings.from_env()
-    if not settings.resources.jobs_queue_url:
+    if not settings.jobs_queue_url:
         print("facerec-worker: FACEREC_JOBS_QUEUE_URL is not set (the launch template's user data "
               "writes it to /etc/facerec/worker.env)", file=sys.stderr)
         return 2
-    session = boto3.session.Session(region_name=settings.resources.region)
+    session = boto3.session.Session(region_name=settings.region)
     instance = Ec2Instance.discover(session.client("ec2"), settings.instance_id)
     logging.basicConfig(
         level=logging.INFO,
@@ -30,8 +30,8 @@ def main() -> int:
         settings,
         sqs=session.client("sqs"),
         s3=session.client("s3"),
-        jobs_table=dynamodb.Table(settings.resources.jobs_table),
-        people_table=dynamodb.Table(settings.resources.people_table),
+        jobs_table=dynamodb.Table(settings.jobs_table),
+        people_table=dynamodb.Table(settings.people_table),
         instance=instance,
     )
     install_signal_handlers(worker)

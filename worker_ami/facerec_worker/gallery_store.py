@@ -13,12 +13,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.contract import gallery_key
+from chalicelib.contract import error_code, gallery_key, is_missing
 from facerec_worker.engine import Gallery
 
 logger = logging.getLogger(__name__)
 
 MAX_WRITE_ATTEMPTS = 8
+# S3's answers to a conditional PUT that another writer beat: the ETag moved, or a write in flight.
+_LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 
 
 class GalleryConflictError(Exception):
@@ -54,7 +56,7 @@ class GalleryStore:
                     ContentType="application/json", **condition,
                 )
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                if error_code(exc) in _LOST_RACE:
                     logger.info("gallery %s changed under us; retrying", self._key)
                     continue
                 raise
@@ -66,7 +68,7 @@ class GalleryStore:
         try:
             return self._s3.head_object(Bucket=self._bucket, Key=self._key)["ETag"]
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if is_missing(exc):
                 return None
             raise
 
@@ -74,7 +76,7 @@ class GalleryStore:
         try:
             response = self._s3.get_object(Bucket=self._bucket, Key=self._key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if is_missing(exc):
                 return self._new_gallery(), None
             raise
         return Gallery.from_bytes(response["Body"].read()), response["ETag"]

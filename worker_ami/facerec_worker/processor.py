@@ -17,9 +17,16 @@ from typing import Any, Mapping
 
 from botocore.exceptions import ClientError
 
-from chalicelib.config import Settings
-from chalicelib.contract import RESULT_CONTENT_TYPE, JobKind, JobMessage, result_key
-from chalicelib.people import PeopleStore
+from chalicelib.contract import (
+    RESULT_CONTENT_TYPE,
+    UPLOAD_TOO_LARGE,
+    JobKind,
+    JobMessage,
+    is_missing,
+    result_key,
+    scan_all,
+    upload_size_problem,
+)
 from facerec_worker.engine import (
     SCHEMA_VERSION,
     EnrollmentError,
@@ -69,19 +76,21 @@ class BatchProcessor:
         *,
         engine: Recognizer,
         gallery: GalleryStore,
-        people: PeopleStore,
+        people_table: Any,
         ledger: JobLedger,
         s3: Any,
-        resources: Settings,
+        output_bucket: str,
+        max_upload_bytes: int,
         max_receives: int,
         claim_stale_after_seconds: float,
     ) -> None:
         self._engine = engine
         self._gallery = gallery
-        self._people = people
+        self._people_table = people_table
         self._ledger = ledger
         self._s3 = s3
-        self._resources = resources
+        self._output_bucket = output_bucket
+        self._max_upload_bytes = max_upload_bytes
         self._max_receives = max_receives
         self._stale = claim_stale_after_seconds
         # A batch's round trips (claims, photos, results, outcomes) run side by side: one at a
@@ -134,41 +143,32 @@ class BatchProcessor:
         self._io.shutdown()
 
     def _fetch_all(self, deliveries: list[Delivery]) -> dict[str, PhotoInput | None]:
-        """Every job's photo, fetched side by side; a job whose photo cannot be used is failed
-        here and maps to None."""
-        fetched = dict(zip((d.message_id for d in deliveries), self._io.map(self._fetch, deliveries)))
-        photos: dict[str, PhotoInput | None] = {}
-        for delivery in deliveries:
-            photo = fetched[delivery.message_id]
-            if isinstance(photo, tuple):
-                error, cause = photo
-                self._ledger.failed(delivery.job.job_id, error=error, cause=cause)
-                photos[delivery.message_id] = None
-            else:
-                photos[delivery.message_id] = photo
-        return photos
+        """Every job's photo by message id, fetched side by side; None for a job whose photo
+        cannot be used (it is failed as it is fetched)."""
+        return dict(zip((d.message_id for d in deliveries), self._io.map(self._fetch, deliveries)))
 
-    def _fetch(self, delivery: Delivery) -> PhotoInput | tuple[str, str]:
-        """The job's photo, or (error, cause) when there is none to work on."""
+    def _fetch(self, delivery: Delivery) -> PhotoInput | None:
+        """The job's photo; None, with the job recorded FAILED, when there is none to work on."""
         job = delivery.job
-        name = PurePosixPath(job.key).name
         try:
             head = self._s3.head_object(Bucket=job.bucket, Key=job.key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return "photo_missing", f"s3://{job.bucket}/{job.key} does not exist"
-            raise
-        limit = self._resources.max_upload_bytes
+            if not is_missing(exc):
+                raise
+            self._ledger.failed(job.job_id, error="photo_missing", cause=f"s3://{job.bucket}/{job.key} does not exist")
+            return None
         # The presigned POST's size limit holds on AWS, not on moto: check again where it is read.
-        if head["ContentLength"] > limit:
-            return "upload_too_large", f"{name} is {head['ContentLength']:,} bytes, over the {limit:,}-byte limit"
+        too_large = upload_size_problem(head["ContentLength"], self._max_upload_bytes)
+        if too_large:
+            self._ledger.failed(job.job_id, error=UPLOAD_TOO_LARGE, cause=f"s3://{job.bucket}/{job.key}: {too_large}")
+            return None
         body = self._s3.get_object(Bucket=job.bucket, Key=job.key)["Body"].read()
-        return PhotoInput(name, body)
+        return PhotoInput(PurePosixPath(job.key).name, body)
 
     def _recognize(self, deliveries: list[Delivery], photos: dict[str, PhotoInput | None]) -> list[Delivery]:
         if not deliveries:
             return []
-        people = {person["person_id"]: person for person in self._people.list()}
+        people = {person["person_id"]: person for person in scan_all(self._people_table)}
         results = self._engine.recognize([photos[d.message_id] for d in deliveries], self._enrolled_gallery(people))
         recognized = [(d.job.job_id, r) for d, r in zip(deliveries, results) if isinstance(r, PhotoResult)]
         # The results go to S3 side by side, first; a job is DONE only once its result is there.
@@ -226,7 +226,7 @@ class BatchProcessor:
 
     def _store_result(self, job_id: str, document: dict[str, Any]) -> None:
         self._s3.put_object(
-            Bucket=self._resources.output_bucket,
+            Bucket=self._output_bucket,
             Key=result_key(job_id),
             Body=json.dumps(document).encode(),
             ContentType=RESULT_CONTENT_TYPE,

@@ -14,7 +14,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.people import PeopleStore
 from facerec_worker.engine import Recognizer
 
 from .gallery_store import GalleryStore
@@ -60,7 +59,7 @@ class Worker:
         self._people_table = people_table
         self._instance = instance
         self._engine_factory = engine_factory
-        self._queue_url = settings.resources.jobs_queue_url
+        self._queue_url = settings.jobs_queue_url
         self._held = 0
         self._stop = threading.Event()
         self.batches = 0
@@ -119,14 +118,15 @@ class Worker:
                 self.lifecycle.tick()
 
     def _processor(self, engine: Recognizer) -> BatchProcessor:
-        resources = self.settings.resources
+        settings = self.settings
         return BatchProcessor(
             engine=engine,
-            gallery=GalleryStore(self._s3, resources.output_bucket, engine.new_gallery),
-            people=PeopleStore(self._people_table),
+            gallery=GalleryStore(self._s3, settings.output_bucket, engine.new_gallery),
+            people_table=self._people_table,
             ledger=JobLedger(self._jobs_table, worker_id=f"{self._instance.instance_id}/{os.getpid()}"),
             s3=self._s3,
-            resources=resources,
+            output_bucket=settings.output_bucket,
+            max_upload_bytes=settings.max_upload_bytes,
             max_receives=self._max_receives(),
             # A live holder keeps extending the visibility; a claim older than one extension
             # belongs to a worker that stopped doing so.

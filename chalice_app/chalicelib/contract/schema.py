@@ -1,8 +1,4 @@
-"""The names the API, the workflow and the workers agree on: statuses, job kinds, keys, messages.
-
-It lives in chalicelib because `chalice deploy` ships only app.py and chalicelib/; the worker
-installs the same package, so there is exactly one copy of every name below.
-"""
+"""What a job is: its statuses and kinds, the id's shape, the message a worker takes, the upload rule."""
 
 from __future__ import annotations
 
@@ -12,20 +8,16 @@ import re
 from dataclasses import asdict, dataclass
 
 __all__ = [
+    "DEFAULT_MAX_UPLOAD_BYTES",
     "JOB_ID_PATTERN",
+    "RESULT_CONTENT_TYPE",
+    "TERMINAL_STATUSES",
+    "UPLOAD_TOO_LARGE",
     "JobKind",
     "JobMessage",
     "JobStatus",
-    "RESULT_CONTENT_TYPE",
-    "STAGE_TAG",
-    "TERMINAL_STATUSES",
-    "UPLOAD_PREFIX",
-    "WORKER_ROLE_TAG",
-    "gallery_key",
     "is_job_id",
-    "parse_upload_key",
-    "result_key",
-    "upload_key",
+    "upload_size_problem",
 ]
 
 
@@ -49,21 +41,16 @@ class JobKind(str, enum.Enum):
     ENROLL = "enroll"
 
 
-UPLOAD_PREFIX = "uploads/"
-RESULT_PREFIX = "results/"
-GALLERY_PREFIX = "gallery/"
 RESULT_CONTENT_TYPE = "application/json"
 
-# Job ids are URL-safe tokens (secrets.token_urlsafe); file names are whatever the client sent,
-# minus path separators.
+# Job ids are URL-safe tokens (secrets.token_urlsafe).
 JOB_ID_PATTERN = r"[A-Za-z0-9_-]{16,64}"
 _JOB_ID = re.compile(rf"^{JOB_ID_PATTERN}$")
-_UPLOAD_KEY = re.compile(rf"^uploads/(?P<job_id>{JOB_ID_PATTERN})/(?P<filename>[^/]+)$")
 
-# Tags the launch template puts on every worker instance: the scale-up task counts live workers by
-# them, so a worker launched by hand with the same tags counts too.
-WORKER_ROLE_TAG = ("facerec:role", "worker")
-STAGE_TAG = "facerec:stage"
+# The largest upload, in bytes: the presigned POST's policy, and every place that reads the photo
+# again (moto does not enforce the policy) refuses anything larger with the same code and sentence.
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+UPLOAD_TOO_LARGE = "upload_too_large"
 
 
 def is_job_id(value: str) -> bool:
@@ -71,25 +58,10 @@ def is_job_id(value: str) -> bool:
     return bool(_JOB_ID.match(value))
 
 
-def upload_key(job_id: str, filename: str) -> str:
-    """Where a job's photo is uploaded; the S3 event handler parses it back with parse_upload_key."""
-    return f"{UPLOAD_PREFIX}{job_id}/{filename}"
-
-
-def parse_upload_key(key: str) -> tuple[str, str] | None:
-    """(job_id, filename) for a key under uploads/, or None for any other object."""
-    match = _UPLOAD_KEY.match(key)
-    return (match["job_id"], match["filename"]) if match else None
-
-
-def result_key(job_id: str) -> str:
-    """Where the worker writes a job's result document in the output bucket."""
-    return f"{RESULT_PREFIX}{job_id}.json"
-
-
-def gallery_key(model: str) -> str:
-    """One gallery per embedding model: a gallery made by one model is useless to another."""
-    return f"{GALLERY_PREFIX}{model}.json"
+def upload_size_problem(size: int, limit: int) -> str | None:
+    """Why an upload of `size` bytes is refused under `limit`, in the words every check uses; None
+    when it fits. (The engine's `photo_too_large` is about pixels, not bytes.)"""
+    return f"the photo is {size} bytes, over the {limit}-byte limit" if size > limit else None
 
 
 @dataclass(frozen=True)

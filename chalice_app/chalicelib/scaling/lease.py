@@ -25,16 +25,10 @@ from typing import Any, Callable, Mapping
 
 from botocore.exceptions import ClientError
 
-from ..exceptions import JobStoreError
+from ..contract import THROTTLED, error_code, is_conditional_failure
+from ..exceptions import LeaseError
 
 __all__ = ["FleetEntry", "Lease", "LeaseGrant"]
-
-_THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
 
 @dataclass(frozen=True)
 class FleetEntry:
@@ -101,9 +95,9 @@ class Lease:
             # Consistent: a second attempt must not read a lease that has already expired as held.
             current = self._table.get_item(Key={"lease_name": self._name}, ConsistentRead=True).get("Item")
         except ClientError as exc:
-            if _error_code(exc) in _THROTTLED:
+            if error_code(exc) in THROTTLED:
                 return None
-            raise JobStoreError(f"could not read the {self._name} lease", exc) from exc
+            raise LeaseError(f"could not read the {self._name} lease", exc) from exc
         if current is not None and int(current.get("expires_ms", 0)) > now:
             return None
         token = secrets.token_hex(16)
@@ -129,9 +123,9 @@ class Lease:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException" or _error_code(exc) in _THROTTLED:
+            if is_conditional_failure(exc) or error_code(exc) in THROTTLED:
                 return None
-            raise JobStoreError(f"could not take the {self._name} lease", exc) from exc
+            raise LeaseError(f"could not take the {self._name} lease", exc) from exc
         item = response["Attributes"]
         return LeaseGrant(
             token=token,
@@ -154,8 +148,8 @@ class Lease:
                 ExpressionAttributeValues={":end": grant.acquired_ms + interval_seconds * 1000, ":token": grant.token},
             )
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
-                raise JobStoreError(f"could not release the {self._name} lease", exc) from exc
+            if not is_conditional_failure(exc):
+                raise LeaseError(f"could not release the {self._name} lease", exc) from exc
 
     def reserve(self, grant: LeaseGrant, ledger: Mapping[str, FleetEntry], count: int) -> bool:
         """Write the ledger's changes and a reservation for `count` workers under this holder's token,
@@ -170,9 +164,9 @@ class Lease:
         try:
             self._write(changes, holder=grant.token)
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if is_conditional_failure(exc):
                 return False
-            raise JobStoreError(f"could not reserve a launch on the {self._name} lease", exc) from exc
+            raise LeaseError(f"could not reserve a launch on the {self._name} lease", exc) from exc
         return True
 
     def record_launch(self, grant: LeaseGrant, instance_ids: list[str]) -> None:
@@ -184,7 +178,7 @@ class Lease:
         try:
             self._write(changes)
         except ClientError as exc:
-            raise JobStoreError(
+            raise LeaseError(
                 f"could not record launched workers {instance_ids} on the {self._name} lease", exc
             ) from exc
 
@@ -196,7 +190,7 @@ class Lease:
         try:
             self._write(changes)
         except ClientError as exc:
-            raise JobStoreError(f"could not update the ledger on the {self._name} lease", exc) from exc
+            raise LeaseError(f"could not update the ledger on the {self._name} lease", exc) from exc
 
     def _write(self, changes: _LedgerChanges, holder: str | None = None) -> None:
         """Entry by entry: a holder sets and removes only the entries it names, so entries that

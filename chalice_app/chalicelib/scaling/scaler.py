@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from botocore.exceptions import ClientError
 
 from ..config import Settings
-from ..contract import STAGE_TAG, WORKER_ROLE_TAG
+from ..contract import STAGE_TAG, WORKER_ROLE_TAG, error_code
 from ..exceptions import ScalingError
 from .lease import FleetEntry, Lease, LeaseGrant
 from .policy import desired_workers, workers_to_launch
@@ -234,7 +234,7 @@ class ScaleUp:
                 ClientToken=client_token,
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NO_CAPACITY:
+            if error_code(exc) in _NO_CAPACITY:
                 logger.warning("scale-up: no capacity for %d workers: %s", count, exc)
                 return []
             raise ScalingError(f"could not launch {count} workers", exc) from exc

@@ -1,0 +1,75 @@
+"""What the control plane and the workers share, and all the worker takes from chalicelib.
+
+It lives in chalicelib because `chalice deploy` ships only app.py and chalicelib/; the worker
+installs this package alone (tests/test_contract.py holds it to that), so there is exactly one
+copy of every name below:
+
+- `schema`: job statuses and kinds, the job id, the SQS job message, the upload limit
+- `keys`: the S3 key layout
+- `transitions`: the jobs table's conditional status changes
+- `naming`: the stage's resource names and the workers' tags
+- `settings`: settings read from the environment, and the ones both sides share
+- `clock`, `aws`: time as records hold it; AWS error codes and scans
+"""
+
+from __future__ import annotations
+
+from .aws import THROTTLED, error_code, is_conditional_failure, is_missing, scan_all
+from .clock import Clock, utc_now_iso
+from .keys import GALLERY_PREFIX, RESULT_PREFIX, UPLOAD_PREFIX, gallery_key, parse_upload_key, result_key, upload_key
+from .naming import DEFAULT_STAGE_PREFIX, STAGE_TAG, WORKER_ROLE_TAG, ResourceNames, stage_prefix
+from .schema import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    JOB_ID_PATTERN,
+    RESULT_CONTENT_TYPE,
+    TERMINAL_STATUSES,
+    UPLOAD_TOO_LARGE,
+    JobKind,
+    JobMessage,
+    JobStatus,
+    is_job_id,
+    upload_size_problem,
+)
+from .settings import EnvSettings, StageSettings, setting
+from .transitions import CLAIM, RECORD_DONE, RECORD_FAILED, RECORD_FAILED_UNTAKEN, RECORD_QUEUED, Transition
+
+__all__ = [
+    "CLAIM",
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "DEFAULT_STAGE_PREFIX",
+    "GALLERY_PREFIX",
+    "JOB_ID_PATTERN",
+    "RECORD_DONE",
+    "RECORD_FAILED",
+    "RECORD_FAILED_UNTAKEN",
+    "RECORD_QUEUED",
+    "RESULT_CONTENT_TYPE",
+    "RESULT_PREFIX",
+    "STAGE_TAG",
+    "TERMINAL_STATUSES",
+    "THROTTLED",
+    "UPLOAD_PREFIX",
+    "UPLOAD_TOO_LARGE",
+    "WORKER_ROLE_TAG",
+    "Clock",
+    "EnvSettings",
+    "JobKind",
+    "JobMessage",
+    "JobStatus",
+    "ResourceNames",
+    "StageSettings",
+    "Transition",
+    "error_code",
+    "gallery_key",
+    "is_conditional_failure",
+    "is_job_id",
+    "is_missing",
+    "parse_upload_key",
+    "result_key",
+    "scan_all",
+    "setting",
+    "stage_prefix",
+    "upload_key",
+    "upload_size_problem",
+    "utc_now_iso",
+]

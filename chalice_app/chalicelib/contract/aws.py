@@ -1,0 +1,45 @@
+"""AWS's answers read in one place: error codes, and paging through a DynamoDB scan.
+
+Modeled exceptions (`client.exceptions.ConditionalCheckFailedException`) are not enough here: S3
+answers a HEAD of a missing key with a bare "404", and the simulator's stand-ins raise plain
+ClientErrors, so codes are read off the ClientError, here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+__all__ = ["THROTTLED", "error_code", "is_conditional_failure", "is_missing", "scan_all"]
+
+# How S3 says a key or bucket is not there: a HEAD has no body, so only the status comes back.
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+# DynamoDB's and EC2's ways of saying "slow down".
+THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+
+
+def error_code(exc: ClientError) -> str:
+    """The error's code ("" when AWS sent none)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_conditional_failure(exc: ClientError) -> bool:
+    """A DynamoDB write refused by its ConditionExpression: the record was not in the state asked for."""
+    return error_code(exc) == "ConditionalCheckFailedException"
+
+
+def is_missing(exc: ClientError) -> bool:
+    """An S3 key (or its bucket) that does not exist."""
+    return error_code(exc) in _MISSING
+
+
+def scan_all(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a table resource's scan, page after page."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = table.scan(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

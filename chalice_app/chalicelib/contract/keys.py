@@ -1,0 +1,37 @@
+"""The S3 key layout: where uploads, results and galleries live, each builder beside its parser."""
+
+from __future__ import annotations
+
+import re
+
+from .schema import JOB_ID_PATTERN
+
+__all__ = ["GALLERY_PREFIX", "RESULT_PREFIX", "UPLOAD_PREFIX", "gallery_key", "parse_upload_key", "result_key", "upload_key"]
+
+UPLOAD_PREFIX = "uploads/"
+RESULT_PREFIX = "results/"
+GALLERY_PREFIX = "gallery/"
+
+# File names are whatever the client sent, minus path separators.
+_UPLOAD_KEY = re.compile(rf"^{UPLOAD_PREFIX}(?P<job_id>{JOB_ID_PATTERN})/(?P<filename>[^/]+)$")
+
+
+def upload_key(job_id: str, filename: str) -> str:
+    """Where a job's photo is uploaded; the S3 event handler parses it back with parse_upload_key."""
+    return f"{UPLOAD_PREFIX}{job_id}/{filename}"
+
+
+def parse_upload_key(key: str) -> tuple[str, str] | None:
+    """(job_id, filename) for a key under uploads/, or None for any other object."""
+    match = _UPLOAD_KEY.match(key)
+    return (match["job_id"], match["filename"]) if match else None
+
+
+def result_key(job_id: str) -> str:
+    """Where the worker writes a job's result document in the output bucket."""
+    return f"{RESULT_PREFIX}{job_id}.json"
+
+
+def gallery_key(model: str) -> str:
+    """One gallery per embedding model: a gallery made by one model is useless to another."""
+    return f"{GALLERY_PREFIX}{model}.json"
