@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from chalicelib.contract import RECORD_FAILED_UNTAKEN, RECORD_QUEUED, JobStatus
 from infra.stack import DEFAULT_TEMPLATE, StackError, load_template, package_template
 from statemachine import RenderError, load_definition, placeholders, render
 
@@ -84,3 +86,29 @@ def test_the_launch_template_tags_workers_the_way_scale_up_counts_them():
     assert tags[WORKER_ROLE_TAG[0]] == WORKER_ROLE_TAG[1]
     assert tags[STAGE_TAG] == {"Ref": "StagePrefix"}
     assert data["InstanceInitiatedShutdownBehavior"] == "terminate"
+
+
+# The workflow's writes to the jobs table, each held to the contract's transition of that name.
+_WORKFLOW_TRANSITIONS = {"Record job as queued": RECORD_QUEUED, "Record job as failed": RECORD_FAILED_UNTAKEN}
+
+
+def test_the_workflow_writes_the_jobs_table_as_the_contract_says():
+    states = json.loads(load_definition())["States"]
+    writes = {name: state["Parameters"] for name, state in states.items() if state.get("Resource", "").endswith("dynamodb:updateItem")}
+    assert set(writes) == set(_WORKFLOW_TRANSITIONS)
+    for name, parameters in writes.items():
+        transition = _WORKFLOW_TRANSITIONS[name]
+        assert (parameters["UpdateExpression"], parameters["ConditionExpression"]) == (transition.update, transition.condition), name
+        assert parameters["ExpressionAttributeNames"] == transition.attribute_names, name
+        values = parameters["ExpressionAttributeValues"]
+        assert {placeholder: values.get(placeholder) for placeholder in transition.statuses} == {
+            placeholder: {"S": status.value} for placeholder, status in transition.statuses.items()
+        }, name
+        # Every other value comes from the execution (its input, its context), none is a literal.
+        assert {p for p in values if p not in transition.statuses} == {f":{p}" for p in transition.parameters}, name
+        assert all(set(values[f":{p}"]) == {"S.$"} for p in transition.parameters), name
+
+
+def test_every_status_the_workflow_spells_is_one_of_the_contract():
+    spelled = set(re.findall(r'"S":\s*"([^"]*)"', load_definition()))
+    assert spelled and spelled <= {status.value for status in JobStatus}
