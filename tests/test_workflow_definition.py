@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.contract import RECORD_FAILED_UNTAKEN, RECORD_QUEUED, JobStatus
+from chalicelib.scaling.scaler import PREVIOUS_ANSWER
 from infra.stack import DEFAULT_TEMPLATE, StackError, load_template, package_template
 from statemachine import RenderError, load_definition, placeholders, render
 
@@ -112,3 +113,10 @@ def test_the_workflow_writes_the_jobs_table_as_the_contract_says():
 def test_every_status_the_workflow_spells_is_one_of_the_contract():
     spelled = set(re.findall(r'"S":\s*"([^"]*)"', load_definition()))
     assert spelled and spelled <= {status.value for status in JobStatus}
+
+
+def test_the_scale_up_task_finds_its_previous_answer_where_the_workflow_puts_it():
+    states = json.loads(load_definition())["States"]
+    assert states["Launch workers if needed"]["ResultPath"] == f"$.{PREVIOUS_ANSWER}"
+    assert states["Launch workers if needed"]["Parameters"]["Payload.$"] == "$"  # the whole state, answer included
+    assert states["Was the backlog counted?"]["Choices"][0]["Variable"] == f"$.{PREVIOUS_ANSWER}.covered"

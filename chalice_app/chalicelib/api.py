@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from .compat import UploadedFile, format_answer
 from .config import Settings
-from .contract import TERMINAL_STATUSES, JobKind, JobStatus, is_job_id, result_key, upload_key
+from .contract import TERMINAL_STATUSES, JobKind, JobStatus, is_job_id, result_key, upload_key, upload_size_problem
 from .exceptions import BadRequestError, NotFoundError, StorageError
 from .failures import client_failure
 from .jobs import Job, JobStore, new_job_id
@@ -87,11 +87,9 @@ class JobsApi:
         """Store the photo as a recognition job and wait, within budget, for it to finish."""
         if not upload.data:
             raise BadRequestError("the inputFile part is empty")
-        if len(upload.data) > self._settings.max_upload_bytes:
-            raise BadRequestError(
-                f"the photo is {len(upload.data)} bytes, over the "
-                f"{self._settings.max_upload_bytes}-byte limit"
-            )
+        too_large = upload_size_problem(len(upload.data), self._settings.max_upload_bytes)
+        if too_large:
+            raise BadRequestError(too_large)
         content_type = sniff_image_type(upload.data)
         if content_type not in self._settings.allowed_content_types:
             raise BadRequestError(

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from botocore.exceptions import ClientError
 
 from .config import Settings
+from .contract import UPLOAD_TOO_LARGE, upload_size_problem
 from .exceptions import BadRequestError, StorageError
 
 __all__ = ["PresignedUpload", "Refusal", "UploadRequest", "UploadSigner", "check_uploaded_object"]
@@ -126,8 +127,9 @@ def check_uploaded_object(
     """Why an uploaded object is refused (None when it is acceptable): empty, too large, wrong type, late."""
     if size <= 0:
         return Refusal("empty_photo", "the photo is empty")
-    if size > settings.max_upload_bytes:
-        return Refusal("upload_too_large", f"the photo is {size} bytes, over the {settings.max_upload_bytes}-byte limit")
+    too_large = upload_size_problem(size, settings.max_upload_bytes)
+    if too_large:
+        return Refusal(UPLOAD_TOO_LARGE, too_large)
     if content_type not in settings.allowed_content_types:
         return Refusal("wrong_content_type", f"content type {content_type!r} is not an accepted image type")
     if content_type != job.get("content_type"):

@@ -99,7 +99,7 @@ def test_sigterm_drains_between_batches_then_terminates(world):
     lifecycle = world.lifecycle()
     lifecycle.booted()
     lifecycle.drain()
-    lifecycle.drained()
+    assert lifecycle.state == "terminating"
     lifecycle.terminated()
     assert lifecycle.state == "terminated"
 

@@ -7,8 +7,9 @@
                         idle ─────────────────┘
                          │ tick [idle long enough, queue empty, holds no messages]
                          ▼
-    (SIGTERM, spot notice) drain: booting | polling | idle ─▶ draining ─drained─▶ terminating
-                                                   idle ─tick─▶ terminating ─terminated─▶ terminated
+                     terminating ─terminated─▶ terminated
+                         ▲
+    (SIGTERM, spot notice) drain: booting | polling | idle, between batches
 
 Illegal moves raise transitions.MachineError. Time is read from an injected clock, so a test
 drives idleness without sleeping.
@@ -16,6 +17,7 @@ drives idleness without sleeping.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable
@@ -24,23 +26,34 @@ from transitions import EventData, Machine
 
 logger = logging.getLogger(__name__)
 
-STATES = ["booting", "polling", "processing", "idle", "draining", "terminating", "terminated"]
+
+
+class State(str, enum.Enum):
+    """Where a worker is; equal to its name in lower case, as logs and tests spell it."""
+
+    BOOTING = "booting"
+    POLLING = "polling"
+    PROCESSING = "processing"
+    IDLE = "idle"
+    TERMINATING = "terminating"
+    TERMINATED = "terminated"
+
 
 TRANSITIONS = [
-    {"trigger": "booted", "source": "booting", "dest": "polling"},
-    {"trigger": "received", "source": ["polling", "idle"], "dest": "processing"},
-    {"trigger": "finished_batch", "source": "processing", "dest": "polling"},
-    {"trigger": "found_queue_empty", "source": "polling", "dest": "idle"},
+    {"trigger": "booted", "source": State.BOOTING, "dest": State.POLLING},
+    {"trigger": "received", "source": [State.POLLING, State.IDLE], "dest": State.PROCESSING},
+    {"trigger": "finished_batch", "source": State.PROCESSING, "dest": State.POLLING},
+    {"trigger": "found_queue_empty", "source": State.POLLING, "dest": State.IDLE},
     {
         "trigger": "tick",
-        "source": "idle",
-        "dest": "terminating",
+        "source": State.IDLE,
+        "dest": State.TERMINATING,
         "conditions": ["idle_long_enough", "queue_is_empty", "holds_no_messages"],
     },
-    # Stopping is only taken between batches: a batch in hand is finished first.
-    {"trigger": "drain", "source": ["booting", "polling", "idle"], "dest": "draining"},
-    {"trigger": "drained", "source": "draining", "dest": "terminating"},
-    {"trigger": "terminated", "source": "terminating", "dest": "terminated"},
+    # Stopping is only taken between batches: a batch in hand is finished first, so there is
+    # nothing left to drain by the time the worker may stop.
+    {"trigger": "drain", "source": [State.BOOTING, State.POLLING, State.IDLE], "dest": State.TERMINATING},
+    {"trigger": "terminated", "source": State.TERMINATING, "dest": State.TERMINATED},
 ]
 
 
@@ -69,22 +82,22 @@ class Lifecycle:
         self.idle_since: float | None = None
         self.machine = Machine(
             model=self,
-            states=STATES,
+            states=State,
             transitions=TRANSITIONS,
-            initial="booting",
+            initial=State.BOOTING,
             auto_transitions=False,
             queued=True,
             send_event=True,
             after_state_change="_log_change",
         )
 
-    def on_enter_polling(self, _event: EventData) -> None:
+    def on_enter_POLLING(self, _event: EventData) -> None:  # noqa: N802 (transitions names it after the state)
         self.last_busy = self._clock()
 
-    def on_enter_idle(self, _event: EventData) -> None:
+    def on_enter_IDLE(self, _event: EventData) -> None:  # noqa: N802
         self.idle_since = self.last_busy
 
-    def on_exit_idle(self, _event: EventData) -> None:
+    def on_exit_IDLE(self, _event: EventData) -> None:  # noqa: N802
         self.idle_since = None
 
     def idle_remaining(self) -> float:

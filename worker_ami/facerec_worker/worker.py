@@ -20,7 +20,7 @@ from .gallery_store import GalleryStore
 from .heartbeat import VisibilityHeartbeat
 from .instance import Ec2Instance
 from .ledger import JobLedger
-from .lifecycle import Lifecycle
+from .lifecycle import Lifecycle, State
 from .processor import BatchProcessor, Delivery
 from .settings import WorkerSettings
 
@@ -96,10 +96,9 @@ class Worker:
 
     def _loop(self, processor: BatchProcessor, heartbeat: VisibilityHeartbeat) -> None:
         """Until the lifecycle says to end: receive, work, or let idle time count."""
-        while self.lifecycle.state != "terminating":
+        while self.lifecycle.state is not State.TERMINATING:
             if self._stop.is_set() or self._instance.interruption_noticed():
                 self.lifecycle.drain()
-                self.lifecycle.drained()
                 return
             messages = self._receive()
             if messages:
@@ -112,7 +111,7 @@ class Worker:
                     # this worker stays up for them rather than crash-looping.
                     logger.exception("batch of %d: an AWS call failed; its messages will return", len(messages))
                 self.lifecycle.finished_batch()
-            elif self.lifecycle.state == "polling":
+            elif self.lifecycle.state is State.POLLING:
                 self.lifecycle.found_queue_empty()
             else:
                 self.lifecycle.tick()
@@ -141,7 +140,7 @@ class Worker:
 
     def _receive(self) -> list[dict[str, Any]]:
         wait = self.settings.poll_wait_seconds
-        if self.lifecycle.state == "idle":
+        if self.lifecycle.state is State.IDLE:
             wait = min(wait, math.ceil(self.lifecycle.idle_remaining()))
         response = self._sqs.receive_message(
             QueueUrl=self._queue_url,

@@ -14,12 +14,16 @@ from ..exceptions import ScalingError
 from .lease import FleetEntry, Lease, LeaseGrant
 from .policy import desired_workers, workers_to_launch
 
-__all__ = ["ScaleUp", "ScaleUpResult"]
+__all__ = ["PREVIOUS_ANSWER", "ScaleUp", "ScaleUpResult"]
 
 logger = logging.getLogger(__name__)
 
 _LIVE_STATES = ("pending", "running")
 _NO_CAPACITY = frozenset({"InsufficientInstanceCapacity", "InstanceLimitExceeded", "VcpuLimitExceeded"})
+# Where the workflow keeps this task's answer in its state (the "Launch workers if needed" state's
+# ResultPath, held to this name by tests/test_workflow_definition.py): a state that has one is
+# this job's second attempt.
+PREVIOUS_ANSWER = "scale_up"
 
 
 @dataclass(frozen=True)
@@ -70,15 +74,15 @@ class ScaleUp:
     def run(self, event: Mapping[str, Any]) -> ScaleUpResult:
         """One scale-up round, or none when another run holds the lease.
 
-        `event` is the workflow state; a `scale_up` field in it is this job's previous answer,
-        which makes this the second attempt.
+        `event` is the workflow state; its PREVIOUS_ANSWER field, once the workflow has asked
+        before, makes this the second attempt.
         """
         settings = self._settings
         interval = settings.scale_up_interval_seconds
         grant = self._lease.try_acquire(settings.scale_up_hold_seconds)
         if grant is None:
             return ScaleUpResult(
-                covered="scale_up" in event, retry_in_seconds=interval, reason="lease held"
+                covered=PREVIOUS_ANSWER in event, retry_in_seconds=interval, reason="lease held"
             )
         try:
             return self._round(grant)
