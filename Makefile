@@ -96,11 +96,11 @@ package: setup  ## Render the workflow into the CloudFormation template: out/tem
 ami: setup  ## Build the worker AMI with packer in your AWS account; its id goes to out/worker-ami-id
 	@command -v packer >/dev/null || { echo "ami: packer is not installed: make setup-system (Debian's), or see worker_ami/README.md" >&2; exit 1; }
 	$(DEPLOY) preflight
-	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps -w dist .
+	rm -rf dist && $(BIN)/python worker_ami/wheel.py dist
 	@mkdir -p $(OUT)
 	{ packer build \
 	    -var region=$$($(BIN)/python -c 'import boto3; print(boto3.session.Session().region_name)') \
-	    -var wheel=$$(ls dist/facerec-*.whl) \
+	    -var wheel=$$(ls dist/facerec_worker-*.whl) \
 	    -var weights_sha256=$$($(BIN)/python -c 'from facerec_worker.engine.config import VGGFACE2_SHA256 as s; print(s)') \
 	    worker_ami/packer/worker.pkr.hcl; echo $$? > $(OUT)/ami-build.rc; } | tee $(OUT)/ami-build.log
 	@test "$$(cat $(OUT)/ami-build.rc)" = 0 || { echo "ami: packer failed (log: $(OUT)/ami-build.log; packer 1.7+ needs: packer plugins install github.com/hashicorp/amazon)" >&2; exit 1; }

@@ -19,7 +19,7 @@ variable "instance_type" {
 
 variable "wheel" {
   type        = string
-  description = "The project's wheel (make ami builds it into dist/)."
+  description = "The worker's wheel (make ami builds it into dist/ with worker_ami/wheel.py)."
 }
 
 variable "weights_sha256" {
