@@ -27,9 +27,8 @@ from transitions import EventData, Machine
 logger = logging.getLogger(__name__)
 
 
-
 class State(str, enum.Enum):
-    """Where a worker is; equal to its name in lower case, as logs and tests spell it."""
+    """Where a worker is; each equals its lower-case name, as logs and tests spell it."""
 
     BOOTING = "booting"
     POLLING = "polling"
@@ -117,4 +116,6 @@ class Lifecycle:
         return self._held_messages() == 0
 
     def _log_change(self, event: EventData) -> None:
-        logger.info("worker %s -> %s (%s)", event.transition.source, event.transition.dest, event.event.name)
+        # transitions names an Enum's states by member name; the log keeps their values.
+        source, dest = State[event.transition.source].value, State[event.transition.dest].value
+        logger.info("worker %s -> %s (%s)", source, dest, event.event.name)
