@@ -23,7 +23,7 @@ PACKER = shutil.which("packer")
 
 @pytest.mark.skipif(PACKER is None, reason="packer is not installed (make setup-system installs Debian's)")
 def test_the_packer_template_validates(tmp_path):
-    wheel = tmp_path / "facerec-0.1.0-py3-none-any.whl"
+    wheel = tmp_path / "facerec_worker-0.1.0-py3-none-any.whl"
     wheel.write_bytes(b"")
     done = subprocess.run(
         [PACKER, "validate", f"-var=wheel={wheel}", f"-var=weights_sha256={VGGFACE2_SHA256}", "worker.pkr.hcl"],

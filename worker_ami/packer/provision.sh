@@ -3,7 +3,7 @@
 # the project's pins, fetches and checks the facenet weights, and enables the systemd unit.
 set -euo pipefail
 
-: "${WHEEL:?the project wheel to install}"
+: "${WHEEL:?the worker wheel to install (worker_ami/wheel.py builds it)}"
 : "${WEIGHTS_URL:?where to fetch 20180402-114759-vggface2.pt}"
 : "${WEIGHTS_SHA256:?its expected sha256}"
 
