@@ -2,14 +2,16 @@
 
 Each is one conditional UpdateItem: the move, and the status the record must be in for it.
 
-    AWAITING_UPLOAD ─RECORD_QUEUED (workflow)─▶ QUEUED ─CLAIM (worker)─▶ PROCESSING ─RECORD_DONE─▶ DONE
-          └──────────RECORD_FAILED_UNTAKEN (workflow, event handler)──┘      └─RECORD_FAILED─▶ FAILED
-                                   ▼
-                                 FAILED
+    AWAITING_UPLOAD ──RECORD_QUEUED──▶ QUEUED ──CLAIM──▶ PROCESSING ──RECORD_DONE───▶ DONE
+          │                              │                    └──────RECORD_FAILED──▶ FAILED
+          └─────RECORD_FAILED_UNTAKEN────┴──────────────────────────────────────────▶ FAILED
 
-The workflow's ASL spells the same expressions in DynamoDB's typed values; tests/test_contract.py
-holds its "Record job as …" states to the transitions here. Attribute names that DynamoDB reserves
-are written `#name` in the expressions and always stand for `name`.
+The workflow records QUEUED, and FAILED from its Catch; the upload-event handler (JobStore.fail)
+fails a refused upload the same way; a worker claims, and records DONE or FAILED.
+
+The workflow's ASL spells the same expressions in DynamoDB's typed values, and
+tests/test_workflow_definition.py holds its "Record job as …" states to the transitions here.
+Attribute names that DynamoDB reserves are written `#name` and always stand for `name`.
 """
 
 from __future__ import annotations
