@@ -4,6 +4,7 @@ and the contract's names, transitions and settings hold against the template and
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 import subprocess
@@ -83,6 +84,17 @@ def test_settings_default_to_the_template_names_for_the_stage():
     assert (worker.output_bucket, worker.jobs_table, worker.people_table) == (names.output_bucket, names.jobs_table, names.people_table)
     # Without the account, a bucket has no name to guess: the stack's output must be given.
     assert Settings.from_env({}).input_bucket == ""
+
+
+def _variables(settings: type) -> set[str]:
+    return {name for field in dataclasses.fields(settings) for name in field.metadata["variables"]}
+
+
+def test_the_launch_template_tells_a_worker_what_its_settings_read_and_no_more():
+    user_data = load_template()["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+    written = set(re.findall(r"^\s*([A-Z_]+)=", user_data["Fn::Base64"]["Fn::Sub"], re.M))
+    assert written <= _variables(WorkerSettings)
+    assert {"FACEREC_JOBS_QUEUE_URL", "FACEREC_JOBS_TABLE", "FACEREC_PEOPLE_TABLE", "FACEREC_OUTPUT_BUCKET"} <= written
 
 
 def test_the_worker_has_only_its_own_settings():

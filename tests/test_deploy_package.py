@@ -3,6 +3,7 @@ one valid template whose parts refer to each other, and the `chalice deploy` pat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -94,7 +95,7 @@ def test_the_functions_get_their_roles_names_and_every_resource_name(packaged):
     names = set(APP_ENVIRONMENT) | {"FACEREC_STAGE_PREFIX", "FACEREC_ADMIN_TOKEN_PARAMETER"}
     assert names <= set(variables)
     # Every name Settings reads that names a resource is set by the stack.
-    read = set(re.findall(r'"(FACEREC_[A-Z_]+)"', (ROOT / "chalice_app" / "chalicelib" / "config.py").read_text()))
+    read = {name for field in dataclasses.fields(Settings) for name in field.metadata["variables"] if name.startswith("FACEREC_")}
     resource_names = {n for n in read if n.endswith(("_BUCKET", "_TABLE", "_QUEUE", "_QUEUE_URL", "_ARN", "_TEMPLATE", "_PREFIX", "_PARAMETER"))}
     assert resource_names <= set(variables)
 
