@@ -45,7 +45,7 @@ from .stack import (
     rendered_state_machines,
 )
 
-__all__ = ["LISTEN_BACKLOG", "free_port", "LambdaRouter", "LocalStack", "Stack", "pump_sqs_to_handler", "unique_prefix"]
+__all__ = ["LISTEN_BACKLOG", "free_port", "ignore_moto_template_warnings", "LambdaRouter", "LocalStack", "Stack", "pump_sqs_to_handler", "scale_up_function_name", "unique_prefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,16 +99,26 @@ def _speed_up_moto() -> None:
         return new_client(region, service)
 
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        # Credentials a state assumes (a role of its own) still get a client of their own; the
-        # port is part of the key, as a process may start a second server.
-        if state_credentials is not None:
-            return new_client(region, service, state_credentials)
+        # moto's own function signs with fixed keys whatever credentials the state has, so the
+        # client depends only on these; the port is part of the key, as a process may start a
+        # second server.
         return shared_client(region, service, os.environ.get("MOTO_PORT", ""))
 
     # Each task module imported the function by name: replace it where it was imported.
     for module in list(sys.modules.values()):
         if getattr(module, "boto_client_for", None) is new_client:
             module.boto_client_for = client_for
+
+
+def ignore_moto_template_warnings() -> None:
+    """moto's CloudFormation has no AWS::SQS::QueuePolicy (S3's permission to notify the queue);
+    moto's S3 notifies without one, so the warning says nothing about the template."""
+    warnings.filterwarnings("ignore", message=r"Tried to parse AWS::SQS::QueuePolicy")
+
+
+def scale_up_function_name(prefix: str) -> str:
+    """The scale-up function a stack deployed here invokes (named as `chalice deploy` names it)."""
+    return f"{prefix}-scale_up"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -244,15 +254,13 @@ class LocalStack:
         """Deploy infra/template.yaml as stack `prefix`, its scale-up ARN routed to `scale_up`."""
         params = {
             "StagePrefix": prefix,
-            "ScaleUpFunctionArn": self.router.register(f"{prefix}-scale_up", scale_up),
+            "ScaleUpFunctionArn": self.router.register(scale_up_function_name(prefix), scale_up),
             "WorkerImageId": "ami-0123456789abcdef0",
             **(parameters or {}),
         }
         template = load_template()
         with warnings.catch_warnings():
-            # moto's CloudFormation has no AWS::SQS::QueuePolicy (S3's permission to notify the
-            # queue); moto's S3 notifies without one, so the warning says nothing about the template.
-            warnings.filterwarnings("ignore", message=r"Tried to parse AWS::SQS::QueuePolicy")
+            ignore_moto_template_warnings()
             outputs = deploy_stack(self, prefix, params)
             apply_bucket_settings(self, prefix, template, params)
             create_state_machines_via_api(self, prefix, template, params)

@@ -1,11 +1,11 @@
 """Start and stop everything `make run` runs, in order, and nothing else.
 
-    moto server (S3, SQS, DynamoDB, EC2, Step Functions executing the real ASL)
+    moto server, in a process of its own (S3, SQS, DynamoDB, EC2, Step Functions executing the
+      real ASL), where moto's lambda:invoke is answered by the app's scale-up handler
       └─ infra/template.yaml deployed into it, as on AWS
     Chalice app, served over HTTP (the API and the web page)
     upload events: S3 → SQS notifications handed to the app's handler (Lambda's event source)
-    scale-up: moto's lambda:invoke answered by the app's handler (infra.local.LambdaRouter),
-      and the app's one-minute safety-net schedule fired by a timer (EventBridge's part)
+    schedule: the app's one-minute safety-net scale-up fired by a timer (EventBridge's part)
     fleet: one worker process per worker instance in moto's EC2
 """
 
@@ -27,9 +27,10 @@ from typing import Any
 from chalice.config import Config
 from chalice.local import LocalDevServer, create_local_server
 
-from infra.local import ACCOUNT_ID, LISTEN_BACKLOG, REGION, LocalStack, Stack, free_port, pump_sqs_to_handler
+from infra.local import ACCOUNT_ID, LISTEN_BACKLOG, REGION, Stack, free_port, pump_sqs_to_handler
 
 from .fleet import LocalFleet
+from .moto_process import MotoProcess
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ class LocalOptions:
     idle_seconds: float = 30.0
     admin_token: str = "local-admin-token"
     schedule_seconds: float = 60.0
-    # Lambda's SQS event source runs several batches at once; so does the local one.
-    upload_event_pollers: int = 4
+    # Lambda's SQS event source starts with 5 batches at once and adds more while the queue grows.
+    upload_event_pollers: int = 8
     # The seed's `POST /` holds a request until its answer. On AWS API Gateway ends it at 29 s,
     # so the route hands over a job to poll after 25 s; no gateway stands in front here, and the
     # course's clients wait for the answer itself, however long a burst of 1000 takes.
@@ -77,7 +78,7 @@ class LocalService:
         if options.api_port == 0:
             options = replace(options, api_port=free_port(options.host))
         self.options = options
-        self.moto: LocalStack | None = None
+        self.moto: MotoProcess | None = None
         self.stack: Stack | None = None
         self.fleet: LocalFleet | None = None
         self.app: ModuleType | None = None
@@ -91,8 +92,10 @@ class LocalService:
 
     def start(self) -> LocalService:
         options = self.options
-        self.moto = LocalStack(host=options.host, port=options.moto_port or None).start()
-        self.stack = self.moto.deploy(options.stage_prefix, scale_up=self._scale_up)
+        self.moto = MotoProcess(
+            options.host, options.moto_port or None, stage_prefix=options.stage_prefix, log_dir=options.log_dir
+        ).start()
+        self.stack = self.moto.deploy(options.stage_prefix)
         environment = {
             **self.stack.app_environment(),
             "FACEREC_MAX_WORKERS": str(options.max_workers),
@@ -100,6 +103,7 @@ class LocalService:
             "FACEREC_COMPAT_WAIT_SECONDS": str(options.compat_wait_seconds),
             "FACEREC_COMPAT_POLL_SECONDS": str(options.compat_poll_seconds),
         }
+        self.moto.write_function_environment(environment)
         os.environ.update(environment)
         self.app = load_chalice_app()
 
@@ -143,9 +147,6 @@ class LocalService:
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
-
-    def _scale_up(self, event: Any, context: Any) -> Any:
-        return self.app.scale_up(event, context)
 
     def _pump_upload_events(self) -> None:
         sqs = self.moto.client("sqs")
