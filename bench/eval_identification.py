@@ -41,6 +41,7 @@ def evaluate(engine: Recognizer, root: Path) -> dict:
     return {
         "model": engine.model,
         "threshold": engine.threshold,
+        "detector": engine.detector,
         # How much room the threshold has on this set: the farthest true match, the nearest stranger.
         "farthest_match": max((d for who, d in distances if who is not None), default=None),
         "nearest_stranger": min((d for who, d in distances if who is None), default=None),
@@ -89,7 +90,7 @@ def main() -> int:
         marks = " ".join(("ok " if p["ok"] else "BAD ") + p["photo"] for p in result["photos"])
         print(f"{report['model']:8} {round_name:26} wrong {result['wrong']}/{result['faces']}  {marks}")
     print(
-        f"{report['model']}: {report['wrong']} wrong of {report['faces_checked']} faces checked; "
+        f"{report['model']} ({report['detector']} detector): {report['wrong']} wrong of {report['faces_checked']} faces checked; "
         f"threshold {report['threshold']}, farthest match {report['farthest_match']}, "
         f"nearest stranger {report['nearest_stranger']}"
     )

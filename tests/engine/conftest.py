@@ -12,7 +12,7 @@ import torch
 from facenet_pytorch import InceptionResnetV1
 from PIL import Image
 
-from facerec_worker.engine import EngineConfig, PhotoInput, Recognizer
+from facerec_worker.engine import EngineConfig, Gallery, PhotoInput, Recognizer
 
 FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
 
@@ -43,3 +43,12 @@ def facenet_engine(facenet_weights) -> Iterator[Recognizer]:
     path, digest = facenet_weights
     with Recognizer.from_config(EngineConfig(facenet_weights=path, facenet_sha256=digest)) as engine:
         yield engine
+
+
+@pytest.fixture(scope="module")
+def two_people(dlib_engine) -> Gallery:
+    """A gallery of obama and biden, one photo each; rose_leslie in the photos is nobody."""
+    gallery = dlib_engine.new_gallery()
+    dlib_engine.enroll(gallery, "obama", [photo("obama.jpg")])
+    dlib_engine.enroll(gallery, "biden", [photo("biden.jpg")])
+    return gallery

@@ -54,21 +54,14 @@ EXPECTED = [
 
 
 @pytest.fixture(scope="module")
-def two_people(dlib_engine):
-    gallery = dlib_engine.new_gallery()
-    dlib_engine.enroll(gallery, "obama", [photo("obama.jpg")])
-    dlib_engine.enroll(gallery, "biden", [photo("biden.jpg")])
-    return gallery
-
-
-@pytest.fixture(scope="module")
 def engine_told_to_take_tiny_photos() -> Iterator[Recognizer]:
-    """The engine as an operator who set FACEREC_MIN_PHOTO_SIDE=12 gets it: photos down to 12 px
-    reach MTCNN, which at min_face_size 20 raises on anything under 20 px."""
+    """The engine as an operator who set FACEREC_MIN_PHOTO_SIDE=12 and FACEREC_DETECTOR=mtcnn gets
+    it: photos down to 12 px reach MTCNN, which at min_face_size 20 raises on anything under 20 px."""
     threads = torch.get_num_threads()
+    settings = {"FACEREC_MODEL": "dlib", "FACEREC_DETECTOR": "mtcnn", "FACEREC_THREADS": "1", "FACEREC_MIN_PHOTO_SIDE": "12"}
     with pytest.MonkeyPatch.context() as env:
         # One thread: no dlib process pool to fork after torch has started its threads.
-        for name, value in {"FACEREC_MODEL": "dlib", "FACEREC_THREADS": "1", "FACEREC_MIN_PHOTO_SIDE": "12"}.items():
+        for name, value in settings.items():
             env.setenv(name, value)
         config = EngineConfig.from_env()
     with Recognizer.from_config(config) as engine:

@@ -29,14 +29,6 @@ def obama_only(dlib_engine) -> Gallery:
     return gallery
 
 
-@pytest.fixture(scope="module")
-def two_people(dlib_engine) -> Gallery:
-    gallery = dlib_engine.new_gallery()
-    dlib_engine.enroll(gallery, "obama", [photo("obama.jpg")])
-    dlib_engine.enroll(gallery, "biden", [photo("biden.jpg")])
-    return gallery
-
-
 def faces_of(dlib_engine, gallery, *names: str) -> list[list[str | None]]:
     results = dlib_engine.recognize([photo(name) for name in names], gallery)
     return [[face.identity for face in result.faces] for result in results]
@@ -118,6 +110,7 @@ def test_the_result_document_is_json_with_its_schema_version(dlib_engine, obama_
     document = json.loads(json.dumps(result.to_dict()))
     assert document["schema_version"] == SCHEMA_VERSION
     assert document["model"] == {"name": "dlib", "threshold": 0.6}
+    assert document["detector"] == {"name": "yunet", "min_probability": 0.9}
     face = document["faces"][0]
     assert set(face) == {"box", "probability", "landmarks", "identity", "distance"}
     assert len(face["landmarks"]) == 5

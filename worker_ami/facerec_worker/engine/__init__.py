@@ -8,7 +8,7 @@ Usable on its own (`facerec-engine --help`) and by the worker:
             print(result.to_dict())
 """
 
-from .config import MODELS, EngineConfig, ModelSpec
+from .config import DETECTORS, MODELS, DetectorSpec, EngineConfig, ModelSpec
 from .errors import (
     EmptyPhotoError,
     EngineError,
@@ -30,9 +30,11 @@ from .recognizer import Analysis, PhotoInput, Recognizer
 from .result import SCHEMA_VERSION, FaceResult, PhotoFailure, PhotoResult
 
 __all__ = [
+    "DETECTORS",
     "MODELS",
     "SCHEMA_VERSION",
     "Analysis",
+    "DetectorSpec",
     "EmptyPhotoError",
     "EngineConfig",
     "EngineError",

@@ -43,6 +43,25 @@ MODELS = MappingProxyType(
     }
 )
 
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A face detector and where its published figures come from."""
+
+    name: str
+    reference: str
+
+
+DETECTORS = MappingProxyType(
+    {
+        "yunet": DetectorSpec(
+            name="yunet",
+            reference="YuNet 2023mar (libfacedetection), WIDER FACE hard AP 0.75, proposals confirmed "
+            "by MTCNN's O-Net",
+        ),
+        "mtcnn": DetectorSpec(name="mtcnn", reference="facenet-pytorch MTCNN, WIDER FACE hard AP about 0.6"),
+    }
+)
+
 # sha256 of facenet-pytorch's release file 20180402-114759-vggface2.pt as published by projects
 # that pin it; the AMI build checks the download against it. These machines cannot reach the
 # release host, so the value is configurable (FACENET_WEIGHTS_SHA256) and re-checked at build.
@@ -65,22 +84,33 @@ class EngineConfig:
 
     # "auto" picks facenet when its weights file is configured and present, dlib otherwise.
     model: str = "auto"
+    # yunet by measurement (`make bench-detection`, `make bench-engine`): every face of dlib-faces,
+    # none on dogs.jpg, and several times MTCNN's speed on video frames.
+    detector: str = "yunet"
     facenet_weights: Path | None = None
     facenet_sha256: str = VGGFACE2_SHA256
     # Decompression bombs: refuse before decoding. 80 MP is above any phone camera today.
     max_pixels: int = 80_000_000
     # Detection runs on a copy whose long side is at most this; boxes come back in the original.
     detect_long_side: int = 1024
+    # The smallest face MTCNN's pyramid looks for (its cost grows as this shrinks); YuNet finds
+    # faces from about 10 px in its one pass and needs no such bound.
     min_face_size: int = 20
     # The shortest side a photo may have, in the pixels the detector sees; shorter is refused as
     # photo_too_small. MTCNN's first pyramid level shrinks a photo by 12 / min_face_size and its
     # P-Net needs 12 px, so a photo under min_face_size makes it raise rather than find nothing
     # (measured with min_face_size 12, 20 and 40: one pixel under raises, the minimum itself runs).
     # None follows min_face_size; set it higher to refuse photos too small to be worth the work.
+    # The rule is the same whichever detector runs (YuNet alone would take smaller photos).
     min_photo_side: int | None = None
     # MTCNN's own stage thresholds let through some non-faces at 0.6-0.85; we report only faces
-    # at or above this probability.
+    # at or above this probability. Both detectors end in MTCNN's O-Net, so it means the same
+    # for both.
     min_face_probability: float = 0.9
+    # YuNet's proposals at or above this score go on to O-Net: 0.5 is what libfacedetection, the
+    # network's own library, uses for this model. OpenCV's default of 0.9 would drop 7 of the 43
+    # faces of dlib-faces, whose scores (faces of 37-110 px) sit at 0.86-0.95.
+    yunet_min_score: float = 0.5
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     # Override of the model's published threshold, for operators who measured their own.
     match_threshold: float | None = None
@@ -97,6 +127,7 @@ class EngineConfig:
         defaults = cls()
         return cls(
             model=os.environ.get("FACEREC_MODEL", "") or defaults.model,
+            detector=os.environ.get("FACEREC_DETECTOR", "") or defaults.detector,
             facenet_weights=Path(weights) if weights else None,
             facenet_sha256=os.environ.get("FACENET_WEIGHTS_SHA256", "") or defaults.facenet_sha256,
             max_pixels=_env_int("FACEREC_MAX_PIXELS", defaults.max_pixels),
@@ -106,6 +137,7 @@ class EngineConfig:
             min_face_probability=_env_float(
                 "FACEREC_MIN_FACE_PROBABILITY", defaults.min_face_probability
             ),
+            yunet_min_score=_env_float("FACEREC_YUNET_MIN_SCORE", defaults.yunet_min_score),
             threads=_env_int("FACEREC_THREADS", defaults.threads),
             match_threshold=float(threshold) if threshold else None,
         )
@@ -119,6 +151,12 @@ class EngineConfig:
         if self.facenet_weights is not None and self.facenet_weights.is_file():
             return "facenet"
         return "dlib"
+
+    def chosen_detector(self) -> str:
+        """The detector this configuration runs, checked against the known ones."""
+        if self.detector not in DETECTORS:
+            raise ValueError(f"FACEREC_DETECTOR={self.detector!r}: choose one of {', '.join(DETECTORS)}")
+        return self.detector
 
     def threshold_for(self, model: str) -> float:
         return self.match_threshold if self.match_threshold is not None else MODELS[model].threshold

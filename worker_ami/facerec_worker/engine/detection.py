@@ -1,71 +1,71 @@
-"""Find every face in a batch of photos with facenet-pytorch's MTCNN (weights ship in the package)."""
+"""Face detection: what a detector gives the embedders, and the choice between the two detectors.
+
+Both end in MTCNN's last stage, O-Net, which scores each candidate, regresses its box and places
+its five landmarks: `mtcnn` finds candidates with MTCNN's own image pyramid (P-Net, R-Net),
+`yunet` with one pass of YuNet. The embedders therefore get boxes of one geometry, and the
+reported probability means the same, whichever detector ran.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
-import torch
-from facenet_pytorch import MTCNN
 from PIL import Image
 
-# About four 1024x768 photos, or a thousand 64x64 ones, per MTCNN pass.
-PIXELS_PER_PASS = 3_200_000
+from .config import EngineConfig
 
 
 @dataclass(frozen=True)
 class DetectedFace:
-    """A face in working-image pixels: box (x1, y1, x2, y2), MTCNN probability, 5 landmarks
-    (left eye, right eye, nose, left and right mouth corner) as (x, y) rows."""
+    """A face in working-image pixels: box (x1, y1, x2, y2), O-Net's probability, 5 landmarks
+    (left eye, right eye, nose, left and right mouth corner, as seen in the photo) as (x, y) rows."""
 
     box: np.ndarray
     probability: float
     landmarks: np.ndarray
 
 
-class FaceDetector:
-    """MTCNN over many photos at once.
+class FaceDetector(Protocol):
+    """Finds every face in a batch of photos."""
 
-    MTCNN only batches images of one size, so the batch is grouped by size: the course workload
-    (hundreds of 64x64 photos) then runs as one pass, and mixed uploads cost one pass per size.
-    """
-
-    def __init__(self, *, min_face_size: int, min_probability: float) -> None:
-        self._mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device="cpu")
-        self._min_probability = min_probability
+    name: str
 
     def detect(self, images: Sequence[Image.Image]) -> list[list[DetectedFace]]:
         """Faces per image, in input order, most probable first; an image with none gets []."""
-        by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for index, image in enumerate(images):
-            by_size[image.size].append(index)
-        found: list[list[DetectedFace]] = [[] for _ in images]
-        with torch.inference_mode():
-            for (width, height), indices in by_size.items():
-                # MTCNN's image pyramid for a pass costs memory in proportion to its pixels.
-                per_pass = max(1, PIXELS_PER_PASS // (width * height))
-                for start in range(0, len(indices), per_pass):
-                    chunk = indices[start : start + per_pass]
-                    group = np.stack([np.asarray(images[i]) for i in chunk])
-                    boxes, probs, points = self._mtcnn.detect(group, landmarks=True)
-                    for i, b, p, pts in zip(chunk, boxes, probs, points):
-                        found[i] = self._faces(b, p, pts, (width, height))
-        return found
+        ...
 
-    def _faces(self, boxes, probs, points, size: tuple[int, int]) -> list[DetectedFace]:
-        if boxes is None:
-            return []
-        width, height = size
-        faces = [
-            DetectedFace(
-                # MTCNN boxes may reach past the edge for a face cut by the frame.
-                box=np.clip(np.asarray(box, dtype=np.float64), 0, [width, height, width, height]),
-                probability=float(prob),
-                landmarks=np.asarray(pts, dtype=np.float64),
-            )
-            for box, prob, pts in zip(boxes, probs, points)
-            if prob >= self._min_probability
-        ]
-        return sorted(faces, key=lambda face: -face.probability)
+
+def faces_from(
+    boxes: np.ndarray, probabilities: np.ndarray, landmarks: np.ndarray, size: tuple[int, int], min_probability: float
+) -> list[DetectedFace]:
+    """O-Net's output for one image as faces: at or above `min_probability`, most probable first."""
+    width, height = size
+    faces = [
+        DetectedFace(
+            # A regressed box may reach past the edge for a face cut by the frame.
+            box=np.clip(np.asarray(box, dtype=np.float64), 0, [width, height, width, height]),
+            probability=float(probability),
+            landmarks=np.asarray(points, dtype=np.float64),
+        )
+        for box, probability, points in zip(boxes, probabilities, landmarks)
+        if probability >= min_probability
+    ]
+    return sorted(faces, key=lambda face: -face.probability)
+
+
+def load_detector(config: EngineConfig) -> FaceDetector:
+    """The detector `config.chosen_detector()` names, loaded and ready; imports only what it needs."""
+    if config.chosen_detector() == "mtcnn":
+        from .mtcnn import MtcnnDetector
+
+        return MtcnnDetector(min_face_size=config.min_face_size, min_probability=config.min_face_probability)
+    from .yunet import YunetDetector
+
+    return YunetDetector.from_package(
+        min_score=config.yunet_min_score,
+        min_probability=config.min_face_probability,
+        threads=config.threads,
+    )

@@ -6,7 +6,6 @@ from a path, refusing any file whose sha256 is not the configured one.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zipfile
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 from facenet_pytorch.models.utils.detect_face import extract_face
 from PIL import Image
 
+from .checksum import sha256_of
 from .detection import DetectedFace
 from .errors import ModelError, WeightsChecksumError
 
@@ -27,14 +27,6 @@ FACE_SIZE = 160
 FACE_MARGIN = 32
 # Faces per forward pass: large enough to keep both cores' GEMMs busy, small enough for memory.
 CHUNK = 32
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class FacenetEmbedder:

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from .config import MODELS, EngineConfig
-from .detection import DetectedFace, FaceDetector
+from .detection import DetectedFace, FaceDetector, load_detector
 from .embedders import Embedder, load_embedder
 from .errors import EngineError, EnrollmentError, PhotoError
 from .gallery import Gallery
@@ -48,7 +48,7 @@ class Recognizer:
     """Detection, embedding and matching for batches of photos.
 
     Batching is where the speed is: every face of every photo in a call goes through the
-    embedding network together, and same-sized photos through MTCNN together. A batch that
+    embedding network together, and through the detector's last stage (O-Net) together. A batch that
     breaks the engine runs again one photo at a time, so only the photo at fault fails.
     """
 
@@ -63,10 +63,7 @@ class Recognizer:
         # The embedder first: dlib's process pool must fork before torch starts any threads.
         embedder = load_embedder(config)
         torch.set_num_threads(config.threads)
-        detector = FaceDetector(
-            min_face_size=config.min_face_size, min_probability=config.min_face_probability
-        )
-        return cls(config, detector, embedder)
+        return cls(config, load_detector(config), embedder)
 
     def close(self) -> None:
         self._embedder.close()
@@ -80,6 +77,10 @@ class Recognizer:
     @property
     def model(self) -> str:
         return self._embedder.name
+
+    @property
+    def detector(self) -> str:
+        return self._detector.name
 
     @property
     def threshold(self) -> float:
@@ -174,6 +175,7 @@ class Recognizer:
         timings["match"] = _ms_since(started)
         matched = iter(matches)
         model = {"name": self.model, "threshold": self.threshold}
+        detector = {"name": self.detector, "min_probability": self.config.min_face_probability}
         return [
             analysis
             if isinstance(analysis, PhotoFailure)
@@ -182,6 +184,7 @@ class Recognizer:
                 width=analysis.photo.width,
                 height=analysis.photo.height,
                 model=model,
+                detector=detector,
                 faces=[_face_result(analysis.photo, face, next(matched)) for face in analysis.faces],
                 timings_ms={"decode": analysis.decode_ms, **timings, "batch_size": len(photos)},
             )

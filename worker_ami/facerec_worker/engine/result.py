@@ -5,6 +5,7 @@ clients are expected to rely on it.
 
     {"schema_version": 1, "photo": "a.jpg", "width": 910, "height": 1137,
      "model": {"name": "dlib", "threshold": 0.6},
+     "detector": {"name": "yunet", "min_probability": 0.9},
      "faces": [{"box": [x1, y1, x2, y2], "probability": 0.9997,
                 "landmarks": [[x, y] x 5], "identity": "obama" | null, "distance": 0.31 | null}],
      "timings_ms": {"decode": .., "detect": .., "embed": .., "match": .., "batch_size": n}}
@@ -35,6 +36,7 @@ class PhotoResult:
     width: int
     height: int
     model: dict[str, object]
+    detector: dict[str, object]
     faces: list[FaceResult]
     timings_ms: dict[str, float]
     schema_version: int = SCHEMA_VERSION

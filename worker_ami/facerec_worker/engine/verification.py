@@ -55,6 +55,7 @@ def verify(engine: Recognizer, pairs: list[Pair]) -> dict[str, object]:
     return {
         "model": engine.model,
         "threshold": engine.threshold,
+        "detector": engine.detector,
         "pairs": len(pairs),
         "pairs_judged": len(judged),
         "accuracy": round(1 - (false_accepts + false_rejects) / len(judged), 4) if judged else None,
