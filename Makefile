@@ -72,7 +72,8 @@ eval: setup  ## Identification accuracy on knn-examples, with leave-one-person-o
 bench: bench-engine bench-worker bench-sim bench-local bench-course  ## Every benchmark, merged into out/bench.json
 	$(BIN)/python -m bench.merge --out-dir $(OUT)
 
-bench-engine: setup  ## Engine photos/s and peak memory, one at a time vs batched, both models
+bench-engine: setup  ## Detection on dlib-faces, then photos/s and peak memory per detector x model, face_recognition beside
+	$(BIN)/python -m bench.detection --datasets $(DATASETS) --out $(OUT)/bench-detection.json
 	$(BIN)/python -m bench.engine --datasets $(DATASETS) --out $(OUT)/bench-engine.json
 
 bench-worker: setup  ## One engine on every core vs one engine per core: out/bench-worker.json
