@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 
 import boto3
 import requests
+from botocore.config import Config
 from moto import backends as moto_backends
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
@@ -59,6 +60,8 @@ Handler = Callable[[Any, Any], Any]
 # For servers that take a burst of connections at once (the course sends 1000 photos together);
 # the kernel caps it at net.core.somaxconn (4096 on current kernels).
 LISTEN_BACKLOG = 4096
+# Connections each of the workflow interpreter's clients keeps open to moto's server.
+TASK_CLIENT_CONNECTIONS = 200
 
 
 def _speed_up_moto() -> None:
@@ -96,7 +99,21 @@ def _speed_up_moto() -> None:
 
     @functools.lru_cache(maxsize=None)
     def shared_client(region: str, service: str, port: str) -> Any:
-        return new_client(region, service)
+        # moto's client, with a pool for every execution running at once: past botocore's 10
+        # connections each call opened a connection (and the server a thread) and dropped it.
+        made = new_client(region, service)
+        return boto3.client(
+            service,
+            region_name=region,
+            endpoint_url=made.meta.endpoint_url,
+            # The client's config keeps moto's retries and timeouts but not its parameter
+            # validation, which is off: ASL parameters are passed on as the state wrote them.
+            config=made.meta.config.merge(
+                Config(max_pool_connections=TASK_CLIENT_CONNECTIONS, parameter_validation=False)
+            ),
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
 
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         # moto's own function signs with fixed keys whatever credentials the state has, so the
