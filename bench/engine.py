@@ -201,7 +201,11 @@ def serve(run: Callable[[dict], object]) -> None:
 
 
 class Child:
-    """One configuration's process, and the peak memory of its process tree while it lives."""
+    """One configuration's process, and the peak memory of its process tree while it lives.
+
+    The tree is sampled only while the child loads or works: sampling reads every process's page
+    map, and five samplers at once would take a good part of a core from the child being timed.
+    """
 
     def __init__(self, configuration: str, datasets: Path, large_photo: Path) -> None:
         self.configuration = configuration
@@ -212,10 +216,13 @@ class Child:
         )
         self.peak_pss = self.peak_rss = 0
         self._done = threading.Event()
+        self._busy = threading.Event()
+        self._busy.set()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
         if json.loads(self._read()) != {"ready": True}:
             raise SystemExit(f"bench-engine: the {configuration} child did not start; see above")
+        self._busy.clear()
 
     def _read(self) -> str:
         line = self._process.stdout.readline()
@@ -224,9 +231,13 @@ class Child:
         return line
 
     def ask(self, do: str, workload: str | None = None) -> dict:
-        self._process.stdin.write(json.dumps({"do": do, "workload": workload}) + "\n")
-        self._process.stdin.flush()
-        return json.loads(self._read())
+        self._busy.set()
+        try:
+            self._process.stdin.write(json.dumps({"do": do, "workload": workload}) + "\n")
+            self._process.stdin.flush()
+            return json.loads(self._read())
+        finally:
+            self._busy.clear()
 
     def close(self) -> None:
         self._process.stdin.close()
@@ -239,6 +250,8 @@ class Child:
         # RSS would count those pages once per process.
         root = psutil.Process(self._process.pid)
         while not self._done.is_set():
+            if not self._busy.wait(timeout=0.5):
+                continue
             try:
                 tree = [root, *root.children(recursive=True)]
                 self.peak_pss = max(self.peak_pss, sum(p.memory_full_info().pss for p in tree))

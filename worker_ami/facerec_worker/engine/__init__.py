@@ -8,7 +8,7 @@ Usable on its own (`facerec-engine --help`) and by the worker:
             print(result.to_dict())
 """
 
-from .config import DETECTORS, MODELS, DetectorSpec, EngineConfig, ModelSpec
+from .config import DETECTORS, MODELS, EngineConfig, ModelSpec
 from .errors import (
     EmptyPhotoError,
     EngineError,
@@ -34,7 +34,6 @@ __all__ = [
     "MODELS",
     "SCHEMA_VERSION",
     "Analysis",
-    "DetectorSpec",
     "EmptyPhotoError",
     "EngineConfig",
     "EngineError",

@@ -43,24 +43,9 @@ MODELS = MappingProxyType(
     }
 )
 
-@dataclass(frozen=True)
-class DetectorSpec:
-    """A face detector and where its published figures come from."""
-
-    name: str
-    reference: str
-
-
-DETECTORS = MappingProxyType(
-    {
-        "yunet": DetectorSpec(
-            name="yunet",
-            reference="YuNet 2023mar (libfacedetection), WIDER FACE hard AP 0.75, proposals confirmed "
-            "by MTCNN's O-Net",
-        ),
-        "mtcnn": DetectorSpec(name="mtcnn", reference="facenet-pytorch MTCNN, WIDER FACE hard AP about 0.6"),
-    }
-)
+# The face detectors (detection.py says how each works): yunet, YuNet 2023mar (WIDER FACE hard
+# AP 0.75) confirmed by MTCNN's O-Net, and mtcnn, facenet-pytorch's MTCNN (hard AP about 0.6).
+DETECTORS = ("yunet", "mtcnn")
 
 # sha256 of facenet-pytorch's release file 20180402-114759-vggface2.pt as published by projects
 # that pin it; the AMI build checks the download against it. These machines cannot reach the
@@ -84,8 +69,8 @@ class EngineConfig:
 
     # "auto" picks facenet when its weights file is configured and present, dlib otherwise.
     model: str = "auto"
-    # yunet by measurement (`make bench-detection`, `make bench-engine`): every face of dlib-faces,
-    # none on dogs.jpg, and several times MTCNN's speed on video frames.
+    # yunet by measurement (`make bench-engine`, README's figures): every face of dlib-faces and
+    # nothing else, none on dogs.jpg, and faster than MTCNN on every workload.
     detector: str = "yunet"
     facenet_weights: Path | None = None
     facenet_sha256: str = VGGFACE2_SHA256
