@@ -43,6 +43,13 @@ def test_each_named_face_carries_the_display_name_the_person_was_created_with(ha
     assert (stranger["identity"], stranger["display_name"]) == (None, None)
 
 
+def test_an_enrollment_result_names_the_model_and_the_detector_that_made_it(harness):
+    enrolled = enroll(harness, "obama", "obama.jpg")
+    harness.worker().run()
+    document = harness.result(enrolled)
+    assert (document["model"], document["detector"]) == (harness.engine.model, harness.engine.detector)
+
+
 def test_the_result_document_names_its_job_and_photo(harness):
     job_id = harness.queue(photo_bytes("obama2.jpg"), filename="obama2.jpg")
     harness.worker().run()

@@ -217,6 +217,7 @@ class BatchProcessor:
                 "person": job.person,
                 "photo": photo.name,
                 "model": self._engine.model,
+                "detector": self._engine.detector,
                 "photos_enrolled": gallery.names()[job.person],
                 "gallery_revision": gallery.revision,
             }
