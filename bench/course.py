@@ -24,6 +24,7 @@ from pathlib import Path
 
 import requests
 
+from bench import latency
 from bench.course_set import CourseSet
 from facerec_client import FacerecClient
 from facerec_worker.engine import EngineConfig, Recognizer, photo_files
@@ -54,11 +55,6 @@ def post_photo(url: str, path: Path) -> Answer:
     except requests.ConnectionError as exc:
         return Answer(None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
     return Answer(response.status_code, response.text, time.perf_counter() - started)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3) if ordered else 0.0
 
 
 def engine_batched_rate(course: CourseSet) -> dict:
@@ -100,10 +96,7 @@ def score(answers: list[Answer], expected: list[str], seconds: float) -> dict:
         "correct": sum(a.status == 200 and a.text == want for a, want in zip(answers, expected)),
         "refused": sum(a.status is None for a in answers),
         "other_statuses": sorted({a.status for a in answers if a.status not in (200, None)}),
-        "latency_seconds": {
-            "p50": percentile(latencies, 0.50), "p95": percentile(latencies, 0.95),
-            "max": round(max(latencies, default=0.0), 3),
-        },
+        "latency_seconds": latency.summary(latencies),
         "photos_per_second": round(len(answered) / seconds, 2) if seconds else 0.0,
         "wrong_examples": [
             {"expected": want, "status": a.status, "answer": a.text[:200]}

@@ -15,23 +15,18 @@ import argparse
 import json
 import logging
 import os
-import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+from bench import latency
 from bench.course_set import CourseSet
 from facerec_client import FacerecClient
 from local_service.service import LocalOptions, LocalService
 
 FINAL = {"DONE", "FAILED"}
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
 def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float) -> dict:
@@ -106,11 +101,7 @@ def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float) -> d
         "lost": len(uploaded_at) - len(outcomes),
         "wrong_or_failed": len(wrong),
         "throughput_photos_per_second": round(len(outcomes) / (last_result - started), 2),
-        "upload_to_result_seconds": {
-            "p50": _percentile(latencies, 0.50), "p95": _percentile(latencies, 0.95),
-            "p99": _percentile(latencies, 0.99), "max": round(max(latencies), 2),
-            "mean": round(statistics.fmean(latencies), 2),
-        },
+        "upload_to_result_seconds": latency.summary(latencies, digits=2),
         "first_upload_to_first_worker_seconds": round(first_worker + wall_offset - started, 2) if first_worker else None,
         "last_result_to_zero_workers_seconds": round(back_to_zero - last_result, 2),
         "peak_workers": max((count for _, count in samples), default=0),
