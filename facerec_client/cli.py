@@ -1,18 +1,25 @@
 """`facerec`: recognize photos, enroll people and check jobs against a running service.
 
-It talks to the local stack (`make run`) unless FACEREC_URL or --url names a deployed stage.
+It talks to the local stack (`make run`) unless FACEREC_URL or --url names a deployed stage;
+`facerec redrive` talks to SQS and DynamoDB instead, with the caller's AWS credentials.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+import boto3
+
+from chalicelib.contract import ResourceNames, StageSettings
+
 from .api import DEFAULT_URL, FacerecClient, FacerecError, JobFailed
+from .redrive import Redrive, RedriveError, stage_dead_letter_queues
 
 
 def _recognize(client: FacerecClient, args: argparse.Namespace) -> int:
@@ -60,6 +67,29 @@ def _status(client: FacerecClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _redrive(client: FacerecClient, args: argparse.Namespace) -> int:
+    """Straight to SQS and DynamoDB with the caller's AWS credentials (AWS_ENDPOINT_URL for the
+    local stack): moving messages is an operator's act, and the API has no route for it."""
+    logging.basicConfig(level=logging.INFO, format="facerec: %(message)s")
+    session = boto3.session.Session(region_name=StageSettings.from_env().region)
+    sqs = session.client("sqs")
+    redrive = Redrive(sqs, session.resource("dynamodb").Table(ResourceNames(args.stage_prefix).jobs_table))
+    try:
+        for queue in stage_dead_letter_queues(sqs, args.stage_prefix):
+            moved = redrive.count(queue) if args.dry_run else redrive.move(queue)
+            verb = "would be moved back" if args.dry_run else "moved back"
+            line = f"{queue.name}: {moved.messages} message(s) {verb} ({moved.how})"
+            if queue.holds_jobs and not args.dry_run:
+                line += f", {moved.requeued} job(s) requeued, {moved.left} not a job and left there"
+            print(line, flush=True)
+    except RedriveError as exc:
+        print(f"facerec redrive: {exc}", file=sys.stderr)
+        return 2
+    if not args.dry_run:
+        print("The scale-up schedule launches workers for them within a minute.", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="facerec", description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("FACEREC_URL", DEFAULT_URL),
@@ -83,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     status = commands.add_parser("status", help="a job's status and result")
     status.add_argument("job_id")
     status.set_defaults(run=_status)
+
+    redrive = commands.add_parser("redrive", help="move dead-lettered jobs and upload events back to their queues")
+    redrive.add_argument("--stage-prefix", default=StageSettings.from_env().stage_prefix,
+                         help="the stage's resource prefix (FACEREC_STAGE_PREFIX; the local stack's is facerec-local)")
+    redrive.add_argument("--dry-run", action="store_true", help="count the messages, move nothing")
+    redrive.set_defaults(run=_redrive)
 
     args = parser.parse_args(argv)
     client = FacerecClient(args.url, admin_token=args.admin_token)

@@ -71,6 +71,8 @@ def test_the_contract_names_resources_as_the_template_does():
         "LeasesTable": names.leases_table,
         "JobsQueue": names.jobs_queue,
         "UploadEventsQueue": names.upload_events_queue,
+        "JobsDeadLetterQueue": names.jobs_dead_letter_queue,
+        "UploadEventsDeadLetterQueue": names.upload_events_dead_letter_queue,
         "JobWorkflow": names.state_machine,
         "WorkerLaunchTemplate": names.worker_launch_template,
     }.items() <= template.items()

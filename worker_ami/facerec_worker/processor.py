@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from chalicelib.contract import (
     RESULT_CONTENT_TYPE,
     UPLOAD_TOO_LARGE,
+    WORKER_GAVE_UP,
     JobKind,
     JobMessage,
     is_missing,
@@ -125,7 +126,7 @@ class BatchProcessor:
                 if delivery.message_id not in settled_ids and delivery.receive_count >= self._max_receives:
                     self._ledger.failed(
                         delivery.job.job_id,
-                        error="worker_error",
+                        error=WORKER_GAVE_UP,
                         cause=f"gave up after {delivery.receive_count} attempts: {type(exc).__name__}: {exc}",
                     )
         return settled

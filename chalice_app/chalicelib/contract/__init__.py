@@ -24,6 +24,7 @@ from .schema import (
     RESULT_CONTENT_TYPE,
     TERMINAL_STATUSES,
     UPLOAD_TOO_LARGE,
+    WORKER_GAVE_UP,
     JobKind,
     JobMessage,
     JobStatus,
@@ -31,7 +32,7 @@ from .schema import (
     upload_size_problem,
 )
 from .settings import EnvSettings, StageSettings, setting
-from .transitions import CLAIM, RECORD_DONE, RECORD_FAILED, RECORD_FAILED_UNTAKEN, RECORD_QUEUED, Transition
+from .transitions import CLAIM, RECORD_DONE, RECORD_FAILED, RECORD_FAILED_UNTAKEN, RECORD_QUEUED, REQUEUE, Transition
 
 __all__ = [
     "CLAIM",
@@ -43,6 +44,7 @@ __all__ = [
     "RECORD_FAILED",
     "RECORD_FAILED_UNTAKEN",
     "RECORD_QUEUED",
+    "REQUEUE",
     "RESULT_CONTENT_TYPE",
     "RESULT_PREFIX",
     "STAGE_TAG",
@@ -50,6 +52,7 @@ __all__ = [
     "THROTTLED",
     "UPLOAD_PREFIX",
     "UPLOAD_TOO_LARGE",
+    "WORKER_GAVE_UP",
     "WORKER_ROLE_TAG",
     "Clock",
     "EnvSettings",

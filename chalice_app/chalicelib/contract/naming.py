@@ -63,6 +63,14 @@ class ResourceNames:
         return f"{self.prefix}-upload-events"
 
     @property
+    def jobs_dead_letter_queue(self) -> str:
+        return f"{self.prefix}-jobs-dlq"
+
+    @property
+    def upload_events_dead_letter_queue(self) -> str:
+        return f"{self.prefix}-upload-events-dlq"
+
+    @property
     def state_machine(self) -> str:
         return f"{self.prefix}-jobs"
 

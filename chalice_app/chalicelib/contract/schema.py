@@ -13,6 +13,7 @@ __all__ = [
     "RESULT_CONTENT_TYPE",
     "TERMINAL_STATUSES",
     "UPLOAD_TOO_LARGE",
+    "WORKER_GAVE_UP",
     "JobKind",
     "JobMessage",
     "JobStatus",
@@ -51,6 +52,9 @@ _JOB_ID = re.compile(rf"^{JOB_ID_PATTERN}$")
 # again (moto does not enforce the policy) refuses anything larger with the same code and sentence.
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 UPLOAD_TOO_LARGE = "upload_too_large"
+# The error a worker records when a job's deliveries run out (its message then goes to the
+# dead-letter queue); `facerec redrive` requeues jobs failed with it and no other.
+WORKER_GAVE_UP = "worker_error"
 
 
 def is_job_id(value: str) -> bool:

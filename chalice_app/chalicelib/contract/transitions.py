@@ -6,8 +6,11 @@ Each is one conditional UpdateItem: the move, and the status the record must be 
           │                              │                    └──────RECORD_FAILED──▶ FAILED
           └─────RECORD_FAILED_UNTAKEN────┴──────────────────────────────────────────▶ FAILED
 
+    PROCESSING, or FAILED because a worker gave up ──REQUEUE──▶ QUEUED   (an operator's redrive)
+
 The workflow records QUEUED, and FAILED from its Catch; the upload-event handler (JobStore.fail)
-fails a refused upload the same way; a worker claims, and records DONE or FAILED.
+fails a refused upload the same way; a worker claims, and records DONE or FAILED; `facerec
+redrive` requeues the jobs whose messages it moves back from the dead-letter queue.
 
 The workflow's ASL spells the same expressions in DynamoDB's typed values, and
 tests/test_workflow_definition.py holds its "Record job as …" states to the transitions here.
@@ -30,6 +33,7 @@ __all__ = [
     "RECORD_FAILED",
     "RECORD_FAILED_UNTAKEN",
     "RECORD_QUEUED",
+    "REQUEUE",
     "Transition",
 ]
 
@@ -121,4 +125,16 @@ RECORD_FAILED = Transition(
     "SET #status = :failed, finished_at = :now, #error = :error, cause = :cause",
     _HELD_BY_WORKER,
     {":failed": JobStatus.FAILED, ":processing": JobStatus.PROCESSING},
+)
+
+# `facerec redrive`, for a job whose message it moves back from the dead-letter queue: the one
+# move backwards, an operator's. The message got there because its deliveries ran out, so the job
+# is FAILED with WORKER_GAVE_UP (the worker's last delivery recorded that) or still PROCESSING
+# (its holder died before it could): either waits again, its claim dropped so that any worker may
+# take the new message. Any other outcome is the job's own answer and stays.
+REQUEUE = Transition(
+    "SET #status = :queued, requeued_at = :now "
+    "REMOVE #error, cause, finished_at, worker_id, claimed_epoch, claim_message, claim_receive",
+    "#status = :processing OR (#status = :failed AND #error = :gave_up)",
+    {":queued": JobStatus.QUEUED, ":processing": JobStatus.PROCESSING, ":failed": JobStatus.FAILED},
 )
