@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from chalicelib.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,3 +42,30 @@ def test_the_app_imports_with_an_empty_environment():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "scale_up" in result.stdout and "on_upload_events" in result.stdout
+
+
+def _admin_secret(env: dict[str, str]) -> str:
+    from chalicelib.auth import admin_secret
+
+    return admin_secret(Settings.from_env(env), ssm_client=lambda: None)()
+
+
+def test_the_local_stack_alone_takes_the_plaintext_admin_token(caplog):
+    local = {"FACEREC_ADMIN_TOKEN": "hunter2", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}
+    assert _admin_secret(local) == "hunter2"
+    assert not caplog.records
+
+
+@pytest.mark.parametrize("deployed", [
+    {"AWS_LAMBDA_FUNCTION_NAME": "facerec-prod"},  # a deployed function
+    {"AWS_LAMBDA_FUNCTION_NAME": "facerec-prod", "AWS_ENDPOINT_URL": "https://sqs.example"},
+    {},  # the app against AWS itself, from a laptop
+])
+def test_a_deployed_stage_ignores_the_plaintext_admin_token_and_says_what_to_do(deployed, caplog):
+    env = {"FACEREC_ADMIN_TOKEN": "hunter2", "FACEREC_STAGE_PREFIX": "facerec-prod", **deployed}
+    with caplog.at_level("ERROR", logger="chalicelib.auth"):
+        assert _admin_secret(env) == ""
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "FACEREC_ADMIN_TOKEN is ignored" in message
+    assert "FACEREC_ADMIN_TOKEN_PARAMETER" in message and "/facerec-prod/admin-token" in message

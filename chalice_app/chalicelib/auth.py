@@ -4,15 +4,37 @@ from __future__ import annotations
 
 import functools
 import hmac
+import logging
 from typing import Any, Callable, Mapping
 
 from botocore.exceptions import ClientError
 
+from .config import Settings
+from .contract import ResourceNames
 from .exceptions import ForbiddenError, ServiceError, UnauthorizedError
 
-__all__ = ["ADMIN_HEADER", "AdminAuth", "ssm_secret"]
+__all__ = ["ADMIN_HEADER", "AdminAuth", "admin_secret", "ssm_secret"]
+
+logger = logging.getLogger(__name__)
 
 ADMIN_HEADER = "X-Admin-Token"
+
+
+def admin_secret(settings: Settings, ssm_client: Callable[[], Any]) -> Callable[[], str]:
+    """The admin token's source: the SecureString a deployed stage names, or, on the local stack
+    alone, the plaintext FACEREC_ADMIN_TOKEN. A plaintext token anywhere else is ignored, loudly:
+    it would sit in the function's configuration for anyone who may read that."""
+    if settings.admin_token_parameter:
+        return ssm_secret(ssm_client(), settings.admin_token_parameter)
+    if settings.admin_token and not settings.is_local_stack:
+        logger.error(
+            "FACEREC_ADMIN_TOKEN is ignored: a plaintext admin token counts on the local stack only. "
+            "Store the token as a SecureString (make deploy creates %s) and set "
+            "FACEREC_ADMIN_TOKEN_PARAMETER to its name; until then admin requests are refused.",
+            ResourceNames(settings.stage_prefix).admin_token_parameter,
+        )
+        return lambda: ""
+    return lambda: settings.admin_token
 
 
 def ssm_secret(ssm_client: Any, parameter: str) -> Callable[[], str]:

@@ -46,10 +46,21 @@ class Settings(StageSettings):
     # DescribeInstances is eventually consistent: count our own launches as live for this long
     # while EC2 does not list them yet, so the next round does not launch them again.
     launch_grace_seconds: int = setting("FACEREC_LAUNCH_GRACE_SECONDS", 120)
-    # Gallery changes need this secret in X-Admin-Token; empty means gallery changes are refused.
+    # Gallery changes and the admin view need the admin token in X-Admin-Token: a deployed stage's
+    # is the SecureString named here; the plaintext one counts on the local stack alone
+    # (chalicelib.auth.admin_secret). No token at all refuses them.
     admin_token: str = setting("FACEREC_ADMIN_TOKEN", secret=True)
     admin_token_parameter: str = setting("FACEREC_ADMIN_TOKEN_PARAMETER")
+    # Set by the local stack (moto's address) and by Lambda's runtime: is_local_stack reads them.
+    endpoint_url: str = setting("AWS_ENDPOINT_URL")
+    lambda_function_name: str = setting("AWS_LAMBDA_FUNCTION_NAME")
     # The seed's `POST /` waits this long for a result; API Gateway ends requests at 29 s.
     compat_wait_seconds: float = setting("FACEREC_COMPAT_WAIT_SECONDS", 25.0)
     compat_poll_seconds: float = setting("FACEREC_COMPAT_POLL_SECONDS", 0.5)
     cors_allow_origin: str = setting("FACEREC_CORS_ALLOW_ORIGIN", "*")
+
+    @property
+    def is_local_stack(self) -> bool:
+        """Every AWS call goes to another endpoint (moto's) and no Lambda runs this: nothing the
+        plaintext admin token guards is real data, and no function configuration shows it."""
+        return bool(self.endpoint_url) and not self.lambda_function_name

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from .auth import AdminAuth, ssm_secret
+from .auth import AdminAuth, admin_secret
 from .config import Settings
 from .events import UploadEventHandler
 from .jobs import JobStore
@@ -48,11 +48,7 @@ class Services:
         s3 = session.client("s3", region_name=region, config=_CLIENT_CONFIG)
         dynamodb = session.resource("dynamodb", region_name=region, config=_CLIENT_CONFIG)
         jobs = JobStore(dynamodb.Table(settings.jobs_table))
-        secret = (
-            ssm_secret(session.client("ssm", region_name=region), settings.admin_token_parameter)
-            if settings.admin_token_parameter
-            else (lambda: settings.admin_token)
-        )
+        secret = admin_secret(settings, lambda: session.client("ssm", region_name=region))
         return cls(
             settings=settings,
             jobs_api=JobsApi(jobs, UploadSigner(s3, settings), s3, settings),
