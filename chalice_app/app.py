@@ -114,6 +114,14 @@ def create_enrollment_upload(person_id: str) -> Response:
     return Response(body=body, status_code=201)
 
 
+@app.route("/admin/fleet", methods=["GET"], cors=_CORS)
+@_json_errors
+def fleet_view() -> dict[str, Any]:
+    """The admin view: the jobs queue's depth, the live workers, the last hour's jobs by status."""
+    _admin()
+    return get_services().fleet_view.snapshot()
+
+
 @app.route("/app", methods=["GET"])
 def web_page() -> Response:
     """The page for people: recognize photos, enroll people (chalicelib/web/)."""

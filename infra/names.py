@@ -29,6 +29,8 @@ APP_ENVIRONMENT = MappingProxyType(
         "FACEREC_PEOPLE_TABLE": "PeopleTableName",
         "FACEREC_LEASES_TABLE": "LeasesTableName",
         "FACEREC_JOBS_QUEUE_URL": "JobsQueueUrl",
+        "FACEREC_JOBS_DEAD_LETTER_QUEUE_URL": "JobsDeadLetterQueueUrl",
+        "FACEREC_UPLOAD_EVENTS_DEAD_LETTER_QUEUE_URL": "UploadEventsDeadLetterQueueUrl",
         "FACEREC_UPLOAD_EVENTS_QUEUE": "UploadEventsQueueName",
         "FACEREC_STATE_MACHINE_ARN": "StateMachineArn",
         "FACEREC_WORKER_LAUNCH_TEMPLATE": "WorkerLaunchTemplateName",

@@ -1,4 +1,4 @@
-"""The admin credential for gallery changes: a shared secret in the X-Admin-Token header."""
+"""The admin credential for gallery changes and the admin view: a shared secret in the X-Admin-Token header."""
 
 from __future__ import annotations
 
@@ -58,10 +58,10 @@ class AdminAuth:
         """Raise unless the request carries the configured admin token."""
         presented = headers.get(ADMIN_HEADER.lower()) or headers.get(ADMIN_HEADER)
         if not presented:
-            raise UnauthorizedError(f"gallery changes need the {ADMIN_HEADER} header")
+            raise UnauthorizedError(f"gallery changes and the admin view need the {ADMIN_HEADER} header")
         secret = self._secret()
         if not secret:
-            raise ForbiddenError("gallery changes are disabled: no admin token is configured")
+            raise ForbiddenError("gallery changes and the admin view are disabled: no admin token is configured")
         # Constant-time, so the comparison leaks nothing about the secret's prefix.
         if not hmac.compare_digest(presented.encode(), secret.encode()):
             raise ForbiddenError(f"the {ADMIN_HEADER} header does not match")

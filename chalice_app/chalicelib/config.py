@@ -26,6 +26,9 @@ class Settings(StageSettings):
     leases_table: str = setting("FACEREC_LEASES_TABLE", named="leases_table")
     upload_events_queue: str = setting("FACEREC_UPLOAD_EVENTS_QUEUE", named="upload_events_queue")
     state_machine_arn: str = setting("FACEREC_STATE_MACHINE_ARN")
+    # The admin view counts what waits in the dead-letter queues: stack outputs, like the jobs queue's URL.
+    jobs_dead_letter_queue_url: str = setting("FACEREC_JOBS_DEAD_LETTER_QUEUE_URL")
+    upload_events_dead_letter_queue_url: str = setting("FACEREC_UPLOAD_EVENTS_DEAD_LETTER_QUEUE_URL")
     worker_launch_template: str = setting("FACEREC_WORKER_LAUNCH_TEMPLATE", named="worker_launch_template")
     # Uploads: a presigned POST lives this long and accepts photos (up to max_upload_bytes) of these types.
     upload_expiry_minutes: int = setting("FACEREC_UPLOAD_EXPIRY_MINUTES", 15)

@@ -16,6 +16,7 @@ from botocore.config import Config
 from .auth import AdminAuth, admin_secret
 from .config import Settings
 from .events import UploadEventHandler
+from .fleet_view import FleetView
 from .jobs import JobStore
 from .people import PeopleStore
 from .scaling import Lease, ScaleUp
@@ -40,6 +41,7 @@ class Services:
     admin: AdminAuth
     upload_events: UploadEventHandler
     scale_up: ScaleUp
+    fleet_view: FleetView
 
     @classmethod
     def from_settings(cls, settings: Settings, session: Any | None = None) -> Services:
@@ -47,7 +49,10 @@ class Services:
         region = settings.region
         s3 = session.client("s3", region_name=region, config=_CLIENT_CONFIG)
         dynamodb = session.resource("dynamodb", region_name=region, config=_CLIENT_CONFIG)
-        jobs = JobStore(dynamodb.Table(settings.jobs_table))
+        jobs_table = dynamodb.Table(settings.jobs_table)
+        jobs = JobStore(jobs_table)
+        sqs = session.client("sqs", region_name=region, config=_CLIENT_CONFIG)
+        ec2 = session.client("ec2", region_name=region, config=_CLIENT_CONFIG)
         secret = admin_secret(settings, lambda: session.client("ssm", region_name=region))
         return cls(
             settings=settings,
@@ -57,12 +62,8 @@ class Services:
             upload_events=UploadEventHandler(
                 jobs, s3, WorkflowStarter(session.client("stepfunctions", region_name=region, config=_CLIENT_CONFIG), settings.state_machine_arn), settings
             ),
-            scale_up=ScaleUp(
-                session.client("sqs", region_name=region, config=_CLIENT_CONFIG),
-                session.client("ec2", region_name=region, config=_CLIENT_CONFIG),
-                Lease(dynamodb.Table(settings.leases_table), SCALE_UP_LEASE),
-                settings,
-            ),
+            scale_up=ScaleUp(sqs, ec2, Lease(dynamodb.Table(settings.leases_table), SCALE_UP_LEASE), settings),
+            fleet_view=FleetView(sqs, ec2, jobs_table, settings),
         )
 
 

@@ -1,9 +1,11 @@
-"""Scale-up: how many workers the backlog wants (policy), who may act (lease), and acting (scaler)."""
+"""Scale-up: how many workers the backlog wants (policy), who may act (lease), which workers live
+(fleet), and acting (scaler)."""
 
 from __future__ import annotations
 
+from .fleet import LIVE_STATES, worker_states
 from .lease import Lease, LeaseGrant
 from .policy import desired_workers, workers_to_launch
 from .scaler import ScaleUp, ScaleUpResult
 
-__all__ = ["Lease", "LeaseGrant", "ScaleUp", "ScaleUpResult", "desired_workers", "workers_to_launch"]
+__all__ = ["LIVE_STATES", "Lease", "LeaseGrant", "ScaleUp", "ScaleUpResult", "desired_workers", "worker_states", "workers_to_launch"]

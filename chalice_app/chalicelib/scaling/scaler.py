@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from ..config import Settings
 from ..contract import STAGE_TAG, WORKER_ROLE_TAG, error_code
 from ..exceptions import ScalingError
+from .fleet import LIVE_STATES, describe_states, worker_states
 from .lease import FleetEntry, Lease, LeaseGrant
 from .policy import desired_workers, workers_to_launch
 
@@ -18,7 +19,6 @@ __all__ = ["PREVIOUS_ANSWER", "ScaleUp", "ScaleUpResult"]
 
 logger = logging.getLogger(__name__)
 
-_LIVE_STATES = ("pending", "running")
 _NO_CAPACITY = frozenset({"InsufficientInstanceCapacity", "InstanceLimitExceeded", "VcpuLimitExceeded"})
 # Where the workflow keeps this task's answer in its state (the "Launch workers if needed" state's
 # ResultPath, held to this name by tests/test_workflow_definition.py): a state that has one is
@@ -138,7 +138,7 @@ class ScaleUp:
         (terminated, stopped), or knows nothing of past the grace, leaves the ledger. So does a
         reservation without ids past the grace: its run died before recording what it launched.
         """
-        listed = self._worker_states()
+        listed = worker_states(self._ec2, self._settings.stage_prefix)
         now, grace_ms = self._lease.now_ms(), self._settings.launch_grace_seconds * 1000
         ledger = grant.ledger
 
@@ -148,7 +148,7 @@ class ScaleUp:
         unlisted = sorted({i for entry in ledger.values() if not recent(entry) for i in entry.ids} - listed.keys())
         # Only asked when the tag listing misses a worker: a healthy round makes one call.
         by_id = self._states_by_id(unlisted) if unlisted else {}
-        missed = sorted(i for i, state in by_id.items() if state in _LIVE_STATES)
+        missed = sorted(i for i, state in by_id.items() if state in LIVE_STATES)
         if missed:
             role_key, role_value = WORKER_ROLE_TAG
             logger.error(
@@ -161,11 +161,11 @@ class ScaleUp:
         for key, entry in ledger.items():
             ids = frozenset(
                 i for i in entry.ids
-                if states.get(i) in _LIVE_STATES or (i not in states and recent(entry))
+                if states.get(i) in LIVE_STATES or (i not in states and recent(entry))
             )
             if ids or (not entry.ids and recent(entry)):
                 kept[key] = replace(entry, ids=ids)
-        live = {i for i, state in listed.items() if state in _LIVE_STATES}.union(
+        live = {i for i, state in listed.items() if state in LIVE_STATES}.union(
             *(entry.ids for entry in kept.values())
         )
         reserved = sum(entry.count for entry in kept.values() if not entry.ids)
@@ -187,36 +187,13 @@ class ScaleUp:
             attributes["ApproximateNumberOfMessagesNotVisible"]
         )
 
-    def _worker_states(self) -> dict[str, str]:
-        """Every worker of this stage EC2 lists, in any state, by instance id."""
-        role_key, role_value = WORKER_ROLE_TAG
-        return self._describe(
-            [
-                {"Name": f"tag:{role_key}", "Values": [role_value]},
-                {"Name": f"tag:{STAGE_TAG}", "Values": [self._settings.stage_prefix]},
-            ],
-            "could not list the workers",
-        )
-
     def _states_by_id(self, instance_ids: list[str]) -> dict[str, str]:
         """EC2's state of each of these instances it knows, whatever their tags.
 
         A filter rather than InstanceIds: EC2 refuses the whole call when one id is unknown, and
         an instance terminated long ago is unknown.
         """
-        return self._describe([{"Name": "instance-id", "Values": instance_ids}], "could not look up workers by id")
-
-    def _describe(self, filters: list[dict[str, Any]], failure: str) -> dict[str, str]:
-        try:
-            pages = self._ec2.get_paginator("describe_instances").paginate(Filters=filters)
-            return {
-                instance["InstanceId"]: instance["State"]["Name"]
-                for page in pages
-                for reservation in page["Reservations"]
-                for instance in reservation["Instances"]
-            }
-        except ClientError as exc:
-            raise ScalingError(failure, exc) from exc
+        return describe_states(self._ec2, [{"Name": "instance-id", "Values": instance_ids}], "could not look up workers by id")
 
     def _launch(self, count: int, client_token: str) -> list[str]:
         """Launch `count` workers in one call; none when EC2 has no capacity for them now.
