@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from chalicelib.config import Settings
 from chalicelib.contract import CLAIM, RECORD_FAILED_UNTAKEN, JobStatus, ResourceNames
@@ -94,7 +95,8 @@ def _variables(settings: type) -> set[str]:
 
 def test_the_launch_template_tells_a_worker_what_its_settings_read_and_no_more():
     user_data = load_template()["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
-    written = set(re.findall(r"^\s*([A-Z_]+)=", user_data["Fn::Base64"]["Fn::Sub"], re.M))
+    files = {f["path"]: f["content"] for f in yaml.safe_load(user_data["Fn::Base64"]["Fn::Sub"])["write_files"]}
+    written = set(re.findall(r"^([A-Z_]+)=", files["/etc/facerec/worker.env"], re.M))
     assert written <= _variables(WorkerSettings)
     assert {"FACEREC_JOBS_QUEUE_URL", "FACEREC_JOBS_TABLE", "FACEREC_PEOPLE_TABLE", "FACEREC_OUTPUT_BUCKET"} <= written
 

@@ -8,7 +8,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG
+from chalicelib.contract import GALLERY_PREFIX, RESULT_PREFIX, STAGE_TAG, UPLOAD_PREFIX, WORKER_ROLE_TAG
+from chalicelib.contract.telemetry import metrics_namespace
 from deploy_support import package
 from infra.names import FUNCTIONS
 from infra.stack import load_template
@@ -27,6 +28,9 @@ RESOURCE_STAR_EXCEPTIONS = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+    # CloudWatch authorizes PutMetricData only on "*"; the statement's namespace condition scopes it
+    # (test_workers_put_metrics_and_logs_only_in_their_stages_namespace_and_group).
+    "cloudwatch:PutMetricData",
 }
 
 
@@ -143,3 +147,25 @@ def test_only_the_api_reads_the_admin_token_and_only_the_upload_handler_starts_w
     assert ssm == ["ApiFunctionRole"]
     starts = [(name, s["Resource"]) for name, s in policy_statements(template) if "states:StartExecution" in _listed(s["Action"])]
     assert starts == [("UploadEventsFunctionRole", {"Ref": "JobWorkflow"})]
+
+
+def test_workers_put_metrics_and_logs_only_in_their_stages_namespace_and_group(template):
+    statements = _role_statements(template, "WorkerRole")
+    (metrics,) = [s for s in statements if "cloudwatch:PutMetricData" in _listed(s["Action"])]
+    namespace = metrics["Condition"]["StringEquals"]["cloudwatch:namespace"]
+    assert namespace == {"Fn::Sub": metrics_namespace("${StagePrefix}")}
+    logs = [s for s in statements if any(str(a).startswith("logs:") for a in _listed(s["Action"]))]
+    assert [s["Resource"] for s in logs] == [{"Fn::GetAtt": ["WorkerLogGroup", "Arn"]}]
+    assert "logs:CreateLogGroup" not in _listed(logs[0]["Action"])  # the stack makes the group, with its retention
+    # Nothing else may write metrics or logs anywhere.
+    others = {name for name, s in policy_statements(template) if "cloudwatch:PutMetricData" in _listed(s.get("Action", []))}
+    assert others == {"WorkerRole"}
+
+
+def test_workers_list_only_the_prefixes_they_read(template):
+    statements = _role_statements(template, "WorkerRole")
+    listing = {str(s["Resource"]): s["Condition"]["StringLike"]["s3:prefix"] for s in statements if "s3:ListBucket" in _listed(s["Action"])}
+    assert listing == {
+        str({"Fn::GetAtt": ["InputBucket", "Arn"]}): [f"{UPLOAD_PREFIX}*"],
+        str({"Fn::GetAtt": ["OutputBucket", "Arn"]}): [f"{RESULT_PREFIX}*", f"{GALLERY_PREFIX}*"],
+    }

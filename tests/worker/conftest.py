@@ -96,6 +96,7 @@ class WorkerHarness:
             s3=self.s3,
             jobs_table=self.jobs,
             people_table=self.people,
+            cloudwatch=self.local_stack.client("cloudwatch"),
             instance=Ec2Instance(self.ec2, settings.instance_id, metadata),
             # The session's engine, kept open across workers: loading it once keeps tests quick.
             engine_factory=lambda: contextlib.nullcontext(self.engine),

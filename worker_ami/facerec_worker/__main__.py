@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import boto3
 
+from chalicelib.contract.logs import configure_json_logging
+
 from .instance import Ec2Instance
 from .settings import WorkerSettings
 from .worker import Worker, install_signal_handlers
+
+
+# The `service` of every line a worker logs (the functions' lines name their function).
+SERVICE = "facerec-worker"
 
 
 def main() -> int:
@@ -20,11 +25,7 @@ def main() -> int:
         return 2
     session = boto3.session.Session(region_name=settings.region)
     instance = Ec2Instance.discover(session.client("ec2"), settings.instance_id)
-    logging.basicConfig(
-        level=logging.INFO,
-        format=f"%(asctime)s {instance.instance_id} %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("transitions").setLevel(logging.WARNING)
+    configure_json_logging(SERVICE, instance_id=instance.instance_id)
     dynamodb = session.resource("dynamodb")
     worker = Worker(
         settings,
@@ -32,6 +33,7 @@ def main() -> int:
         s3=session.client("s3"),
         jobs_table=dynamodb.Table(settings.jobs_table),
         people_table=dynamodb.Table(settings.people_table),
+        cloudwatch=session.client("cloudwatch"),
         instance=instance,
     )
     install_signal_handlers(worker)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -24,6 +25,8 @@ from chalicelib.contract import (
     utc_now_iso,
 )
 
+from .metrics import MetricsPublisher
+
 logger = logging.getLogger(__name__)
 
 
@@ -36,12 +39,14 @@ class Claim(Enum):
 class JobLedger:
     """It calls DynamoDB through the table resource's client (`table.meta.client`), which takes
     and returns plain Python values as the resource does but, being a client, is thread-safe:
-    a batch's jobs are claimed and recorded side by side."""
+    a batch's jobs are claimed and recorded side by side. An outcome's metrics are put here, where
+    the conditional write says it happened exactly once."""
 
-    def __init__(self, table: Any, worker_id: str, clock: Clock = time.time) -> None:
+    def __init__(self, table: Any, worker_id: str, *, metrics: MetricsPublisher, clock: Clock = time.time) -> None:
         self._client = table.meta.client
         self._table_name = table.name
         self._worker_id = worker_id
+        self._metrics = metrics
         self._clock = clock
 
     def _apply(self, transition: Transition, job_id: str, **values: Any) -> bool:
@@ -71,12 +76,20 @@ class JobLedger:
         item = self._client.get_item(TableName=self._table_name, Key={"job_id": job_id}, ConsistentRead=True).get("Item")
         return Claim.FINISHED if not item or item["status"] in TERMINAL_STATUSES else Claim.BUSY
 
-    def done(self, job_id: str, *, result_key: str, summary: dict[str, Any]) -> bool:
-        """False when the job was not ours to finish (someone else finished it first)."""
-        return self._apply(RECORD_DONE, job_id, result_key=result_key, summary=summary)
+    def done(self, job_id: str, *, result_key: str, summary: dict[str, Any], uploaded_at: datetime | None = None) -> bool:
+        """False when the job was not ours to finish (someone else finished it first).
+        `uploaded_at`, the photo's S3 LastModified, times the job from upload to result."""
+        if not self._apply(RECORD_DONE, job_id, result_key=result_key, summary=summary):
+            return False
+        self._metrics.job_done(self._clock() - uploaded_at.timestamp() if uploaded_at else None)
+        logger.info("job %s done", job_id, extra={"job_id": job_id, **summary})
+        return True
 
     def failed(self, job_id: str, *, error: str, cause: str) -> bool:
         """FAILED with `error` (a code the API turns into a sentence for the client) and `cause`
         (the particulars: kept in the record and the log for operators, never shown to clients)."""
-        logger.warning("job %s failed: %s: %s", job_id, error, cause)
-        return self._apply(RECORD_FAILED, job_id, error=error, cause=cause)
+        logger.warning("job %s failed: %s: %s", job_id, error, cause, extra={"job_id": job_id, "error": error})
+        if not self._apply(RECORD_FAILED, job_id, error=error, cause=cause):
+            return False
+        self._metrics.job_failed(error)
+        return True

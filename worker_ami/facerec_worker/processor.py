@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -28,6 +29,8 @@ from chalicelib.contract import (
     scan_all,
     upload_size_problem,
 )
+from chalicelib.contract.logs import job_context
+from chalicelib.contract.telemetry import Metric
 from facerec_worker.engine import (
     SCHEMA_VERSION,
     EnrollmentError,
@@ -40,6 +43,7 @@ from facerec_worker.engine import (
 
 from .gallery_store import GalleryStore
 from .ledger import Claim, JobLedger
+from .metrics import MetricsPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +88,7 @@ class BatchProcessor:
         max_upload_bytes: int,
         max_receives: int,
         claim_stale_after_seconds: float,
+        metrics: MetricsPublisher,
     ) -> None:
         self._engine = engine
         self._gallery = gallery
@@ -94,6 +99,9 @@ class BatchProcessor:
         self._max_upload_bytes = max_upload_bytes
         self._max_receives = max_receives
         self._stale = claim_stale_after_seconds
+        self._metrics = metrics
+        # Each fetched photo's S3 LastModified by job id, for the upload-to-result time.
+        self._uploaded_at: dict[str, Any] = {}
         # A batch's round trips (claims, photos, results, outcomes) run side by side: one at a
         # time they would cost more than the engine does.
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="batch-io")
@@ -102,12 +110,14 @@ class BatchProcessor:
         """The deliveries whose jobs now have an outcome; the caller deletes exactly those."""
         settled: list[Delivery] = []
         taken: list[Delivery] = []
+        self._uploaded_at.clear()
         # A body that is not a job is left for the dead-letter queue, where someone can look at it.
         jobs = [delivery for delivery in deliveries if delivery.job is not None]
         claims = self._io.map(self._claim, jobs)
         for delivery, claim in zip(jobs, claims):
             if claim is Claim.FINISHED:
-                logger.info("job %s already has an outcome; dropping the repeat delivery", delivery.job.job_id)
+                logger.info("job %s already has an outcome; dropping the repeat delivery", delivery.job.job_id,
+                            extra={"job_id": delivery.job.job_id})
                 settled.append(delivery)
             elif claim is Claim.TAKEN:
                 taken.append(delivery)
@@ -120,7 +130,7 @@ class BatchProcessor:
         except Exception as exc:
             # Whatever broke (S3, DynamoDB, the engine), the jobs stay PROCESSING and their messages
             # come back after the visibility timeout; on the last delivery they are failed for good.
-            logger.exception("batch of %d failed", len(taken))
+            logger.exception("batch of %d failed", len(taken), extra={"job_ids": [d.job.job_id for d in taken]})
             settled_ids = {d.message_id for d in settled}
             for delivery in taken:
                 if delivery.message_id not in settled_ids and delivery.receive_count >= self._max_receives:
@@ -146,7 +156,11 @@ class BatchProcessor:
     def _fetch_all(self, deliveries: list[Delivery]) -> dict[str, PhotoInput | None]:
         """Every job's photo by message id, fetched side by side; None for a job whose photo
         cannot be used (it is failed as it is fetched)."""
-        return dict(zip((d.message_id for d in deliveries), self._io.map(self._fetch, deliveries)))
+        return dict(zip((d.message_id for d in deliveries), self._io.map(self._fetch_for_job, deliveries)))
+
+    def _fetch_for_job(self, delivery: Delivery) -> PhotoInput | None:
+        with job_context(delivery.job.job_id, delivery.job.person):
+            return self._fetch(delivery)
 
     def _fetch(self, delivery: Delivery) -> PhotoInput | None:
         """The job's photo; None, with the job recorded FAILED, when there is none to work on."""
@@ -163,6 +177,7 @@ class BatchProcessor:
         if too_large:
             self._ledger.failed(job.job_id, error=UPLOAD_TOO_LARGE, cause=f"s3://{job.bucket}/{job.key}: {too_large}")
             return None
+        self._uploaded_at[job.job_id] = head["LastModified"]
         body = self._s3.get_object(Bucket=job.bucket, Key=job.key)["Body"].read()
         return PhotoInput(PurePosixPath(job.key).name, body)
 
@@ -170,7 +185,13 @@ class BatchProcessor:
         if not deliveries:
             return []
         people = {person["person_id"]: person for person in scan_all(self._people_table)}
-        results = self._engine.recognize([photos[d.message_id] for d in deliveries], self._enrolled_gallery(people))
+        gallery = self._enrolled_gallery(people)
+        started = time.perf_counter()
+        results = self._engine.recognize([photos[d.message_id] for d in deliveries], gallery)
+        self._metrics.put(Metric.ENGINE_MS_PER_PHOTO, (time.perf_counter() - started) * 1000 / len(deliveries), count=len(deliveries))
+        for result in results:
+            if isinstance(result, PhotoResult):
+                self._metrics.put(Metric.FACES_PER_PHOTO, len(result.faces))
         recognized = [(d.job.job_id, r) for d, r in zip(deliveries, results) if isinstance(r, PhotoResult)]
         # The results go to S3 side by side, first; a job is DONE only once its result is there.
         list(self._io.map(lambda job: self._store_result(job[0], _recognition_document(*job, people)), recognized))
@@ -185,6 +206,7 @@ class BatchProcessor:
                 job_id,
                 result_key=result_key(job_id),
                 summary={"faces": len(result.faces), "identities": [f.identity for f in result.faces]},
+                uploaded_at=self._uploaded_at.get(job_id),
             )
 
     def _enrolled_gallery(self, people: Mapping[str, Any]) -> Gallery:
@@ -206,8 +228,9 @@ class BatchProcessor:
             job = delivery.job
             photo = photos[delivery.message_id]
             try:
-                vectors = self._engine.enrollment_embeddings(job.person, [photo])
-                gallery = self._gallery.update(lambda g: g.enroll(job.person, vectors))
+                with job_context(job.job_id, job.person):
+                    vectors = self._engine.enrollment_embeddings(job.person, [photo])
+                    gallery = self._gallery.update(lambda g: g.enroll(job.person, vectors))
             except EnrollmentError as exc:
                 self._ledger.failed(job.job_id, error=exc.code, cause=str(exc))
                 continue
@@ -223,7 +246,10 @@ class BatchProcessor:
                 "gallery_revision": gallery.revision,
             }
             self._store_result(job.job_id, document)
-            self._ledger.done(job.job_id, result_key=result_key(job.job_id), summary={"person": job.person})
+            self._ledger.done(
+                job.job_id, result_key=result_key(job.job_id), summary={"person": job.person},
+                uploaded_at=self._uploaded_at.get(job.job_id),
+            )
         return deliveries
 
     def _store_result(self, job_id: str, document: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from .heartbeat import VisibilityHeartbeat
 from .instance import Ec2Instance
 from .ledger import JobLedger
 from .lifecycle import Lifecycle, State
+from .metrics import MetricsPublisher
 from .processor import BatchProcessor, Delivery
 from .settings import WorkerSettings
 
@@ -48,6 +49,7 @@ class Worker:
         s3: Any,
         jobs_table: Any,
         people_table: Any,
+        cloudwatch: Any,
         instance: Ec2Instance,
         engine_factory: Callable[[], Recognizer] = Recognizer.from_config,
         clock: Callable[[], float] = time.monotonic,
@@ -57,6 +59,7 @@ class Worker:
         self._s3 = s3
         self._jobs_table = jobs_table
         self._people_table = people_table
+        self._metrics = MetricsPublisher(cloudwatch, settings.stage_prefix)
         self._instance = instance
         self._engine_factory = engine_factory
         self._queue_url = settings.jobs_queue_url
@@ -122,7 +125,7 @@ class Worker:
             engine=engine,
             gallery=GalleryStore(self._s3, settings.output_bucket, engine.new_gallery),
             people_table=self._people_table,
-            ledger=JobLedger(self._jobs_table, worker_id=f"{self._instance.instance_id}/{os.getpid()}"),
+            ledger=JobLedger(self._jobs_table, worker_id=f"{self._instance.instance_id}/{os.getpid()}", metrics=self._metrics),
             s3=self._s3,
             output_bucket=settings.output_bucket,
             max_upload_bytes=settings.max_upload_bytes,
@@ -130,6 +133,7 @@ class Worker:
             # A live holder keeps extending the visibility; a claim older than one extension
             # belongs to a worker that stopped doing so.
             claim_stale_after_seconds=self.settings.visibility_extension_seconds,
+            metrics=self._metrics,
         )
 
     def _max_receives(self) -> int:
@@ -165,8 +169,10 @@ class Worker:
                 )
         finally:
             self._held = 0
+            self._metrics.flush()
         self.batches += 1
-        logger.info("batch of %d: %d settled", len(deliveries), len(settled))
+        logger.info("batch of %d: %d settled", len(deliveries), len(settled),
+                    extra={"job_ids": [d.job.job_id for d in deliveries if d.job]})
 
 
 def install_signal_handlers(worker: Worker) -> None:
