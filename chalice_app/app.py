@@ -16,7 +16,7 @@ from chalicelib.compat import parse_multipart_file
 from chalicelib.config import Settings
 from chalicelib.contract import JobKind
 from chalicelib.events import iter_uploaded_objects
-from chalicelib.exceptions import NotFoundError, RequestError, ServiceError, uniform_error_body
+from chalicelib.exceptions import RequestError, ServiceError, uniform_error_body
 from chalicelib.people import validate_person
 from chalicelib.services import get_services
 from chalicelib.uploads import UploadRequest
@@ -98,7 +98,7 @@ def list_people() -> dict[str, Any]:
 @_json_errors
 def delete_person(person_id: str) -> Response:
     _admin()
-    get_services().people.delete(person_id)
+    get_services().eraser.erase(person_id)
     return Response(body="", status_code=204)
 
 
@@ -106,12 +106,7 @@ def delete_person(person_id: str) -> Response:
 @_json_errors
 def create_enrollment_upload(person_id: str) -> Response:
     _admin()
-    services = get_services()
-    if services.people.get(person_id) is None:
-        raise NotFoundError(f"no person {person_id!r}")
-    request = UploadRequest.from_body(app.current_request.json_body, services.settings)
-    body = services.jobs_api.create(request, JobKind.ENROLL, person=person_id)
-    return Response(body=body, status_code=201)
+    return Response(body=get_services().enrollments.create(person_id, app.current_request.json_body), status_code=201)
 
 
 @app.route("/admin/fleet", methods=["GET"], cors=_CORS)
@@ -150,6 +145,13 @@ def on_upload_events(event: Any) -> None:
         for obj in iter_uploaded_objects(record.body):
             outcome = handler.handle(obj)
             app.log.info("s3://%s/%s: %s", obj.bucket, obj.key, outcome.value)
+
+
+@app.schedule(Rate(_SETTINGS.compaction_minutes, unit=Rate.MINUTES), name="compact_gallery")
+def compact_gallery(event: Any) -> None:
+    """Fold enrollments into the gallery's snapshot, so a starting worker reads few objects."""
+    job_id = get_services().compactions.request_if_changes_wait()
+    app.log.info("gallery compaction: %s", f"job {job_id}" if job_id else "no changes waiting")
 
 
 @app.lambda_function(name="scale_up")

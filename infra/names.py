@@ -57,6 +57,8 @@ FUNCTIONS = (
     Function("on_upload_events", "OnUploadEvents", "UploadEventsFunctionRole", "-on_upload_events"),
     Function("scale_up", "ScaleUp", "ScaleUpFunctionRole", "-scale_up"),
     Function("scale_up_every_minute", "ScaleUpEveryMinute", "ScaleUpFunctionRole", "-scale_up_every_minute"),
+    # Queues a compaction job (as DELETE /people does), so it runs as the API does.
+    Function("compact_gallery", "CompactGallery", "ApiFunctionRole", "-compact_gallery"),
 )
 
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from local_service.process import ADMIN_TOKEN, local_service
+from chalicelib.web import page as web_page
+from facerec_client.api import FacerecClient
+from local_service.process import ADMIN_TOKEN, RunningService, local_service
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,10 +42,15 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     # Workers outlive the gap between enrolling and recognizing, so one model load serves both.
-    with local_service(tmp_path_factory.mktemp("service") / "service.log", idle_seconds=60) as service:
-        yield service.url
+    with local_service(tmp_path_factory.mktemp("service") / "service.log", idle_seconds=60) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def service_url(service: RunningService) -> str:
+    return service.url
 
 
 def test_the_page_is_one_html_document_with_its_style_and_script_inline(client):
@@ -115,3 +122,80 @@ def assert_box_on_photo(card: Any) -> None:
     assert photo and box and box["width"] > 10 and box["height"] > 10
     assert photo["x"] <= box["x"] and box["x"] + box["width"] <= photo["x"] + photo["width"] + 1
     assert photo["y"] <= box["y"] and box["y"] + box["height"] <= photo["y"] + photo["height"] + 1
+
+
+def test_the_admin_token_stays_in_its_browser_tab_in_session_storage(browser):
+    """The page as /app serves it, in a browser context of its own; the API is out of reach, as
+    only where the token is kept matters here."""
+    web = web_page()
+    context = browser.new_context()
+
+    def serve(route: Any) -> None:
+        if route.request.url.endswith("/app"):
+            route.fulfill(status=200, headers=web.headers, body=web.html)
+        else:
+            route.abort()
+
+    context.route("http://facerec.test/**", serve)
+    try:
+        page = context.new_page()
+        page.goto("http://facerec.test/app#enroll")
+        token = page.get_by_label("Admin token")
+        token.fill(ADMIN_TOKEN)
+        token.blur()
+        assert page.evaluate("[sessionStorage.getItem('facerec.adminToken'), localStorage.length]") == [ADMIN_TOKEN, 0]
+        page.reload()
+        assert page.get_by_label("Admin token").input_value() == ADMIN_TOKEN  # the same tab keeps it
+        other = context.new_page()
+        other.goto("http://facerec.test/app#fleet")
+        assert other.get_by_label("Admin token").input_value() == ""  # another tab never sees it
+        assert other.evaluate("localStorage.length") == 0
+    finally:
+        context.close()
+
+
+def end_workers(service: RunningService) -> None:
+    """Terminate the stage's worker instances, as each worker does to its own once idle."""
+    ec2 = service.ec2()
+    reservations = ec2.describe_instances(Filters=[
+        {"Name": "tag:facerec:role", "Values": ["worker"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]},
+    ])["Reservations"]
+    ids = [instance["InstanceId"] for reservation in reservations for instance in reservation["Instances"]]
+    if ids:
+        ec2.terminate_instances(InstanceIds=ids)
+
+
+@pytest.mark.slow
+def test_the_fleet_tab_shows_workers_scale_out_for_a_job_and_back_to_zero(browser, service, tmp_path):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    console_errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+    page.on("pageerror", lambda error: console_errors.append(str(error)))
+    end_workers(service)
+    page.goto(f"{service.url}/app")
+    page.get_by_role("tab", name="Fleet").click()
+    expect(page.locator("#fleet-message")).to_have_text("Enter the admin token to see the fleet.")
+    token = page.get_by_label("Admin token")
+    token.fill(ADMIN_TOKEN)
+    token.blur()
+
+    workers = page.locator("#fleet-workers")
+    expect(workers).to_have_text("0 of at most 2", timeout=30_000)
+    expect(page.locator("#fleet-visible")).to_have_text("0")
+    done = page.get_by_role("row", name=re.compile(r"^DONE ")).get_by_role("cell").nth(1)
+    done_before = int(done.inner_text())
+
+    job = FacerecClient(service.url).submit(FACES / "obama2.jpg")
+    # The workflow's scale-up launches a worker as soon as the job is queued.
+    expect(workers).to_have_text(re.compile(r"^[12] of at most 2$"), timeout=60_000)
+    expect(done).to_have_text(str(done_before + 1), timeout=JOB_TIMEOUT_MS)
+    assert FacerecClient(service.url).job(job["job_id"])["status"] == "DONE"
+    page.screenshot(path=tmp_path / "fleet.png", full_page=True)
+
+    end_workers(service)
+    expect(workers).to_have_text("0 of at most 2", timeout=30_000)
+    expect(page.locator("#fleet-in-flight")).to_have_text("0")
+    assert console_errors == []

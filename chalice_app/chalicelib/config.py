@@ -36,6 +36,10 @@ class Settings(StageSettings):
         "FACEREC_ALLOWED_CONTENT_TYPES", ("image/jpeg", "image/png", "image/webp")
     )
     job_ttl_days: int = setting("FACEREC_JOB_TTL_DAYS", 7)
+    # Bulk enrollment: at most this many photos (jobs, presigned uploads) in one request.
+    max_photos_per_request: int = setting("FACEREC_MAX_PHOTOS_PER_REQUEST", 100)
+    # The schedule that folds the gallery's enrollments into its snapshot (when any wait).
+    compaction_minutes: int = setting("FACEREC_COMPACTION_MINUTES", 15)
     # A claim on an upload older than this belongs to an event handler that died before starting
     # the workflow; it matches the upload-events queue's visibility timeout (infra/template.yaml).
     upload_claim_stale_seconds: int = setting("FACEREC_UPLOAD_CLAIM_STALE_SECONDS", 60)

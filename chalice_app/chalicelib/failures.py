@@ -26,6 +26,7 @@ FAILURE_MESSAGES: Mapping[str, str] = MappingProxyType({
     "photo_missing": "The photo was not found (its upload may have expired): create a new job and upload it again.",
     # Enrolling.
     "enrollment_rejected": "An enrollment photo must show exactly one face, the person's: send another photo of them.",
+    "person_not_found": "The person was deleted before this photo was enrolled: create them again (POST /people), then enroll the photo.",
     # The service's own trouble: the operator has the details under the job id.
     "engine_error": "The recognition engine failed on this photo: try another photo, or give the operator the job id.",
     "gallery_error": "The gallery could not be updated: try again later, or give the operator the job id.",

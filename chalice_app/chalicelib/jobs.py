@@ -9,14 +9,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .contract import RECORD_FAILED_UNTAKEN, Clock, JobKind, JobStatus, is_conditional_failure, utc_now_iso
+from .contract import RECORD_FAILED_UNTAKEN, Clock, batch_get_all, JobKind, JobStatus, is_conditional_failure, utc_now_iso
 from .exceptions import JobStoreError
 
 __all__ = ["Job", "JobStore", "new_job_id"]
-
-# BatchGetItem's most keys per call.
-_BATCH_GET_LIMIT = 100
-
 
 def new_job_id() -> str:
     """32 URL-safe characters (192 random bits): knowing a job id is the only credential to read it."""
@@ -74,6 +70,30 @@ class JobStore:
         except ClientError as exc:
             raise JobStoreError(f"could not create job {job.job_id}", exc) from exc
 
+    def create_queued(self, job_id: str, kind: JobKind, ttl_epoch: int) -> None:
+        """A job with no photo to wait for (a compaction), queued from the start."""
+        item = {
+            "job_id": job_id,
+            "kind": kind.value,
+            "status": JobStatus.QUEUED.value,
+            "created_at": utc_now_iso(self._clock),
+            "queued_at": utc_now_iso(self._clock),
+            "ttl_epoch": ttl_epoch,
+        }
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        except ClientError as exc:
+            raise JobStoreError(f"could not create job {job_id}", exc) from exc
+
+    def delete(self, job_ids: list[str]) -> None:
+        """Forget these jobs' records (a deleted person's enrollments)."""
+        try:
+            with self._table.batch_writer() as batch:
+                for job_id in job_ids:
+                    batch.delete_item(Key={"job_id": job_id})
+        except ClientError as exc:
+            raise JobStoreError(f"could not delete {len(job_ids)} jobs", exc) from exc
+
     def get(self, job_id: str) -> dict[str, Any] | None:
         try:
             return self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
@@ -82,26 +102,17 @@ class JobStore:
 
     def statuses(self, job_ids: list[str]) -> dict[str, str]:
         """Several jobs' statuses in as few reads as DynamoDB allows (100 keys a call), by job id."""
-        client, found = self._table.meta.client, {}
         try:
-            for start in range(0, len(job_ids), _BATCH_GET_LIMIT):
-                request = {
-                    self._table.name: {
-                        "Keys": [{"job_id": job_id} for job_id in job_ids[start : start + _BATCH_GET_LIMIT]],
-                        "ConsistentRead": True,
-                        # Only what a waiter needs: whole records would be read, and paid for, at every poll.
-                        "ProjectionExpression": "job_id, #status",
-                        "ExpressionAttributeNames": {"#status": "status"},
-                    }
-                }
-                # Keys DynamoDB did not get to (throttling, the 16 MB cap) come back to be asked again.
-                while request:
-                    response = client.batch_get_item(RequestItems=request)
-                    found.update((item["job_id"], item["status"]) for item in response["Responses"].get(self._table.name, []))
-                    request = response.get("UnprocessedKeys") or {}
+            items = batch_get_all(
+                self._table,
+                [{"job_id": job_id} for job_id in job_ids],
+                # Only what a waiter needs: whole records would be read, and paid for, at every poll.
+                ProjectionExpression="job_id, #status",
+                ExpressionAttributeNames={"#status": "status"},
+            )
         except ClientError as exc:
             raise JobStoreError(f"could not read {len(job_ids)} jobs", exc) from exc
-        return found
+        return {item["job_id"]: item["status"] for item in items}
 
     def claim_upload(self, job_id: str, key: str, stale_after_seconds: int) -> dict[str, Any] | None:
         """Mark the job's upload as being handled; None when another event already claimed it.

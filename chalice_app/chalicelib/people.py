@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from typing import Any, Callable, Mapping
 
 from botocore.exceptions import ClientError
 
-from .contract import is_conditional_failure, scan_all, utc_now_iso
+from .contract import INCARNATION, is_conditional_failure, scan_all, utc_now_iso
 from .exceptions import BadRequestError, ConflictError, NotFoundError, PeopleStoreError
 
 __all__ = ["PeopleStore", "validate_person"]
 
 # A person id is what results call the person ("identity"), so it is a short, URL-safe slug.
 _PERSON_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# The record's set of its enrollment photos' upload keys (uploads/<job>/<file>); a DynamoDB item
+# holds up to 400 KB, some 5,000 photos a person.
+ENROLLMENT_UPLOADS = "enrollment_uploads"
 
 
 def validate_person(body: Any) -> tuple[str, str]:
@@ -37,13 +41,27 @@ def is_person_id(value: str) -> bool:
     return bool(_PERSON_ID.match(value))
 
 
+# What a client is shown of a record: the incarnation and the upload keys are the service's own.
+_PUBLIC_FIELDS = ("person_id", "display_name", "created_at", "photos_enrolled")
+
+
+def _public(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {field: row[field] for field in _PUBLIC_FIELDS if field in row}
+
+
 class PeopleStore:
     def __init__(self, table: Any, clock: Callable[[], float] = time.time) -> None:
         self._table = table
         self._clock = clock
 
     def create(self, person_id: str, display_name: str) -> dict[str, Any]:
-        item = {"person_id": person_id, "display_name": display_name, "created_at": utc_now_iso(self._clock)}
+        item = {
+            "person_id": person_id,
+            "display_name": display_name,
+            "created_at": utc_now_iso(self._clock),
+            # New every time: faces enrolled under an earlier person of the same id never match this one.
+            INCARNATION: uuid.uuid4().hex,
+        }
         try:
             # Creating a person twice is a conflict, not an overwrite of their record.
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(person_id)")
@@ -51,7 +69,7 @@ class PeopleStore:
             if is_conditional_failure(exc):
                 raise ConflictError(f"person {person_id!r} exists already") from exc
             raise PeopleStoreError(f"could not create person {person_id}", exc) from exc
-        return item
+        return _public(item)
 
     def get(self, person_id: str) -> dict[str, Any] | None:
         if not is_person_id(person_id):
@@ -67,17 +85,34 @@ class PeopleStore:
             people = scan_all(self._table)
         except ClientError as exc:
             raise PeopleStoreError("could not list people", exc) from exc
-        return sorted(people, key=lambda person: person["person_id"])
+        return sorted((_public(person) for person in people), key=lambda person: person["person_id"])
 
-    def delete(self, person_id: str) -> None:
+    def record_uploads(self, person_id: str, keys: list[str]) -> None:
+        """Note enrollment photos' upload keys on the person's record, so deleting the person
+        finds them (and their jobs' results); a 404 when there is no such person."""
+        try:
+            self._table.update_item(
+                Key={"person_id": person_id},
+                UpdateExpression=f"ADD {ENROLLMENT_UPLOADS} :keys",
+                ConditionExpression="attribute_exists(person_id)",
+                ExpressionAttributeValues={":keys": set(keys)},
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                raise NotFoundError(f"no person {person_id!r}: create them first (POST /people)") from exc
+            raise PeopleStoreError(f"could not record uploads for person {person_id}", exc) from exc
+
+    def delete(self, person_id: str) -> dict[str, Any]:
+        """Remove the record and return it as it was: from this write on no worker names the person."""
         if not is_person_id(person_id):
             raise NotFoundError(f"no person {person_id!r}")
         try:
             # Deleting someone who is not there is a 404, so the caller learns of a typo.
-            self._table.delete_item(
-                Key={"person_id": person_id}, ConditionExpression="attribute_exists(person_id)"
+            response = self._table.delete_item(
+                Key={"person_id": person_id}, ConditionExpression="attribute_exists(person_id)", ReturnValues="ALL_OLD"
             )
         except ClientError as exc:
             if is_conditional_failure(exc):
                 raise NotFoundError(f"no person {person_id!r}") from exc
             raise PeopleStoreError(f"could not delete person {person_id}", exc) from exc
+        return response["Attributes"]

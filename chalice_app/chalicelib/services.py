@@ -15,6 +15,8 @@ from botocore.config import Config
 
 from .auth import AdminAuth, admin_secret
 from .config import Settings
+from .enrollment import Enrollments
+from .erasure import Compactions, PersonEraser
 from .events import UploadEventHandler
 from .fleet_view import FleetView
 from .jobs import JobStore
@@ -38,6 +40,9 @@ class Services:
     settings: Settings
     jobs_api: JobsApi
     people: PeopleStore
+    eraser: PersonEraser
+    enrollments: Enrollments
+    compactions: Compactions
     admin: AdminAuth
     upload_events: UploadEventHandler
     scale_up: ScaleUp
@@ -53,11 +58,17 @@ class Services:
         jobs = JobStore(jobs_table)
         sqs = session.client("sqs", region_name=region, config=_CLIENT_CONFIG)
         ec2 = session.client("ec2", region_name=region, config=_CLIENT_CONFIG)
+        people = PeopleStore(dynamodb.Table(settings.people_table))
+        compactions = Compactions(jobs, sqs, s3, settings)
         secret = admin_secret(settings, lambda: session.client("ssm", region_name=region))
+        jobs_api = JobsApi(jobs, UploadSigner(s3, settings), s3, settings)
         return cls(
             settings=settings,
-            jobs_api=JobsApi(jobs, UploadSigner(s3, settings), s3, settings),
-            people=PeopleStore(dynamodb.Table(settings.people_table)),
+            jobs_api=jobs_api,
+            enrollments=Enrollments(people, jobs_api, settings),
+            people=people,
+            eraser=PersonEraser(people, jobs, compactions, s3, settings),
+            compactions=compactions,
             admin=AdminAuth(secret),
             upload_events=UploadEventHandler(
                 jobs, s3, WorkflowStarter(session.client("stepfunctions", region_name=region, config=_CLIENT_CONFIG), settings.state_machine_arn), settings

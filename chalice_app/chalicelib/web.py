@@ -33,7 +33,7 @@ def _sha256(text: str) -> str:
 
 def _content_security_policy(html: str) -> str:
     """Only the page's own inline script and style run, so an injected one cannot read the admin
-    token from localStorage. Uploads go to a bucket whose host depends on the stage (moto's port
+    token from sessionStorage. Uploads go to a bucket whose host depends on the stage (moto's port
     locally), hence any connect-src."""
     hashes: dict[str, list[str]] = {"script": [], "style": []}
     for kind, body in _INLINE_ELEMENT.findall(html):

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import io
-import threading
 
 from PIL import Image
 
 from chalicelib.contract import JobKind, JobMessage, JobStatus
-from facerec_worker.gallery_store import GalleryStore
 
 from .conftest import FACES, photo_bytes
 
@@ -124,34 +122,6 @@ def test_a_job_that_keeps_failing_is_marked_failed_and_left_for_the_dead_letter_
     assert job_id in dead["Messages"][0]["Body"]
 
 
-def test_two_workers_enrolling_at_once_lose_neither_update(harness):
-    store_a, store_b = (
-        GalleryStore(harness.s3, harness.stack.outputs["OutputBucketName"], harness.engine.new_gallery)
-        for _ in range(2)
-    )
-    vectors = {name: harness.engine.enrollment_embeddings(name, [p]) for name, p in
-               [("obama", _input("obama.jpg")), ("biden", _input("biden.jpg"))]}
-    barrier = threading.Barrier(2)
-
-    def enroll_many(store, name):
-        barrier.wait()
-        for _ in range(3):
-            store.update(lambda g: g.enroll(name, vectors[name]))
-
-    threads = [threading.Thread(target=enroll_many, args=(s, n)) for s, n in [(store_a, "obama"), (store_b, "biden")]]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert store_a.current().names() == {"biden": 3, "obama": 3}
-
-
-def _input(name: str):
-    from facerec_worker.engine import PhotoInput
-
-    return PhotoInput(name, photo_bytes(name))
-
-
 def test_an_idle_worker_terminates_its_own_instance(harness):
     worker = harness.worker(idle_seconds=0.5)
     harness.queue(photo_bytes("obama2.jpg"))
@@ -168,18 +138,6 @@ def test_a_stop_request_drains_and_ends_without_taking_work(harness):
     assert worker.lifecycle.state == "terminated"
     assert harness.job(job_id)["status"] == JobStatus.QUEUED.value
     assert harness.messages_left() == 1
-
-
-def test_a_person_deleted_through_the_api_is_no_longer_named_and_leaves_the_gallery(harness):
-    enroll(harness, "obama", "obama.jpg")
-    harness.worker().run()
-    harness.people.delete_item(Key={"person_id": "obama"})
-
-    job_id = harness.queue(photo_bytes("obama2.jpg"), filename="obama2.jpg")
-    harness.worker().run()
-    assert [f["identity"] for f in harness.result(job_id)["faces"]] == [None]
-    store = GalleryStore(harness.s3, harness.stack.outputs["OutputBucketName"], harness.engine.new_gallery)
-    assert store.current().names() == {}
 
 
 def test_a_failing_aws_call_keeps_the_worker_up_and_the_message_ends_in_the_dead_letter_queue(harness):

@@ -1,82 +1,235 @@
-"""The shared gallery in S3: read by every worker, changed with compare-and-swap.
+"""The shared gallery in S3: a snapshot, the enrollments appended since, and the compaction.
 
-Enrollment is read-modify-write of one object. Two workers enrolling at once would lose one
-update with a plain PUT, so each write is conditional on the ETag that was read (S3's If-Match,
-or If-None-Match for the first gallery) and retried on a fresh copy when someone else won.
+Layout (chalicelib.contract.GalleryKeys), one gallery per model and detector:
+
+- `changes/<stamp>-<job>.bin`: one object per enrollment (a small FaceIndex), written once by the
+  worker that enrolled; the stamp is UTC time and sorts as it. No enrollment rewrites anything,
+  so concurrent enrollments cannot conflict.
+- `snapshots/<stamp>-<id>.bin`: every face of the changes stamped before its `through`, without
+  the faces of deleted people; `manifest.json` names the current one. Only a compaction writes
+  them, and it replaces the manifest only if nobody else did meanwhile (If-Match).
+
+A worker loads the snapshot once and then, before each batch, lists the changes stamped after
+what it has (from SETTLE_SECONDS before its newest, for keys that landed late) and fetches only
+those: one HEAD, one LIST and a GET per new enrollment.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 from botocore.exceptions import ClientError
 
-from chalicelib.contract import error_code, gallery_key, is_missing
-from facerec_worker.engine import Gallery
+from chalicelib.contract import LEGACY_INCARNATION, GalleryKeys, error_code, is_missing, legacy_gallery_key
+from facerec_worker.engine import FaceIndex, Gallery, Owner
 
 logger = logging.getLogger(__name__)
 
-MAX_WRITE_ATTEMPTS = 8
-# S3's answers to a conditional PUT that another writer beat: the ETag moved, or a write in flight.
+# A change object is listed by everyone within this long of the time in its key (a PUT takes far
+# less): later changes are read again from this far back, and a compaction leaves them for the next.
+SETTLE_SECONDS = 30
+_STAMP = "%Y%m%dT%H%M%S.%fZ"
+_STAMP_LENGTH = len(datetime(2000, 1, 1, tzinfo=timezone.utc).strftime(_STAMP))
+# S3's DeleteObjects takes at most this many keys a call.
+_DELETE_BATCH = 1000
 _LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+# Change objects fetched side by side on a cold start.
+_FETCH_THREADS = 16
 
 
-class GalleryConflictError(Exception):
-    """Other workers kept changing the gallery; the enrollment is retried with its message."""
+def stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime(_STAMP)
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What a compaction did, for its job's result and the log."""
+
+    snapshot: str | None
+    faces: int
+    dropped_faces: int
+    folded_changes: int
+    deleted_changes: int
 
 
 class GalleryStore:
-    def __init__(self, s3: Any, bucket: str, new_gallery: Callable[[], Gallery]) -> None:
+    """One worker's view of the gallery: the snapshot and the changes it has applied."""
+
+    def __init__(
+        self, s3: Any, bucket: str, *, model: str, detector: str, dimensions: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._s3 = s3
         self._bucket = bucket
-        self._new_gallery = new_gallery
-        self._key = gallery_key(new_gallery().model)
-        self._gallery: Gallery | None = None
-        self._etag: str | None = None
+        self.keys = GalleryKeys(model, detector)
+        self._dimensions = dimensions
+        self._clock = clock
+        self._manifest_etag: str | None = None
+        self._index: FaceIndex | None = None
+        self._through = ""
+        self._applied: set[str] = set()
+        self._io = ThreadPoolExecutor(max_workers=_FETCH_THREADS, thread_name_prefix="gallery-io")
 
-    def current(self) -> Gallery:
-        """The latest gallery: a HEAD per call, a download only when another worker changed it."""
-        etag = self._remote_etag()
-        if self._gallery is None or etag != self._etag:
-            self._gallery, self._etag = self._download()
-            logger.info("gallery %s: %d people (revision %d)", self._key, len(self._gallery.people), self._gallery.revision)
-        return self._gallery
+    def empty(self) -> FaceIndex:
+        return FaceIndex(self.keys.model, self.keys.detector, self._dimensions)
 
-    def update(self, change: Callable[[Gallery], None]) -> Gallery:
-        """Apply `change` to the latest gallery and store it, retrying when another writer won."""
-        for _ in range(MAX_WRITE_ATTEMPTS):
-            gallery, etag = self._download()
-            change(gallery)
-            condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
-            try:
-                response = self._s3.put_object(
-                    Bucket=self._bucket, Key=self._key, Body=gallery.to_bytes(),
-                    ContentType="application/json", **condition,
-                )
-            except ClientError as exc:
-                if error_code(exc) in _LOST_RACE:
-                    logger.info("gallery %s changed under us; retrying", self._key)
-                    continue
-                raise
-            self._gallery, self._etag = gallery, response["ETag"]
-            return gallery
-        raise GalleryConflictError(f"{self._key} changed {MAX_WRITE_ATTEMPTS} times during one update")
+    def current(self) -> FaceIndex:
+        """The snapshot (again only when a compaction replaced it) plus every change since."""
+        manifest = self._manifest()
+        if self._index is None or manifest["etag"] != self._manifest_etag:
+            self._load(manifest)
+        fresh = [key for key in self._changes_since(self._newest_applied()) if key not in self._applied]
+        for key, change in zip(fresh, self._io.map(self._fetch_change, fresh)):
+            if change is None:
+                # A compaction folded it and deleted it after we listed it: start from its snapshot.
+                self._index = None
+                return self.current()
+            self._index.extend(change)
+            self._applied.add(key)
+        return self._index
 
-    def _remote_etag(self) -> str | None:
+    def append(self, owner: Owner, vectors: np.ndarray, job_id: str) -> str:
+        """Store one enrollment's faces as a change object; its key."""
+        change = self.empty()
+        change.add(owner, vectors)
+        key = self.keys.change(stamp(self._clock()), job_id)
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=change.to_bytes(), ContentType="application/octet-stream")
+        return key
+
+    def compact(self, alive: Callable[[Collection[Owner]], set[Owner]]) -> Compaction:
+        """Fold the settled changes into a new snapshot without the owners `alive` rejects, and
+        delete what it replaces: the folded changes, any change of a dead owner, the old snapshot."""
+        manifest = self._manifest()
+        base = self._snapshot(manifest) if manifest["snapshot"] else self.empty()
+        through = stamp(self._clock() - SETTLE_SECONDS)
+        keys = self._changes_since(manifest["through"])
+        changes = dict(zip(keys, self._io.map(self._fetch_change, keys)))
+        settled = [key for key in keys if self._stamp_of(key) < through and changes[key] is not None]
+        folded = self.empty()
+        folded.extend(base)
+        for key in settled:
+            folded.extend(changes[key])
+        living = alive(set(folded.owners) | {o for c in changes.values() if c is not None for o in c.owners})
+        snapshot = folded.keeping(lambda owner: owner in living)
+        dead_changes = [k for k in keys if k not in settled and changes[k] is not None and not set(changes[k].owners) <= living]
+        snapshot_key = self.keys.snapshot(through, uuid.uuid4().hex)
+        self._s3.put_object(Bucket=self._bucket, Key=snapshot_key, Body=snapshot.to_bytes(), ContentType="application/octet-stream")
+        document = {"snapshot": snapshot_key, "through": through, "faces": len(snapshot)}
+        condition = {"IfMatch": manifest["etag"]} if manifest["etag"] else {"IfNoneMatch": "*"}
         try:
-            return self._s3.head_object(Bucket=self._bucket, Key=self._key)["ETag"]
+            self._s3.put_object(
+                Bucket=self._bucket, Key=self.keys.manifest, Body=json.dumps(document).encode(),
+                ContentType="application/json", **condition,
+            )
+        except ClientError as exc:
+            if error_code(exc) not in _LOST_RACE:
+                raise
+            logger.info("another compaction of %s won; dropping ours", self.keys.prefix)
+            self._delete([snapshot_key])
+            return Compaction(None, len(base), 0, 0, 0)
+        self._delete(settled + dead_changes + ([manifest["snapshot"]] if manifest["snapshot"] else []))
+        logger.info("compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted",
+                    self.keys.prefix, len(snapshot), len(folded) - len(snapshot), len(settled), len(dead_changes))
+        return Compaction(snapshot_key, len(snapshot), len(folded) - len(snapshot), len(settled), len(dead_changes))
+
+    def close(self) -> None:
+        self._io.shutdown()
+
+    def _load(self, manifest: dict[str, Any]) -> None:
+        if manifest["etag"] is None and self._migrate_legacy():
+            manifest = self._manifest()
+        self._index = self.empty()
+        if manifest["snapshot"]:
+            self._index.extend(self._snapshot(manifest))
+        self._manifest_etag, self._through, self._applied = manifest["etag"], manifest["through"], set()
+        logger.info("gallery %s: snapshot of %d faces through %s", self.keys.prefix, len(self._index), self._through or "-")
+
+    def _manifest(self) -> dict[str, Any]:
+        try:
+            response = self._s3.get_object(Bucket=self._bucket, Key=self.keys.manifest)
+        except ClientError as exc:
+            if is_missing(exc):
+                return {"etag": None, "snapshot": None, "through": ""}
+            raise
+        return {**json.loads(response["Body"].read()), "etag": response["ETag"]}
+
+    def _snapshot(self, manifest: dict[str, Any]) -> FaceIndex:
+        body = self._s3.get_object(Bucket=self._bucket, Key=manifest["snapshot"])["Body"].read()
+        index = FaceIndex.from_bytes(body)
+        index.require(self.keys.model, self.keys.detector)
+        return index
+
+    def _newest_applied(self) -> str:
+        """Where to list from: SETTLE_SECONDS before the newest change applied, or the snapshot's end."""
+        if not self._applied:
+            return self._through
+        newest = datetime.strptime(self._stamp_of(max(self._applied)), _STAMP).replace(tzinfo=timezone.utc)
+        return max(self._through, (newest - timedelta(seconds=SETTLE_SECONDS)).strftime(_STAMP))
+
+    def _changes_since(self, since: str) -> list[str]:
+        """Change keys stamped at or after `since`, oldest first."""
+        start = {"StartAfter": f"{self.keys.changes}{since}"} if since else {}
+        keys: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=self.keys.changes, **start):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        return keys
+
+    def _stamp_of(self, key: str) -> str:
+        return key[len(self.keys.changes) : len(self.keys.changes) + _STAMP_LENGTH]
+
+    def _fetch_change(self, key: str) -> FaceIndex | None:
+        try:
+            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if is_missing(exc):
                 return None
             raise
+        change = FaceIndex.from_bytes(body)
+        change.require(self.keys.model, self.keys.detector)
+        return change
 
-    def _download(self) -> tuple[Gallery, str | None]:
+    def _migrate_legacy(self) -> bool:
+        """The one-JSON-document gallery of before becomes this gallery's first snapshot, once.
+
+        Its people were enrolled before records had incarnations, so their faces carry the
+        legacy one, which only such old records have: a person deleted and created again since
+        does not get the old faces back.
+        """
+        key = legacy_gallery_key(self.keys.model)
         try:
-            response = self._s3.get_object(Bucket=self._bucket, Key=self._key)
+            legacy = Gallery.from_bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
         except ClientError as exc:
             if is_missing(exc):
-                return self._new_gallery(), None
+                return False
             raise
-        return Gallery.from_bytes(response["Body"].read()), response["ETag"]
+        index = self.empty()
+        for person, vectors in legacy.people.items():
+            index.add(Owner(person, LEGACY_INCARNATION), vectors)
+        snapshot_key = self.keys.snapshot(stamp(self._clock()), "migrated")
+        self._s3.put_object(Bucket=self._bucket, Key=snapshot_key, Body=index.to_bytes())
+        document = {"snapshot": snapshot_key, "through": "", "faces": len(index)}
+        try:
+            self._s3.put_object(Bucket=self._bucket, Key=self.keys.manifest, Body=json.dumps(document).encode(), IfNoneMatch="*")
+        except ClientError as exc:
+            if error_code(exc) not in _LOST_RACE:
+                raise
+            logger.info("another worker migrated %s first", key)
+            return True
+        self._delete([key])
+        logger.warning("migrated the JSON gallery %s (%d people, %d faces) to %s, taken as made with the %s detector",
+                       key, len(legacy.people), len(index), snapshot_key, self.keys.detector)
+        return True
+
+    def _delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), _DELETE_BATCH):
+            chunk = keys[start : start + _DELETE_BATCH]
+            self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any, Mapping
 
@@ -26,7 +26,6 @@ from chalicelib.contract import (
     JobMessage,
     is_missing,
     result_key,
-    scan_all,
     upload_size_problem,
 )
 from chalicelib.contract.logs import job_context
@@ -34,7 +33,7 @@ from chalicelib.contract.telemetry import Metric
 from facerec_worker.engine import (
     SCHEMA_VERSION,
     EnrollmentError,
-    Gallery,
+    Owner,
     PhotoFailure,
     PhotoInput,
     PhotoResult,
@@ -43,6 +42,7 @@ from facerec_worker.engine import (
 
 from .gallery_store import GalleryStore
 from .ledger import Claim, JobLedger
+from .people import LiveGallery, PeopleDirectory, PersonNotFoundError, incarnation_of
 from .metrics import MetricsPublisher
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class BatchProcessor:
     ) -> None:
         self._engine = engine
         self._gallery = gallery
-        self._people_table = people_table
+        self._people = PeopleDirectory(people_table)
         self._ledger = ledger
         self._s3 = s3
         self._output_bucket = output_bucket
@@ -122,9 +122,11 @@ class BatchProcessor:
             elif claim is Claim.TAKEN:
                 taken.append(delivery)
         try:
-            photos = self._fetch_all(taken)
-            ready = [d for d in taken if photos[d.message_id] is not None]
-            settled += [d for d in taken if photos[d.message_id] is None]
+            settled += [self._compact(d) for d in taken if d.job.kind is JobKind.COMPACT]
+            with_photo = [d for d in taken if d.job.kind is not JobKind.COMPACT]
+            photos = self._fetch_all(with_photo)
+            ready = [d for d in with_photo if photos[d.message_id] is not None]
+            settled += [d for d in with_photo if photos[d.message_id] is None]
             settled += self._recognize([d for d in ready if d.job.kind is JobKind.RECOGNIZE], photos)
             settled += self._enroll([d for d in ready if d.job.kind is JobKind.ENROLL], photos)
         except Exception as exc:
@@ -152,6 +154,7 @@ class BatchProcessor:
     def close(self) -> None:
         """Stop the I/O threads; safe to call twice."""
         self._io.shutdown()
+        self._gallery.close()
 
     def _fetch_all(self, deliveries: list[Delivery]) -> dict[str, PhotoInput | None]:
         """Every job's photo by message id, fetched side by side; None for a job whose photo
@@ -184,8 +187,7 @@ class BatchProcessor:
     def _recognize(self, deliveries: list[Delivery], photos: dict[str, PhotoInput | None]) -> list[Delivery]:
         if not deliveries:
             return []
-        people = {person["person_id"]: person for person in scan_all(self._people_table)}
-        gallery = self._enrolled_gallery(people)
+        gallery = LiveGallery(self._gallery.current(), self._people, self._engine.detector)
         started = time.perf_counter()
         results = self._engine.recognize([photos[d.message_id] for d in deliveries], gallery)
         self._metrics.put(Metric.ENGINE_MS_PER_PHOTO, (time.perf_counter() - started) * 1000 / len(deliveries), count=len(deliveries))
@@ -194,7 +196,7 @@ class BatchProcessor:
                 self._metrics.put(Metric.FACES_PER_PHOTO, len(result.faces))
         recognized = [(d.job.job_id, r) for d, r in zip(deliveries, results) if isinstance(r, PhotoResult)]
         # The results go to S3 side by side, first; a job is DONE only once its result is there.
-        list(self._io.map(lambda job: self._store_result(job[0], _recognition_document(*job, people)), recognized))
+        list(self._io.map(lambda job: self._store_result(job[0], _recognition_document(*job, gallery.people)), recognized))
         list(self._io.map(self._record_outcome, (d.job.job_id for d in deliveries), results))
         return deliveries
 
@@ -209,28 +211,13 @@ class BatchProcessor:
                 uploaded_at=self._uploaded_at.get(job_id),
             )
 
-    def _enrolled_gallery(self, people: Mapping[str, Any]) -> Gallery:
-        """The gallery without anyone deleted through the API since their embeddings were stored.
-
-        The people table (`people`, by id) is the record of who is enrolled; deleting a person
-        there stops their matches from the next batch on, and this prunes their embeddings from
-        the shared file.
-        """
-        gallery = self._gallery.current()
-        deleted = set(gallery.people) - set(people)
-        if not deleted:
-            return gallery
-        logger.info("removing %d deleted people from the gallery", len(deleted))
-        return self._gallery.update(lambda g: [g.remove(name) for name in deleted])
-
     def _enroll(self, deliveries: list[Delivery], photos: dict[str, PhotoInput | None]) -> list[Delivery]:
         for delivery in deliveries:
             job = delivery.job
             photo = photos[delivery.message_id]
             try:
                 with job_context(job.job_id, job.person):
-                    vectors = self._engine.enrollment_embeddings(job.person, [photo])
-                    gallery = self._gallery.update(lambda g: g.enroll(job.person, vectors))
+                    change, photos_enrolled = self._enroll_one(job, photo)
             except EnrollmentError as exc:
                 self._ledger.failed(job.job_id, error=exc.code, cause=str(exc))
                 continue
@@ -242,8 +229,8 @@ class BatchProcessor:
                 "photo": photo.name,
                 "model": self._engine.model,
                 "detector": self._engine.detector,
-                "photos_enrolled": gallery.names()[job.person],
-                "gallery_revision": gallery.revision,
+                "photos_enrolled": photos_enrolled,
+                "gallery_change": change,
             }
             self._store_result(job.job_id, document)
             self._ledger.done(
@@ -251,6 +238,35 @@ class BatchProcessor:
                 uploaded_at=self._uploaded_at.get(job.job_id),
             )
         return deliveries
+
+    def _enroll_one(self, job: JobMessage, photo: PhotoInput) -> tuple[str, int]:
+        """The photo's face appended to the gallery under the person's current record: the change
+        object's key and how many photos the person is now enrolled from."""
+        row = self._people.get(job.person)
+        if row is None:
+            raise PersonNotFoundError(f"person {job.person!r} no longer exists")
+        owner = Owner(job.person, incarnation_of(row))
+        vectors = self._engine.enrollment_embeddings(job.person, [photo])
+        change = self._gallery.append(owner, vectors, job.job_id)
+        photos_enrolled = self._people.count_photos(owner, len(vectors))
+        if photos_enrolled is None:
+            # Deleted while we enrolled: the change names a record that is gone, so it matches
+            # nobody, and the compaction the deletion asked for removes it.
+            raise PersonNotFoundError(f"person {job.person!r} was deleted during the enrollment")
+        return change, photos_enrolled
+
+    def _compact(self, delivery: Delivery) -> Delivery:
+        """Fold the gallery's changes into a new snapshot without the faces of deleted people."""
+        job = delivery.job
+        with job_context(job):
+            compaction = self._gallery.compact(self._people.alive)
+        document = {"schema_version": SCHEMA_VERSION, "job_id": job.job_id, "kind": JobKind.COMPACT.value, **asdict(compaction)}
+        self._store_result(job.job_id, document)
+        self._ledger.done(
+            job.job_id, result_key=result_key(job.job_id),
+            summary={"faces": compaction.faces, "dropped_faces": compaction.dropped_faces},
+        )
+        return delivery
 
     def _store_result(self, job_id: str, document: dict[str, Any]) -> None:
         self._s3.put_object(

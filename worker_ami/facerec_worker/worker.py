@@ -123,7 +123,9 @@ class Worker:
         settings = self.settings
         return BatchProcessor(
             engine=engine,
-            gallery=GalleryStore(self._s3, settings.output_bucket, engine.new_gallery),
+            gallery=GalleryStore(
+                self._s3, settings.output_bucket, model=engine.model, detector=engine.detector, dimensions=engine.dimensions,
+            ),
             people_table=self._people_table,
             ledger=JobLedger(self._jobs_table, worker_id=f"{self._instance.instance_id}/{os.getpid()}", metrics=self._metrics),
             s3=self._s3,

@@ -14,13 +14,25 @@ copy of every name below:
 
 from __future__ import annotations
 
-from .aws import THROTTLED, error_code, is_conditional_failure, is_missing, scan_all
+from .aws import THROTTLED, batch_get_all, error_code, is_conditional_failure, is_missing, scan_all
 from .clock import Clock, utc_now_iso
-from .keys import GALLERY_PREFIX, RESULT_PREFIX, UPLOAD_PREFIX, gallery_key, parse_upload_key, result_key, upload_key
+from .keys import (
+    GALLERY_CHANGES,
+    GALLERY_PREFIX,
+    RESULT_PREFIX,
+    UPLOAD_PREFIX,
+    GalleryKeys,
+    legacy_gallery_key,
+    parse_upload_key,
+    result_key,
+    upload_key,
+)
 from .naming import DEFAULT_STAGE_PREFIX, STAGE_TAG, WORKER_ROLE_TAG, ResourceNames, stage_prefix
 from .schema import (
     DEFAULT_MAX_UPLOAD_BYTES,
+    INCARNATION,
     JOB_ID_PATTERN,
+    LEGACY_INCARNATION,
     RESULT_CONTENT_TYPE,
     TERMINAL_STATUSES,
     UPLOAD_TOO_LARGE,
@@ -38,8 +50,11 @@ __all__ = [
     "CLAIM",
     "DEFAULT_MAX_UPLOAD_BYTES",
     "DEFAULT_STAGE_PREFIX",
+    "GALLERY_CHANGES",
     "GALLERY_PREFIX",
+    "INCARNATION",
     "JOB_ID_PATTERN",
+    "LEGACY_INCARNATION",
     "RECORD_DONE",
     "RECORD_FAILED",
     "RECORD_FAILED_UNTAKEN",
@@ -56,14 +71,16 @@ __all__ = [
     "WORKER_ROLE_TAG",
     "Clock",
     "EnvSettings",
+    "GalleryKeys",
     "JobKind",
     "JobMessage",
     "JobStatus",
     "ResourceNames",
     "StageSettings",
     "Transition",
+    "batch_get_all",
     "error_code",
-    "gallery_key",
+    "legacy_gallery_key",
     "is_conditional_failure",
     "is_job_id",
     "is_missing",

@@ -1,4 +1,4 @@
-"""AWS's answers read in one place: error codes, and paging through a DynamoDB scan.
+"""AWS's answers read in one place: error codes, and paging through DynamoDB scans and batch reads.
 
 Modeled exceptions (`client.exceptions.ConditionalCheckFailedException`) are not enough here: S3
 answers a HEAD of a missing key with a bare "404", and the simulator's stand-ins raise plain
@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-__all__ = ["THROTTLED", "error_code", "is_conditional_failure", "is_missing", "scan_all"]
+__all__ = ["THROTTLED", "batch_get_all", "error_code", "is_conditional_failure", "is_missing", "scan_all"]
 
 # How S3 says a key or bucket is not there: a HEAD has no body, so only the status comes back.
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -43,3 +43,21 @@ def scan_all(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+# BatchGetItem's most keys per call.
+_BATCH_GET_LIMIT = 100
+
+
+def batch_get_all(table: Any, keys: list[dict[str, Any]], **request: Any) -> list[dict[str, Any]]:
+    """The items of a table resource with these keys, read consistently, 100 keys a call; keys
+    DynamoDB did not get to (throttling, the 16 MB cap) are asked again. `request` adds to each
+    table's request (ProjectionExpression, ExpressionAttributeNames)."""
+    client, items = table.meta.client, []
+    for start in range(0, len(keys), _BATCH_GET_LIMIT):
+        pending = {table.name: {"Keys": keys[start : start + _BATCH_GET_LIMIT], "ConsistentRead": True, **request}}
+        while pending:
+            response = client.batch_get_item(RequestItems=pending)
+            items += response["Responses"].get(table.name, [])
+            pending = response.get("UnprocessedKeys") or {}
+    return items

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from .schema import JOB_ID_PATTERN
 
-__all__ = ["GALLERY_PREFIX", "RESULT_PREFIX", "UPLOAD_PREFIX", "gallery_key", "parse_upload_key", "result_key", "upload_key"]
+__all__ = [
+    "GALLERY_CHANGES",
+    "GALLERY_PREFIX",
+    "RESULT_PREFIX",
+    "UPLOAD_PREFIX",
+    "GalleryKeys",
+    "legacy_gallery_key",
+    "parse_upload_key",
+    "result_key",
+    "upload_key",
+]
 
 UPLOAD_PREFIX = "uploads/"
 RESULT_PREFIX = "results/"
@@ -32,6 +43,40 @@ def result_key(job_id: str) -> str:
     return f"{RESULT_PREFIX}{job_id}.json"
 
 
-def gallery_key(model: str) -> str:
-    """One gallery per embedding model: a gallery made by one model is useless to another."""
+def legacy_gallery_key(model: str) -> str:
+    """Where the one-JSON-document gallery of before lived; a worker migrates it on first load."""
     return f"{GALLERY_PREFIX}{model}.json"
+
+
+# The folder of a gallery's appended changes; the scheduled compaction looks for it under GALLERY_PREFIX.
+GALLERY_CHANGES = "changes/"
+
+
+@dataclass(frozen=True)
+class GalleryKeys:
+    """One gallery per embedding model and detector: vectors of one pair mean nothing to another.
+
+    `manifest.json` names the current snapshot (only a compaction changes it); `changes/` holds
+    one object per enrollment, under a key that sorts by the time it was written.
+    """
+
+    model: str
+    detector: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{GALLERY_PREFIX}{self.model}-{self.detector}/"
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.prefix}manifest.json"
+
+    @property
+    def changes(self) -> str:
+        return f"{self.prefix}{GALLERY_CHANGES}"
+
+    def change(self, stamp: str, unique: str) -> str:
+        return f"{self.changes}{stamp}-{unique}.bin"
+
+    def snapshot(self, stamp: str, unique: str) -> str:
+        return f"{self.prefix}snapshots/{stamp}-{unique}.bin"

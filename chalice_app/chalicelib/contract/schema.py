@@ -9,7 +9,9 @@ from dataclasses import asdict, dataclass
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",
+    "INCARNATION",
     "JOB_ID_PATTERN",
+    "LEGACY_INCARNATION",
     "RESULT_CONTENT_TYPE",
     "TERMINAL_STATUSES",
     "UPLOAD_TOO_LARGE",
@@ -36,10 +38,19 @@ TERMINAL_STATUSES = frozenset({JobStatus.DONE, JobStatus.FAILED})
 
 
 class JobKind(str, enum.Enum):
-    """What a worker does with the photo: name the faces in it, or add its face to the gallery."""
+    """What a worker does: name the faces in a photo, add a photo's face to the gallery, or fold
+    the gallery's changes into a new snapshot without the deleted (no photo)."""
 
     RECOGNIZE = "recognize"
     ENROLL = "enroll"
+    COMPACT = "compact"
+
+
+# The people row's attribute that is new at every POST /people and carried by each face enrolled
+# under it: a face matches only while its person's row holds the same value, so a deleted and
+# re-created id starts empty. Rows written before incarnations existed read as LEGACY_INCARNATION.
+INCARNATION = "incarnation"
+LEGACY_INCARNATION = "legacy"
 
 
 RESULT_CONTENT_TYPE = "application/json"

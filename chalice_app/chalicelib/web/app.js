@@ -200,15 +200,20 @@ dropzone.addEventListener("drop", (event) => {
   recognize(event.dataTransfer.files);
 });
 
-// ---- enroll tab --------------------------------------------------------------------------------
+// ---- the admin token (enroll and fleet tabs) ---------------------------------------------------
 
+// sessionStorage, not localStorage: the token lives as long as this browser tab, survives a
+// reload, and is gone when the tab closes; no other tab or later visit finds it on disk.
 const TOKEN_KEY = "facerec.adminToken";
-tokenInput.value = localStorage.getItem(TOKEN_KEY) ?? "";
+tokenInput.value = sessionStorage.getItem(TOKEN_KEY) ?? "";
 tokenInput.addEventListener("change", () => {
-  localStorage.setItem(TOKEN_KEY, tokenInput.value);
-  loadPeople();
+  sessionStorage.setItem(TOKEN_KEY, tokenInput.value);
+  if (!$("#panel-enroll").hidden) loadPeople();
+  if (!$("#panel-fleet").hidden) loadFleet();
 });
 $("#token-form").addEventListener("submit", (event) => event.preventDefault());
+
+// ---- enroll tab --------------------------------------------------------------------------------
 
 async function enroll(event) {
   event.preventDefault();
@@ -288,6 +293,49 @@ function personRow(person) {
 }
 $("#refresh-people").addEventListener("click", loadPeople);
 
+// ---- fleet tab: the queue, the workers and the last hour's jobs, refreshed while it is open -------
+
+const FLEET_REFRESH_MS = 3000;
+let fleetTimer = null;
+
+async function loadFleet() {
+  const message = $("#fleet-message");
+  if (!tokenInput.value) {
+    message.textContent = "Enter the admin token to see the fleet.";
+    return;
+  }
+  let view;
+  try {
+    view = await api("GET", "admin/fleet", { admin: true });
+  } catch (error) {
+    message.textContent = error.message;
+    return;
+  }
+  message.textContent = "";
+  const { queue, workers } = view;
+  $("#fleet-visible").textContent = queue.visible;
+  $("#fleet-in-flight").textContent = queue.in_flight;
+  $("#fleet-dead").textContent = `${queue.dead_lettered} jobs, ${queue.upload_events_dead_lettered} upload events`;
+  $("#fleet-workers").textContent = `${workers.live} of at most ${workers.max}`;
+  $("#fleet-workers").title = workers.instances.map((i) => `${i.id} (${i.state})`).join("\n");
+  $("#fleet-jobs tbody").replaceChildren(...Object.entries(view.jobs_last_hour).map(([status, count]) => {
+    const row = document.createElement("tr");
+    for (const value of [status, count]) {
+      const cell = document.createElement("td");
+      cell.textContent = value;
+      row.append(cell);
+    }
+    return row;
+  }));
+  $("#fleet-updated").textContent = `; last at ${new Date(view.generated_at).toLocaleTimeString()}`;
+}
+
+function watchFleet(open) {
+  clearInterval(fleetTimer);
+  fleetTimer = open ? setInterval(loadFleet, FLEET_REFRESH_MS) : null;
+  if (open) loadFleet();
+}
+
 // ---- tabs (WAI-ARIA pattern: arrows move between tabs, the URL's #hash remembers the tab) --------
 
 const tabs = [...document.querySelectorAll('[role="tab"]')];
@@ -301,7 +349,9 @@ function showTab(tab, focus = false) {
   }
   if (focus) tab.focus();
   history.replaceState(null, "", "#" + tab.id.replace("tab-", ""));
+  $("#token-form").hidden = tab.id === "tab-recognize";
   if (tab.id === "tab-enroll") loadPeople();
+  watchFleet(tab.id === "tab-fleet");
 }
 
 for (const tab of tabs) {

@@ -25,6 +25,7 @@ from .errors import (
     WeightsChecksumError,
 )
 from . import photo_files
+from .face_index import Candidate, FaceIndex, Owner
 from .gallery import Gallery, Match
 from .recognizer import Analysis, PhotoInput, Recognizer
 from .result import SCHEMA_VERSION, FaceResult, PhotoFailure, PhotoResult
@@ -34,10 +35,12 @@ __all__ = [
     "MODELS",
     "SCHEMA_VERSION",
     "Analysis",
+    "Candidate",
     "EmptyPhotoError",
     "EngineConfig",
     "EngineError",
     "EnrollmentError",
+    "FaceIndex",
     "FaceResult",
     "Gallery",
     "GalleryError",
@@ -46,6 +49,7 @@ __all__ = [
     "ModelError",
     "ModelSpec",
     "NotAnImageError",
+    "Owner",
     "PhotoError",
     "PhotoFailure",
     "PhotoInput",

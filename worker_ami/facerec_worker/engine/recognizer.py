@@ -83,11 +83,15 @@ class Recognizer:
         return self._detector.name
 
     @property
+    def dimensions(self) -> int:
+        return MODELS[self.model].dimensions
+
+    @property
     def threshold(self) -> float:
         return self.config.threshold_for(self.model)
 
     def new_gallery(self) -> Gallery:
-        return Gallery(model=self.model, dimensions=MODELS[self.model].dimensions)
+        return Gallery(model=self.model, dimensions=self.dimensions)
 
     def analyze(self, photos: Sequence[PhotoInput]) -> tuple[list[Analysis | PhotoFailure], dict[str, float]]:
         """Decode, detect and embed; a photo that cannot be read, or that breaks the engine,

@@ -1,0 +1,165 @@
+"""The gallery in S3 as workers share it: appended enrollments, snapshots, deletion, migration."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from chalicelib.config import Settings
+from chalicelib.contract import JobKind, JobStatus, legacy_gallery_key
+from chalicelib.erasure import Compactions, PersonEraser
+from chalicelib.jobs import JobStore
+from chalicelib.people import PeopleStore
+from facerec_worker.engine import Owner
+from facerec_worker.gallery_store import GalleryStore
+from facerec_worker.people import PeopleDirectory
+
+from .conftest import photo_bytes
+
+
+def identities(harness, job_id):
+    return [face["identity"] for face in harness.result(job_id)["faces"]]
+
+
+def store(harness, dimensions=128, **kwargs) -> GalleryStore:
+    engine = harness.engine
+    return GalleryStore(harness.s3, harness.stack.outputs["OutputBucketName"], model=engine.model,
+                        detector=engine.detector, dimensions=dimensions, **kwargs)
+
+
+def services(harness):
+    """The API's own people store and eraser, on the harness's stack."""
+    settings = Settings.from_env(harness.stack.app_environment())
+    jobs = JobStore(harness.jobs)
+    people = PeopleStore(harness.people)
+    return people, PersonEraser(people, jobs, Compactions(jobs, harness.sqs, harness.s3, settings), harness.s3, settings)
+
+
+def test_a_deleted_then_recreated_id_matches_nobody(harness):
+    people, eraser = services(harness)
+    people.create("obama", "Barack Obama")
+    harness.queue(photo_bytes("obama.jpg"), filename="obama.jpg", kind=JobKind.ENROLL, person="obama")
+    harness.worker().run()
+    before = harness.queue(photo_bytes("obama2.jpg"))
+    harness.worker().run()
+    assert identities(harness, before) == ["obama"]
+
+    eraser.erase("obama")
+    people.create("obama", "Someone Else")
+    # The worker that runs next starts with the deletion's compaction queued but not yet done:
+    # the record alone must stop the old face.
+    after = harness.queue(photo_bytes("obama2.jpg"))
+    harness.worker().run()
+    assert identities(harness, after) == [None]
+
+
+def test_a_face_of_a_person_deleted_since_it_was_loaded_is_not_named_by_a_running_worker(harness):
+    harness.add_person("obama")
+    harness.add_person("biden")
+    for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
+        harness.queue(photo_bytes(photo), filename=photo, kind=JobKind.ENROLL, person=person)
+    worker = harness.worker()
+    worker.run()
+    harness.people.delete_item(Key={"person_id": "obama"})
+    jobs = [harness.queue(photo_bytes(name)) for name in ("obama2.jpg", "biden.jpg")]
+    harness.worker().run()
+    assert [identities(harness, job) for job in jobs] == [[None], ["biden"]]
+
+
+def test_deleting_a_person_removes_their_photos_results_records_and_faces(harness):
+    people, eraser = services(harness)
+    people.create("obama", "Barack Obama")
+    people.create("biden", "Joe Biden")
+    jobs = {}
+    for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
+        jobs[person] = harness.queue(photo_bytes(photo), filename=photo, kind=JobKind.ENROLL, person=person)
+        people.record_uploads(person, [f"uploads/{jobs[person]}/{photo}"])
+    harness.worker().run()
+    input_bucket, output_bucket = harness.stack.outputs["InputBucketName"], harness.stack.outputs["OutputBucketName"]
+
+    eraser.erase("obama")
+    uploads = [o["Key"] for o in harness.s3.list_objects_v2(Bucket=input_bucket).get("Contents", [])]
+    results = [o["Key"] for o in harness.s3.list_objects_v2(Bucket=output_bucket, Prefix="results/").get("Contents", [])]
+    assert uploads == [f"uploads/{jobs['biden']}/biden.jpg"]
+    assert results == [f"results/{jobs['biden']}.json"]
+    assert "Item" not in harness.jobs.get_item(Key={"job_id": jobs["obama"]})
+
+    # The compaction the deletion queued: the faces leave the gallery's objects too.
+    harness.worker().run()
+    reader = store(harness)
+    assert {o.person for o in reader.current().owners} == {"biden"}
+    changes = harness.s3.list_objects_v2(Bucket=output_bucket, Prefix=reader.keys.changes).get("Contents", [])
+    assert all(jobs["obama"] not in change["Key"] for change in changes)
+    compaction = harness.jobs.scan(FilterExpression="kind = :k", ExpressionAttributeValues={":k": "compact"})["Items"]
+    assert [job["status"] for job in compaction] == [JobStatus.DONE.value]
+
+
+def test_concurrent_enrollments_by_several_workers_lose_none(harness):
+    stores = [store(harness) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((len(stores), 25, 128)).astype(np.float32)
+
+    def enroll_all(index):
+        barrier.wait()
+        for n, vector in enumerate(vectors[index]):
+            stores[index].append(Owner(f"p{index}-{n}", "i"), vector, f"job-{index}-{n}-padding-xx")
+
+    threads = [threading.Thread(target=enroll_all, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({o.person for o in store(harness).current().owners}) == 100
+
+
+@pytest.mark.slow
+def test_a_worker_started_after_ten_thousand_enrollments_matches_every_one(harness):
+    """Synthetic unit vectors; a compaction halfway, so the worker reads a snapshot and changes."""
+    rng = np.random.default_rng(7)
+    faces = rng.standard_normal((10_000, 128)).astype(np.float32)
+    faces /= np.linalg.norm(faces, axis=1, keepdims=True)
+    writers = [store(harness) for _ in range(8)]
+    owners = [Owner(f"p{n}", "i") for n in range(len(faces))]
+
+    def enroll(n):
+        writers[n % len(writers)].append(owners[n], faces[n], f"job-{n:05d}-padding-xxxx")
+
+    with __import__("concurrent.futures").futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(enroll, range(5_000)))
+        writers[0].compact(lambda candidates: set(candidates))
+        list(pool.map(enroll, range(5_000, 10_000)))
+    index = store(harness).current()
+    assert len(index) == 10_000
+    noise = rng.standard_normal(faces.shape).astype(np.float32)
+    queries = faces + 0.45 * noise / np.linalg.norm(noise, axis=1, keepdims=True)
+    found = [c[0].owner.person for start in range(0, 10_000, 500) for c in index.neighbours(queries[start:start + 500], 0.6)]
+    assert found == [o.person for o in owners]
+
+
+def test_the_old_json_gallery_is_migrated_on_first_load(harness):
+    legacy = harness.engine.new_gallery()
+    harness.engine.enroll(legacy, "obama", [__import__("facerec_worker.engine").engine.PhotoInput("o.jpg", photo_bytes("obama.jpg"))])
+    bucket = harness.stack.outputs["OutputBucketName"]
+    harness.s3.put_object(Bucket=bucket, Key=legacy_gallery_key(legacy.model), Body=legacy.to_bytes())
+    harness.add_person("obama")
+    job = harness.queue(photo_bytes("obama2.jpg"))
+    harness.worker().run()
+    assert identities(harness, job) == ["obama"]
+    keys = [o["Key"] for o in harness.s3.list_objects_v2(Bucket=bucket, Prefix="gallery/")["Contents"]]
+    assert legacy_gallery_key(legacy.model) not in keys
+    assert store(harness).keys.manifest in keys
+
+
+def test_a_gallery_of_another_detector_is_refused_with_what_to_do(harness):
+    harness.add_person("obama")
+    writer = store(harness)
+    writer.append(Owner("obama", "legacy"), np.zeros(128, dtype=np.float32), "job-for-the-other-detector")
+    other = GalleryStore(harness.s3, harness.stack.outputs["OutputBucketName"], model=harness.engine.model,
+                         detector=harness.engine.detector, dimensions=128)
+    index = other.current()
+    with pytest.raises(Exception, match="FACEREC_DETECTOR"):
+        index.require(harness.engine.model, "mtcnn" if harness.engine.detector != "mtcnn" else "yunet")
+    assert PeopleDirectory(harness.people).alive({Owner("obama", "legacy")}) == {Owner("obama", "legacy")}

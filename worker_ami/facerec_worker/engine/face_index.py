@@ -1,0 +1,186 @@
+"""Enrolled faces as one contiguous float32 matrix kept between batches, searched exactly.
+
+Every face belongs to an owner: a person id and the incarnation of the person's record it was
+enrolled under, so a caller can tell a live person's face from a deleted one's (and from one of
+an earlier person who had the same id). The same binary form holds a whole snapshot and one
+enrollment's change: a magic, a JSON header (format, model, detector, dimensions, counts), the
+float32 vectors row by row, each face's owner number (int32), then the owners one a line. Loading
+it is a few `frombuffer` views over the downloaded bytes: nothing is parsed per face.
+
+Search is exact. An ANN index (faiss IVF-Flat, measured by bench/gallery.py beside this) answers
+a million faces sooner but loses some planted true matches, which the gallery may not do.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import GalleryError, GalleryModelMismatchError
+
+FORMAT_VERSION = 1
+_MAGIC = b"FRFACES\n"
+_HEADER_LENGTH = struct.Struct("<I")
+# Squared distances in float32 round off by about this much for embeddings of norm near 1: a
+# face this close past the threshold is kept as a candidate and measured again in float64.
+_FLOAT32_SLACK = 1e-3
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who a face was enrolled as: the person id and the incarnation of their record then."""
+
+    person: str
+    incarnation: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    owner: Owner
+    distance: float
+
+
+class FaceIndex:
+    """Faces of one model and detector; grows in place (capacity doubles), shrinks by `keeping`."""
+
+    def __init__(self, model: str, detector: str, dimensions: int) -> None:
+        self.model = model
+        self.detector = detector
+        self.dimensions = dimensions
+        self._vectors = np.empty((0, dimensions), dtype=np.float32)
+        self._norms = np.empty(0, dtype=np.float32)
+        self._owner_of = np.empty(0, dtype=np.int32)
+        self._owners: list[Owner] = []
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def owners(self) -> list[Owner]:
+        """Every owner with at least one face here, in the order they were added."""
+        return list(self._owners)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._vectors[: self._size]
+
+    def require(self, model: str, detector: str) -> None:
+        """Vectors of another model (or detector) are not comparable with these: refuse them."""
+        if (model, detector) != (self.model, self.detector):
+            raise GalleryModelMismatchError(
+                f"these faces were enrolled with the {self.model!r} model and the {self.detector!r} "
+                f"detector, not {model!r} and {detector!r}: run the workers with FACEREC_MODEL={self.model} "
+                f"FACEREC_DETECTOR={self.detector}, or enroll the people again with the new pair"
+            )
+
+    def add(self, owner: Owner, vectors: np.ndarray) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimensions)
+        self._append(vectors, np.full(len(vectors), len(self._owners), dtype=np.int32))
+        self._owners.append(owner)
+
+    def extend(self, other: FaceIndex) -> None:
+        """Add every face of `other` (one enrollment's change, say) with its owner."""
+        other.require(self.model, self.detector)
+        self._append(other.vectors, other._owner_of[: len(other)] + len(self._owners))
+        self._owners.extend(other._owners)
+
+    def keeping(self, keep: Callable[[Owner], bool]) -> FaceIndex:
+        """A new index with the faces of the owners `keep` accepts (a compaction drops the rest)."""
+        kept = np.array([keep(owner) for owner in self._owners] + [False], dtype=bool)
+        renumber = np.cumsum(kept) - 1
+        faces = kept[self._owner_of[: self._size]]
+        index = FaceIndex(self.model, self.detector, self.dimensions)
+        index._append(self.vectors[faces], renumber[self._owner_of[: self._size][faces]].astype(np.int32))
+        index._owners = [owner for owner, k in zip(self._owners, kept) if k]
+        return index
+
+    def neighbours(self, queries: np.ndarray, radius: float) -> list[list[Candidate]]:
+        """For each query, every face within `radius`, nearest first, and always the nearest face.
+
+        The float32 matrix product picks the candidates (the whole cost, one pass over the
+        matrix for the batch); their distances are measured again in float64, where the expanded
+        form does not lose small distances to rounding.
+        """
+        queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dimensions)
+        if self._size == 0 or len(queries) == 0:
+            return [[] for _ in queries]
+        squared = queries @ self.vectors.T
+        squared *= -2.0
+        squared += self._norms[: self._size]
+        query_norms = np.einsum("ij,ij->i", queries, queries)
+        limits = radius * radius + _FLOAT32_SLACK - query_norms
+        found = []
+        for row, limit, query in zip(squared, limits, queries.astype(np.float64)):
+            picked = np.union1d(np.flatnonzero(row <= limit), [int(row.argmin())])
+            exact = np.sqrt(((self.vectors[picked].astype(np.float64) - query) ** 2).sum(axis=1))
+            order = np.argsort(exact, kind="stable")
+            found.append([
+                Candidate(self._owners[self._owner_of[picked[i]]], float(exact[i]))
+                for n, i in enumerate(order)
+                if n == 0 or exact[i] <= radius
+            ])
+        return found
+
+    def to_bytes(self) -> bytes:
+        header = json.dumps({
+            "format_version": FORMAT_VERSION,
+            "model": self.model,
+            "detector": self.detector,
+            "dimensions": self.dimensions,
+            "faces": self._size,
+            "owners": len(self._owners),
+        }).encode()
+        owners = "\n".join(f"{o.person}\t{o.incarnation}" for o in self._owners).encode()
+        return b"".join([
+            _MAGIC, _HEADER_LENGTH.pack(len(header)), header,
+            self.vectors.tobytes(), self._owner_of[: self._size].tobytes(), owners,
+        ])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> FaceIndex:
+        if not data.startswith(_MAGIC):
+            raise GalleryError("not a facerec face index (its first bytes are not the format's)")
+        try:
+            start = len(_MAGIC) + _HEADER_LENGTH.size
+            (length,) = _HEADER_LENGTH.unpack_from(data, len(_MAGIC))
+            header = json.loads(data[start : start + length])
+            if header["format_version"] != FORMAT_VERSION:
+                raise GalleryError(f"face index format {header['format_version']} is not {FORMAT_VERSION}")
+            index = cls(header["model"], header["detector"], int(header["dimensions"]))
+            faces, at = int(header["faces"]), start + length
+            vectors = np.frombuffer(data, np.float32, faces * index.dimensions, at).reshape(faces, index.dimensions)
+            at += vectors.nbytes
+            owner_of = np.frombuffer(data, np.int32, faces, at)
+            lines = data[at + owner_of.nbytes :].decode().split("\n") if header["owners"] else []
+            owners = [Owner(*line.split("\t")) for line in lines]
+        except (ValueError, KeyError, TypeError, struct.error) as exc:
+            raise GalleryError(f"not a facerec face index ({exc!r})") from exc
+        if len(owners) != header["owners"] or (faces and int(owner_of.max()) >= len(owners)):
+            raise GalleryError("a face index whose faces name owners it does not list")
+        index._vectors, index._owner_of, index._owners, index._size = vectors, owner_of, owners, faces
+        index._norms = np.einsum("ij,ij->i", vectors, vectors)
+        return index
+
+    def _append(self, vectors: np.ndarray, owner_of: np.ndarray) -> None:
+        needed = self._size + len(vectors)
+        if needed > len(self._vectors) or not self._vectors.flags.writeable:
+            capacity = max(needed, 2 * len(self._vectors), 16)
+            self._vectors = _grown(self._vectors[: self._size], capacity)
+            self._norms = _grown(self._norms[: self._size], capacity)
+            self._owner_of = _grown(self._owner_of[: self._size], capacity)
+        self._vectors[self._size : needed] = vectors
+        self._norms[self._size : needed] = np.einsum("ij,ij->i", vectors, vectors)
+        self._owner_of[self._size : needed] = owner_of
+        self._size = needed
+
+
+def _grown(array: np.ndarray, capacity: int) -> np.ndarray:
+    grown = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
+
