@@ -20,7 +20,7 @@ WORKER_AMI      ?= $(shell cat $(WORKER_AMI_FILE) 2>/dev/null)
 DEPLOY          := $(BIN)/python -m infra.deploy
 
 .PHONY: help setup setup-system run demo test test-fast test-control-plane eval \
-        bench bench-engine bench-worker bench-sim bench-local bench-course package ami deploy deploy-infra destroy clean
+        bench bench-engine bench-worker bench-sim bench-local bench-course bench-gallery package ami deploy deploy-infra destroy clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ bench-sim: setup  ## Simulated elasticity (4 policies, 6 traces) and cost per mi
 
 bench-local: setup  ## The local stack end to end, 1000 course photos at once: out/local-stack.json
 	$(BIN)/python -m bench.local_stack --datasets $(DATASETS) --photos 1000 --out $(OUT)/local-stack.json
+
+bench-gallery: setup  ## The gallery at a million synthetic faces on the local stack: load, match, enroll, visible: out/bench-gallery.json
+	$(BIN)/python -m bench.gallery --faces 1000000 --out $(OUT)/bench-gallery.json
 
 bench-course: setup  ## The course's workload on make run: 100 then 1000 concurrent POST /, answers checked: out/bench-course.json
 	$(BIN)/python -m bench.course --datasets $(DATASETS) --out $(OUT)/bench-course.json

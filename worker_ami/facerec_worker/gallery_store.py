@@ -121,10 +121,22 @@ class GalleryStore:
         living = alive(set(folded.owners) | {o for c in changes.values() if c is not None for o in c.owners})
         snapshot = folded.keeping(lambda owner: owner in living)
         dead_changes = [k for k in keys if k not in settled and changes[k] is not None and not set(changes[k].owners) <= living]
-        snapshot_key = self.keys.snapshot(through, uuid.uuid4().hex)
+        snapshot_key = self.publish(snapshot, through, manifest["etag"])
+        if snapshot_key is None:
+            logger.info("another compaction of %s won; dropping ours", self.keys.prefix)
+            return Compaction(None, len(base), 0, 0, 0)
+        self._delete(settled + dead_changes + ([manifest["snapshot"]] if manifest["snapshot"] else []))
+        logger.info("compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted",
+                    self.keys.prefix, len(snapshot), len(folded) - len(snapshot), len(settled), len(dead_changes))
+        return Compaction(snapshot_key, len(snapshot), len(folded) - len(snapshot), len(settled), len(dead_changes))
+
+    def publish(self, snapshot: FaceIndex, through: str, etag: str | None) -> str | None:
+        """Store `snapshot` and point the manifest at it, if the manifest is still `etag` (None:
+        there is none yet); the snapshot's key, or None when another writer got there first."""
+        snapshot_key = self.keys.snapshot(through or stamp(self._clock()), uuid.uuid4().hex)
         self._s3.put_object(Bucket=self._bucket, Key=snapshot_key, Body=snapshot.to_bytes(), ContentType="application/octet-stream")
         document = {"snapshot": snapshot_key, "through": through, "faces": len(snapshot)}
-        condition = {"IfMatch": manifest["etag"]} if manifest["etag"] else {"IfNoneMatch": "*"}
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         try:
             self._s3.put_object(
                 Bucket=self._bucket, Key=self.keys.manifest, Body=json.dumps(document).encode(),
@@ -133,13 +145,9 @@ class GalleryStore:
         except ClientError as exc:
             if error_code(exc) not in _LOST_RACE:
                 raise
-            logger.info("another compaction of %s won; dropping ours", self.keys.prefix)
             self._delete([snapshot_key])
-            return Compaction(None, len(base), 0, 0, 0)
-        self._delete(settled + dead_changes + ([manifest["snapshot"]] if manifest["snapshot"] else []))
-        logger.info("compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted",
-                    self.keys.prefix, len(snapshot), len(folded) - len(snapshot), len(settled), len(dead_changes))
-        return Compaction(snapshot_key, len(snapshot), len(folded) - len(snapshot), len(settled), len(dead_changes))
+            return None
+        return snapshot_key
 
     def close(self) -> None:
         self._io.shutdown()
@@ -214,14 +222,8 @@ class GalleryStore:
         index = self.empty()
         for person, vectors in legacy.people.items():
             index.add(Owner(person, LEGACY_INCARNATION), vectors)
-        snapshot_key = self.keys.snapshot(stamp(self._clock()), "migrated")
-        self._s3.put_object(Bucket=self._bucket, Key=snapshot_key, Body=index.to_bytes())
-        document = {"snapshot": snapshot_key, "through": "", "faces": len(index)}
-        try:
-            self._s3.put_object(Bucket=self._bucket, Key=self.keys.manifest, Body=json.dumps(document).encode(), IfNoneMatch="*")
-        except ClientError as exc:
-            if error_code(exc) not in _LOST_RACE:
-                raise
+        snapshot_key = self.publish(index, "", None)
+        if snapshot_key is None:
             logger.info("another worker migrated %s first", key)
             return True
         self._delete([key])

@@ -83,6 +83,12 @@ class FaceIndex:
         self._append(vectors, np.full(len(vectors), len(self._owners), dtype=np.int32))
         self._owners.append(owner)
 
+    def add_each(self, owners: list[Owner], vectors: np.ndarray) -> None:
+        """One face per owner, in the owners' order: many people at once (a bulk load)."""
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(owners), self.dimensions)
+        self._append(vectors, np.arange(len(self._owners), len(self._owners) + len(owners), dtype=np.int32))
+        self._owners.extend(owners)
+
     def extend(self, other: FaceIndex) -> None:
         """Add every face of `other` (one enrollment's change, say) with its owner."""
         other.require(self.model, self.detector)
