@@ -91,7 +91,14 @@ def build_merge_template(prefix: str, template: dict[str, Any] | None = None) ->
     template["Parameters"]["StagePrefix"].update({"Default": prefix, "AllowedValues": [prefix]})
     merged = package_template(_replace_ref(template, _SCALE_UP_PARAMETER, _SCALE_UP_ARN))
     merged["Resources"].update(_function_overrides(merged))
-    merged["Resources"].update(_gateway_responses())
+    merged["Resources"]["RestAPI"] = {
+        "Properties": {
+            # Named for the stage rather than by its OpenAPI title (the app's name, the same for
+            # every stage); moto's CloudFormation needs a Name too, to make the API at all.
+            "Name": {"Fn::Sub": "${StagePrefix}"},
+            "GatewayResponses": _gateway_responses(),
+        }
+    }
     merged["Outputs"]["WebPageURL"] = {
         "Description": "The web page: recognize photos, enroll people.",
         "Value": {"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/app"},
@@ -101,19 +108,11 @@ def build_merge_template(prefix: str, template: dict[str, Any] | None = None) ->
 
 def _gateway_responses() -> dict[str, Any]:
     """API Gateway's own refusals (an unknown route, a body too large, a throttled burst) in the
-    shape of every other refusal of the API: `{"error", "message"}`, with the stage's CORS origin."""
+    shape of every other refusal of the API: `{"error", "message"}`. SAM writes them into the
+    API's OpenAPI body: as resources of their own, the next import of that body would drop them
+    (cfn-lint's W3660 on the transformed template)."""
     template = '{"error": "$context.error.responseType", "message": $context.error.messageString}'
-    return {
-        f"GatewayResponse{kind.title().replace('_', '')}": {
-            "Type": "AWS::ApiGateway::GatewayResponse",
-            "Properties": {
-                "RestApiId": {"Ref": "RestAPI"},
-                "ResponseType": kind,
-                "ResponseTemplates": {"application/json": template},
-            },
-        }
-        for kind in ("DEFAULT_4XX", "DEFAULT_5XX")
-    }
+    return {kind: {"ResponseTemplates": {"application/json": template}} for kind in ("DEFAULT_4XX", "DEFAULT_5XX")}
 
 
 def _project_copy(stage: str, destination: Path) -> Path:

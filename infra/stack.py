@@ -182,8 +182,9 @@ def _stack_resolver(
     physical_ids = {
         resource["LogicalResourceId"]: resource["PhysicalResourceId"]
         for resource in cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
-        # moto lists resource types it does not support (AWS::SQS::QueuePolicy) without ids.
-        if "LogicalResourceId" in resource
+        # moto lists resource types it does not support (AWS::SQS::QueuePolicy, AWS::CloudWatch::Alarm)
+        # without ids, and some it does (a Lambda permission) without a physical id.
+        if "LogicalResourceId" in resource and "PhysicalResourceId" in resource
     }
     types = {physical_ids.get(name): spec["Type"] for name, spec in template["Resources"].items()}
     defaults = {name: str(spec["Default"]) for name, spec in template.get("Parameters", {}).items() if "Default" in spec}

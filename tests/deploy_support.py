@@ -1,5 +1,5 @@
-"""Reading CloudFormation templates in tests: what a template refers to, and the part of SAM's
-transform moto lacks."""
+"""Reading CloudFormation templates in tests: what a template refers to, SAM's transform, and the
+one resource of its output that moto cannot take."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
+from samtranslator.translator.transform import transform
+
 from infra.merge import package_stage
+from infra.stack import resolve_in_stack
 
 PSEUDO_PARAMETERS = frozenset({"AWS::AccountId", "AWS::Partition", "AWS::Region", "AWS::StackName", "AWS::URLSuffix", "AWS::NoValue"})
 _SUB_NAME = re.compile(r"\$\{([^!][^}]*)\}")
@@ -38,25 +42,32 @@ def package(stage: str, out: Path) -> dict[str, Any]:
     return json.loads(package_stage(stage, out).read_text())
 
 
-def without_sam(template: dict[str, Any], code_bucket: str, code_key: str) -> dict[str, Any]:
-    """The packaged template as moto can deploy it: each AWS::Serverless::Function becomes the
-    AWS::Lambda::Function SAM would make of it (code from the uploaded zip), and what moto cannot
-    run without Docker or API Gateway (the REST API, its permission, event sources) is left out."""
-    result = json.loads(json.dumps(template))
-    result.pop("Transform")
+def sam_transform(template: dict[str, Any], iam: Any) -> dict[str, Any]:
+    """The real SAM transform (aws-sam-translator, what CloudFormation runs for `Transform:
+    AWS::Serverless-2016-10-31`). CodeUri must be an S3 location, as infra.deploy's upload makes
+    it; `iam` is only asked for AWS's managed policies if a function names one (none does)."""
+    return transform(json.loads(json.dumps(template)), {}, ManagedPolicyLoader(iam))
+
+
+def for_moto(transformed: dict[str, Any]) -> dict[str, Any]:
+    """The transformed template with the two changes moto needs, and no more:
+
+    - no AWS::ApiGateway::Deployment: moto's CloudFormation makes the REST API from its Name alone,
+      without the OpenAPI Body's routes, and refuses to deploy an API that has no methods (the
+      AWS::ApiGateway::Stage naming the deployment goes with it; moto skips stages anyway). The
+      tests call the API in-process;
+    - the SQS event source mapping created disabled: moto's runs the handler inside the S3 upload
+      that notified the queue, before moto has stored the upload's Content-Type, so every photo
+      would read as binary/octet-stream and be refused. The tests deliver the queue's messages
+      to the handler themselves, after the upload (control_plane.deliver_upload_events).
+    """
+    result = json.loads(json.dumps(transformed))
     resources = result["Resources"]
-    for name, resource in list(resources.items()):
-        if resource["Type"] == "AWS::Serverless::Function":
-            properties = resource["Properties"]
-            resources[name] = {
-                "Type": "AWS::Lambda::Function",
-                "Properties": {
-                    **{key: properties[key] for key in ("FunctionName", "Role", "Handler", "Runtime", "Timeout", "MemorySize", "Environment")},
-                    "Code": {"S3Bucket": code_bucket, "S3Key": code_key},
-                },
-            }
-        elif resource["Type"].startswith("AWS::Serverless::"):
-            del resources[name]
+    for name in [n for n, r in resources.items() if r["Type"] == "AWS::ApiGateway::Deployment"]:
+        del resources[name]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            resource["Properties"]["Enabled"] = False
     removed = True
     while removed:
         removed = False
@@ -66,3 +77,20 @@ def without_sam(template: dict[str, Any], code_bucket: str, code_key: str) -> di
                     del result[section][name]
                     removed = True
     return result
+
+
+def put_alarms(session: Any, stack_name: str, template: dict[str, Any], parameters: dict[str, str]) -> list[str]:
+    """Each AWS::CloudWatch::Alarm of the template through PutMetricAlarm, resolved in the deployed
+    stack (moto's CloudFormation has no alarms); their names. The properties are PutMetricAlarm's
+    own arguments, so nothing is translated but the numbers CloudFormation passes as text."""
+    cloudwatch, names = session.client("cloudwatch"), []
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        alarm = resolve_in_stack(session, stack_name, template, parameters, resource["Properties"])
+        for key, kind in (("Threshold", float), ("Period", int), ("EvaluationPeriods", int)):
+            if key in alarm:
+                alarm[key] = kind(alarm[key])
+        cloudwatch.put_metric_alarm(**alarm)
+        names.append(alarm["AlarmName"])
+    return names

@@ -1,10 +1,12 @@
 """The stage `make deploy` ships, deployed into moto with infra.deploy's own functions, runs a job
 from upload to queued-with-a-worker, and `make destroy`'s teardown leaves nothing behind.
 
-moto has no SAM transform: tests/deploy_support.without_sam expands Chalice's functions into the
-AWS::Lambda::Function resources SAM would make (same names, roles and environment, code from the
-uploaded zip) and leaves out the REST API and the event sources. The app then runs in-process with
-exactly the environment the stack gives its functions, resolved in moto.
+moto has no SAM transform: the tests run the real one (aws-sam-translator) on the uploaded
+template, and moto's CloudFormation deploys its output with two changes (no REST API deployment,
+the SQS event source disabled: tests/deploy_support.for_moto says why). The functions, their SQS event source and schedule,
+the alarms' topic, the dashboard and the log groups are moto's own; moto's CloudFormation has no
+AWS::CloudWatch::Alarm, so the alarms are put through the API from the same template. The app runs
+in-process with exactly the environment the stack gives its functions, resolved in moto.
 """
 
 from __future__ import annotations
@@ -28,32 +30,38 @@ from infra.deploy import (
 from infra.local import LOCAL_CREDENTIALS, REGION, Stack
 from infra.names import APP_ENVIRONMENT, FUNCTIONS
 from infra.stack import apply_bucket_settings, create_state_machines_via_api, resolve_in_stack
-from deploy_support import package, without_sam
+from chalicelib.contract.telemetry import worker_log_group
+from deploy_support import for_moto, package, put_alarms, sam_transform
 
 STAGE = Stage.of("dev", REGION, "123456789012")  # moto's account
+# Another stage for the second deploy: moto's teardown leaves the first's managed policy behind.
+PROD = Stage.of("prod", REGION, "123456789012")
 AMI = "ami-0123456789abcdef0"
 
 
-def _deploy_into_moto(local_stack, package_dir):
+def _deploy_into_moto(local_stack, package_dir, stage=STAGE):
     """What infra.deploy.deploy does, on moto: artifacts bucket, upload, stack, admin token."""
     s3 = local_stack.client("s3")
-    bucket = ensure_artifacts_bucket(s3, STAGE)
+    bucket = ensure_artifacts_bucket(s3, stage)
     uploaded = json.loads(s3.get_object(Bucket=bucket, Key=upload_package(s3, REGION, bucket, package_dir).rsplit("/", 1)[1])["Body"].read())
     codes = {json.dumps(uploaded["Resources"][f.logical_id]["Properties"]["CodeUri"]) for f in FUNCTIONS}
     (code,) = map(json.loads, codes)  # one zip for every function, and it is there
     assert s3.head_object(Bucket=code["Bucket"], Key=code["Key"])["ContentLength"] > 0
 
-    template = without_sam(uploaded, code["Bucket"], code["Key"])
+    transformed = sam_transform(uploaded, local_stack.client("iam"))
+    assert not [n for n, r in transformed["Resources"].items() if r["Type"].startswith("AWS::Serverless::")]
+    template = for_moto(transformed)
     s3.put_object(Bucket=bucket, Key="moto-template.json", Body=json.dumps(template).encode())
-    parameters = stack_parameters(STAGE, AMI, {})
+    parameters = stack_parameters(stage, AMI, {})
     outputs = create_or_update_stack(
-        local_stack.client("cloudformation"), STAGE.stack_name, template_url(REGION, bucket, "moto-template.json"),
+        local_stack.client("cloudformation"), stage.stack_name, template_url(REGION, bucket, "moto-template.json"),
         parameters, delay_seconds=1,
     )
     # What moto's CloudFormation skips (infra/stack.py says why), from the same template.
-    apply_bucket_settings(local_stack, STAGE.stack_name, template, parameters)
-    create_state_machines_via_api(local_stack, STAGE.stack_name, template, parameters)
-    ensure_admin_token(local_stack.client("ssm"), STAGE)
+    apply_bucket_settings(local_stack, stage.stack_name, template, parameters)
+    create_state_machines_via_api(local_stack, stage.stack_name, template, parameters)
+    put_alarms(local_stack, stage.stack_name, template, parameters)
+    ensure_admin_token(local_stack.client("ssm"), stage)
     return template, parameters, outputs
 
 
@@ -106,3 +114,50 @@ def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
     assert not local_stack.client("ssm").get_parameters(Names=[STAGE.admin_token_parameter])["Parameters"]
     assert not worker_instances(local_stack, stack)
     teardown(local_stack, STAGE, delay_seconds=1)  # again: nothing left, and that is no error
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*:UserWarning")
+def test_the_packaged_stage_has_its_alarms_dashboard_and_log_group_and_a_dead_letter_trips_its_alarms_metric(local_stack, tmp_path):
+    """moto computes no AWS/SQS metrics and evaluates no alarms: what can be checked is that the
+    alarm watches this stack's DLQ by the metric SQS reports for it, and that a dead-lettered job
+    takes the queue's count, which that metric reports, past the alarm's threshold."""
+    package_dir = tmp_path / "prod"
+    package("prod", package_dir)
+    try:
+        template, parameters, outputs = _deploy_into_moto(local_stack, package_dir, PROD)
+        cloudwatch, sqs = local_stack.client("cloudwatch"), local_stack.client("sqs")
+        alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix=f"{PROD.prefix}-")["MetricAlarms"]}
+        assert set(alarms) == {
+            f"{PROD.prefix}-{name}"
+            for name in ("jobs-dead-letters", "upload-events-dead-letters", "jobs-waiting", "workflow-failed", "scale-up-errors")
+        }
+        assert {tuple(a["AlarmActions"]) for a in alarms.values()} == {(outputs["AlarmTopicArn"],)}
+        topics = {t["TopicArn"] for t in local_stack.client("sns").list_topics()["Topics"]}
+        assert outputs["AlarmTopicArn"] in topics
+        # AlarmEmail is empty by default: nobody is subscribed until a deployer names an address.
+        assert not local_stack.client("sns").list_subscriptions_by_topic(TopicArn=outputs["AlarmTopicArn"])["Subscriptions"]
+
+        dashboard = json.loads(cloudwatch.get_dashboard(DashboardName=PROD.prefix)["DashboardBody"])
+        titles = {w["properties"]["title"] for w in dashboard["widgets"]}
+        assert {"Jobs queue", "Fleet", "Upload to result (s)", "Jobs done and failed"} <= titles
+        (group,) = local_stack.client("logs").describe_log_groups(logGroupNamePrefix=worker_log_group(PROD.prefix))["logGroups"]
+        assert (group["logGroupName"], group["retentionInDays"]) == (outputs["WorkerLogGroupName"], 14)
+
+        dead_letters = alarms[f"{PROD.prefix}-jobs-dead-letters"]
+        dlq_url = outputs["JobsDeadLetterQueueUrl"]
+        assert (dead_letters["Namespace"], dead_letters["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        assert dead_letters["Dimensions"] == [{"Name": "QueueName", "Value": dlq_url.rsplit("/", 1)[1]}]
+
+        def visible() -> int:
+            return int(sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+
+        assert not visible() > dead_letters["Threshold"]
+        # A job's message that no worker could finish: received maxReceiveCount times, never deleted.
+        jobs_url = outputs["JobsQueueUrl"]
+        sqs.send_message(QueueUrl=jobs_url, MessageBody=json.dumps({"job_id": "dead-lettered"}))
+        for _ in range(4):
+            sqs.receive_message(QueueUrl=jobs_url, VisibilityTimeout=0, WaitTimeSeconds=0)
+        assert visible() == 1 and visible() > dead_letters["Threshold"]
+        assert dead_letters["ComparisonOperator"] == "GreaterThanThreshold"
+    finally:
+        teardown(local_stack, PROD, delay_seconds=1)

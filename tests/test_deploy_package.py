@@ -13,10 +13,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import boto3
 import pytest
 
 from chalicelib.config import Settings
-from deploy_support import PSEUDO_PARAMETERS, package, references
+from deploy_support import PSEUDO_PARAMETERS, package, references, sam_transform
 from infra.deploy import Stage, write_chalice_config
 from infra.names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, stage_prefix
 from infra.stack import load_template
@@ -67,11 +68,11 @@ def test_the_package_has_our_resources_and_chalices_functions(packaged):
 
 def test_api_gateways_own_refusals_have_the_apis_error_shape(packaged):
     _, _, merged = packaged
-    responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in merged["Resources"].values()
-                 if r["Type"] == "AWS::ApiGateway::GatewayResponse"}
+    api = merged["Resources"]["RestAPI"]
+    assert api["Type"] == "AWS::Serverless::Api" and api["Properties"]["Name"] == {"Fn::Sub": "${StagePrefix}"}
+    responses = api["Properties"]["GatewayResponses"]
     assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
     for response in responses.values():
-        assert response["RestApiId"] == {"Ref": "RestAPI"}
         template = response["ResponseTemplates"]["application/json"]
         assert '"error":' in template and '"message":' in template
 
@@ -125,6 +126,26 @@ def test_the_package_passes_cfn_lint_with_the_sam_transform(packaged):
     done = subprocess.run(
         [str(Path(sys.executable).with_name("cfn-lint")), str(out / "sam.json")], capture_output=True, text=True, timeout=120
     )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_real_sam_transform_of_the_package_passes_cfn_lint(packaged, tmp_path):
+    """What CloudFormation runs: SAM's own transform on the package as deploy uploads it (the code
+    at an S3 location), linted as the plain template it becomes."""
+    _, _, merged = packaged
+    uploaded = json.loads(json.dumps(merged))
+    for resource in uploaded["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = {"Bucket": "facerec-artifacts", "Key": "deployment.zip"}
+    # No function names a managed policy, so the transform asks IAM nothing: a client suffices.
+    transformed = sam_transform(uploaded, boto3.client("iam", region_name="us-east-1"))
+    assert "Transform" not in transformed
+    kinds = {r["Type"] for r in transformed["Resources"].values()}
+    assert not {k for k in kinds if k.startswith("AWS::Serverless::")}
+    assert {"AWS::Lambda::Function", "AWS::Lambda::EventSourceMapping", "AWS::Events::Rule", "AWS::ApiGateway::RestApi"} <= kinds
+    path = tmp_path / "transformed.json"
+    path.write_text(json.dumps(transformed))
+    done = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), str(path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
