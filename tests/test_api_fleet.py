@@ -20,7 +20,8 @@ def test_the_view_needs_the_admin_token(client, shared_stack):
     assert client.http.get("/admin/fleet", headers={"X-Admin-Token": "wrong"}).status_code == 403
 
 
-def test_the_view_counts_the_queue_the_workers_and_the_last_hours_jobs(client, stack, local_stack):
+def test_the_view_counts_the_queue_the_workers_and_the_last_hours_jobs(client, stack, local_stack, settings_env):
+    settings_env({"FACEREC_FLEET_VIEW_SCAN_SECONDS": "0"})  # a new count at every call
     empty = fleet(client)
     assert empty["queue"] == {"visible": 0, "in_flight": 0, "dead_lettered": 0, "upload_events_dead_lettered": 0}
     assert (empty["workers"]["live"], empty["workers"]["instances"]) == (0, [])
@@ -48,3 +49,12 @@ def test_the_view_counts_the_queue_the_workers_and_the_last_hours_jobs(client, s
     assert view["workers"]["live"] == 1
     assert [i["id"] for i in view["workers"]["instances"]] == [launched[0]["InstanceId"]]
     assert view["jobs_last_hour"] == {"AWAITING_UPLOAD": 1, "QUEUED": 0, "PROCESSING": 0, "DONE": 1, "FAILED": 0}
+
+
+def test_one_scan_of_the_jobs_table_serves_the_refreshes_until_it_is_stale(client, stack, local_stack):
+    first = fleet(client)
+    create_job(client)
+    again = fleet(client)
+    assert again["jobs_last_hour"] == first["jobs_last_hour"]
+    assert again["jobs_counted_at"] == first["jobs_counted_at"]
+    assert again["generated_at"] >= first["generated_at"]

@@ -58,6 +58,9 @@ class Settings(StageSettings):
     # (chalicelib.auth.admin_secret). No token at all refuses them.
     admin_token: str = setting("FACEREC_ADMIN_TOKEN", secret=True)
     admin_token_parameter: str = setting("FACEREC_ADMIN_TOKEN_PARAMETER")
+    # The admin view counts the last hour's jobs with a scan of the jobs table (chalicelib.fleet_view):
+    # one scan serves every refresh for this long.
+    fleet_view_scan_seconds: int = setting("FACEREC_FLEET_VIEW_SCAN_SECONDS", 30)
     # Set by the local stack (moto's address) and by Lambda's runtime: is_local_stack reads them.
     endpoint_url: str = setting("AWS_ENDPOINT_URL")
     lambda_function_name: str = setting("AWS_LAMBDA_FUNCTION_NAME")

@@ -1,9 +1,11 @@
 """The admin view's numbers: how deep the jobs queue is, which workers live, how the last hour's jobs stand.
 
 A person watches them refresh (the web page's Fleet tab) while the fleet scales out from zero and
-back. Each answer costs three GetQueueAttributes, one DescribeInstances and one scan of the jobs
-table: the table has no index by time, and a scan reads every record the TTL keeps (job_ttl_days
-of jobs), filtered to the last hour only after reading. infra/README.md puts a number on it.
+back. Each answer costs three GetQueueAttributes and one DescribeInstances, and the job counts a
+scan of the jobs table: the table has no index by time, so a scan reads every record the TTL keeps
+(job_ttl_days of jobs) and filters to the last hour only after reading. The counts are therefore
+kept for settings.fleet_view_scan_seconds and serve every refresh in between; infra/README.md puts
+a number on the cost.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class FleetView:
         self._jobs = jobs_table
         self._settings = settings
         self._clock = clock
+        # (when counted, the counts); a race between two requests only scans twice.
+        self._recent: tuple[float, dict[str, int]] | None = None
 
     def snapshot(self) -> dict[str, Any]:
         """The queue, the fleet and the last hour's jobs by status, as of `generated_at`."""
@@ -51,7 +55,7 @@ class FleetView:
                 "max": settings.max_workers,
                 "instances": [{"id": instance, "state": states[instance]} for instance in live],
             },
-            "jobs_last_hour": self._recent_jobs(),
+            **self._recent_jobs(),
         }
 
     def _depth(self, queue_url: str) -> dict[str, int]:
@@ -66,7 +70,15 @@ class FleetView:
         """Every message in a dead-letter queue, also those a redrive holds right now."""
         return sum(self._depth(queue_url).values())
 
-    def _recent_jobs(self) -> dict[str, int]:
+    def _recent_jobs(self) -> dict[str, Any]:
+        """The last hour's counts and when they were made: a new scan once the last is stale."""
+        now = self._clock()
+        if self._recent is None or now - self._recent[0] >= self._settings.fleet_view_scan_seconds:
+            self._recent = (now, self._count_recent_jobs())
+        counted_at, counts = self._recent
+        return {"jobs_last_hour": counts, "jobs_counted_at": utc_now_iso(lambda: counted_at)}
+
+    def _count_recent_jobs(self) -> dict[str, int]:
         """Jobs created in the last RECENT_SECONDS, counted by their status now; every status
         appears, so a page shows a zero rather than a gap."""
         since = utc_now_iso(lambda: self._clock() - RECENT_SECONDS)

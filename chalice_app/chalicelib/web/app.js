@@ -328,6 +328,8 @@ async function loadFleet() {
     return row;
   }));
   $("#fleet-updated").textContent = `; last at ${new Date(view.generated_at).toLocaleTimeString()}`;
+  // The counts come from a scan the service repeats only every half minute or so.
+  $("#fleet-counted").textContent = ` (counted at ${new Date(view.jobs_counted_at).toLocaleTimeString()})`;
 }
 
 function watchFleet(open) {
