@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,12 @@ import requests
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 FINAL_STATUSES = frozenset({"DONE", "FAILED"})
+# Photos per bulk enrollment request: the service's FACEREC_MAX_PHOTOS_PER_REQUEST default.
+BULK_PHOTOS = 100
+
+
+def _content_type(photo: Path) -> str:
+    return mimetypes.guess_type(photo.name)[0] or "application/octet-stream"
 
 
 class FacerecError(Exception):
@@ -38,6 +44,23 @@ class FacerecClient:
     def enroll(self, person_id: str, photo: Path | str, data: bytes | None = None) -> dict[str, Any]:
         """Upload one photo of an existing person; the enrollment job, not yet done."""
         return self._create_and_upload(f"/people/{person_id}/photos", Path(photo), data, headers=self._admin)
+
+    def enroll_many(
+        self, person_id: str, photos: Sequence[Path], *, on_upload: Callable[[Path], None] | None = None
+    ) -> list[dict[str, Any]]:
+        """Upload many photos of an existing person, a request per 100 photos (the service's
+        bulk form); the enrollment jobs in the photos' order, not yet done."""
+        jobs: list[dict[str, Any]] = []
+        for start in range(0, len(photos), BULK_PHOTOS):
+            chunk = [Path(photo) for photo in photos[start : start + BULK_PHOTOS]]
+            body = {"photos": [{"filename": p.name, "content_type": _content_type(p)} for p in chunk]}
+            created = self._json("POST", f"/people/{person_id}/photos", json=body, headers=self._admin)["jobs"]
+            for photo, job in zip(chunk, created):
+                self._upload(job["upload"], photo, None)
+                if on_upload is not None:
+                    on_upload(photo)
+            jobs += created
+        return jobs
 
     def create_person(self, person_id: str, display_name: str | None = None) -> dict[str, Any]:
         body = {"person_id": person_id, "display_name": display_name or person_id}
@@ -68,16 +91,17 @@ class FacerecClient:
             time.sleep(poll)
 
     def _create_and_upload(self, path: str, photo: Path, data: bytes | None, headers: dict[str, str]) -> dict[str, Any]:
-        content_type = mimetypes.guess_type(photo.name)[0] or "application/octet-stream"
-        job = self._json("POST", path, json={"filename": photo.name, "content_type": content_type}, headers=headers)
-        slot = job["upload"]
+        job = self._json("POST", path, json={"filename": photo.name, "content_type": _content_type(photo)}, headers=headers)
+        self._upload(job["upload"], photo, data)
+        return job
+
+    def _upload(self, slot: dict[str, Any], photo: Path, data: bytes | None) -> None:
         body = data if data is not None else photo.read_bytes()
         response = self._http.post(
-            slot["url"], data=slot["fields"], files={"file": (photo.name, body, content_type)}, timeout=self._timeout
+            slot["url"], data=slot["fields"], files={"file": (photo.name, body, _content_type(photo))}, timeout=self._timeout
         )
         if response.status_code >= 300:
             raise FacerecError(f"upload of {photo.name} refused ({response.status_code}): {response.text[:300]}")
-        return job
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._http.request(method, self.url + path, timeout=self._timeout, **kwargs)

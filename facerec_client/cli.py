@@ -18,6 +18,8 @@ import boto3
 
 from chalicelib.contract import ResourceNames, StageSettings
 
+from tqdm import tqdm
+
 from .api import DEFAULT_URL, FacerecClient, FacerecError, JobFailed
 from .redrive import Redrive, RedriveError, stage_dead_letter_queues
 
@@ -48,18 +50,24 @@ def _submit_and_wait(client: FacerecClient, photo: Path, timeout: float) -> dict
 
 
 def _enroll(client: FacerecClient, args: argparse.Namespace) -> int:
+    """Every photo in bulk requests, then every job waited for side by side, with progress bars."""
     known = {person["person_id"] for person in client.people()}
     if args.person not in known:
         client.create_person(args.person, args.display_name)
-    for photo in args.photos:
-        job = client.enroll(args.person, photo)
-        try:
-            client.wait(job["job_id"], timeout=args.timeout)
-            print(f"{photo}: enrolled as {args.person}", file=sys.stderr, flush=True)
-        except JobFailed as exc:
-            print(f"{photo}: {exc}", file=sys.stderr, flush=True)
-            return 1
-    return 0
+    with tqdm(total=len(args.photos), desc="uploaded", unit="photo", file=sys.stderr) as bar:
+        jobs = client.enroll_many(args.person, args.photos, on_upload=lambda _: bar.update())
+    failures = 0
+    with ThreadPoolExecutor(max_workers=8) as pool, tqdm(total=len(jobs), desc="enrolled", unit="photo", file=sys.stderr) as bar:
+        pending = {pool.submit(client.wait, job["job_id"], timeout=args.timeout): photo for photo, job in zip(args.photos, jobs)}
+        for future in as_completed(pending):
+            try:
+                future.result()
+            except (JobFailed, TimeoutError) as exc:
+                failures += 1
+                bar.write(f"{pending[future]}: {exc}", file=sys.stderr)
+            bar.update()
+    print(f"{len(jobs) - failures} of {len(jobs)} photos enrolled as {args.person}", file=sys.stderr, flush=True)
+    return 1 if failures else 0
 
 
 def _status(client: FacerecClient, args: argparse.Namespace) -> int:

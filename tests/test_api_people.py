@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from control_plane import ADMIN_TOKEN, post_json
 
@@ -76,3 +78,49 @@ def test_an_enrollment_photo_is_a_job_for_that_person(client, shared_stack):
 
     unknown = post_json(client, "/people/nobody-here/photos", {"filename": "e1.jpg"}, headers=ADMIN)
     assert (unknown.status_code, unknown.json_body["error"]) == (404, "NotFound")
+
+
+def test_many_enrollment_photos_in_one_request_are_one_job_each(client, stack, local_stack):
+    create_person(client, "bulk")
+    photos = [{"filename": f"b{n}.jpg"} for n in range(3)]
+    response = post_json(client, "/people/bulk/photos", {"photos": photos}, headers=ADMIN)
+    assert response.status_code == 201
+    jobs = response.json_body["jobs"]
+    assert [(j["kind"], j["status"]) for j in jobs] == [("enroll", JobStatus.AWAITING_UPLOAD.value)] * 3
+    assert len({j["job_id"] for j in jobs}) == 3
+    record = local_stack.table(stack.outputs["PeopleTableName"]).get_item(Key={"person_id": "bulk"})["Item"]
+    assert record["enrollment_uploads"] == {f"uploads/{j['job_id']}/b{n}.jpg" for n, j in enumerate(jobs)}
+
+    too_many = post_json(client, "/people/bulk/photos", {"photos": [{"filename": "x.jpg"}] * 101}, headers=ADMIN)
+    assert (too_many.status_code, too_many.json_body["error"]) == (400, "BadRequest")
+    assert "1 to 100 photos" in too_many.json_body["message"]
+
+
+def test_deleting_a_person_removes_their_photos_and_results_and_queues_a_compaction(client, stack, local_stack):
+    s3, sqs = local_stack.client("s3"), local_stack.client("sqs")
+    create_person(client, "leaver")
+    create_person(client, "stayer")
+    jobs = {}
+    for person in ("leaver", "stayer"):
+        jobs[person] = post_json(client, f"/people/{person}/photos", {"filename": "p.jpg"}, headers=ADMIN).json_body["job_id"]
+        s3.put_object(Bucket=stack.outputs["InputBucketName"], Key=f"uploads/{jobs[person]}/p.jpg", Body=b"photo")
+        s3.put_object(Bucket=stack.outputs["OutputBucketName"], Key=f"results/{jobs[person]}.json", Body=b"{}")
+
+    assert client.http.delete("/people/leaver", headers=ADMIN).status_code == 204
+
+    def keys(bucket):
+        return [o["Key"] for o in s3.list_objects_v2(Bucket=stack.outputs[bucket]).get("Contents", [])]
+
+    assert keys("InputBucketName") == [f"uploads/{jobs['stayer']}/p.jpg"]
+    assert keys("OutputBucketName") == [f"results/{jobs['stayer']}.json"]
+    assert client.http.get(f"/jobs/{jobs['leaver']}").status_code == 404
+    (message,) = sqs.receive_message(QueueUrl=stack.outputs["JobsQueueUrl"])["Messages"]
+    compaction = client.http.get(f"/jobs/{json.loads(message['Body'])['job_id']}").json_body
+    assert (compaction["kind"], compaction["status"]) == ("compact", JobStatus.QUEUED.value)
+
+
+def test_the_people_list_shows_no_internal_fields(client, stack):
+    create_person(client, "private")
+    post_json(client, "/people/private/photos", {"filename": "p.jpg"}, headers=ADMIN)
+    (person,) = client.http.get("/people", headers=ADMIN).json_body["people"]
+    assert set(person) == {"person_id", "display_name", "created_at"}

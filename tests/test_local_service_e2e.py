@@ -21,7 +21,7 @@ from local_service.process import ADMIN_TOKEN, RunningService, local_service
 from PIL import Image
 
 from chalicelib.failures import FAILURE_MESSAGES
-from facerec_client import FacerecClient, JobFailed
+from facerec_client import FacerecClient, JobFailed, cli
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 IDLE_SECONDS = 4
@@ -157,3 +157,12 @@ def test_the_service_stops_within_seconds_and_leaves_nothing_running_even_starte
     assert took <= STOP_SECONDS, f"the service took {took:.1f} s to stop"
     gone, alive = psutil.wait_procs(everything, timeout=5)
     assert alive == []
+
+
+def test_one_cli_call_enrolls_many_photos_of_a_person(service, client, capsys):
+    photos = [str(FACES / name) for name in ("obama.jpg", "obama2.jpg")]
+    code = cli.main(["--url", service.url, "--admin-token", ADMIN_TOKEN, "--timeout", "180", "enroll", "obama-twice", *photos])
+    assert code == 0
+    assert "2 of 2 photos enrolled as obama-twice" in capsys.readouterr().err
+    people = {person["person_id"]: person for person in client.people()}
+    assert people["obama-twice"]["photos_enrolled"] == 2

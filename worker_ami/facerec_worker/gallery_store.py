@@ -114,8 +114,7 @@ class GalleryStore:
         keys = self._changes_since(manifest["through"])
         changes = dict(zip(keys, self._io.map(self._fetch_change, keys)))
         settled = [key for key in keys if self._stamp_of(key) < through and changes[key] is not None]
-        folded = self.empty()
-        folded.extend(base)
+        folded = base
         for key in settled:
             folded.extend(changes[key])
         living = alive(set(folded.owners) | {o for c in changes.values() if c is not None for o in c.owners})
@@ -124,7 +123,7 @@ class GalleryStore:
         snapshot_key = self.publish(snapshot, through, manifest["etag"])
         if snapshot_key is None:
             logger.info("another compaction of %s won; dropping ours", self.keys.prefix)
-            return Compaction(None, len(base), 0, 0, 0)
+            return Compaction(None, 0, 0, 0, 0)
         self._delete(settled + dead_changes + ([manifest["snapshot"]] if manifest["snapshot"] else []))
         logger.info("compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted",
                     self.keys.prefix, len(snapshot), len(folded) - len(snapshot), len(settled), len(dead_changes))
@@ -155,9 +154,8 @@ class GalleryStore:
     def _load(self, manifest: dict[str, Any]) -> None:
         if manifest["etag"] is None and self._migrate_legacy():
             manifest = self._manifest()
-        self._index = self.empty()
-        if manifest["snapshot"]:
-            self._index.extend(self._snapshot(manifest))
+        # The snapshot's arrays are views of the downloaded bytes; the first change copies them once.
+        self._index = self._snapshot(manifest) if manifest["snapshot"] else self.empty()
         self._manifest_etag, self._through, self._applied = manifest["etag"], manifest["through"], set()
         logger.info("gallery %s: snapshot of %d faces through %s", self.keys.prefix, len(self._index), self._through or "-")
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,12 +31,44 @@ _HEADER_LENGTH = struct.Struct("<I")
 _FLOAT32_SLACK = 1e-3
 
 
-@dataclass(frozen=True)
-class Owner:
-    """Who a face was enrolled as: the person id and the incarnation of their record then."""
+class Owner(NamedTuple):
+    """Who a face was enrolled as: the person id and the incarnation of their record then (a
+    tuple: a snapshot makes a million of them at load)."""
 
     person: str
     incarnation: str
+
+
+class _Owners:
+    """The owners of a loaded index stay encoded, one a line, and are decoded one at a time when
+    a match names them: a million tuples made at load would cost seconds. Owners added later
+    (changes) are kept as they come."""
+
+    def __init__(self, encoded: bytes = b"", count: int = 0) -> None:
+        self._encoded = encoded
+        ends = np.flatnonzero(np.frombuffer(encoded, dtype=np.uint8) == ord("\n"))
+        self._starts = np.concatenate([[0], ends + 1])[:count]
+        self._ends = np.append(ends, len(encoded))[:count]
+        self._added: list[Owner] = []
+
+    def __len__(self) -> int:
+        return len(self._starts) + len(self._added)
+
+    def __getitem__(self, number: int) -> Owner:
+        if number < len(self._starts):
+            return Owner._make(self._encoded[self._starts[number] : self._ends[number]].decode().split("\t"))
+        return self._added[number - len(self._starts)]
+
+    def __iter__(self) -> Iterator[Owner]:
+        return (self[number] for number in range(len(self)))
+
+    def extend(self, owners: Iterable[Owner]) -> None:
+        self._added.extend(owners)
+
+    def encoded(self) -> bytes:
+        added = "\n".join(f"{o.person}\t{o.incarnation}" for o in self._added).encode()
+        loaded = self._encoded[: int(self._ends[-1])] if len(self._ends) else b""
+        return b"\n".join(part for part in (loaded, added) if part)
 
 
 @dataclass(frozen=True)
@@ -54,7 +87,7 @@ class FaceIndex:
         self._vectors = np.empty((0, dimensions), dtype=np.float32)
         self._norms = np.empty(0, dtype=np.float32)
         self._owner_of = np.empty(0, dtype=np.int32)
-        self._owners: list[Owner] = []
+        self._owners = _Owners()
         self._size = 0
 
     def __len__(self) -> int:
@@ -81,7 +114,7 @@ class FaceIndex:
     def add(self, owner: Owner, vectors: np.ndarray) -> None:
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimensions)
         self._append(vectors, np.full(len(vectors), len(self._owners), dtype=np.int32))
-        self._owners.append(owner)
+        self._owners.extend([owner])
 
     def add_each(self, owners: list[Owner], vectors: np.ndarray) -> None:
         """One face per owner, in the owners' order: many people at once (a bulk load)."""
@@ -93,7 +126,7 @@ class FaceIndex:
         """Add every face of `other` (one enrollment's change, say) with its owner."""
         other.require(self.model, self.detector)
         self._append(other.vectors, other._owner_of[: len(other)] + len(self._owners))
-        self._owners.extend(other._owners)
+        self._owners.extend(other.owners)
 
     def keeping(self, keep: Callable[[Owner], bool]) -> FaceIndex:
         """A new index with the faces of the owners `keep` accepts (a compaction drops the rest)."""
@@ -102,7 +135,7 @@ class FaceIndex:
         faces = kept[self._owner_of[: self._size]]
         index = FaceIndex(self.model, self.detector, self.dimensions)
         index._append(self.vectors[faces], renumber[self._owner_of[: self._size][faces]].astype(np.int32))
-        index._owners = [owner for owner, k in zip(self._owners, kept) if k]
+        index._owners.extend(owner for owner, k in zip(self._owners, kept) if k)
         return index
 
     def neighbours(self, queries: np.ndarray, radius: float) -> list[list[Candidate]]:
@@ -141,7 +174,7 @@ class FaceIndex:
             "faces": self._size,
             "owners": len(self._owners),
         }).encode()
-        owners = "\n".join(f"{o.person}\t{o.incarnation}" for o in self._owners).encode()
+        owners = self._owners.encoded()
         return b"".join([
             _MAGIC, _HEADER_LENGTH.pack(len(header)), header,
             self.vectors.tobytes(), self._owner_of[: self._size].tobytes(), owners,
@@ -162,8 +195,7 @@ class FaceIndex:
             vectors = np.frombuffer(data, np.float32, faces * index.dimensions, at).reshape(faces, index.dimensions)
             at += vectors.nbytes
             owner_of = np.frombuffer(data, np.int32, faces, at)
-            lines = data[at + owner_of.nbytes :].decode().split("\n") if header["owners"] else []
-            owners = [Owner(*line.split("\t")) for line in lines]
+            owners = _Owners(data[at + owner_of.nbytes :], int(header["owners"]))
         except (ValueError, KeyError, TypeError, struct.error) as exc:
             raise GalleryError(f"not a facerec face index ({exc!r})") from exc
         if len(owners) != header["owners"] or (faces and int(owner_of.max()) >= len(owners)):
