@@ -78,7 +78,9 @@ def _status(client: FacerecClient, args: argparse.Namespace) -> int:
 def _redrive(client: FacerecClient, args: argparse.Namespace) -> int:
     """Straight to SQS and DynamoDB with the caller's AWS credentials (AWS_ENDPOINT_URL for the
     local stack): moving messages is an operator's act, and the API has no route for it."""
-    logging.basicConfig(level=logging.INFO, format="facerec: %(message)s")
+    # What the redrive decides (the move task or batches, each job requeued) shows; boto3's chatter does not.
+    logging.basicConfig(level=logging.WARNING, format="facerec: %(message)s")
+    logging.getLogger("facerec_client").setLevel(logging.INFO)
     session = boto3.session.Session(region_name=StageSettings.from_env().region)
     sqs = session.client("sqs")
     redrive = Redrive(sqs, session.resource("dynamodb").Table(ResourceNames(args.stage_prefix).jobs_table))
