@@ -18,18 +18,22 @@ from chalicelib.contract import JobKind
 from chalicelib.events import iter_uploaded_objects
 from chalicelib.exceptions import RequestError, ServiceError, uniform_error_body
 from chalicelib.people import validate_person
+from chalicelib.scaling import ScaleUpResult
 from chalicelib.services import get_services
+from chalicelib.telemetry import configure_function_logging, job_of_upload, put_scale_up_metrics
 from chalicelib.uploads import UploadRequest
 from chalicelib.web import page
 
-app = Chalice(app_name="facerec")
+configure_function_logging()
+# Chalice's own handler would write app.log's lines as text; they go to the root's (JSON in Lambda).
+app = Chalice(app_name="facerec", configure_logs=False)
 app.log.setLevel(logging.INFO)
 # The seed's clients post multipart forms: keep their bytes intact through API Gateway.
 app.api.binary_types.append("multipart/form-data")
 
 # Read at import for decorator arguments only; handlers use get_services().settings.
 _SETTINGS = Settings.from_env()
-_CORS = CORSConfig(allow_origin=_SETTINGS.cors_allow_origin, allow_headers=["X-Admin-Token"])
+_CORS = CORSConfig(allow_origin=_SETTINGS.cors_allow_origin, allow_headers=["X-Admin-Token"]) if _SETTINGS.cors_allow_origin else False
 
 
 def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -143,8 +147,9 @@ def on_upload_events(event: Any) -> None:
     handler = get_services().upload_events
     for record in event:
         for obj in iter_uploaded_objects(record.body):
-            outcome = handler.handle(obj)
-            app.log.info("s3://%s/%s: %s", obj.bucket, obj.key, outcome.value)
+            with job_of_upload(obj.key):
+                outcome = handler.handle(obj)
+                app.log.info("s3://%s/%s: %s", obj.bucket, obj.key, outcome.value)
 
 
 @app.schedule(Rate(_SETTINGS.compaction_minutes, unit=Rate.MINUTES), name="compact_gallery")
@@ -157,11 +162,18 @@ def compact_gallery(event: Any) -> None:
 @app.lambda_function(name="scale_up")
 def scale_up(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The workflow's scale-up step; its answer says whether this job's backlog was counted."""
-    return get_services().scale_up.run(event or {}).to_payload()
+    return _scale_up_round(event or {}).to_payload()
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="scale_up_every_minute")
 def scale_up_every_minute(event: Any) -> None:
     """A safety net: a worker that stopped itself just as a job arrived, or one that died, left
     queued jobs behind that no new upload would scale up for."""
-    get_services().scale_up.run({})
+    _scale_up_round({})
+
+
+def _scale_up_round(event: dict[str, Any]) -> ScaleUpResult:
+    services = get_services()
+    result = services.scale_up.run(event)
+    put_scale_up_metrics(result, services.settings.stage_prefix)
+    return result

@@ -30,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG, ResourceNames, error_code
 
 from .merge import CHALICE_APP, ChalicePackageError, package_stage
-from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, stage_prefix
+from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, stage_prefix
 from .stack import ROOT, load_template, package_template
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "create_or_update_stack",
     "ensure_admin_token",
     "ensure_artifacts_bucket",
+    "powertools_layer_arn",
     "preflight",
     "teardown",
     "upload_package",
@@ -256,14 +257,23 @@ def stack_parameters(stage: Stage, ami: str, extra: Mapping[str, str]) -> dict[s
 # --- `chalice deploy` against the infra stack ------------------------------------------------
 
 
-def write_chalice_config(stage: Stage, outputs: Mapping[str, str], config_path: Path = CHALICE_CONFIG) -> None:
-    """The stage's names and roles (from the infra stack's outputs) into .chalice/config.json.
+def powertools_layer_arn(session: Any) -> str:
+    """The region's Powertools layer at the pinned version, from AWS's public parameter."""
+    return session.client("ssm").get_parameter(Name=POWERTOOLS_LAYER_PARAMETER)["Parameter"]["Value"]
+
+
+def write_chalice_config(
+    stage: Stage, outputs: Mapping[str, str], powertools_layer: str, config_path: Path = CHALICE_CONFIG
+) -> None:
+    """The stage's names and roles (from the infra stack's outputs) and the region's Powertools
+    layer into .chalice/config.json.
 
     Only the `chalice deploy` path needs this: the values are this account's, so they are
     written at deploy time rather than committed.
     """
     config = json.loads(config_path.read_text(encoding="utf-8"))
     block = config["stages"].setdefault(stage.name, {})
+    block["layers"] = [powertools_layer]
     environment = block.setdefault("environment_variables", {})
     environment.update({name: outputs[key] for name, key in APP_ENVIRONMENT.items()})
     environment.update({"FACEREC_STAGE_PREFIX": stage.prefix, "FACEREC_ADMIN_TOKEN_PARAMETER": stage.admin_token_parameter})
@@ -415,12 +425,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("deploy", "deploy-infra"):
             outputs = deploy(session, stage, ami, extra, infra_only=args.command == "deploy-infra")
             if args.command == "deploy-infra":
-                write_chalice_config(stage, outputs)
+                write_chalice_config(stage, outputs, powertools_layer_arn(session))
                 print(f"\nwrote stage {stage.name} into {CHALICE_CONFIG.relative_to(ROOT)}; now: cd chalice_app && chalice deploy --stage {stage.name}")
         elif args.command == "chalice-config":
             cfn = session.client("cloudformation")
             stack = cfn.describe_stacks(StackName=stage.stack_name)["Stacks"][0]
-            write_chalice_config(stage, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
+            write_chalice_config(stage, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}, powertools_layer_arn(session))
         elif args.command == "destroy":
             if (CHALICE_APP / ".chalice" / "deployed" / f"{stage.name}.json").is_file():
                 _chalice("delete", "--stage", stage.name)

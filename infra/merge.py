@@ -3,15 +3,18 @@
     python -m infra.merge --stage dev --out out/deploy/dev    # writes sam.json and deployment.zip
 
 `chalice package --merge-template` deep-merges a document into the template Chalice writes. Ours
-is infra/template.yaml, packaged (the workflow rendered in), with three changes that wire the two
+is infra/template.yaml, packaged (the workflow rendered in), with these changes that wire the two
 halves together inside the one stack:
 
 - the `ScaleUpFunctionArn` parameter becomes `!GetAtt ScaleUp.Arn`, Chalice's scale_up function;
 - each function gets its role from our template, the name `chalice deploy` would give it, and
   every FACEREC_* variable as a reference to the resource (names live in the stack, nowhere else).
   The state machine's ARN is spelled from its name instead: a reference would close a cycle
-  (workflow → its role → scale_up → scale_up's environment → workflow).
-
+  (workflow → its role → scale_up → scale_up's environment → workflow);
+- each function runs with AWS's Powertools layer (`PowertoolsLayerArn`, resolved from the public
+  SSM parameter infra.names names), which the functions' JSON logs and metrics import: the
+  functions' own bundle stays app.py and chalicelib, needing nothing beyond Lambda's runtime;
+- the REST API is named for the stage, and API Gateway's own refusals have the API's error shape.
 - `StagePrefix` may only be the stage's own prefix: Chalice wrote the upload-events queue's name
   (from that prefix) into the SQS event source. That source keeps Chalice's Fn::Sub ARN (a merge
   cannot swap it for a Fn::GetAtt); the function's role names the queue by reference, so the queue
@@ -34,7 +37,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, stage_prefix
+from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, stage_prefix
 from .stack import ROOT, load_template, package_template
 
 __all__ = ["ChalicePackageError", "build_merge_template", "chalice_package", "package_stage"]
@@ -43,6 +46,7 @@ CHALICE_APP = ROOT / "chalice_app"
 _SCALE_UP_PARAMETER = "ScaleUpFunctionArn"
 # Chalice's scale_up function, by the logical id `chalice package` gives it.
 _SCALE_UP_ARN = {"Fn::GetAtt": ["ScaleUp", "Arn"]}
+_POWERTOOLS_LAYER = "PowertoolsLayerArn"
 # What `chalice package` reads from chalice_app/ (config.json is written, not copied).
 _COPIED = ("app.py", "chalicelib", "requirements.txt")
 
@@ -77,6 +81,7 @@ def _function_overrides(template: dict[str, Any]) -> dict[str, Any]:
             "FunctionName": {"Fn::Sub": "${StagePrefix}" + function.suffix},
             "Role": {"Fn::GetAtt": [function.role, "Arn"]},
             "Environment": {"Variables": variables},
+            "Layers": [{"Ref": _POWERTOOLS_LAYER}],
         }
         overrides[function.logical_id] = {"Properties": properties}
     return overrides
@@ -89,6 +94,11 @@ def build_merge_template(prefix: str, template: dict[str, Any] | None = None) ->
     # Chalice wrote the upload-events queue's name into the SQS source from the stage's prefix:
     # the stack may be deployed with that prefix only.
     template["Parameters"]["StagePrefix"].update({"Default": prefix, "AllowedValues": [prefix]})
+    template["Parameters"][_POWERTOOLS_LAYER] = {
+        "Type": "AWS::SSM::Parameter::Value<String>",
+        "Default": POWERTOOLS_LAYER_PARAMETER,
+        "Description": "The SSM parameter naming the Powertools layer the functions run with (AWS's own).",
+    }
     merged = package_template(_replace_ref(template, _SCALE_UP_PARAMETER, _SCALE_UP_ARN))
     merged["Resources"].update(_function_overrides(merged))
     merged["Resources"]["RestAPI"] = {

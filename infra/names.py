@@ -15,9 +15,14 @@ from types import MappingProxyType
 
 from chalicelib.contract import stage_prefix as _stage_prefix
 
-__all__ = ["APP_ENVIRONMENT", "CHALICE_CONFIG", "FUNCTIONS", "Function", "app_name", "stage_prefix"]
+__all__ = ["APP_ENVIRONMENT", "CHALICE_CONFIG", "FUNCTIONS", "POWERTOOLS_LAYER_PARAMETER", "Function", "app_name", "stage_prefix"]
 
 CHALICE_CONFIG = Path(__file__).resolve().parent.parent / "chalice_app" / ".chalice" / "config.json"
+
+# The public SSM parameter that names, in each region, AWS's published layer of Powertools for AWS
+# Lambda at the version pyproject.toml pins (tests/test_deploy_package.py holds the two together),
+# for the functions' runtime (Python 3.11, x86_64): the functions' JSON logs and metrics need it.
+POWERTOOLS_LAYER_PARAMETER = "/aws/service/powertools/python/x86_64/python3.11/3.37.0"
 
 # Each FACEREC_* variable chalicelib.config.Settings reads for a resource the stack creates, and
 # the output that holds it: deployed functions are told every name, none is left to a default.

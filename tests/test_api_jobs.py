@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from control_plane import JSON, create_job, job_item, post_json
 
 from chalicelib.contract import JobStatus, result_key
 from chalicelib.failures import FAILURE_MESSAGES
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def policy_of(job: dict) -> dict:
@@ -46,10 +52,24 @@ def test_job_ids_are_unguessable_and_distinct(client, shared_stack):
     assert len(ids) == 20 and all(len(i) == 32 for i in ids)
 
 
-def test_a_browser_may_call_the_api(client, shared_stack):
+def test_by_default_no_other_origins_page_may_call_the_api(client, shared_stack):
     response = post_json(client, "/jobs", {"content_type": "image/jpeg"}, headers={"Origin": "https://example.org"})
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
-    assert "X-Admin-Token" in response.headers["Access-Control-Allow-Headers"]
+    assert response.status_code == 201
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_a_deployer_may_let_one_origins_pages_call_the_api():
+    """The setting is read when app.py is imported (Chalice's decorators), so a fresh process."""
+    code = (
+        "import json, sys; sys.path.insert(0, 'chalice_app'); import app; "
+        "print(json.dumps({path: [r.cors.allow_origin, r.cors.allow_headers] for path, methods in app.app.routes.items() for r in methods.values() if r.cors}))"
+    )
+    env = {**os.environ, "FACEREC_CORS_ALLOW_ORIGIN": "https://photos.example.org"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    routes = json.loads(done.stdout.splitlines()[-1])
+    assert "/jobs" in routes and "/app" not in routes
+    assert all(origin == "https://photos.example.org" and "X-Admin-Token" in headers for origin, headers in routes.values())
 
 
 @pytest.mark.parametrize(

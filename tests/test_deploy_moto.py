@@ -39,6 +39,15 @@ PROD = Stage.of("prod", REGION, "123456789012")
 AMI = "ami-0123456789abcdef0"
 
 
+def _powertools_layer_in_moto(local_stack) -> str:
+    """A parameter in place of AWS's public one, which moto lacks (moto's CloudFormation does not
+    attach the functions' layers, so the value only has to look like a layer's ARN)."""
+    parameter = "/facerec-tests/powertools-layer"
+    arn = f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:1"
+    local_stack.client("ssm").put_parameter(Name=parameter, Value=arn, Type="String", Overwrite=True)
+    return parameter
+
+
 def _deploy_into_moto(local_stack, package_dir, stage=STAGE):
     """What infra.deploy.deploy does, on moto: artifacts bucket, upload, stack, admin token."""
     s3 = local_stack.client("s3")
@@ -51,6 +60,9 @@ def _deploy_into_moto(local_stack, package_dir, stage=STAGE):
     transformed = sam_transform(uploaded, local_stack.client("iam"))
     assert not [n for n, r in transformed["Resources"].items() if r["Type"].startswith("AWS::Serverless::")]
     template = for_moto(transformed)
+    # moto resolves an SSM-typed parameter's default even when a value is passed, so the default
+    # itself names the stand-in.
+    template["Parameters"]["PowertoolsLayerArn"]["Default"] = _powertools_layer_in_moto(local_stack)
     s3.put_object(Bucket=bucket, Key="moto-template.json", Body=json.dumps(template).encode())
     parameters = stack_parameters(stage, AMI, {})
     outputs = create_or_update_stack(

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from chalicelib.config import Settings
 from deploy_support import PSEUDO_PARAMETERS, package, references, sam_transform
 from infra.deploy import Stage, write_chalice_config
-from infra.names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, stage_prefix
+from infra.names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, stage_prefix
 from infra.stack import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +45,9 @@ def test_config_has_the_stages_and_hand_written_iam():
 
 def test_the_lambda_requirements_are_only_what_the_runtime_lacks():
     lines = [l for l in (ROOT / "chalice_app" / "requirements.txt").read_text().splitlines() if l.strip() and not l.startswith("#")]
-    assert lines == []  # boto3 is in Lambda's runtime; nothing else is imported by chalicelib
+    # boto3 is in Lambda's runtime, Powertools in AWS's layer the functions run with; chalicelib
+    # imports nothing else.
+    assert lines == []
 
 
 def test_the_package_has_our_resources_and_chalices_functions(packaged):
@@ -99,6 +102,21 @@ def test_the_functions_get_their_roles_names_and_every_resource_name(packaged):
     read = {name for field in dataclasses.fields(Settings) for name in field.metadata["variables"] if name.startswith("FACEREC_")}
     resource_names = {n for n in read if n.endswith(("_BUCKET", "_TABLE", "_QUEUE", "_QUEUE_URL", "_ARN", "_TEMPLATE", "_PREFIX", "_PARAMETER"))}
     assert resource_names <= set(variables)
+
+
+def test_the_functions_run_with_aws_powertools_layer_at_the_pinned_version(packaged):
+    """The functions import Powertools (JSON logs, metrics) from AWS's layer, not from their
+    bundle: the layer's public parameter names the version pyproject pins for the workers."""
+    _, _, merged = packaged
+    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (pin,) = [p for p in pins if p.startswith("aws-lambda-powertools==")]
+    parameter = merged["Parameters"]["PowertoolsLayerArn"]
+    assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
+    assert parameter["Default"] == POWERTOOLS_LAYER_PARAMETER and POWERTOOLS_LAYER_PARAMETER.endswith("/" + pin.split("==")[1])
+    runtimes = {merged["Resources"][f.logical_id]["Properties"]["Runtime"] for f in FUNCTIONS}
+    assert runtimes == {"python3.11"} and "/python3.11/" in POWERTOOLS_LAYER_PARAMETER
+    for function in FUNCTIONS:
+        assert merged["Resources"][function.logical_id]["Properties"]["Layers"] == [{"Ref": "PowertoolsLayerArn"}]
 
 
 def test_the_workflow_invokes_the_packaged_scale_up_function(packaged):
@@ -157,7 +175,8 @@ def test_chalice_accepts_the_config_the_chalice_deploy_path_writes(tmp_path):
     stage = Stage.of("dev", "eu-west-1", "111122223333")
     outputs = {key: f"value-of-{key}" for key in APP_ENVIRONMENT.values()}
     outputs.update({f"{f.role}Arn": f"arn:aws:iam::111122223333:role/{f.role}" for f in FUNCTIONS})
-    write_chalice_config(stage, outputs, project / ".chalice" / "config.json")
+    layer = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:99"
+    write_chalice_config(stage, outputs, layer, project / ".chalice" / "config.json")
 
     done = subprocess.run(
         [str(Path(sys.executable).with_name("chalice")), "--project-dir", str(project), "package", "--stage", "dev", str(tmp_path / "out")],
@@ -168,6 +187,7 @@ def test_chalice_accepts_the_config_the_chalice_deploy_path_writes(tmp_path):
     for function in FUNCTIONS:
         properties = resources[function.logical_id]["Properties"]
         assert properties["Role"] == outputs[f"{function.role}Arn"]
+        assert properties["Layers"] == [layer]
         settings = Settings.from_env(properties["Environment"]["Variables"])
         assert settings.jobs_queue_url == "value-of-JobsQueueUrl"
         assert settings.admin_token_parameter == stage.admin_token_parameter

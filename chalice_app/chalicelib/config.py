@@ -67,7 +67,11 @@ class Settings(StageSettings):
     # The seed's `POST /` waits this long for a result; API Gateway ends requests at 29 s.
     compat_wait_seconds: float = setting("FACEREC_COMPAT_WAIT_SECONDS", 25.0)
     compat_poll_seconds: float = setting("FACEREC_COMPAT_POLL_SECONDS", 0.5)
-    cors_allow_origin: str = setting("FACEREC_CORS_ALLOW_ORIGIN", "*")
+    # The one web origin besides the API's own whose pages may call the API; empty: none. The page
+    # is served by the API itself (/app) and needs no CORS. To widen it, set the variable in the
+    # stage's environment_variables (.chalice/config.json): Chalice reads it when packaging (the
+    # preflight's answer) and the function at run time (each response's header).
+    cors_allow_origin: str = setting("FACEREC_CORS_ALLOW_ORIGIN", "")
 
     @property
     def is_local_stack(self) -> bool:

@@ -24,6 +24,7 @@ _NO_CAPACITY = frozenset({"InsufficientInstanceCapacity", "InstanceLimitExceeded
 # ResultPath, held to this name by tests/test_workflow_definition.py): a state that has one is
 # this job's second attempt.
 PREVIOUS_ANSWER = "scale_up"
+_LEASE_HELD = "lease held"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ class ScaleUpResult:
     live: int = 0
     desired: int = 0
     launched: int = 0
+
+    @property
+    def counted(self) -> bool:
+        """Whether this run held the lease and so counted the backlog and the fleet."""
+        return self.reason != _LEASE_HELD
 
     def to_payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,7 +88,7 @@ class ScaleUp:
         grant = self._lease.try_acquire(settings.scale_up_hold_seconds)
         if grant is None:
             return ScaleUpResult(
-                covered=PREVIOUS_ANSWER in event, retry_in_seconds=interval, reason="lease held"
+                covered=PREVIOUS_ANSWER in event, retry_in_seconds=interval, reason=_LEASE_HELD
             )
         try:
             return self._round(grant)

@@ -1,0 +1,59 @@
+"""The functions' side of watching a stage: JSON log lines (contract.logs) in Lambda, with the
+job an upload event is for, and each scale-up round's decision as metrics.
+
+The metrics are Powertools' Metrics: embedded metric format, one JSON line on stdout that
+CloudWatch Logs turns into datums in the stage's namespace, with no PutMetricData call and no
+right to make one. Only a function running in Lambda writes them; the local stack's would be
+lines nothing reads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+
+from aws_lambda_powertools import Metrics
+
+from .contract import parse_upload_key
+from .contract.logs import configure_json_logging, job_context
+from .contract.telemetry import Metric, metrics_namespace
+from .scaling import ScaleUpResult
+
+__all__ = ["configure_function_logging", "in_lambda", "job_of_upload", "put_scale_up_metrics"]
+
+
+def in_lambda(environ: Mapping[str, str] = os.environ) -> bool:
+    return bool(environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def configure_function_logging(environ: Mapping[str, str] = os.environ) -> None:
+    """In Lambda, every line as JSON on stdout, named by the function; elsewhere (the local stack,
+    the tests) the process keeps the handlers it has."""
+    if in_lambda(environ):
+        configure_json_logging(environ["AWS_LAMBDA_FUNCTION_NAME"], stream=sys.stdout)
+
+
+def job_of_upload(key: str) -> AbstractContextManager[None]:
+    """Lines logged while an uploaded object is handled name its job (none for a stray key)."""
+    parsed = parse_upload_key(key)
+    return job_context(parsed[0]) if parsed else nullcontext()
+
+
+def put_scale_up_metrics(result: ScaleUpResult, stage_prefix: str, environ: Mapping[str, str] = os.environ) -> None:
+    """What a round saw (backlog, live workers) and did (launched), and the fleet it leaves; a
+    run that found another holding the lease counted nothing and reports nothing."""
+    if not result.counted or not in_lambda(environ):
+        return
+    # No service name: Powertools would make it a dimension, and the alarms and dashboard read
+    # the metrics without dimensions.
+    metrics = Metrics(namespace=metrics_namespace(stage_prefix))
+    for metric, value in (
+        (Metric.SCALE_UP_BACKLOG, result.backlog),
+        (Metric.SCALE_UP_LIVE, result.live),
+        (Metric.SCALE_UP_LAUNCHED, result.launched),
+        (Metric.FLEET_SIZE, result.live + result.launched),
+    ):
+        metrics.add_metric(name=metric.value, unit=metric.unit, value=value)
+    metrics.flush_metrics()
