@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any, Mapping
 
+import numpy as np
 from botocore.exceptions import ClientError
 
 from chalicelib.contract import (
@@ -212,15 +213,24 @@ class BatchProcessor:
             )
 
     def _enroll(self, deliveries: list[Delivery], photos: dict[str, PhotoInput | None]) -> list[Delivery]:
-        for delivery in deliveries:
-            job = delivery.job
-            photo = photos[delivery.message_id]
+        """The batch's photos through the engine together, then each job's gallery writes side by side."""
+        if not deliveries:
+            return []
+        jobs = [d.job for d in deliveries]
+        inputs = [photos[d.message_id] for d in deliveries]
+        vectors = self._engine.enrollment_vectors([job.person for job in jobs], inputs)
+        list(self._io.map(self._enroll_job, jobs, inputs, vectors))
+        return deliveries
+
+    def _enroll_job(self, job: JobMessage, photo: PhotoInput, vectors: np.ndarray | EnrollmentError) -> None:
+        with job_context(job.job_id, job.person):
             try:
-                with job_context(job.job_id, job.person):
-                    change, photos_enrolled = self._enroll_one(job, photo)
+                if isinstance(vectors, EnrollmentError):
+                    raise vectors
+                change, photos_enrolled = self._enroll_one(job, vectors)
             except EnrollmentError as exc:
                 self._ledger.failed(job.job_id, error=exc.code, cause=str(exc))
-                continue
+                return
             document = {
                 "schema_version": SCHEMA_VERSION,
                 "job_id": job.job_id,
@@ -237,16 +247,14 @@ class BatchProcessor:
                 job.job_id, result_key=result_key(job.job_id), summary={"person": job.person},
                 uploaded_at=self._uploaded_at.get(job.job_id),
             )
-        return deliveries
 
-    def _enroll_one(self, job: JobMessage, photo: PhotoInput) -> tuple[str, int]:
+    def _enroll_one(self, job: JobMessage, vectors: np.ndarray) -> tuple[str, int]:
         """The photo's face appended to the gallery under the person's current record: the change
         object's key and how many photos the person is now enrolled from."""
         row = self._people.get(job.person)
         if row is None:
             raise PersonNotFoundError(f"person {job.person!r} no longer exists")
         owner = Owner(job.person, incarnation_of(row))
-        vectors = self._engine.enrollment_embeddings(job.person, [photo])
         change = self._gallery.append(owner, vectors, job.job_id)
         photos_enrolled = self._people.count_photos(owner, len(vectors))
         if photos_enrolled is None:

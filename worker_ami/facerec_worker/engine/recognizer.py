@@ -201,18 +201,17 @@ class Recognizer:
         A photo with no face or several faces is refused rather than guessed at: enrolling the
         wrong face would put a stranger's name on every later match.
         """
-        analyses, _ = self.analyze(photos)
-        vectors = []
-        for analysis in analyses:
-            if isinstance(analysis, PhotoFailure):
-                raise EnrollmentError(f"{analysis.photo}: {analysis.error['message']}")
-            if len(analysis.faces) != 1:
-                raise EnrollmentError(
-                    f"{analysis.name}: found {len(analysis.faces)} faces; an enrollment photo must "
-                    f"show exactly one face, {name}'s"
-                )
-            vectors.append(analysis.embeddings)
+        vectors = self.enrollment_vectors([name] * len(photos), photos)
+        for outcome in vectors:
+            if isinstance(outcome, EnrollmentError):
+                raise outcome
         return np.concatenate(vectors)
+
+    def enrollment_vectors(self, names: Sequence[str], photos: Sequence[PhotoInput]) -> list[np.ndarray | EnrollmentError]:
+        """Per photo, in one engine batch: its one face's embedding (1 x dimensions), or why it
+        cannot enroll `names[i]` (see enrollment_embeddings)."""
+        analyses, _ = self.analyze(photos)
+        return [_enrollment_vector(name, analysis) for name, analysis in zip(names, analyses)]
 
     def enroll(self, gallery: Gallery, name: str, photos: Sequence[PhotoInput]) -> int:
         """Add `name` to `gallery` from `photos` (see enrollment_embeddings); returns how many."""
@@ -220,6 +219,16 @@ class Recognizer:
         vectors = self.enrollment_embeddings(name, photos)
         gallery.enroll(name, vectors)
         return len(vectors)
+
+
+def _enrollment_vector(name: str, analysis: Analysis | PhotoFailure) -> np.ndarray | EnrollmentError:
+    if isinstance(analysis, PhotoFailure):
+        return EnrollmentError(f"{analysis.photo}: {analysis.error['message']}")
+    if len(analysis.faces) != 1:
+        return EnrollmentError(
+            f"{analysis.name}: found {len(analysis.faces)} faces; an enrollment photo must show exactly one face, {name}'s"
+        )
+    return analysis.embeddings
 
 
 def _face_result(photo: Photo, face: DetectedFace, match) -> FaceResult:
