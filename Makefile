@@ -5,6 +5,8 @@ BIN      := $(VENV)/bin
 DATASETS ?= ../shared/datasets
 OUT      ?= out
 STAGE    ?= dev
+# make deploy ALARM_EMAIL=ops@example.org subscribes an address to the stage's alarms (infra/README.md).
+ALARM_EMAIL ?=
 PORT     ?= 8000
 # These two builds install offline on the project's machines; other versions pull several GB.
 TORCH_PINS  := torch==2.14.1 torchvision==0.29.1
@@ -113,10 +115,10 @@ ami: setup  ## Build the worker AMI with packer in your AWS account; its id goes
 	@echo "worker AMI $$(cat $(WORKER_AMI_FILE)) written to $(WORKER_AMI_FILE); make deploy uses it"
 
 deploy: setup  ## Deploy STAGE (dev) as one CloudFormation stack (chalice package + infra/template.yaml); prints the URL
-	$(DEPLOY) deploy --stage $(STAGE) $(if $(WORKER_AMI),--worker-ami $(WORKER_AMI))
+	$(DEPLOY) deploy --stage $(STAGE) $(if $(WORKER_AMI),--worker-ami $(WORKER_AMI))$(if $(ALARM_EMAIL), --alarm-email $(ALARM_EMAIL))
 
 deploy-infra: setup  ## Only what Chalice does not create, then `chalice deploy --stage STAGE` yourself (infra/README.md)
-	$(DEPLOY) deploy-infra --stage $(STAGE) $(if $(WORKER_AMI),--worker-ami $(WORKER_AMI))
+	$(DEPLOY) deploy-infra --stage $(STAGE) $(if $(WORKER_AMI),--worker-ami $(WORKER_AMI))$(if $(ALARM_EMAIL), --alarm-email $(ALARM_EMAIL))
 
 destroy: setup  ## Delete STAGE from AWS: workers, bucket contents, the stack, Chalice's app, token, logs, artifacts
 	$(DEPLOY) destroy --stage $(STAGE)

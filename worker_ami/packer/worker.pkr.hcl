@@ -84,7 +84,12 @@ build {
   }
 
   provisioner "file" {
-    sources     = ["${path.root}/../systemd/facerec-worker.service", "${path.root}/../systemd/facerec-worker-failed.service"]
+    sources = [
+      "${path.root}/../systemd/facerec-worker.service",
+      "${path.root}/../systemd/facerec-worker-failed.service",
+      "${path.root}/../systemd/facerec-logs.service",
+      "${path.root}/../cloudwatch/agent.json",
+    ]
     destination = "/tmp/"
   }
 
