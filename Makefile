@@ -88,7 +88,7 @@ bench-local: setup  ## The local stack end to end, 1000 course photos at once: o
 	$(BIN)/python -m bench.local_stack --datasets $(DATASETS) --photos 1000 --out $(OUT)/local-stack.json
 
 bench-gallery: setup  ## The gallery at a million synthetic faces on the local stack: load, match, enroll, visible: out/bench-gallery.json
-	$(BIN)/python -m bench.gallery --faces 1000000 --out $(OUT)/bench-gallery.json
+	$(BIN)/python -m bench.gallery --faces 1000000 --datasets $(DATASETS) --out $(OUT)/bench-gallery.json
 
 bench-course: setup  ## The course's workload on make run: 100 then 1000 concurrent POST /, answers checked: out/bench-course.json
 	$(BIN)/python -m bench.course --datasets $(DATASETS) --out $(OUT)/bench-course.json

@@ -169,3 +169,15 @@ def test_workers_list_only_the_prefixes_they_read(template):
         str({"Fn::GetAtt": ["InputBucket", "Arn"]}): [f"{UPLOAD_PREFIX}*"],
         str({"Fn::GetAtt": ["OutputBucket", "Arn"]}): [f"{RESULT_PREFIX}*", f"{GALLERY_PREFIX}*"],
     }
+
+
+def test_only_the_api_and_the_workers_delete_objects_and_only_what_a_deletion_or_compaction_removes(template):
+    """The API deletes a person's photos and results; a worker's compaction, gallery objects."""
+    deletes: dict[str, list[Any]] = {}
+    for name, statement in policy_statements(template):
+        if "s3:DeleteObject" in _listed(statement["Action"]):
+            deletes.setdefault(name, []).extend(_listed(statement["Resource"]))
+    assert deletes == {
+        "ApiFunctionRole": [{"Fn::Sub": "${InputBucket.Arn}/uploads/*"}, {"Fn::Sub": "${OutputBucket.Arn}/results/*"}],
+        "WorkerRole": [{"Fn::Sub": "${OutputBucket.Arn}/gallery/*"}],
+    }
