@@ -154,16 +154,17 @@ class FaceIndex:
         squared += self._norms[: self._size]
         query_norms = np.einsum("ij,ij->i", queries, queries)
         limits = radius * radius + _FLOAT32_SLACK - query_norms
-        found = []
-        for row, limit, query in zip(squared, limits, queries.astype(np.float64)):
-            picked = np.union1d(np.flatnonzero(row <= limit), [int(row.argmin())])
-            exact = np.sqrt(((self.vectors[picked].astype(np.float64) - query) ** 2).sum(axis=1))
-            order = np.argsort(exact, kind="stable")
-            found.append([
-                Candidate(self._owners[self._owner_of[picked[i]]], float(exact[i]))
-                for n, i in enumerate(order)
-                if n == 0 or exact[i] <= radius
-            ])
+        # Every (query, face) pair within reach, and each query's nearest, in one pass each.
+        rows, columns = np.nonzero(squared <= limits[:, None])
+        pairs = np.unique(np.concatenate([rows, np.arange(len(queries))]) * self._size
+                          + np.concatenate([columns, squared.argmin(axis=1)]))
+        rows, columns = np.divmod(pairs, self._size)
+        exact = np.sqrt(((self.vectors[columns].astype(np.float64) - queries.astype(np.float64)[rows]) ** 2).sum(axis=1))
+        found: list[list[Candidate]] = [[] for _ in queries]
+        for i in np.lexsort((exact, rows)):
+            nearest_first = found[rows[i]]
+            if not nearest_first or exact[i] <= radius:
+                nearest_first.append(Candidate(self._owners[self._owner_of[columns[i]]], float(exact[i])))
         return found
 
     def to_bytes(self) -> bytes:
