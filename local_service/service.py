@@ -5,7 +5,7 @@
       └─ infra/template.yaml deployed into it, as on AWS
     Chalice app, served over HTTP (the API and the web page)
     upload events: S3 → SQS notifications handed to the app's handler (Lambda's event source)
-    schedule: the app's one-minute safety-net scale-up fired by a timer (EventBridge's part)
+    schedule: the app's one-minute safety-net scale-up and its gallery compaction, fired by timers (EventBridge's part)
     fleet: one worker process per worker instance in moto's EC2
 """
 
@@ -27,6 +27,7 @@ from typing import Any
 from chalice.config import Config
 from chalice.local import LocalDevServer, create_local_server
 
+from chalicelib.config import Settings
 from infra.local import ACCOUNT_ID, LISTEN_BACKLOG, REGION, Stack, free_port, pump_sqs_to_handler
 
 from .fleet import LocalFleet
@@ -114,7 +115,9 @@ class LocalService:
         self._spawn("api", self._api.serve_forever)
         for poller in range(options.upload_event_pollers):
             self._spawn(f"upload-events-{poller}", self._pump_upload_events)
-        self._spawn("schedule", self._fire_schedule)
+        self._spawn("schedule", lambda: self._fire_schedule("scale-up", self.app.scale_up_every_minute, options.schedule_seconds))
+        compaction_seconds = Settings.from_env().compaction_minutes * 60
+        self._spawn("compaction", lambda: self._fire_schedule("compaction", self.app.compact_gallery, compaction_seconds))
         cores = os.cpu_count() or 1
         self.fleet = LocalFleet(
             self.moto.client("ec2"),
@@ -164,18 +167,18 @@ class LocalService:
                 logger.exception("upload events: the handler failed; the batch will be delivered again")
                 self._stop.wait(1)
 
-    def _fire_schedule(self) -> None:
+    def _fire_schedule(self, name: str, handler: Any, every_seconds: float) -> None:
         """What EventBridge does for @app.schedule on AWS: a CloudWatch event at each tick."""
-        while not self._stop.wait(self.options.schedule_seconds):
+        while not self._stop.wait(every_seconds):
             event = {
                 "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
                 "source": "aws.events", "account": ACCOUNT_ID, "time": datetime.now(timezone.utc).isoformat(),
                 "region": REGION, "resources": [], "detail": {},
             }
             try:
-                self.app.scale_up_every_minute(event, None)
+                handler(event, None)
             except Exception:
-                logger.exception("the scheduled scale-up failed; the next tick tries again")
+                logger.exception("the scheduled %s failed; the next tick tries again", name)
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
