@@ -35,13 +35,14 @@ def json_lines(capsys):
 
 
 def _sums(cloudwatch, namespace: str, metric: Metric, dimensions: dict[str, str] | None = None) -> float:
+    """The datums' sum over the last minutes. GetMetricStatistics, not GetMetricData: given
+    dimensions, moto's GetMetricData matches datums of every namespace."""
     now = datetime.now(timezone.utc)
-    query = {"Namespace": namespace, "MetricName": metric.value, "Dimensions": [{"Name": k, "Value": v} for k, v in (dimensions or {}).items()]}
-    data = cloudwatch.get_metric_data(
-        MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": query, "Period": 60, "Stat": "Sum"}}],
-        StartTime=now - timedelta(minutes=10), EndTime=now + timedelta(minutes=1),
+    data = cloudwatch.get_metric_statistics(
+        Namespace=namespace, MetricName=metric.value, Dimensions=[{"Name": k, "Value": v} for k, v in (dimensions or {}).items()],
+        StartTime=now - timedelta(minutes=10), EndTime=now + timedelta(minutes=1), Period=60, Statistics=["Sum"],
     )
-    return sum(data["MetricDataResults"][0]["Values"])
+    return sum(point["Sum"] for point in data["Datapoints"])
 
 
 def test_a_failed_job_puts_its_metric_by_error_code_and_a_json_line_with_its_job_id(harness, json_lines):
