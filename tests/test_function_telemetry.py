@@ -65,3 +65,16 @@ def test_an_upload_events_lines_in_lambda_are_json_naming_the_job(stack, app_mod
     about_the_job = [line for line in lines if line.get("job_id") == job["job_id"]]
     assert about_the_job and all(line["service"] == "facerec-test-function" for line in about_the_job)
     assert any(line["logger"] == "facerec" and line["message"].endswith(": started") for line in about_the_job)
+
+
+def test_an_upload_the_handler_refuses_counts_as_a_failed_job_by_its_code(stack, app_module, local_stack, client, as_lambda, capsys):
+    job = create_job(client)
+    upload(job, b"")  # moto keeps an empty upload (it does not enforce the POST policy); the handler refuses it
+    assert deliver_upload_events(local_stack, stack, app_module) >= 1
+    by_dimensions = {
+        json.dumps(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"]): line for line in _metric_lines(capsys.readouterr().out)
+    }
+    assert set(by_dimensions) == {"[[]]", '[["ErrorCode"]]'}
+    assert all(line["JobsFailed"] == [1.0] for line in by_dimensions.values())
+    assert by_dimensions['[["ErrorCode"]]']["ErrorCode"] == "empty_photo"
+    assert by_dimensions["[[]]"]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == metrics_namespace(stack.prefix)

@@ -22,6 +22,7 @@ from .config import Settings
 from .contract import JobKind, JobMessage, parse_upload_key
 from .exceptions import StorageError
 from .jobs import JobStore
+from .telemetry import put_job_failed
 from .uploads import Refusal, check_uploaded_object
 from .workflow import WorkflowStarter
 
@@ -96,6 +97,7 @@ class UploadEventHandler:
         if refusal is not None:
             logger.info("job %s: upload refused (%s): %s", job_id, refusal.code, refusal.cause)
             self._jobs.fail(job_id, refusal.code, refusal.cause)
+            put_job_failed(refusal.code, self._settings.stage_prefix)
             return UploadOutcome.REJECTED
         started = self._starter.start(job_id, workflow_input(job, obj.bucket, obj.key))
         return UploadOutcome.STARTED if started else UploadOutcome.DUPLICATE

@@ -1,5 +1,6 @@
 """The functions' side of watching a stage: JSON log lines (contract.logs) in Lambda, with the
-job an upload event is for, and each scale-up round's decision as metrics.
+job an upload event is for, and as metrics each scale-up round's decision and each job the upload
+handler fails (counted as the workers count theirs).
 
 The metrics are Powertools' Metrics: embedded metric format, one JSON line on stdout that
 CloudWatch Logs turns into datums in the stage's namespace, with no PutMetricData call and no
@@ -11,17 +12,17 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 
 from aws_lambda_powertools import Metrics
 
 from .contract import parse_upload_key
 from .contract.logs import configure_json_logging, job_context
-from .contract.telemetry import Metric, metrics_namespace
+from .contract.telemetry import ERROR_CODE_DIMENSION, Metric, metrics_namespace
 from .scaling import ScaleUpResult
 
-__all__ = ["configure_function_logging", "in_lambda", "job_of_upload", "put_scale_up_metrics"]
+__all__ = ["configure_function_logging", "in_lambda", "job_of_upload", "put_job_failed", "put_scale_up_metrics"]
 
 
 def in_lambda(environ: Mapping[str, str] = os.environ) -> bool:
@@ -46,14 +47,28 @@ def put_scale_up_metrics(result: ScaleUpResult, stage_prefix: str, environ: Mapp
     run that found another holding the lease counted nothing and reports nothing."""
     if not result.counted or not in_lambda(environ):
         return
-    # No service name: Powertools would make it a dimension, and the alarms and dashboard read
-    # the metrics without dimensions.
-    metrics = Metrics(namespace=metrics_namespace(stage_prefix))
-    for metric, value in (
+    _write(stage_prefix, (
         (Metric.SCALE_UP_BACKLOG, result.backlog),
         (Metric.SCALE_UP_LIVE, result.live),
         (Metric.SCALE_UP_LAUNCHED, result.launched),
         (Metric.FLEET_SIZE, result.live + result.launched),
-    ):
-        metrics.add_metric(name=metric.value, unit=metric.unit, value=value)
+    ))
+
+
+def put_job_failed(error: str, stage_prefix: str, environ: Mapping[str, str] = os.environ) -> None:
+    """A job failed here (a refused upload): in the total, and by its code, as a worker's are."""
+    if not in_lambda(environ):
+        return
+    _write(stage_prefix, ((Metric.JOBS_FAILED, 1),))
+    _write(stage_prefix, ((Metric.JOBS_FAILED, 1),), {ERROR_CODE_DIMENSION: error})
+
+
+def _write(stage_prefix: str, values: Iterable[tuple[Metric, float]], dimensions: Mapping[str, str] | None = None) -> None:
+    """One EMF line. No service name: Powertools would make it a dimension, and the alarms and
+    dashboard read the metrics without dimensions."""
+    metrics = Metrics(namespace=metrics_namespace(stage_prefix))
+    for name, value in (dimensions or {}).items():
+        metrics.add_dimension(name=name, value=value)
+    for metric, amount in values:
+        metrics.add_metric(name=metric.value, unit=metric.unit, value=amount)
     metrics.flush_metrics()
