@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -12,8 +14,8 @@ from chalicelib.contract import JobKind, JobStatus, legacy_gallery_key
 from chalicelib.erasure import Compactions, PersonEraser
 from chalicelib.jobs import JobStore
 from chalicelib.people import PeopleStore
-from facerec_worker.engine import Owner
-from facerec_worker.gallery_store import GalleryStore
+from facerec_worker.engine import Owner, PhotoInput
+from facerec_worker.gallery_store import SETTLE_SECONDS, GalleryStore
 from facerec_worker.people import PeopleDirectory
 
 from .conftest import photo_bytes
@@ -117,20 +119,22 @@ def test_concurrent_enrollments_by_several_workers_lose_none(harness):
 
 @pytest.mark.slow
 def test_a_worker_started_after_ten_thousand_enrollments_matches_every_one(harness):
-    """Synthetic unit vectors; a compaction halfway, so the worker reads a snapshot and changes."""
+    """Synthetic unit vectors from 16 writers; a compaction after 9,000 (its clock past the settling
+    time, so it folds them all), so the new worker reads a snapshot and 1,000 changes."""
     rng = np.random.default_rng(7)
     faces = rng.standard_normal((10_000, 128)).astype(np.float32)
     faces /= np.linalg.norm(faces, axis=1, keepdims=True)
-    writers = [store(harness) for _ in range(8)]
+    writers = [store(harness) for _ in range(16)]
     owners = [Owner(f"p{n}", "i") for n in range(len(faces))]
 
     def enroll(n):
         writers[n % len(writers)].append(owners[n], faces[n], f"job-{n:05d}-padding-xxxx")
 
-    with __import__("concurrent.futures").futures.ThreadPoolExecutor(16) as pool:
-        list(pool.map(enroll, range(5_000)))
-        writers[0].compact(lambda candidates: set(candidates))
-        list(pool.map(enroll, range(5_000, 10_000)))
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(enroll, range(9_000)))
+        compaction = store(harness, clock=lambda: time.time() + SETTLE_SECONDS + 1).compact(lambda everyone: set(everyone))
+        list(pool.map(enroll, range(9_000, 10_000)))
+    assert (compaction.faces, compaction.folded_changes) == (9_000, 9_000)
     index = store(harness).current()
     assert len(index) == 10_000
     noise = rng.standard_normal(faces.shape).astype(np.float32)
@@ -141,7 +145,7 @@ def test_a_worker_started_after_ten_thousand_enrollments_matches_every_one(harne
 
 def test_the_old_json_gallery_is_migrated_on_first_load(harness):
     legacy = harness.engine.new_gallery()
-    harness.engine.enroll(legacy, "obama", [__import__("facerec_worker.engine").engine.PhotoInput("o.jpg", photo_bytes("obama.jpg"))])
+    harness.engine.enroll(legacy, "obama", [PhotoInput("o.jpg", photo_bytes("obama.jpg"))])
     bucket = harness.stack.outputs["OutputBucketName"]
     harness.s3.put_object(Bucket=bucket, Key=legacy_gallery_key(legacy.model), Body=legacy.to_bytes())
     harness.add_person("obama")
