@@ -16,7 +16,6 @@ from chalicelib.jobs import JobStore
 from chalicelib.people import PeopleStore
 from facerec_worker.engine import Owner, PhotoInput
 from facerec_worker.gallery_store import SETTLE_SECONDS, GalleryStore
-from facerec_worker.people import PeopleDirectory
 
 from .conftest import photo_bytes
 
@@ -157,13 +156,12 @@ def test_the_old_json_gallery_is_migrated_on_first_load(harness):
     assert store(harness).keys.manifest in keys
 
 
-def test_a_gallery_of_another_detector_is_refused_with_what_to_do(harness):
-    harness.add_person("obama")
-    writer = store(harness)
-    writer.append(Owner("obama", "legacy"), np.zeros(128, dtype=np.float32), "job-for-the-other-detector")
+def test_a_worker_of_another_detector_says_which_gallery_it_does_not_match(harness, caplog):
+    store(harness).append(Owner("obama", "legacy"), np.zeros(128, dtype=np.float32), "job-of-this-detector-xxxx")
+    other_detector = "mtcnn" if harness.engine.detector != "mtcnn" else "yunet"
     other = GalleryStore(harness.s3, harness.stack.outputs["OutputBucketName"], model=harness.engine.model,
-                         detector=harness.engine.detector, dimensions=128)
-    index = other.current()
-    with pytest.raises(Exception, match="FACEREC_DETECTOR"):
-        index.require(harness.engine.model, "mtcnn" if harness.engine.detector != "mtcnn" else "yunet")
-    assert PeopleDirectory(harness.people).alive({Owner("obama", "legacy")}) == {Owner("obama", "legacy")}
+                         detector=other_detector, dimensions=128)
+    with caplog.at_level("WARNING", logger="facerec_worker.gallery_store"):
+        assert len(other.current()) == 0
+    assert f"{store(harness).keys.prefix} hold faces of another model or detector" in caplog.text
+    assert "FACEREC_DETECTOR" in caplog.text

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import ClientError
 
-from chalicelib.contract import LEGACY_INCARNATION, GalleryKeys, error_code, is_missing, legacy_gallery_key
+from chalicelib.contract import GALLERY_PREFIX, LEGACY_INCARNATION, GalleryKeys, error_code, is_missing, legacy_gallery_key
 from facerec_worker.engine import FaceIndex, Gallery, Owner
 
 logger = logging.getLogger(__name__)
@@ -154,10 +154,24 @@ class GalleryStore:
     def _load(self, manifest: dict[str, Any]) -> None:
         if manifest["etag"] is None and self._migrate_legacy():
             manifest = self._manifest()
+        elif manifest["etag"] is None:
+            self._warn_of_other_galleries()
         # The snapshot's arrays are views of the downloaded bytes; the first change copies them once.
         self._index = self._snapshot(manifest) if manifest["snapshot"] else self.empty()
         self._manifest_etag, self._through, self._applied = manifest["etag"], manifest["through"], set()
         logger.info("gallery %s: snapshot of %d faces through %s", self.keys.prefix, len(self._index), self._through or "-")
+
+    def _warn_of_other_galleries(self) -> None:
+        """No gallery for this model and detector: say so if another pair has one, since its
+        faces are not matched under this one."""
+        listed = self._s3.list_objects_v2(Bucket=self._bucket, Prefix=GALLERY_PREFIX, Delimiter="/")
+        others = [p["Prefix"] for p in listed.get("CommonPrefixes", []) if p["Prefix"] != self.keys.prefix]
+        if others:
+            logger.warning(
+                "no gallery under %s yet, but %s hold faces of another model or detector, which this worker "
+                "does not match: run it with that pair (FACEREC_MODEL, FACEREC_DETECTOR), or enroll the people "
+                "again under this one", self.keys.prefix, ", ".join(others),
+            )
 
     def _manifest(self) -> dict[str, Any]:
         try:
