@@ -77,8 +77,9 @@ def _deploy_into_moto(local_stack, package_dir, stage=STAGE):
     return template, parameters, outputs
 
 
-# moto's CloudFormation has no AWS::SQS::QueuePolicy; its S3 notifies the queue without one.
-@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*QueuePolicy:UserWarning")
+# moto's CloudFormation has no AWS::SQS::QueuePolicy (its S3 notifies the queue without one) and no
+# AWS::CloudWatch::Alarm (put through the API instead).
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*(QueuePolicy|Alarm) but:UserWarning")
 def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
     local_stack, app_module, settings_env, client, tmp_path, jpeg_bytes
 ):
@@ -128,7 +129,7 @@ def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
     teardown(local_stack, STAGE, delay_seconds=1)  # again: nothing left, and that is no error
 
 
-@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*:UserWarning")
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*(QueuePolicy|Alarm) but:UserWarning")
 def test_the_packaged_stage_has_its_alarms_dashboard_and_log_group_and_a_dead_letter_trips_its_alarms_metric(local_stack, tmp_path):
     """moto computes no AWS/SQS metrics and evaluates no alarms: what can be checked is that the
     alarm watches this stack's DLQ by the metric SQS reports for it, and that a dead-lettered job

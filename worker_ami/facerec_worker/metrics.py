@@ -36,7 +36,7 @@ class MetricsPublisher:
         """`value` seen `count` times (a batch's per-photo figure is put once, counted per photo)."""
         datum: dict[str, Any] = {"MetricName": metric.value, "Values": [float(value)], "Counts": [float(count)], "Unit": metric.unit}
         if dimensions:
-            datum["Dimensions"] = [{"Name": name, "Value": value} for name, value in dimensions.items()]
+            datum["Dimensions"] = [{"Name": name, "Value": text} for name, text in dimensions.items()]
         with self._lock:
             self._datums.append(datum)
 
