@@ -53,6 +53,15 @@ def service_url(service: RunningService) -> str:
     return service.url
 
 
+def page_collecting_errors(browser: Any, height: int) -> tuple[Any, list[str]]:
+    """A new page and the list its console errors and uncaught exceptions land in."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page, errors
+
+
 def test_the_page_is_one_html_document_with_its_style_and_script_inline(client):
     response = client.http.get("/app")
     assert response.status_code == 200
@@ -67,10 +76,7 @@ def test_the_page_is_one_html_document_with_its_style_and_script_inline(client):
 def test_a_person_enrolls_obama_then_sees_him_named_and_a_stranger_unknown(browser, service_url, tmp_path):
     from playwright.sync_api import expect
 
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    console_errors: list[str] = []
-    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
-    page.on("pageerror", lambda error: console_errors.append(str(error)))
+    page, console_errors = page_collecting_errors(browser, height=1000)
     page.goto(f"{service_url}/app")
 
     # Keyboard: the arrow key moves from the Recognize tab to the Enroll tab.
@@ -170,10 +176,7 @@ def end_workers(service: RunningService) -> None:
 def test_the_fleet_tab_shows_workers_scale_out_for_a_job_and_back_to_zero(browser, service, tmp_path):
     from playwright.sync_api import expect
 
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    console_errors: list[str] = []
-    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
-    page.on("pageerror", lambda error: console_errors.append(str(error)))
+    page, console_errors = page_collecting_errors(browser, height=900)
     end_workers(service)
     page.goto(f"{service.url}/app")
     page.get_by_role("tab", name="Fleet").click()
