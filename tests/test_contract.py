@@ -9,13 +9,16 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 
 from chalicelib.config import Settings
-from chalicelib.contract import CLAIM, RECORD_FAILED_UNTAKEN, JobStatus, ResourceNames
+from chalicelib.contract import CLAIM, RECORD_FAILED_UNTAKEN, JobStatus, ResourceNames, is_missing_object
 from facerec_worker.settings import WorkerSettings
 from infra.stack import load_template
 
@@ -115,3 +118,35 @@ def test_a_transition_fills_its_statuses_and_asks_for_every_other_value():
     with pytest.raises(TypeError, match="message"):
         CLAIM.request("job-1", worker="w", now="t", epoch=1, stale=0, receive=1)
     assert set(CLAIM.statuses.values()) == {JobStatus.QUEUED, JobStatus.PROCESSING}
+
+
+@pytest.fixture
+def listed_bucket(local_stack: Any) -> tuple[Any, str]:
+    s3 = local_stack.client("s3")
+    bucket = f"contract-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="uploads/present.jpg", Body=b"photo")
+    return s3, bucket
+
+
+def _refused(code: str) -> ClientError:
+    """A HEAD's refusal as botocore raises it: no body, so the status is the code."""
+    return ClientError({"Error": {"Code": code, "Message": ""}}, "HeadObject")
+
+
+def test_a_missing_key_answered_403_under_a_prefix_limited_list_grant_reads_as_missing(listed_bucket):
+    s3, bucket = listed_bucket
+    assert is_missing_object(s3, bucket, "uploads/gone.jpg", _refused("403"))
+
+
+def test_a_403_for_a_key_that_exists_is_a_real_refusal(listed_bucket):
+    s3, bucket = listed_bucket
+    # A key sharing the missing one's prefix is not the key itself.
+    assert not is_missing_object(s3, bucket, "uploads/present.jpg", _refused("AccessDenied"))
+    assert is_missing_object(s3, bucket, "uploads/present", _refused("403"))
+
+
+def test_a_404_is_missing_and_a_server_error_is_not(listed_bucket):
+    s3, bucket = listed_bucket
+    assert is_missing_object(s3, bucket, "uploads/gone.jpg", _refused("404"))
+    assert not is_missing_object(s3, bucket, "uploads/gone.jpg", _refused("500"))

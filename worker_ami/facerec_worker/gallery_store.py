@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import ClientError
 
-from chalicelib.contract import GALLERY_PREFIX, LEGACY_INCARNATION, GalleryKeys, error_code, is_missing, legacy_gallery_key
+from chalicelib.contract import GALLERY_PREFIX, LEGACY_INCARNATION, GalleryKeys, error_code, is_missing_object, legacy_gallery_key
 from facerec_worker.engine import FaceIndex, Gallery, Owner
 
 logger = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class GalleryStore:
         try:
             response = self._s3.get_object(Bucket=self._bucket, Key=self.keys.manifest)
         except ClientError as exc:
-            if is_missing(exc):
+            if is_missing_object(self._s3, self._bucket, self.keys.manifest, exc):
                 return {"etag": None, "snapshot": None, "through": ""}
             raise
         return {**json.loads(response["Body"].read()), "etag": response["ETag"]}
@@ -210,7 +210,7 @@ class GalleryStore:
         try:
             body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if is_missing(exc):
+            if is_missing_object(self._s3, self._bucket, key, exc):
                 return None
             raise
         change = FaceIndex.from_bytes(body)
@@ -228,7 +228,7 @@ class GalleryStore:
         try:
             legacy = Gallery.from_bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
         except ClientError as exc:
-            if is_missing(exc):
+            if is_missing_object(self._s3, self._bucket, key, exc):
                 return False
             raise
         index = self.empty()

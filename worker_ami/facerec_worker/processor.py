@@ -25,7 +25,7 @@ from chalicelib.contract import (
     WORKER_GAVE_UP,
     JobKind,
     JobMessage,
-    is_missing,
+    is_missing_object,
     result_key,
     upload_size_problem,
 )
@@ -172,7 +172,7 @@ class BatchProcessor:
         try:
             head = self._s3.head_object(Bucket=job.bucket, Key=job.key)
         except ClientError as exc:
-            if not is_missing(exc):
+            if not is_missing_object(self._s3, job.bucket, job.key, exc):
                 raise
             self._ledger.failed(job.job_id, error="photo_missing", cause=f"s3://{job.bucket}/{job.key} does not exist")
             return None

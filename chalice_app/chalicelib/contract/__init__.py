@@ -14,7 +14,7 @@ copy of every name below:
 
 from __future__ import annotations
 
-from .aws import THROTTLED, batch_get_all, error_code, is_conditional_failure, is_missing, scan_all
+from .aws import THROTTLED, batch_get_all, error_code, is_conditional_failure, is_missing, is_missing_object, scan_all
 from .clock import Clock, utc_now_iso
 from .keys import (
     GALLERY_CHANGES,
@@ -84,6 +84,7 @@ __all__ = [
     "is_conditional_failure",
     "is_job_id",
     "is_missing",
+    "is_missing_object",
     "parse_upload_key",
     "result_key",
     "scan_all",

@@ -11,10 +11,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-__all__ = ["THROTTLED", "batch_get_all", "error_code", "is_conditional_failure", "is_missing", "scan_all"]
+__all__ = ["THROTTLED", "batch_get_all", "error_code", "is_conditional_failure", "is_missing", "is_missing_object", "scan_all"]
 
 # How S3 says a key or bucket is not there: a HEAD has no body, so only the status comes back.
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+_DENIED = frozenset({"403", "AccessDenied"})
 # DynamoDB's and EC2's ways of saying "slow down".
 THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 
@@ -32,6 +33,22 @@ def is_conditional_failure(exc: ClientError) -> bool:
 def is_missing(exc: ClientError) -> bool:
     """An S3 key (or its bucket) that does not exist."""
     return error_code(exc) in _MISSING
+
+
+def is_missing_object(s3: Any, bucket: str, key: str, exc: ClientError) -> bool:
+    """Whether a GET or HEAD of `key` failed because the key does not exist.
+
+    S3 answers a missing key with 404 only to a caller whose s3:ListBucket covers the request. The
+    workers' ListBucket is limited by s3:prefix (infra/template.yaml), a condition a GET or HEAD
+    does not carry, so a missing key may come back as 403: a listing of the key itself, which that
+    grant allows, settles it. Anything else, or a listing refused too, is a real error.
+    """
+    if is_missing(exc):
+        return True
+    if error_code(exc) not in _DENIED:
+        return False
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return all(item["Key"] != key for item in listed.get("Contents", []))
 
 
 def scan_all(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
