@@ -16,12 +16,14 @@ from pathlib import Path
 # Part -> (file under the out dir, key inside it; None for the whole document). The cost model
 # is part of the simulator's output; it gets its own key because it is read on its own.
 PARTS = {
+    "detection": ("bench-detection.json", None),
     "engine": ("bench-engine.json", None),
     "worker": ("bench-worker.json", None),
     "sim": ("sim.json", None),
     "cost": ("sim.json", "cost"),
     "local_stack": ("local-stack.json", None),
     "course": ("bench-course.json", None),
+    "gallery": ("bench-gallery.json", None),
 }
 
 
