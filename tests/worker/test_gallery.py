@@ -184,3 +184,16 @@ def test_a_worker_of_another_detector_says_which_gallery_it_does_not_match(harne
         assert len(other.current()) == 0
     assert f"{store(harness).keys.prefix} hold faces of another model or detector" in caplog.text
     assert "FACEREC_DETECTOR" in caplog.text
+
+
+def test_an_enrollment_stored_twice_by_a_retried_job_counts_once(harness):
+    """The job's worker died after writing its change and before recording it DONE, so the
+    redelivery wrote the same face again under a later stamp."""
+    now = time.time()
+    face = np.random.default_rng(3).standard_normal(128).astype(np.float32)
+    for seconds_later in (0.0, 5.0):
+        store(harness, clock=lambda: now + seconds_later).append(Owner("obama", "i"), face, "job-retried-padding-xxxx")
+    assert len(store(harness).current()) == 1
+    compaction = store(harness, clock=lambda: now + SETTLE_SECONDS + 10).compact(lambda everyone: set(everyone))
+    assert (compaction.faces, compaction.folded_changes) == (1, 2)
+    assert len(store(harness).current()) == 1

@@ -88,12 +88,16 @@ class GalleryStore:
         if self._index is None or manifest["etag"] != self._manifest_etag:
             self._load(manifest)
         fresh = [key for key in self._changes_since(self._newest_applied()) if key not in self._applied]
+        applied_jobs = {self.keys.unique_of_change(key) for key in self._applied} if fresh else set()
         for key, change in zip(fresh, self._io.map(self._fetch_change, fresh)):
             if change is None:
                 # A compaction folded it and deleted it after we listed it: start from its snapshot.
                 self._index = None
                 return self.current()
-            self._index.extend(change)
+            job = self.keys.unique_of_change(key)
+            if job not in applied_jobs:  # see _one_per_job
+                self._index.extend(change)
+                applied_jobs.add(job)
             self._applied.add(key)
         return self._index
 
@@ -115,7 +119,7 @@ class GalleryStore:
         changes = dict(zip(keys, self._io.map(self._fetch_change, keys)))
         settled = [key for key in keys if self._stamp_of(key) < through and changes[key] is not None]
         folded = base
-        for key in settled:
+        for key in self._one_per_job(settled):
             folded.extend(changes[key])
         living = alive(set(folded.owners) | {o for c in changes.values() if c is not None for o in c.owners})
         snapshot = folded.keeping(lambda owner: owner in living)
@@ -205,6 +209,14 @@ class GalleryStore:
 
     def _stamp_of(self, key: str) -> str:
         return key[len(self.keys.changes) : len(self.keys.changes) + _STAMP_LENGTH]
+
+    def _one_per_job(self, keys: list[str]) -> list[str]:
+        """The first change of each job: an enrollment retried after its change was stored (its
+        worker died before recording it DONE) writes the same faces again under a later stamp."""
+        first: dict[str, str] = {}
+        for key in keys:
+            first.setdefault(self.keys.unique_of_change(key), key)
+        return list(first.values())
 
     def _fetch_change(self, key: str) -> FaceIndex | None:
         try:

@@ -50,6 +50,8 @@ def legacy_gallery_key(model: str) -> str:
 
 # The folder of a gallery's appended changes; the scheduled compaction looks for it under GALLERY_PREFIX.
 GALLERY_CHANGES = "changes/"
+# Changes and snapshots are engine.FaceIndex's binary form.
+_BINARY = ".bin"
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,11 @@ class GalleryKeys:
         return f"{self.prefix}{GALLERY_CHANGES}"
 
     def change(self, stamp: str, unique: str) -> str:
-        return f"{self.changes}{stamp}-{unique}.bin"
+        return f"{self.changes}{stamp}-{unique}{_BINARY}"
+
+    def unique_of_change(self, key: str) -> str:
+        """What `change` was given as `unique` (the enrollment's job id); a stamp holds no '-'."""
+        return key[len(self.changes) :].partition("-")[2].removesuffix(_BINARY)
 
     def snapshot(self, stamp: str, unique: str) -> str:
-        return f"{self.prefix}snapshots/{stamp}-{unique}.bin"
+        return f"{self.prefix}snapshots/{stamp}-{unique}{_BINARY}"
