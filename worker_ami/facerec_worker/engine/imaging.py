@@ -6,6 +6,8 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import (
@@ -94,9 +96,11 @@ def load_photo(data: bytes, *, max_pixels: int, long_side: int, min_side: int) -
     if rotated:
         width, height = height, width
 
-    upright = ImageOps.exif_transpose(image).convert("RGB")
+    # In place and without a same-mode convert: each copy of a 1280x720 frame costs ~3 ms.
+    ImageOps.exif_transpose(image, in_place=True)
+    upright = image if image.mode == "RGB" else image.convert("RGB")
     if max(upright.size) > long_side:
-        upright.thumbnail((long_side, long_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        upright = _shrink(upright, long_side)
         # A long thin photo can pass the check above and still be too thin once scaled.
         if min(upright.size) < min_side:
             raise PhotoTooSmallError(
@@ -105,3 +109,19 @@ def load_photo(data: bytes, *, max_pixels: int, long_side: int, min_side: int) -
                 f"minimum of {min_side}: crop it closer to the faces"
             )
     return Photo(image=upright, width=width, height=height, format=image.format)
+
+
+def _shrink(image: Image.Image, long_side: int) -> Image.Image:
+    """`image` scaled so its long side is `long_side`: whole factors by a box filter, the rest
+    (under 2x) by OpenCV's bilinear resize.
+
+    Measured on a 1280x720 frame going to 1024: Pillow's antialiased bilinear takes 12-21 ms, as
+    long as decoding the JPEG twice over; OpenCV's takes 3 ms. Under 2x, bilinear reads every
+    source pixel, so skipping the antialiasing filter costs the detector nothing.
+    """
+    whole = max(image.size) // long_side
+    if whole >= 2:
+        image = image.reduce(whole)
+    factor = long_side / max(image.size)
+    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    return Image.fromarray(cv2.resize(np.asarray(image), size, interpolation=cv2.INTER_LINEAR))
