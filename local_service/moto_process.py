@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any, Mapping
 
 import requests
+from moto.core.models import botocore_stubber
 
 from infra.local import Handler, LocalStack, Stack, ignore_moto_template_warnings, scale_up_function_name
 
@@ -126,9 +127,26 @@ class _LazyScaleUp:
                     raise RuntimeError(f"the scale-up function has no environment yet ({self._environment_file})")
                 from .service import load_chalice_app
 
-                os.environ.update(json.loads(self._environment_file.read_text()))
+                environment = json.loads(self._environment_file.read_text())
+                # Without an endpoint the app's clients address AWS's own hostnames, which moto
+                # answers in this process (see _answer_own_calls_in_process).
+                environment.pop("AWS_ENDPOINT_URL", None)
+                os.environ.update(environment)
                 self._app = load_chalice_app()
         return self._app.scale_up(event, context)
+
+
+def _answer_own_calls_in_process() -> None:
+    """Calls this process makes to moto reach moto's backends without HTTP.
+
+    The workflow's task states (DynamoDB, SQS, Lambda) and the scale-up function run here and
+    called this very server over loopback: about ten of a job's ~24 requests, each paying for
+    botocore's HTTP, werkzeug and Flask twice over on the one core this process has. moto's
+    botocore stubber (what `mock_aws` switches on, here without its reset) answers a request for
+    an AWS hostname from the same backends the server serves, and moto's interpreter addresses
+    AWS's hostnames once the stubber is on. Requests from the other processes are untouched.
+    """
+    botocore_stubber.enabled = True
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -158,6 +176,7 @@ def main() -> int:
     # Stacks are deployed from the service's process, but moto parses their templates here.
     ignore_moto_template_warnings()
     stack = LocalStack(host=args.host, port=args.port).start()
+    _answer_own_calls_in_process()
     stack.router.register(args.scale_up_function, _LazyScaleUp(args.environment))
     threading.Thread(target=_exit_with_parent, args=(args.parent,), daemon=True).start()
     try:
