@@ -181,3 +181,17 @@ def test_only_the_api_and_the_workers_delete_objects_and_only_what_a_deletion_or
         "ApiFunctionRole": [{"Fn::Sub": "${InputBucket.Arn}/uploads/*"}, {"Fn::Sub": "${OutputBucket.Arn}/results/*"}],
         "WorkerRole": [{"Fn::Sub": "${OutputBucket.Arn}/gallery/*"}],
     }
+
+
+def test_workers_have_exactly_the_dynamodb_rights_their_calls_need(template):
+    """Jobs: claims and outcomes, an enrollment's photos-counted mark (UpdateItem: IAM authorizes
+    a TransactWriteItems by each item's own action) and a compaction's read of its jobs'
+    statuses (BatchGetItem). People: the enrollee's and the matched people's rows read by key,
+    and the photo count (UpdateItem, in the same transaction). No scans, no puts, no deletes."""
+    rights: dict[str, set[str]] = {}
+    for statement in _role_statements(template, "WorkerRole"):
+        actions = {str(a) for a in _listed(statement["Action"]) if str(a).startswith("dynamodb:")}
+        if actions:
+            rights.setdefault(str(statement["Resource"]), set()).update(actions)
+    by_key = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"}
+    assert rights == {str({"Fn::GetAtt": ["JobsTable", "Arn"]}): by_key, str({"Fn::GetAtt": ["PeopleTable", "Arn"]}): by_key}

@@ -1,4 +1,4 @@
-"""The gallery in S3 as workers share it: appended enrollments, snapshots, deletion, migration."""
+"""The gallery in S3 as workers share it: appended enrollments, retried ones, snapshots, deletion, migration."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 
 from chalicelib.config import Settings
-from chalicelib.contract import JobKind, JobStatus, legacy_gallery_key
+from chalicelib.contract import JobKind, JobMessage, JobStatus, legacy_gallery_key, result_key, upload_key
 from chalicelib.erasure import Compactions, PersonEraser
 from chalicelib.jobs import JobStore
 from chalicelib.people import PeopleStore
 from facerec_worker.engine import Owner, PhotoInput
-from facerec_worker.gallery_store import SETTLE_SECONDS, GalleryStore
+from facerec_worker.gallery_store import SETTLE_SECONDS, Compaction, GalleryStore
+from facerec_worker.ledger import JobLedger
+from facerec_worker.metrics import MetricsPublisher
+from facerec_worker.people import PeopleDirectory
 from local_service.moto_process import MotoProcess
 
 from .conftest import photo_bytes
@@ -29,6 +32,45 @@ def store(harness, dimensions=128, **kwargs) -> GalleryStore:
     engine = harness.engine
     return GalleryStore(harness.s3, harness.stack.outputs["OutputBucketName"], model=engine.model,
                         detector=engine.detector, dimensions=dimensions, **kwargs)
+
+
+def ledger(harness) -> JobLedger:
+    """The jobs table as a worker's ledger reads it; nothing here flushes its metrics."""
+    return JobLedger(harness.jobs, "i-test-compactor", metrics=MetricsPublisher(harness.local_stack.client("cloudwatch"), "facerec-test"))
+
+
+def compact_through(harness, cut: float) -> Compaction:
+    """A compaction as a COMPACT job runs it, at SETTLE_SECONDS past `cut`: the changes stamped
+    before `cut` have settled."""
+    return store(harness, clock=lambda: cut + SETTLE_SECONDS).compact(PeopleDirectory(harness.people).alive, ledger(harness).finished_before)
+
+
+def change_keys(harness) -> list[str]:
+    listed = harness.s3.list_objects_v2(Bucket=harness.stack.outputs["OutputBucketName"], Prefix=store(harness).keys.changes)
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
+def enroll_then_die_before_done(harness, person: str, photo: str) -> str:
+    """An enrollment job run to the end, then put back as a worker that died after enrolling and
+    counting, short of its result and DONE, leaves it: PROCESSING under a dead worker's claim,
+    gone stale (the mark that its photos were counted stays, as that worker wrote it)."""
+    harness.add_person(person)
+    job_id = harness.queue(photo_bytes(photo), filename=photo, kind=JobKind.ENROLL, person=person)
+    harness.worker().run()
+    harness.jobs.update_item(
+        Key={"job_id": job_id},
+        UpdateExpression="SET #status = :processing, worker_id = :dead, claimed_epoch = :long_ago REMOVE finished_at, result_key, summary",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":processing": JobStatus.PROCESSING.value, ":dead": "i-dead/1", ":long_ago": 0},
+    )
+    harness.s3.delete_object(Bucket=harness.stack.outputs["OutputBucketName"], Key=result_key(job_id))
+    return job_id
+
+
+def deliver_again(harness, job_id: str, person: str, photo: str) -> None:
+    """The job's message back on the queue, for a worker to take over the dead one's stale claim."""
+    bucket = harness.stack.outputs["InputBucketName"]
+    harness.send(JobMessage(job_id=job_id, kind=JobKind.ENROLL, bucket=bucket, key=upload_key(job_id, photo), person=person))
 
 
 def services(harness):
@@ -150,7 +192,10 @@ def test_a_worker_started_after_ten_thousand_enrollments_matches_every_one(moto_
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(enroll, range(9_000)))
-        compaction = gallery(clock=lambda: time.time() + SETTLE_SECONDS + 1).compact(lambda everyone: set(everyone))
+        # No jobs table here: every job reads as finished, as one whose record is gone does.
+        compaction = gallery(clock=lambda: time.time() + SETTLE_SECONDS + 1).compact(
+            lambda everyone: set(everyone), lambda jobs, cutoff: set(jobs),
+        )
         list(pool.map(enroll, range(9_000, 10_000)))
     assert (compaction.faces, compaction.folded_changes) == (9_000, 9_000)
     index = gallery().current()
@@ -194,6 +239,49 @@ def test_an_enrollment_stored_twice_by_a_retried_job_counts_once(harness):
     for seconds_later in (0.0, 5.0):
         store(harness, clock=lambda: now + seconds_later).append(Owner("obama", "i"), face, "job-retried-padding-xxxx")
     assert len(store(harness).current()) == 1
-    compaction = store(harness, clock=lambda: now + SETTLE_SECONDS + 10).compact(lambda everyone: set(everyone))
+    # The job has no record (gone, as a finished job's may be), so nothing can run it again.
+    compaction = store(harness, clock=lambda: now + SETTLE_SECONDS + 10).compact(lambda everyone: set(everyone), ledger(harness).finished_before)
     assert (compaction.faces, compaction.folded_changes) == (1, 2)
     assert len(store(harness).current()) == 1
+
+
+def test_an_enrollment_run_again_after_its_worker_died_counts_its_photo_once(harness):
+    job_id = enroll_then_die_before_done(harness, "obama", "obama.jpg")
+
+    deliver_again(harness, job_id, "obama", "obama.jpg")
+    harness.worker().run()
+
+    assert harness.job(job_id)["status"] == JobStatus.DONE.value
+    assert harness.people.get_item(Key={"person_id": "obama"}, ConsistentRead=True)["Item"]["photos_enrolled"] == 1
+    assert harness.result(job_id)["photos_enrolled"] == 1
+
+
+def test_an_enrollment_run_again_after_a_compaction_leaves_one_face_that_is_still_named(harness):
+    job_id = enroll_then_die_before_done(harness, "obama", "obama.jpg")
+    compact_through(harness, time.time())
+
+    deliver_again(harness, job_id, "obama", "obama.jpg")
+    harness.worker().run()
+
+    index = store(harness).current()
+    assert [owner.person for owner in index.owners] == ["obama"] and len(index) == 1
+    probe = harness.queue(photo_bytes("obama2.jpg"), filename="obama2.jpg")
+    harness.worker().run()
+    assert identities(harness, probe) == ["obama"]
+
+
+def test_a_compaction_leaves_the_change_of_a_running_job_and_folds_it_once_the_job_is_done(harness):
+    job_id = enroll_then_die_before_done(harness, "obama", "obama.jpg")
+    (first_change,) = change_keys(harness)
+
+    while_running = compact_through(harness, time.time())
+    assert (while_running.folded_changes, while_running.pending_changes) == (0, 1)
+    assert change_keys(harness) == [first_change]
+
+    deliver_again(harness, job_id, "obama", "obama.jpg")
+    harness.worker().run()
+    assert harness.job(job_id)["status"] == JobStatus.DONE.value
+    once_done = compact_through(harness, time.time())
+    # The retry's own change of the same face too: both folded, as one face.
+    assert (once_done.faces, once_done.folded_changes, once_done.pending_changes) == (1, 2, 0)
+    assert change_keys(harness) == []

@@ -6,12 +6,15 @@ Layout (chalicelib.contract.GalleryKeys), one gallery per model and detector:
   worker that enrolled; the stamp is UTC time and sorts as it. No enrollment rewrites anything,
   so concurrent enrollments cannot conflict.
 - `snapshots/<stamp>-<id>.bin`: every face of the changes stamped before its `through`, without
-  the faces of deleted people; `manifest.json` names the current one. Only a compaction writes
-  them, and it replaces the manifest only if nobody else did meanwhile (If-Match).
+  the faces of deleted people, except the manifest's `pending` changes; `manifest.json` names the
+  current one. Only a compaction writes them, and it replaces the manifest only if nobody else did
+  meanwhile (If-Match).
+- `pending`: the changes stamped before `through` whose jobs had not finished, left as changes so
+  that a retried enrollment's second change of the same face is still taken once per job.
 
-A worker loads the snapshot once and then, before each batch, lists the changes stamped after
-what it has (from SETTLE_SECONDS before its newest, for keys that landed late) and fetches only
-those: one HEAD, one LIST and a GET per new enrollment.
+A worker loads the snapshot and the pending changes once and then, before each batch, lists the
+changes stamped after what it has (from SETTLE_SECONDS before its newest, for keys that landed
+late) and fetches only those: one GET of the manifest, one LIST and a GET per new enrollment.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -59,6 +62,7 @@ class Compaction:
     dropped_faces: int
     folded_changes: int
     deleted_changes: int
+    pending_changes: int
 
 
 class GalleryStore:
@@ -76,6 +80,7 @@ class GalleryStore:
         self._manifest_etag: str | None = None
         self._index: FaceIndex | None = None
         self._through = ""
+        self._pending: list[str] = []
         self._applied: set[str] = set()
         self._io = ThreadPoolExecutor(max_workers=_FETCH_THREADS, thread_name_prefix="gallery-io")
 
@@ -87,7 +92,7 @@ class GalleryStore:
         manifest = self._manifest()
         if self._index is None or manifest["etag"] != self._manifest_etag:
             self._load(manifest)
-        fresh = [key for key in self._changes_since(self._newest_applied()) if key not in self._applied]
+        fresh = [key for key in self._pending + self._changes_since(self._newest_applied()) if key not in self._applied]
         applied_jobs = {self.keys.unique_of_change(key) for key in self._applied} if fresh else set()
         for key, change in zip(fresh, self._io.map(self._fetch_change, fresh)):
             if change is None:
@@ -109,36 +114,55 @@ class GalleryStore:
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=change.to_bytes(), ContentType="application/octet-stream")
         return key
 
-    def compact(self, alive: Callable[[Collection[Owner]], set[Owner]]) -> Compaction:
-        """Fold the settled changes into a new snapshot without the owners `alive` rejects, and
-        delete what it replaces: the folded changes, any change of a dead owner, the old snapshot."""
+    def compact(
+        self,
+        alive: Callable[[Collection[Owner]], set[Owner]],
+        finished: Callable[[Collection[str], datetime], set[str]],
+    ) -> Compaction:
+        """Fold the settled changes of finished jobs into a new snapshot without the owners `alive`
+        rejects, and delete what it replaces: the folded changes, any change of a dead owner, the
+        old snapshot.
+
+        `finished` (JobLedger.finished_before) names the jobs among those given that finished
+        before the cut. A settled change of any other job is left a change, named in the
+        manifest's `pending` as it is stamped before `through`: its job may yet be retried and
+        write its face again, which only a change, carrying the job id, lets readers and the next
+        compaction take once.
+        """
         manifest = self._manifest()
         base = self._snapshot(manifest) if manifest["snapshot"] else self.empty()
-        through = stamp(self._clock() - SETTLE_SECONDS)
-        keys = self._changes_since(manifest["through"])
+        cut = self._clock() - SETTLE_SECONDS
+        through = stamp(cut)
+        keys = manifest["pending"] + self._changes_since(manifest["through"])
         changes = dict(zip(keys, self._io.map(self._fetch_change, keys)))
         settled = [key for key in keys if self._stamp_of(key) < through and changes[key] is not None]
+        done = finished({self.keys.unique_of_change(key) for key in settled}, datetime.fromtimestamp(cut, timezone.utc))
+        folding = [key for key in settled if self.keys.unique_of_change(key) in done]
         folded = base
-        for key in self._one_per_job(settled):
+        for key in self._one_per_job(folding):
             folded.extend(changes[key])
         living = alive(set(folded.owners) | {o for c in changes.values() if c is not None for o in c.owners})
         snapshot = folded.keeping(lambda owner: owner in living)
-        dead_changes = [k for k in keys if k not in settled and changes[k] is not None and not set(changes[k].owners) <= living]
-        snapshot_key = self.publish(snapshot, through, manifest["etag"])
+        folding_keys = set(folding)
+        left = [key for key in keys if key not in folding_keys and changes[key] is not None]
+        dead_changes = [key for key in left if not set(changes[key].owners) <= living]
+        pending = [key for key in left if set(changes[key].owners) <= living and self._stamp_of(key) < through]
+        snapshot_key = self.publish(snapshot, through, manifest["etag"], pending)
         if snapshot_key is None:
             logger.info("another compaction of %s won; dropping ours", self.keys.prefix)
-            return Compaction(None, 0, 0, 0, 0)
-        self._delete(settled + dead_changes + ([manifest["snapshot"]] if manifest["snapshot"] else []))
-        logger.info("compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted",
-                    self.keys.prefix, len(snapshot), len(folded) - len(snapshot), len(settled), len(dead_changes))
-        return Compaction(snapshot_key, len(snapshot), len(folded) - len(snapshot), len(settled), len(dead_changes))
+            return Compaction(None, 0, 0, 0, 0, 0)
+        self._delete(folding + dead_changes + ([manifest["snapshot"]] if manifest["snapshot"] else []))
+        logger.info("compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted, %d of running jobs left",
+                    self.keys.prefix, len(snapshot), len(folded) - len(snapshot), len(folding), len(dead_changes), len(pending))
+        return Compaction(snapshot_key, len(snapshot), len(folded) - len(snapshot), len(folding), len(dead_changes), len(pending))
 
-    def publish(self, snapshot: FaceIndex, through: str, etag: str | None) -> str | None:
+    def publish(self, snapshot: FaceIndex, through: str, etag: str | None, pending: Sequence[str] = ()) -> str | None:
         """Store `snapshot` and point the manifest at it, if the manifest is still `etag` (None:
-        there is none yet); the snapshot's key, or None when another writer got there first."""
+        there is none yet); the snapshot's key, or None when another writer got there first.
+        `pending`: the changes stamped before `through` that the snapshot does not hold."""
         snapshot_key = self.keys.snapshot(through or stamp(self._clock()), uuid.uuid4().hex)
         self._s3.put_object(Bucket=self._bucket, Key=snapshot_key, Body=snapshot.to_bytes(), ContentType="application/octet-stream")
-        document = {"snapshot": snapshot_key, "through": through, "faces": len(snapshot)}
+        document = {"snapshot": snapshot_key, "through": through, "faces": len(snapshot), "pending": list(pending)}
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         try:
             self._s3.put_object(
@@ -163,7 +187,9 @@ class GalleryStore:
         # The snapshot's arrays are views of the downloaded bytes; the first change copies them once.
         self._index = self._snapshot(manifest) if manifest["snapshot"] else self.empty()
         self._manifest_etag, self._through, self._applied = manifest["etag"], manifest["through"], set()
-        logger.info("gallery %s: snapshot of %d faces through %s", self.keys.prefix, len(self._index), self._through or "-")
+        self._pending = manifest["pending"]
+        logger.info("gallery %s: snapshot of %d faces through %s, %d changes pending", self.keys.prefix, len(self._index),
+                    self._through or "-", len(self._pending))
 
     def _warn_of_other_galleries(self) -> None:
         """No gallery for this model and detector: say so if another pair has one, since its
@@ -182,9 +208,10 @@ class GalleryStore:
             response = self._s3.get_object(Bucket=self._bucket, Key=self.keys.manifest)
         except ClientError as exc:
             if is_missing_object(self._s3, self._bucket, self.keys.manifest, exc):
-                return {"etag": None, "snapshot": None, "through": ""}
+                return {"etag": None, "snapshot": None, "through": "", "pending": []}
             raise
-        return {**json.loads(response["Body"].read()), "etag": response["ETag"]}
+        # A manifest written before compactions left pending changes names none.
+        return {"pending": [], **json.loads(response["Body"].read()), "etag": response["ETag"]}
 
     def _snapshot(self, manifest: dict[str, Any]) -> FaceIndex:
         body = self._s3.get_object(Bucket=self._bucket, Key=manifest["snapshot"])["Body"].read()

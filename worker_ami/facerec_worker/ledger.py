@@ -1,13 +1,17 @@
 """The worker's side of the jobs table: take a job, then record it DONE or FAILED, exactly once.
 
-Every write is one of the contract's conditional transitions, so a message delivered twice, or
-two workers holding the same job after a visibility timeout, still end in one outcome.
+Every status write is one of the contract's conditional transitions, so a message delivered twice,
+or two workers holding the same job after a visibility timeout, still end in one outcome. An
+enrollment's other effects are made once per job too: its photo count by a mark on the job's
+record (`photos_counted_mark`), its face by a compaction that folds only finished jobs' changes
+(`finished_before`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -21,6 +25,7 @@ from chalicelib.contract import (
     TERMINAL_STATUSES,
     Clock,
     Transition,
+    batch_get_all,
     is_conditional_failure,
     utc_now_iso,
 )
@@ -28,6 +33,10 @@ from chalicelib.contract import (
 from .metrics import MetricsPublisher
 
 logger = logging.getLogger(__name__)
+
+# On an enrollment job's record once its photos are added to the person's count (the value: how
+# many). REQUEUE leaves it, so a redriven enrollment does not count again either.
+PHOTOS_COUNTED = "photos_counted"
 
 
 class Claim(Enum):
@@ -43,6 +52,7 @@ class JobLedger:
     the conditional write says it happened exactly once."""
 
     def __init__(self, table: Any, worker_id: str, *, metrics: MetricsPublisher, clock: Clock = time.time) -> None:
+        self._table = table
         self._client = table.meta.client
         self._table_name = table.name
         self._worker_id = worker_id
@@ -93,3 +103,39 @@ class JobLedger:
             return False
         self._metrics.job_failed(error)
         return True
+
+    def photos_counted_mark(self, job_id: str, photos: int) -> dict[str, Any]:
+        """The TransactWriteItems entry that marks the job's photos counted. Written in the same
+        transaction as the count (PeopleDirectory.count_photos), its condition fails the whole
+        transaction when a run of this job counted already: a worker that died after counting and
+        before recording DONE leaves the mark for the redelivery to find. It fails as well for a
+        record that is gone, which nothing claims again."""
+        return {
+            "Update": {
+                "TableName": self._table_name,
+                "Key": {"job_id": job_id},
+                "UpdateExpression": f"SET {PHOTOS_COUNTED} = :photos",
+                "ConditionExpression": f"attribute_exists(job_id) AND attribute_not_exists({PHOTOS_COUNTED})",
+                "ExpressionAttributeValues": {":photos": photos},
+            }
+        }
+
+    def finished_before(self, job_ids: Collection[str], cutoff: datetime) -> set[str]:
+        """The jobs among `job_ids` recorded DONE or FAILED before `cutoff`, or whose record is
+        gone (deleted with its person, or expired): jobs no run will write for again.
+
+        A compaction folds only such jobs' gallery changes. A job writes all its changes before it
+        finishes, so one finished before the compaction's cut has every change stamped before it,
+        and all of them listed: they are folded together, as one face. A job still running may
+        write its change again (its worker died before DONE), and only the changes, which carry
+        the job id, can tell that face from a new one. Consistent reads, 100 jobs a call.
+        """
+        keys = [{"job_id": job_id} for job_id in sorted(set(job_ids))]
+        items = batch_get_all(
+            self._table, keys, ProjectionExpression="job_id, #status, finished_at", ExpressionAttributeNames={"#status": "status"},
+        )
+        running = {
+            item["job_id"] for item in items
+            if item["status"] not in TERMINAL_STATUSES or datetime.fromisoformat(item["finished_at"]) >= cutoff
+        }
+        return set(job_ids) - running

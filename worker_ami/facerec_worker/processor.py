@@ -250,13 +250,15 @@ class BatchProcessor:
 
     def _enroll_one(self, job: JobMessage, vectors: np.ndarray) -> tuple[str, int]:
         """The photo's face appended to the gallery under the person's current record: the change
-        object's key and how many photos the person is now enrolled from."""
+        object's key and how many photos the person is now enrolled from. A retry (the worker
+        before died short of DONE) appends again, which the gallery takes once per job, and
+        counts nothing if the run before counted."""
         row = self._people.get(job.person)
         if row is None:
             raise PersonNotFoundError(f"person {job.person!r} no longer exists")
         owner = Owner(job.person, incarnation_of(row))
         change = self._gallery.append(owner, vectors, job.job_id)
-        photos_enrolled = self._people.count_photos(owner, len(vectors))
+        photos_enrolled = self._people.count_photos(owner, len(vectors), self._ledger.photos_counted_mark(job.job_id, len(vectors)))
         if photos_enrolled is None:
             # Deleted while we enrolled: the change names a record that is gone, so it matches
             # nobody, and the compaction the deletion asked for removes it.
@@ -267,7 +269,7 @@ class BatchProcessor:
         """Fold the gallery's changes into a new snapshot without the faces of deleted people."""
         job = delivery.job
         with job_context(job):
-            compaction = self._gallery.compact(self._people.alive)
+            compaction = self._gallery.compact(self._people.alive, self._ledger.finished_before)
         document = {"schema_version": SCHEMA_VERSION, "job_id": job.job_id, "kind": JobKind.COMPACT.value, **asdict(compaction)}
         self._store_result(job.job_id, document)
         self._ledger.done(
