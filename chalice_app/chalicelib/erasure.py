@@ -9,11 +9,23 @@ deletion queues at once (a worker folds the gallery without them, chalicelib.con
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from .config import Settings
-from .contract import GALLERY_CHANGES, GALLERY_PREFIX, JobKind, JobMessage, parse_upload_key, result_key
+from .contract import (
+    GALLERY_PREFIX,
+    MANIFEST_PENDING,
+    JobKind,
+    JobMessage,
+    is_missing_object,
+    manifest_of_change,
+    parse_upload_key,
+    result_key,
+)
 from .jobs import JobStore, new_job_id
 from .people import ENROLLMENT_UPLOADS, PeopleStore
 
@@ -41,10 +53,32 @@ class Compactions:
         return job_id
 
     def request_if_changes_wait(self) -> str | None:
-        """A compaction when any gallery has enrollments not yet in its snapshot (one LIST)."""
-        page = self._s3.list_objects_v2(Bucket=self._settings.output_bucket, Prefix=GALLERY_PREFIX)
-        waiting = any(f"/{GALLERY_CHANGES}" in item["Key"] for item in page.get("Contents", []))
+        """A compaction when any gallery has enrollments not yet in its snapshot that its last
+        compaction did not leave pending (one LIST, and a GET of each manifest with changes).
+
+        A pending change is one whose job had not finished; should that job never finish (its
+        last delivery's worker died), counting its change as waiting would bring a worker up
+        every `compaction_minutes` for a stage that is otherwise idle. It is folded by the first
+        compaction that a new enrollment or a deletion asks for once its job is over.
+        """
+        bucket = self._settings.output_bucket
+        page = self._s3.list_objects_v2(Bucket=bucket, Prefix=GALLERY_PREFIX)
+        changes: dict[str, set[str]] = {}
+        for item in page.get("Contents", []):
+            manifest = manifest_of_change(item["Key"])
+            if manifest:
+                changes.setdefault(manifest, set()).add(item["Key"])
+        waiting = any(keys - self._pending(bucket, manifest) for manifest, keys in changes.items())
         return self.request() if waiting else None
+
+    def _pending(self, bucket: str, manifest: str) -> set[str]:
+        try:
+            body = self._s3.get_object(Bucket=bucket, Key=manifest)["Body"].read()
+        except ClientError as exc:
+            if is_missing_object(self._s3, bucket, manifest, exc):
+                return set()  # no compaction yet: every change waits
+            raise
+        return set(json.loads(body).get(MANIFEST_PENDING, ()))
 
 
 class PersonEraser:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import ClientError
 
-from chalicelib.contract import GALLERY_PREFIX, LEGACY_INCARNATION, GalleryKeys, error_code, is_missing_object, legacy_gallery_key
+from chalicelib.contract import GALLERY_PREFIX, LEGACY_INCARNATION, MANIFEST_PENDING, GalleryKeys, error_code, is_missing_object, legacy_gallery_key
 from facerec_worker.engine import FaceIndex, Gallery, Owner
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class GalleryStore:
         base = self._snapshot(manifest) if manifest["snapshot"] else self.empty()
         cut = self._clock() - SETTLE_SECONDS
         through = stamp(cut)
-        keys = manifest["pending"] + self._changes_since(manifest["through"])
+        keys = manifest[MANIFEST_PENDING] + self._changes_since(manifest["through"])
         changes = dict(zip(keys, self._io.map(self._fetch_change, keys)))
         settled = [key for key in keys if self._stamp_of(key) < through and changes[key] is not None]
         done = finished({self.keys.unique_of_change(key) for key in settled}, datetime.fromtimestamp(cut, timezone.utc))
@@ -162,7 +162,7 @@ class GalleryStore:
         `pending`: the changes stamped before `through` that the snapshot does not hold."""
         snapshot_key = self.keys.snapshot(through or stamp(self._clock()), uuid.uuid4().hex)
         self._s3.put_object(Bucket=self._bucket, Key=snapshot_key, Body=snapshot.to_bytes(), ContentType="application/octet-stream")
-        document = {"snapshot": snapshot_key, "through": through, "faces": len(snapshot), "pending": list(pending)}
+        document = {"snapshot": snapshot_key, "through": through, "faces": len(snapshot), MANIFEST_PENDING: list(pending)}
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         try:
             self._s3.put_object(
@@ -187,7 +187,7 @@ class GalleryStore:
         # The snapshot's arrays are views of the downloaded bytes; the first change copies them once.
         self._index = self._snapshot(manifest) if manifest["snapshot"] else self.empty()
         self._manifest_etag, self._through, self._applied = manifest["etag"], manifest["through"], set()
-        self._pending = manifest["pending"]
+        self._pending = manifest[MANIFEST_PENDING]
         logger.info("gallery %s: snapshot of %d faces through %s, %d changes pending", self.keys.prefix, len(self._index),
                     self._through or "-", len(self._pending))
 
@@ -208,10 +208,10 @@ class GalleryStore:
             response = self._s3.get_object(Bucket=self._bucket, Key=self.keys.manifest)
         except ClientError as exc:
             if is_missing_object(self._s3, self._bucket, self.keys.manifest, exc):
-                return {"etag": None, "snapshot": None, "through": "", "pending": []}
+                return {"etag": None, "snapshot": None, "through": "", MANIFEST_PENDING: []}
             raise
         # A manifest written before compactions left pending changes names none.
-        return {"pending": [], **json.loads(response["Body"].read()), "etag": response["ETag"]}
+        return {MANIFEST_PENDING: [], **json.loads(response["Body"].read()), "etag": response["ETag"]}
 
     def _snapshot(self, manifest: dict[str, Any]) -> FaceIndex:
         body = self._s3.get_object(Bucket=self._bucket, Key=manifest["snapshot"])["Body"].read()

@@ -9,11 +9,14 @@ from .schema import JOB_ID_PATTERN
 
 __all__ = [
     "GALLERY_CHANGES",
+    "GALLERY_MANIFEST",
     "GALLERY_PREFIX",
+    "MANIFEST_PENDING",
     "RESULT_PREFIX",
     "UPLOAD_PREFIX",
     "GalleryKeys",
     "legacy_gallery_key",
+    "manifest_of_change",
     "parse_upload_key",
     "result_key",
     "upload_key",
@@ -52,6 +55,17 @@ def legacy_gallery_key(model: str) -> str:
 GALLERY_CHANGES = "changes/"
 # Changes and snapshots are engine.FaceIndex's binary form.
 _BINARY = ".bin"
+# Each gallery's manifest, and its list of the changes a compaction left as they were because
+# their jobs had not finished (a retry may write the face again): the scheduled compaction does
+# not count those as waiting.
+GALLERY_MANIFEST = "manifest.json"
+MANIFEST_PENDING = "pending"
+
+
+def manifest_of_change(key: str) -> str | None:
+    """The manifest of the gallery whose change object `key` is; None for any other key."""
+    gallery, found, _ = key.partition(GALLERY_CHANGES)
+    return f"{gallery}{GALLERY_MANIFEST}" if found and gallery.startswith(GALLERY_PREFIX) else None
 
 
 @dataclass(frozen=True)
@@ -71,7 +85,7 @@ class GalleryKeys:
 
     @property
     def manifest(self) -> str:
-        return f"{self.prefix}manifest.json"
+        return f"{self.prefix}{GALLERY_MANIFEST}"
 
     @property
     def changes(self) -> str:
