@@ -36,4 +36,4 @@ def load_embedder(config: EngineConfig) -> Embedder:
         return FacenetEmbedder.from_file(config.facenet_weights, expected_sha256=config.facenet_sha256)
     from .dlib_resnet import DlibEmbedder
 
-    return DlibEmbedder.from_package(processes=config.threads)
+    return DlibEmbedder.from_package()
