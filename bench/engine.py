@@ -2,7 +2,7 @@
 memory, and face_recognition (HOG + the same dlib network) on the same photos as a peer.
 
 Each configuration runs in a child process of its own, so its peak memory is its own; the parent
-samples each child's whole process tree (dlib's pool included). The children are loaded side by
+samples each child's whole process tree. The children are loaded side by
 side and take turns: every repeat of a workload runs once in each child before the next repeat,
 so a change in the machine's load (these cores are shared) falls on every configuration alike
 and the ratios between them hold. Figures are medians of the repeats.
@@ -246,8 +246,8 @@ class Child:
         self._sampler.join()
 
     def _sample(self) -> None:
-        # PSS, not RSS, summed over the tree: dlib's pool forks share the parent's pages, and
-        # RSS would count those pages once per process.
+        # PSS, not RSS, summed over the tree: a forked child shares its parent's pages, which
+        # RSS would count once per process.
         root = psutil.Process(self._process.pid)
         while not self._done.is_set():
             if not self._busy.wait(timeout=0.5):

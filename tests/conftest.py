@@ -265,8 +265,8 @@ def workflow(request: pytest.FixtureRequest, local_stack: Any, stack: Any, setti
 
 @pytest.fixture(scope="session")
 def dlib_engine() -> Iterator[Any]:
-    """The engine with the offline default model and its process pool, as a worker runs it;
-    loaded once for the engine and the worker tests."""
+    """The engine with the offline default model on both cores, as a worker runs it; loaded once
+    for the engine and the worker tests."""
     from facerec_worker.engine import EngineConfig, Recognizer
 
     with Recognizer.from_config(EngineConfig(model="dlib", threads=2)) as engine:

