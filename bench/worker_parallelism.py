@@ -27,10 +27,11 @@ def _run(model: str, threads: int, files: list[str], start, results) -> None:
     from dataclasses import replace
 
     from bench.engine import engine_config
-    from facerec_worker.engine import PhotoInput, Recognizer
+    from facerec_worker.engine import EngineConfig, PhotoInput, Recognizer
 
     photos = [PhotoInput(f, Path(f).read_bytes()) for f in files]
-    config, _ = engine_config(model)
+    # The default detector: the layout question is the embedder's.
+    config, _ = engine_config(model, EngineConfig().detector)
     with Recognizer.from_config(replace(config, threads=threads)) as engine:
         gallery = engine.new_gallery()
         engine.recognize(photos[:BATCH], gallery)  # warm-up
