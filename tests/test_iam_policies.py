@@ -184,10 +184,9 @@ def test_only_the_api_and_the_workers_delete_objects_and_only_what_a_deletion_or
 
 
 def test_workers_have_exactly_the_dynamodb_rights_their_calls_need(template):
-    """Jobs: claims and outcomes, an enrollment's photos-counted mark (UpdateItem: IAM authorizes
-    a TransactWriteItems by each item's own action) and a compaction's read of its jobs'
+    """Jobs: claims and outcomes (GetItem, UpdateItem) and a compaction's read of its jobs'
     statuses (BatchGetItem). People: the enrollee's and the matched people's rows read by key,
-    and the photo count (UpdateItem, in the same transaction). No scans, no puts, no deletes."""
+    and the photo count (UpdateItem). No scans, no puts, no deletes."""
     rights: dict[str, set[str]] = {}
     for statement in _role_statements(template, "WorkerRole"):
         actions = {str(a) for a in _listed(statement["Action"]) if str(a).startswith("dynamodb:")}

@@ -30,7 +30,7 @@ class Enrollments:
             raise NotFoundError(f"no person {person_id!r}: create them first (POST /people)")
         jobs = [self._jobs_api.create(request, JobKind.ENROLL, person=person_id) for request in requests]
         self._people.record_uploads(
-            person_id, [upload_key(job["job_id"], request.filename) for job, request in zip(jobs, requests)]
+            person_id, {job["job_id"]: upload_key(job["job_id"], request.filename) for job, request in zip(jobs, requests)}
         )
         return {"jobs": jobs} if bulk else jobs[0]
 

@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 
 from botocore.exceptions import ClientError
 
-from .contract import INCARNATION, is_conditional_failure, scan_all, utc_now_iso
+from .contract import INCARNATION, UNCOUNTED_ENROLLMENTS, is_conditional_failure, scan_all, utc_now_iso
 from .exceptions import BadRequestError, ConflictError, NotFoundError, PeopleStoreError
 
 __all__ = ["PeopleStore", "validate_person"]
@@ -87,15 +87,16 @@ class PeopleStore:
             raise PeopleStoreError("could not list people", exc) from exc
         return sorted((_public(person) for person in people), key=lambda person: person["person_id"])
 
-    def record_uploads(self, person_id: str, keys: list[str]) -> None:
-        """Note enrollment photos' upload keys on the person's record, so deleting the person
-        finds them (and their jobs' results); a 404 when there is no such person."""
+    def record_uploads(self, person_id: str, uploads: Mapping[str, str]) -> None:
+        """Note enrollment photos' upload keys (by job id) on the person's record, so deleting the
+        person finds them (and their jobs' results), and their jobs as not counted yet (the
+        worker's count takes each out once); a 404 when there is no such person."""
         try:
             self._table.update_item(
                 Key={"person_id": person_id},
-                UpdateExpression=f"ADD {ENROLLMENT_UPLOADS} :keys",
+                UpdateExpression=f"ADD {ENROLLMENT_UPLOADS} :keys, {UNCOUNTED_ENROLLMENTS} :jobs",
                 ConditionExpression="attribute_exists(person_id)",
-                ExpressionAttributeValues={":keys": set(keys)},
+                ExpressionAttributeValues={":keys": set(uploads.values()), ":jobs": set(uploads)},
             )
         except ClientError as exc:
             if is_conditional_failure(exc):

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from chalicelib.contract import JobKind, JobMessage, JobStatus, upload_key
+from chalicelib.exceptions import NotFoundError
 from chalicelib.jobs import new_job_id
+from chalicelib.people import PeopleStore
 from facerec_worker.engine import Recognizer
 from facerec_worker.instance import Ec2Instance, InstanceMetadata
 from facerec_worker.settings import WorkerSettings
@@ -49,6 +51,11 @@ class WorkerHarness:
         bucket = self.stack.outputs["InputBucketName"]
         self.s3.put_object(Bucket=bucket, Key=key, Body=data)
         self.jobs.put_item(Item={"job_id": job_id, "kind": kind.value, "status": status.value})
+        if kind is JobKind.ENROLL and person is not None:
+            # The API's own note of the enrollment on the person's record; an enrollment for a
+            # person who is gone (a test of that) finds no record to note it on.
+            with contextlib.suppress(NotFoundError):
+                PeopleStore(self.people).record_uploads(person, {job_id: key})
         self.send(JobMessage(job_id=job_id, kind=kind, bucket=bucket, key=key, person=person))
         return job_id
 

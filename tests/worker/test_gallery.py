@@ -53,7 +53,8 @@ def change_keys(harness) -> list[str]:
 def enroll_then_die_before_done(harness, person: str, photo: str) -> str:
     """An enrollment job run to the end, then put back as a worker that died after enrolling and
     counting, short of its result and DONE, leaves it: PROCESSING under a dead worker's claim,
-    gone stale (the mark that its photos were counted stays, as that worker wrote it)."""
+    gone stale (its count, and the job's removal from the person's uncounted enrollments, stay as
+    that worker wrote them)."""
     harness.add_person(person)
     job_id = harness.queue(photo_bytes(photo), filename=photo, kind=JobKind.ENROLL, person=person)
     harness.worker().run()
@@ -119,7 +120,6 @@ def test_deleting_a_person_removes_their_photos_results_records_and_faces(harnes
     jobs = {}
     for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
         jobs[person] = harness.queue(photo_bytes(photo), filename=photo, kind=JobKind.ENROLL, person=person)
-        people.record_uploads(person, [f"uploads/{jobs[person]}/{photo}"])
     harness.worker().run()
     input_bucket, output_bucket = harness.stack.outputs["InputBucketName"], harness.stack.outputs["OutputBucketName"]
 

@@ -2,9 +2,8 @@
 
 Every status write is one of the contract's conditional transitions, so a message delivered twice,
 or two workers holding the same job after a visibility timeout, still end in one outcome. An
-enrollment's other effects are made once per job too: its photo count by a mark on the job's
-record (`photos_counted_mark`), its face by a compaction that folds only finished jobs' changes
-(`finished_before`).
+enrollment's face is added once per job too: a compaction folds only finished jobs' changes
+(`finished_before`); its photo count is once per job on the person's record (people.py).
 """
 
 from __future__ import annotations
@@ -33,11 +32,6 @@ from chalicelib.contract import (
 from .metrics import MetricsPublisher
 
 logger = logging.getLogger(__name__)
-
-# On an enrollment job's record once its photos are added to the person's count (the value: how
-# many). REQUEUE leaves it, so a redriven enrollment does not count again either.
-PHOTOS_COUNTED = "photos_counted"
-
 
 class Claim(Enum):
     TAKEN = "taken"  # this worker now owns the job
@@ -103,22 +97,6 @@ class JobLedger:
             return False
         self._metrics.job_failed(error)
         return True
-
-    def photos_counted_mark(self, job_id: str, photos: int) -> dict[str, Any]:
-        """The TransactWriteItems entry that marks the job's photos counted. Written in the same
-        transaction as the count (PeopleDirectory.count_photos), its condition fails the whole
-        transaction when a run of this job counted already: a worker that died after counting and
-        before recording DONE leaves the mark for the redelivery to find. It fails as well for a
-        record that is gone, which nothing claims again."""
-        return {
-            "Update": {
-                "TableName": self._table_name,
-                "Key": {"job_id": job_id},
-                "UpdateExpression": f"SET {PHOTOS_COUNTED} = :photos",
-                "ConditionExpression": f"attribute_exists(job_id) AND attribute_not_exists({PHOTOS_COUNTED})",
-                "ExpressionAttributeValues": {":photos": photos},
-            }
-        }
 
     def finished_before(self, job_ids: Collection[str], cutoff: datetime) -> set[str]:
         """The jobs among `job_ids` recorded DONE or FAILED before `cutoff`, or whose record is

@@ -3,27 +3,17 @@ has answered must stop every match from the next read on, and a re-created id mu
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-from chalicelib.contract import INCARNATION, LEGACY_INCARNATION, batch_get_all
+from botocore.exceptions import ClientError
+
+from chalicelib.contract import INCARNATION, LEGACY_INCARNATION, UNCOUNTED_ENROLLMENTS, batch_get_all, is_conditional_failure
 from facerec_worker.engine import EnrollmentError, GalleryModelMismatchError, Match, Owner
 
 __all__ = ["LiveGallery", "PeopleDirectory", "PersonNotFoundError", "incarnation_of"]
-
-# A cancelled transaction's reason, per item, for a condition that failed and for another
-# transaction on the same item.
-_CONDITION_FAILED = "ConditionalCheckFailed"
-_CONFLICT = "TransactionConflict"
-# A photo count that conflicts is tried this many times in all, waiting up to this long times
-# 2 ** attempt (jittered) between tries.
-_TRANSACTION_ATTEMPTS = 5
-_CONFLICT_BACKOFF_SECONDS = 0.05
-
 
 class PersonNotFoundError(EnrollmentError):
     """The person an enrollment job names was deleted before their photo was enrolled."""
@@ -52,49 +42,39 @@ class PeopleDirectory:
         rows = self.rows(owner.person for owner in owners)
         return {o for o in owners if o.person in rows and incarnation_of(rows[o.person]) == o.incarnation}
 
-    def count_photos(self, owner: Owner, photos: int, mark: Mapping[str, Any]) -> int | None:
+    def count_photos(self, owner: Owner, photos: int, job_id: str) -> int | None:
         """Add `photos` to the person's enrolled count, once per job: the person's count after,
         or None when the record is no longer the one `owner` was read from (deleted, or deleted
         and created again meanwhile).
 
-        The count and the job's `mark` (JobLedger.photos_counted_mark) are one transaction, so a
-        job retried after its count (its worker died before recording DONE), or a transaction
-        botocore sent again after a lost answer, adds nothing and reads the count as it stands.
-        Each item's reason for a cancellation says which condition failed. Transactions on one
-        person's record conflict while they run (a bulk enrollment's photos in one batch): those
-        are tried again here, since botocore does not.
+        The API put the job in the record's UNCOUNTED_ENROLLMENTS when it handed out the upload;
+        the count takes it out in the same conditional write, so a job run again (its worker died
+        after counting and before recording DONE, or a redrive) adds nothing and reads the count
+        as it stands. One UpdateItem on one item: no transaction, nothing to conflict with.
         """
         legacy = owner.incarnation == LEGACY_INCARNATION
-        count = {
-            "Update": {
-                "TableName": self._table.name,
-                "Key": {"person_id": owner.person},
-                "UpdateExpression": "ADD photos_enrolled :photos",
-                "ConditionExpression": "attribute_exists(person_id) AND "
+        try:
+            response = self._table.update_item(
+                Key={"person_id": owner.person},
+                UpdateExpression="ADD photos_enrolled :photos DELETE #uncounted :jobs",
+                ConditionExpression="attribute_exists(person_id) AND contains(#uncounted, :job) AND "
                 + ("attribute_not_exists(#incarnation)" if legacy else "#incarnation = :incarnation"),
-                "ExpressionAttributeNames": {"#incarnation": INCARNATION},
-                "ExpressionAttributeValues": {":photos": photos, **({} if legacy else {":incarnation": owner.incarnation})},
-            }
-        }
-        client = self._table.meta.client
-        for attempt in range(1, _TRANSACTION_ATTEMPTS + 1):
-            try:
-                client.transact_write_items(TransactItems=[count, mark])
-                break
-            except client.exceptions.TransactionCanceledException as exc:
-                person, job = (reason["Code"] for reason in exc.response["CancellationReasons"])
-                if person == _CONDITION_FAILED:
-                    return None
-                if job == _CONDITION_FAILED:
-                    break  # counted by an earlier run of the job
-                if _CONFLICT not in (person, job) or attempt == _TRANSACTION_ATTEMPTS:
-                    raise
-                time.sleep(random.uniform(0, _CONFLICT_BACKOFF_SECONDS * 2**attempt))
-        row = self.get(owner.person)
-        if row is None or incarnation_of(row) != owner.incarnation:
-            return None
-        # None counted yet if the mark failed on a job record that is gone (expired).
-        return int(row.get("photos_enrolled", 0))
+                ExpressionAttributeNames={"#incarnation": INCARNATION, "#uncounted": UNCOUNTED_ENROLLMENTS},
+                ExpressionAttributeValues={
+                    ":photos": photos, ":jobs": {job_id}, ":job": job_id,
+                    **({} if legacy else {":incarnation": owner.incarnation}),
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+            # Either the record changed, or this job was counted by an earlier run.
+            row = self.get(owner.person)
+            if row is None or incarnation_of(row) != owner.incarnation:
+                return None
+            return int(row.get("photos_enrolled", 0))
+        return int(response["Attributes"]["photos_enrolled"])
 
 
 class LiveGallery:

@@ -258,7 +258,7 @@ class BatchProcessor:
             raise PersonNotFoundError(f"person {job.person!r} no longer exists")
         owner = Owner(job.person, incarnation_of(row))
         change = self._gallery.append(owner, vectors, job.job_id)
-        photos_enrolled = self._people.count_photos(owner, len(vectors), self._ledger.photos_counted_mark(job.job_id, len(vectors)))
+        photos_enrolled = self._people.count_photos(owner, len(vectors), job.job_id)
         if photos_enrolled is None:
             # Deleted while we enrolled: the change names a record that is gone, so it matches
             # nobody, and the compaction the deletion asked for removes it.

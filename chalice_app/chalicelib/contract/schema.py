@@ -51,6 +51,10 @@ class JobKind(str, enum.Enum):
 # re-created id starts empty. Rows written before incarnations existed read as LEGACY_INCARNATION.
 INCARNATION = "incarnation"
 LEGACY_INCARNATION = "legacy"
+# The people row's set of enrollment jobs whose photos are not counted yet: the API adds each job
+# as it hands out the upload, and the worker's count takes it out in the same conditional write,
+# so a job run again (its worker died before DONE, or an operator's redrive) counts once.
+UNCOUNTED_ENROLLMENTS = "uncounted_enrollments"
 
 
 RESULT_CONTENT_TYPE = "application/json"
