@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,11 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE_PROJECT = ROOT / "chalice_app"
+# How long the service's own threads (upload events, schedules) get, all together, to see the
+# stop and return. They are daemons: one still waiting on moto (an answer slow under a burst)
+# ends with the process. Joined one by one with a grace each, a burst once made a stop take
+# over a minute.
+THREADS_GRACE_SECONDS = 3.0
 
 
 def load_chalice_app() -> ModuleType:
@@ -144,8 +150,9 @@ class LocalService:
             self._api.shutdown()
             self._api.server.server_close()
             self._api = None
+        deadline = time.monotonic() + THREADS_GRACE_SECONDS
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads.clear()
         if self.moto is not None:
             self.moto.stop()
