@@ -9,11 +9,8 @@ deletion queues at once (a worker folds the gallery without them, chalicelib.con
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from .config import Settings
 from .contract import (
@@ -21,9 +18,9 @@ from .contract import (
     MANIFEST_PENDING,
     JobKind,
     JobMessage,
-    is_missing_object,
     manifest_of_change,
     parse_upload_key,
+    read_manifest,
     result_key,
 )
 from .jobs import JobStore, new_job_id
@@ -68,17 +65,10 @@ class Compactions:
             manifest = manifest_of_change(item["Key"])
             if manifest:
                 changes.setdefault(manifest, set()).add(item["Key"])
-        waiting = any(keys - self._pending(bucket, manifest) for manifest, keys in changes.items())
+        waiting = any(
+            keys - set(read_manifest(self._s3, bucket, manifest)[MANIFEST_PENDING]) for manifest, keys in changes.items()
+        )
         return self.request() if waiting else None
-
-    def _pending(self, bucket: str, manifest: str) -> set[str]:
-        try:
-            body = self._s3.get_object(Bucket=bucket, Key=manifest)["Body"].read()
-        except ClientError as exc:
-            if is_missing_object(self._s3, bucket, manifest, exc):
-                return set()  # no compaction yet: every change waits
-            raise
-        return set(json.loads(body).get(MANIFEST_PENDING, ()))
 
 
 class PersonEraser:

@@ -32,7 +32,16 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import ClientError
 
-from chalicelib.contract import GALLERY_PREFIX, LEGACY_INCARNATION, MANIFEST_PENDING, GalleryKeys, error_code, is_missing_object, legacy_gallery_key
+from chalicelib.contract import (
+    GALLERY_PREFIX,
+    LEGACY_INCARNATION,
+    MANIFEST_PENDING,
+    GalleryKeys,
+    error_code,
+    is_missing_object,
+    legacy_gallery_key,
+    read_manifest,
+)
 from facerec_worker.engine import FaceIndex, Gallery, Owner
 
 logger = logging.getLogger(__name__)
@@ -204,14 +213,7 @@ class GalleryStore:
             )
 
     def _manifest(self) -> dict[str, Any]:
-        try:
-            response = self._s3.get_object(Bucket=self._bucket, Key=self.keys.manifest)
-        except ClientError as exc:
-            if is_missing_object(self._s3, self._bucket, self.keys.manifest, exc):
-                return {"etag": None, "snapshot": None, "through": "", MANIFEST_PENDING: []}
-            raise
-        # A manifest written before compactions left pending changes names none.
-        return {MANIFEST_PENDING: [], **json.loads(response["Body"].read()), "etag": response["ETag"]}
+        return read_manifest(self._s3, self._bucket, self.keys.manifest)
 
     def _snapshot(self, manifest: dict[str, Any]) -> FaceIndex:
         body = self._s3.get_object(Bucket=self._bucket, Key=manifest["snapshot"])["Body"].read()

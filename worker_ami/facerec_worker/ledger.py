@@ -33,6 +33,7 @@ from .metrics import MetricsPublisher
 
 logger = logging.getLogger(__name__)
 
+
 class Claim(Enum):
     TAKEN = "taken"  # this worker now owns the job
     FINISHED = "finished"  # DONE or FAILED already: nothing to do but drop the message

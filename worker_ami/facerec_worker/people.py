@@ -7,13 +7,13 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import numpy as np
-
 from botocore.exceptions import ClientError
 
 from chalicelib.contract import INCARNATION, LEGACY_INCARNATION, UNCOUNTED_ENROLLMENTS, batch_get_all, is_conditional_failure
 from facerec_worker.engine import EnrollmentError, GalleryModelMismatchError, Match, Owner
 
 __all__ = ["LiveGallery", "PeopleDirectory", "PersonNotFoundError", "incarnation_of"]
+
 
 class PersonNotFoundError(EnrollmentError):
     """The person an enrollment job names was deleted before their photo was enrolled."""

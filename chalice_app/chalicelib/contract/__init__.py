@@ -30,6 +30,7 @@ from .keys import (
     result_key,
     upload_key,
 )
+from .manifest import read_manifest
 from .naming import DEFAULT_STAGE_PREFIX, STAGE_TAG, WORKER_ROLE_TAG, ResourceNames, stage_prefix
 from .schema import (
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -94,6 +95,7 @@ __all__ = [
     "is_missing_object",
     "manifest_of_change",
     "parse_upload_key",
+    "read_manifest",
     "result_key",
     "scan_all",
     "setting",
