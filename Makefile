@@ -7,6 +7,8 @@ OUT      ?= out
 STAGE    ?= dev
 # make deploy ALARM_EMAIL=ops@example.org subscribes an address to the stage's alarms (infra/README.md).
 ALARM_EMAIL ?=
+# make deploy PARAMETERS="WarmPoolSize=2 MinWorkers=1" sets any other stack parameter (infra/README.md).
+PARAMETERS  ?=
 PORT     ?= 8000
 # These two builds install offline on the project's machines; other versions pull several GB.
 TORCH_PINS  := torch==2.14.1 torchvision==0.29.1
@@ -22,7 +24,7 @@ WORKER_AMI      ?= $(shell cat $(WORKER_AMI_FILE) 2>/dev/null)
 DEPLOY          := $(BIN)/python -m infra.deploy
 
 .PHONY: help setup setup-system run demo test test-fast test-control-plane eval \
-        bench bench-engine bench-worker bench-sim bench-local bench-course bench-gallery package ami deploy deploy-infra destroy clean
+        bench bench-engine bench-worker bench-sim bench-local bench-course bench-gallery bench-boot package ami deploy deploy-infra destroy clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -90,6 +92,9 @@ bench-local: setup  ## The local stack end to end, 1000 course photos at once: o
 bench-gallery: setup  ## The gallery at a million synthetic faces on the local stack: load, match, enroll, visible: out/bench-gallery.json
 	$(BIN)/python -m bench.gallery --faces 1000000 --datasets $(DATASETS) --out $(OUT)/bench-gallery.json
 
+bench-boot: setup  ## A worker process from its start to its first poll (imports, engine, first ReceiveMessage), 5 runs on moto; BEFORE=<checkout> beside it: out/bench-boot.json
+	$(BIN)/python -m bench.worker_boot --runs 5 $(if $(BEFORE),--before $(BEFORE) )--out $(OUT)/bench-boot.json
+
 bench-course: setup  ## The course's workload on make run: 100 then 1000 concurrent POST /, answers checked: out/bench-course.json
 	$(BIN)/python -m bench.course --datasets $(DATASETS) --out $(OUT)/bench-course.json
 
@@ -115,10 +120,10 @@ ami: setup  ## Build the worker AMI with packer in your AWS account; its id goes
 	@echo "worker AMI $$(cat $(WORKER_AMI_FILE)) written to $(WORKER_AMI_FILE); make deploy uses it"
 
 deploy: setup  ## Deploy STAGE (dev) as one CloudFormation stack (chalice package + infra/template.yaml); prints the URL
-	$(DEPLOY) deploy --stage $(STAGE) $(if $(WORKER_AMI),--worker-ami $(WORKER_AMI))$(if $(ALARM_EMAIL), --alarm-email $(ALARM_EMAIL))
+	$(DEPLOY) deploy --stage $(STAGE) $(if $(WORKER_AMI),--worker-ami $(WORKER_AMI))$(if $(ALARM_EMAIL), --alarm-email $(ALARM_EMAIL))$(foreach p,$(PARAMETERS), --parameter $(p))
 
 deploy-infra: setup  ## Only what Chalice does not create, then `chalice deploy --stage STAGE` yourself (infra/README.md)
-	$(DEPLOY) deploy-infra --stage $(STAGE) $(if $(WORKER_AMI),--worker-ami $(WORKER_AMI))$(if $(ALARM_EMAIL), --alarm-email $(ALARM_EMAIL))
+	$(DEPLOY) deploy-infra --stage $(STAGE) $(if $(WORKER_AMI),--worker-ami $(WORKER_AMI))$(if $(ALARM_EMAIL), --alarm-email $(ALARM_EMAIL))$(foreach p,$(PARAMETERS), --parameter $(p))
 
 destroy: setup  ## Delete STAGE from AWS: workers, bucket contents, the stack, Chalice's app, token, logs, artifacts
 	$(DEPLOY) destroy --stage $(STAGE)

@@ -1,6 +1,7 @@
 """Deploy a stage to AWS and take it down again, with boto3 only (no AWS CLI needed).
 
     python -m infra.deploy deploy --stage dev --worker-ami ami-…   # one stack: our resources + Chalice's
+    python -m infra.deploy deploy --stage dev --parameter WarmPoolSize=2 --parameter MinWorkers=1
     python -m infra.deploy destroy --stage dev                       # back to nothing
     python -m infra.deploy deploy-infra --stage dev --worker-ami …   # our resources only, for `chalice deploy`
     python -m infra.deploy chalice-config --stage dev                # that stack's names into .chalice/config.json
@@ -30,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG, ResourceNames, error_code
 
 from .merge import CHALICE_APP, ChalicePackageError, package_stage
-from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, stage_prefix
+from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, stage_prefix
 from .stack import ROOT, load_template, package_template
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "create_or_update_stack",
     "ensure_admin_token",
     "ensure_artifacts_bucket",
+    "parse_parameters",
     "powertools_layer_arn",
     "preflight",
     "teardown",
@@ -254,6 +256,19 @@ def stack_parameters(stage: Stage, ami: str, extra: Mapping[str, str]) -> dict[s
     return {"StagePrefix": stage.prefix, "WorkerImageId": ami, **extra}
 
 
+def parse_parameters(given: list[str], template: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """`NAME=VALUE` pairs (--parameter) as stack parameters; NAME must be one of the template's
+    (infra/template.yaml, infra/README.md for what each does), other than those deploy sets itself."""
+    known = set((template or load_template())["Parameters"]) - {"StagePrefix", "WorkerImageId", "ScaleUpFunctionArn"}
+    parameters = {}
+    for pair in given:
+        name, equals, value = pair.partition("=")
+        if not equals or name.strip() not in known:
+            raise DeployError(f"--parameter {pair!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}")
+        parameters[name.strip()] = value.strip()
+    return parameters
+
+
 # --- `chalice deploy` against the infra stack ------------------------------------------------
 
 
@@ -265,8 +280,8 @@ def powertools_layer_arn(session: Any) -> str:
 def write_chalice_config(
     stage: Stage, outputs: Mapping[str, str], powertools_layer: str, config_path: Path = CHALICE_CONFIG
 ) -> None:
-    """The stage's names and roles (from the infra stack's outputs) and the region's Powertools
-    layer into .chalice/config.json.
+    """The stage's names, roles and scaling settings (from the infra stack's outputs) and the
+    region's Powertools layer into .chalice/config.json.
 
     Only the `chalice deploy` path needs this: the values are this account's, so they are
     written at deploy time rather than committed.
@@ -277,6 +292,7 @@ def write_chalice_config(
     environment = block.setdefault("environment_variables", {})
     environment.update({name: outputs[key] for name, key in APP_ENVIRONMENT.items()})
     environment.update({"FACEREC_STAGE_PREFIX": stage.prefix, "FACEREC_ADMIN_TOKEN_PARAMETER": stage.admin_token_parameter})
+    environment.update({name: outputs[key] for name, key in SCALING_ENVIRONMENT.items()})
     functions = block.setdefault("lambda_functions", {})
     for function in FUNCTIONS:
         functions.setdefault(function.name, {})["iam_role_arn"] = outputs[f"{function.role}Arn"]
@@ -408,25 +424,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-instance-type", default=None)
     parser.add_argument("--cors-origin", default=None, help="the web origin allowed to upload from a browser")
     parser.add_argument("--alarm-email", default=None, help="an address the stage's alarms mail (it must confirm the subscription)")
+    parser.add_argument(
+        "--parameter", action="append", default=[], metavar="NAME=VALUE",
+        help="any other stack parameter, e.g. WarmPoolSize=2 (infra/README.md lists them); repeatable",
+    )
     args = parser.parse_args(argv)
     try:
-        # The AMI first: a missing one is said before anything is asked of AWS.
+        # The AMI and the parameters first: a mistake is said before anything is asked of AWS.
         ami = worker_ami(args.worker_ami) if args.command in ("deploy", "deploy-infra") else ""
-        session = boto3.session.Session()
-        region, account = preflight(session)
-        if args.command == "preflight":
-            print(f"AWS account {account}, region {region}: ready")
-            return 0
-        stage = Stage.of(args.stage, region, account)
-        extra = {
-            key: value
+        extra = parse_parameters(args.parameter)
+        extra.update(
+            (key, value)
             for key, value in (
                 ("WorkerInstanceType", args.worker_instance_type),
                 ("CorsAllowedOrigin", args.cors_origin),
                 ("AlarmEmail", args.alarm_email),
             )
             if value
-        }
+        )
+        session = boto3.session.Session()
+        region, account = preflight(session)
+        if args.command == "preflight":
+            print(f"AWS account {account}, region {region}: ready")
+            return 0
+        stage = Stage.of(args.stage, region, account)
         if args.command in ("deploy", "deploy-infra"):
             outputs = deploy(session, stage, ami, extra, infra_only=args.command == "deploy-infra")
             if args.command == "deploy-infra":

@@ -8,7 +8,8 @@ halves together inside the one stack:
 
 - the `ScaleUpFunctionArn` parameter becomes `!GetAtt ScaleUp.Arn`, Chalice's scale_up function;
 - each function gets its role from our template, the name `chalice deploy` would give it, and
-  every FACEREC_* variable as a reference to the resource (names live in the stack, nowhere else).
+  every FACEREC_* variable as a reference to the resource (names live in the stack, nowhere else),
+  and the fleet's scaling settings as references to the stack's parameters (SCALING_ENVIRONMENT).
   The state machine's ARN is spelled from its name instead: a reference would close a cycle
   (workflow → its role → scale_up → scale_up's environment → workflow);
 - each function runs with AWS's Powertools layer (`PowertoolsLayerArn`, resolved from the public
@@ -37,7 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, stage_prefix
+from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, stage_prefix
 from .stack import ROOT, load_template, package_template
 
 __all__ = ["ChalicePackageError", "build_merge_template", "chalice_package", "package_stage"]
@@ -75,6 +76,7 @@ def _function_overrides(template: dict[str, Any]) -> dict[str, Any]:
     }
     variables["FACEREC_STAGE_PREFIX"] = {"Ref": "StagePrefix"}
     variables["FACEREC_ADMIN_TOKEN_PARAMETER"] = outputs["AdminTokenParameterName"]["Value"]
+    variables.update({name: outputs[output]["Value"] for name, output in SCALING_ENVIRONMENT.items()})
     overrides: dict[str, Any] = {}
     for function in FUNCTIONS:
         properties: dict[str, Any] = {

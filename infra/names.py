@@ -15,7 +15,10 @@ from types import MappingProxyType
 
 from chalicelib.contract import stage_prefix as _stage_prefix
 
-__all__ = ["APP_ENVIRONMENT", "CHALICE_CONFIG", "FUNCTIONS", "POWERTOOLS_LAYER_PARAMETER", "Function", "app_name", "stage_prefix"]
+__all__ = [
+    "APP_ENVIRONMENT", "CHALICE_CONFIG", "FUNCTIONS", "POWERTOOLS_LAYER_PARAMETER", "SCALING_ENVIRONMENT", "Function", "app_name",
+    "stage_prefix",
+]
 
 CHALICE_CONFIG = Path(__file__).resolve().parent.parent / "chalice_app" / ".chalice" / "config.json"
 
@@ -39,6 +42,19 @@ APP_ENVIRONMENT = MappingProxyType(
         "FACEREC_UPLOAD_EVENTS_QUEUE": "UploadEventsQueueName",
         "FACEREC_STATE_MACHINE_ARN": "StateMachineArn",
         "FACEREC_WORKER_LAUNCH_TEMPLATE": "WorkerLaunchTemplateName",
+    }
+)
+
+# Each FACEREC_* variable chalicelib.config.Settings reads that a stack parameter sets (the fleet's
+# elasticity), and the output that holds the parameter's value: the same path as APP_ENVIRONMENT,
+# so the merged stack refers to the parameter and `chalice deploy` reads the deployed value. The
+# workers read the first two too, from the launch template's user data: one value serves both.
+SCALING_ENVIRONMENT = MappingProxyType(
+    {
+        "FACEREC_WARM_POOL_SIZE": "WarmPoolSizeSetting",
+        "FACEREC_MIN_WORKERS": "MinWorkersSetting",
+        "FACEREC_WORKER_PHOTOS_PER_SECOND": "WorkerPhotosPerSecondSetting",
+        "FACEREC_DRAIN_OBJECTIVE_SECONDS": "DrainObjectiveSecondsSetting",
     }
 )
 

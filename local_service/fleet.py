@@ -1,14 +1,27 @@
 """Worker "instances" as local processes: one `facerec-worker` per instance moto's EC2 holds.
 
-Moto's RunInstances creates records, not machines. The fleet watches those records and keeps
-exactly one worker process alive for each pending or running worker instance of the stage, and
-ends the process when its instance is terminated, as EC2 would end the machine. A worker that
-exits with an error is restarted, as systemd's Restart=on-failure does on the real AMI.
+Moto's RunInstances creates records, not machines. The fleet watches those records (the stage's
+workers as the scale-up task lists them, chalicelib.scaling.fleet.worker_states) and keeps one
+worker process for each, doing to it what EC2 does to the machine it would run on:
+
+    pending / running     the process runs; one that exits with an error is restarted, as
+                          systemd's Restart=on-failure does on the real AMI
+    stopping / stopped    a plain stop shuts the OS down: the worker gets SIGTERM (SIGKILL after
+                          STOP_GRACE_SECONDS) and its exit is no failure; with hibernation
+                          (FACEREC_WORKER_HIBERNATE) the machine freezes: the process is paused with
+                          SIGSTOP and keeps its memory, models included
+    started again         a paused process continues (SIGCONT) where it was; an ended one is
+                          replaced by a fresh process, as a new boot starts a fresh worker
+    terminated            the worker gets SIGTERM, then SIGKILL after the grace
+
+A paused process is no live worker: `live_processes` and `history` leave it out, as the scale-up
+task leaves a stopped instance out. `stop()` ends every process, paused ones included.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import threading
@@ -18,13 +31,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from chalicelib.scaling.fleet import LIVE_STATES, worker_states
+
 logger = logging.getLogger(__name__)
 
-LIVE_STATES = ("pending", "running")
+# The states in which EC2 has the machine switched off, or switching off, but keeps it.
+STOPPED_STATES = ("stopping", "stopped")
 WORKER_COMMAND = (sys.executable, "-m", "facerec_worker")
 # How long a worker gets to finish its batch after SIGTERM before it is killed.
 STOP_GRACE_SECONDS = 15.0
 MAX_RESTARTS = 3
+HIBERNATE_VARIABLE = "FACEREC_WORKER_HIBERNATE"
+
+
+def hibernates(worker_env: Mapping[str, str]) -> bool:
+    """Whether the stage's workers hibernate when they stop: FACEREC_WORKER_HIBERNATE "true" or "1"."""
+    return worker_env.get(HIBERNATE_VARIABLE, "").strip().lower() in ("true", "1")
 
 
 @dataclass
@@ -33,6 +55,15 @@ class _Process:
     log: IO[str]
     restarts: int = 0
     stopping_since: float | None = None
+    # SIGSTOPped: its instance hibernates.
+    paused: bool = False
+    # Its instance was stopped without hibernation: the exit is the OS shutting down, not a
+    # failure, and the next start boots a fresh process.
+    shut_down: bool = False
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
 
 
 @dataclass
@@ -60,6 +91,7 @@ class LocalFleet:
         *,
         command: Sequence[str] = WORKER_COMMAND,
         poll_seconds: float = 0.5,
+        hibernate: bool = False,
     ) -> None:
         self._ec2 = ec2
         self._stage = stage_prefix
@@ -67,6 +99,7 @@ class LocalFleet:
         self._log_dir = log_dir
         self._command = list(command)
         self._poll = poll_seconds
+        self._hibernate = hibernate
         self._processes: dict[str, _Process] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="local-fleet", daemon=True)
@@ -78,63 +111,93 @@ class LocalFleet:
         return self
 
     def stop(self) -> None:
-        """End every worker process (SIGTERM, then SIGKILL after the grace); safe to call twice."""
+        """End every worker process, paused ones included (SIGTERM, then SIGKILL after the
+        grace); safe to call twice."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        for process in self._processes.values():
-            if process.popen.poll() is None:
-                process.popen.terminate()
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for instance_id, process in self._processes.items():
-            try:
-                process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                logger.warning("worker %s did not stop in %.0f s; killing it", instance_id, STOP_GRACE_SECONDS)
-                process.popen.kill()
-                process.popen.wait()
-            process.log.close()
-        self._processes.clear()
-        self.history.record(0)
+        processes = list(self._processes.items())
+        try:
+            for _, process in processes:
+                if process.alive:
+                    process.popen.terminate()
+                    # A paused process holds SIGTERM pending until it continues.
+                    process.popen.send_signal(signal.SIGCONT)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            for instance_id, process in processes:
+                try:
+                    process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    logger.warning("worker %s did not stop in %.0f s; killing it", instance_id, STOP_GRACE_SECONDS)
+        finally:
+            # Whatever failed above, no process outlives the fleet: SIGKILL ends a paused one too.
+            for _, process in processes:
+                if process.alive:
+                    process.popen.kill()
+                    process.popen.wait()
+                process.log.close()
+            self._processes.clear()
+            self.history.record(0)
 
     @property
     def live_processes(self) -> int:
-        return sum(1 for p in self._processes.values() if p.popen.poll() is None)
+        """Worker processes that run: a paused one is a stopped instance's, not a live worker."""
+        # A copy: the watcher thread adds processes while callers count.
+        return sum(1 for p in list(self._processes.values()) if p.alive and not p.paused)
 
     def _watch(self) -> None:
         while not self._stop.wait(self._poll):
             try:
-                self._reconcile(self._instances())
+                self._reconcile(worker_states(self._ec2, self._stage))
             except Exception:
                 logger.exception("fleet: could not reconcile worker processes with EC2; retrying")
             self.history.record(self.live_processes)
-
-    def _instances(self) -> dict[str, str]:
-        """{instance id: state} for this stage's worker instances."""
-        pages = self._ec2.get_paginator("describe_instances").paginate(
-            Filters=[
-                {"Name": "tag:facerec:role", "Values": ["worker"]},
-                {"Name": "tag:facerec:stage", "Values": [self._stage]},
-            ]
-        )
-        return {
-            instance["InstanceId"]: instance["State"]["Name"]
-            for page in pages
-            for reservation in page["Reservations"]
-            for instance in reservation["Instances"]
-        }
 
     def _reconcile(self, instances: dict[str, str]) -> None:
         for instance_id, state in instances.items():
             process = self._processes.get(instance_id)
             if state in LIVE_STATES:
-                if process is None:
-                    self._processes[instance_id] = self._spawn(instance_id)
-                    logger.info("fleet: instance %s launched; started its worker (%d live)", instance_id, self.live_processes)
-                elif process.popen.poll() not in (None, 0):
-                    self._restart_or_terminate(instance_id, process)
-            elif process is not None and process.popen.poll() is None:
-                self._end(instance_id, process)
+                self._run(instance_id, process)
+            elif process is None:
+                continue
+            elif state in STOPPED_STATES:
+                self._switch_off(instance_id, process)
+            elif process.alive:
+                self._end(instance_id, process, "terminated")
+
+    def _run(self, instance_id: str, process: _Process | None) -> None:
+        """The instance is pending or running: its worker runs."""
+        if process is None:
+            self._processes[instance_id] = self._spawn(instance_id)
+            logger.info("fleet: instance %s launched; started its worker (%d live)", instance_id, self.live_processes)
+        elif process.paused:
+            process.popen.send_signal(signal.SIGCONT)
+            process.paused = False
+            logger.info("fleet: instance %s started; resumed its hibernated worker (pid %d)", instance_id, process.popen.pid)
+        elif process.shut_down:
+            if process.alive:
+                # Started again within the old worker's grace: the old boot ends before the new one.
+                self._end(instance_id, process, "stopped")
+                return
+            process.log.close()
+            self._processes[instance_id] = booted = self._spawn(instance_id)
+            logger.info("fleet: instance %s started; booted a fresh worker (pid %d)", instance_id, booted.popen.pid)
+        elif process.popen.poll() not in (None, 0):
+            self._restart_or_terminate(instance_id, process)
+
+    def _switch_off(self, instance_id: str, process: _Process) -> None:
+        """The instance is stopping or stopped: hibernation freezes its worker, a plain stop ends it."""
+        if process.paused:
+            return
+        if self._hibernate and process.alive and not process.shut_down:
+            process.popen.send_signal(signal.SIGSTOP)
+            process.paused = True
+            logger.info("fleet: instance %s stopped (hibernated); paused its worker (pid %d)", instance_id, process.popen.pid)
+            return
+        # Also when the worker had already exited: the next start is a new boot either way.
+        process.shut_down = True
+        if process.alive:
+            self._end(instance_id, process, "stopped")
 
     def _restart_or_terminate(self, instance_id: str, process: _Process) -> None:
         code = process.popen.returncode
@@ -148,12 +211,17 @@ class LocalFleet:
         restarted.restarts = process.restarts + 1
         self._processes[instance_id] = restarted
 
-    def _end(self, instance_id: str, process: _Process) -> None:
-        """The instance is gone: the worker has its grace to exit, then it is killed."""
+    def _end(self, instance_id: str, process: _Process, why: str) -> None:
+        """The machine goes away (`why`: stopped or terminated): the worker has its grace to exit,
+        then it is killed."""
         if process.stopping_since is None:
             process.stopping_since = time.monotonic()
             process.popen.terminate()
-            logger.info("fleet: instance %s terminated; its worker is stopping", instance_id)
+            if process.paused:
+                # SIGTERM waits, pending, in a paused process: continuing it delivers it at once.
+                process.popen.send_signal(signal.SIGCONT)
+                process.paused = False
+            logger.info("fleet: instance %s %s; its worker (pid %d) is stopping", instance_id, why, process.popen.pid)
         elif time.monotonic() - process.stopping_since > STOP_GRACE_SECONDS:
             process.popen.kill()
 

@@ -31,7 +31,7 @@ from chalice.local import LocalDevServer, create_local_server
 from chalicelib.config import Settings
 from infra.local import ACCOUNT_ID, LISTEN_BACKLOG, REGION, Stack, free_port, pump_sqs_to_handler
 
-from .fleet import LocalFleet
+from .fleet import LocalFleet, hibernates
 from .moto_process import MotoProcess
 
 logger = logging.getLogger(__name__)
@@ -125,19 +125,18 @@ class LocalService:
         compaction_seconds = Settings.from_env().compaction_minutes * 60
         self._spawn("compaction", lambda: self._fire_schedule("compaction", self.app.compact_gallery, compaction_seconds))
         cores = os.cpu_count() or 1
+        worker_env = {
+            **os.environ,
+            **environment,
+            "FACEREC_WORKER_IDLE_SECONDS": str(options.idle_seconds),
+            "FACEREC_WORKER_POLL_WAIT_SECONDS": "2",
+            # The fleet's workers share this machine's cores.
+            "FACEREC_THREADS": str(max(1, cores // options.max_workers)),
+            **options.worker_env,
+        }
+        # A stopped worker's process is paused when the stage hibernates, as the machine would be.
         self.fleet = LocalFleet(
-            self.moto.client("ec2"),
-            options.stage_prefix,
-            {
-                **os.environ,
-                **environment,
-                "FACEREC_WORKER_IDLE_SECONDS": str(options.idle_seconds),
-                "FACEREC_WORKER_POLL_WAIT_SECONDS": "2",
-                # The fleet's workers share this machine's cores.
-                "FACEREC_THREADS": str(max(1, cores // options.max_workers)),
-                **options.worker_env,
-            },
-            options.log_dir / "workers",
+            self.moto.client("ec2"), options.stage_prefix, worker_env, options.log_dir / "workers", hibernate=hibernates(worker_env)
         ).start()
         return self
 

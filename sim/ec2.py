@@ -1,8 +1,11 @@
-"""A simulated EC2 account: instances with start-up times, throttled APIs, and lagging listings.
+"""A simulated EC2 account: instances with start-up times, throttled APIs, lagging listings, stop and start.
 
 It answers both the simulator's policies (`run`, `describe`) and, with the boto3-shaped methods
 below, the service's real scale-up task (chalicelib.scaling.ScaleUp), which is handed this object
 as its EC2 client.
+
+Each time an instance runs (its launch, and every start out of the warm pool) is one `Instance`
+record: EC2 bills each of them per second with a 60-second minimum, so the metrics bill runs.
 """
 
 from __future__ import annotations
@@ -18,9 +21,14 @@ from .params import FleetModel
 
 __all__ = ["Instance", "SimEc2"]
 
+# The launch template's version every simulated instance carries (EC2's aws:ec2launchtemplate:version tag).
+TEMPLATE_VERSION = 1
+
 
 @dataclass
 class Instance:
+    """One run of an instance: from RunInstances or StartInstances to its stop or termination."""
+
     instance_id: str
     launched_s: float
     ready_s: float
@@ -29,7 +37,7 @@ class Instance:
 
 
 class SimEc2:
-    """Instances in launch order; `on_launch` tells the simulator to start each one's worker."""
+    """Runs in start order; `on_launch` tells the simulator to start each run's worker."""
 
     def __init__(self, fleet: FleetModel, clock: Callable[[], float], on_launch: Callable[[Instance], None]) -> None:
         self._fleet = fleet
@@ -38,8 +46,9 @@ class SimEc2:
         self._run_requests = TokenBucket(RUN_INSTANCES_REQUESTS)
         self._run_resources = TokenBucket(RUN_INSTANCES_RESOURCES)
         self._describe = TokenBucket(DESCRIBE_INSTANCES)
-        self._warm_available = fleet.warm_pool
         self.instances: list[Instance] = []
+        self._first_launch: dict[str, float] = {}
+        self._state: dict[str, str] = {}
         self._alive: dict[str, Instance] = {}
         self.calls: Counter[str] = Counter()
         self.run_call_times: list[float] = []
@@ -53,15 +62,21 @@ class SimEc2:
             return None
         launched = []
         for _ in range(count):
-            warm = self._warm_available > 0
-            self._warm_available -= warm
-            start = self._fleet.warm_start_s if warm else self._fleet.cold_start_s
-            instance = Instance(f"i-{len(self.instances):08x}", now, now + start, warm)
-            self.instances.append(instance)
-            self._alive[instance.instance_id] = instance
-            launched.append(instance)
-            self._on_launch(instance)
+            instance_id = f"i-{len(self._first_launch):08x}"
+            self._first_launch[instance_id] = now
+            launched.append(self._begin(Instance(instance_id, now, now + self._fleet.cold_start_s, warm=False)))
         return launched
+
+    def start(self, now: float, instance_ids: list[str]) -> list[Instance]:
+        """Start stopped instances: each is polling `warm_start_s` later (its models loaded again,
+        or still in memory when hibernated)."""
+        self.calls["start_instances"] += 1
+        started = []
+        for instance_id in instance_ids:
+            if self._state.get(instance_id) != "stopped":
+                raise _client_error("IncorrectInstanceState", "StartInstances")
+            started.append(self._begin(Instance(instance_id, now, now + self._fleet.warm_start_s, warm=True)))
+        return started
 
     def describe(self, now: float) -> dict[str, str] | None:
         """Instance states as DescribeInstances lists them, or None when throttled.
@@ -74,28 +89,37 @@ class SimEc2:
             self.calls["describe_instances_throttled"] += 1
             return None
         listed_before = now - self._fleet.describe_lag_s
-        return {
-            i.instance_id: "running" if i.ended_s is None else "terminated"
-            for i in self.instances
-            if i.launched_s <= listed_before
-        }
+        return {i: self._state[i] for i, launched in self._first_launch.items() if launched <= listed_before}
 
     def live_count(self) -> int:
-        """The true number of live instances (what an Auto Scaling group or Kubernetes knows)."""
+        """The true number of running instances (what an Auto Scaling group or Kubernetes knows)."""
         return len(self._alive)
 
+    def stop(self, instance: Instance, now: float) -> None:
+        """The run ends and the instance waits stopped: it pays for its volume only."""
+        self.calls["stop_instances"] += 1
+        self._end(instance, now, "stopped")
+
     def terminate(self, instance: Instance, now: float) -> None:
-        instance.ended_s = now
-        del self._alive[instance.instance_id]
-        if self._fleet.warm_pool:
-            # A warm pool takes the instance back stopped, ready for the next warm start.
-            self._warm_available = min(self._fleet.warm_pool, self._warm_available + 1)
+        self._end(instance, now, "terminated")
 
     def end_all(self, now: float) -> None:
         """The simulation stops here: bill whatever is still running up to `now`."""
         self.calls["still_running_at_end"] = len(self._alive)
         for instance in list(self._alive.values()):
             self.terminate(instance, now)
+
+    def _begin(self, instance: Instance) -> Instance:
+        self.instances.append(instance)
+        self._state[instance.instance_id] = "running"
+        self._alive[instance.instance_id] = instance
+        self._on_launch(instance)
+        return instance
+
+    def _end(self, instance: Instance, now: float, state: str) -> None:
+        instance.ended_s = now
+        self._state[instance.instance_id] = state
+        del self._alive[instance.instance_id]
 
     # boto3's shape, for chalicelib.scaling.ScaleUp ------------------------------------------
 
@@ -107,7 +131,14 @@ class SimEc2:
         listed = self.describe(self._clock())
         if listed is None:
             raise _client_error("RequestLimitExceeded", "DescribeInstances")
-        instances = [{"InstanceId": i, "State": {"Name": state}} for i, state in sorted(listed.items())]
+        instances = [
+            {
+                "InstanceId": i,
+                "State": {"Name": state},
+                "Tags": [{"Key": "aws:ec2launchtemplate:version", "Value": str(TEMPLATE_VERSION)}],
+            }
+            for i, state in sorted(listed.items())
+        ]
         return [{"Reservations": [{"Instances": instances}]}]
 
     def run_instances(self, *, MinCount: int, **_: Any) -> dict[str, Any]:  # noqa: N803
@@ -115,6 +146,20 @@ class SimEc2:
         if launched is None:
             raise _client_error("RequestLimitExceeded", "RunInstances")
         return {"Instances": [{"InstanceId": i.instance_id} for i in launched]}
+
+    def start_instances(self, *, InstanceIds: list[str], **_: Any) -> dict[str, Any]:  # noqa: N803
+        self.start(self._clock(), InstanceIds)
+        return {"StartingInstances": [{"InstanceId": i} for i in InstanceIds]}
+
+    def terminate_instances(self, *, InstanceIds: list[str], **_: Any) -> dict[str, Any]:  # noqa: N803
+        """Only pooled (stopped) instances are terminated this way: a running one ends itself."""
+        for instance_id in InstanceIds:
+            self._state[instance_id] = "terminated"
+        return {"TerminatingInstances": [{"InstanceId": i} for i in InstanceIds]}
+
+    def describe_launch_templates(self, **_: Any) -> dict[str, Any]:
+        self.calls["describe_launch_templates"] += 1
+        return {"LaunchTemplates": [{"DefaultVersionNumber": TEMPLATE_VERSION}]}
 
 
 def _client_error(code: str, operation: str) -> ClientError:

@@ -1,8 +1,9 @@
 """Everything a simulation run assumes, with defaults taken from the service's own settings.
 
-Scaling numbers (target backlog, fleet cap, scale-up interval, launch grace) come from
-chalicelib.config.Settings and the worker's (batch size, long-poll wait, idle time) from
-facerec_worker.settings.WorkerSettings, so the simulator models the service as configured.
+Scaling numbers (a worker's rate, the drain objective, fleet cap, warm pool, scale-up interval,
+launch grace) come from chalicelib.config.Settings and the worker's (batch size, long-poll wait,
+the idle and retirement rules) from facerec_worker.settings.WorkerSettings, so the simulator models
+the service as configured.
 """
 
 from __future__ import annotations
@@ -21,20 +22,26 @@ _WORKER_DEFAULTS = WorkerSettings()
 
 @dataclass(frozen=True)
 class WorkerModel:
-    """One EC2 worker: c6i.large (2 vCPUs, infra/template.yaml's default), the loop in worker.py."""
+    """One EC2 worker: c6i.large (2 vCPUs, infra/template.yaml's default), the loop in worker.py.
+
+    Its rules for leaving (idle time, retirement, the pool) are `settings`, the worker's own
+    WorkerSettings, which the simulation hands to facerec_worker.leaving as the worker does.
+    """
 
     cores: int = 2
     batch_size: int = _WORKER_DEFAULTS.batch_size
     poll_wait_s: float = float(_WORKER_DEFAULTS.poll_wait_seconds)
-    idle_s: float = _WORKER_DEFAULTS.idle_seconds
     # Engine time per batch, fixed and per photo (EngineRate.batch_seconds).
     batch_fixed_s: float = 0.0
     photo_s: float = 1 / 65
-    # processor.py makes its AWS calls one after another: per photo a DynamoDB claim, S3 HEAD and
-    # GET, the result PUT and the DynamoDB outcome; per batch the gallery HEAD and the delete.
-    # A few ms to tens of ms each inside the Region. Assumed, not measured (no AWS here).
-    photo_io_s: float = 0.04
-    batch_io_s: float = 0.02
+    # processor.py runs a batch's AWS calls side by side, so a batch waits for a chain of round
+    # trips whatever its size: receive, the claims (DynamoDB), HEAD and GET of the photos and the
+    # gallery's freshness (S3), the results (S3 PUT), the outcomes (DynamoDB), the delete (SQS).
+    # Assumed, not measured (no AWS here): about 15 ms per DynamoDB or SQS call and 30-60 ms per
+    # S3 request inside a Region; `make bench-sim` sweeps it (io_sweep in out/sim.json).
+    photo_io_s: float = 0.0
+    batch_io_s: float = 0.2
+    settings: WorkerSettings = field(default_factory=WorkerSettings)
 
     @classmethod
     def from_engine(cls, rate: EngineRate, **overrides: float) -> WorkerModel:
@@ -45,16 +52,21 @@ class WorkerModel:
     def service_s(self, photos: int) -> float:
         return self.batch_io_s + self.batch_fixed_s + photos * (self.photo_s + self.photo_io_s)
 
+    def engine_s_per_photo(self, photos: int = 10) -> float:
+        """The engine's own time per photo in a batch of `photos`: what a fully busy worker bills."""
+        return self.batch_fixed_s / photos + self.photo_s
+
 
 @dataclass(frozen=True)
 class FleetModel:
-    """How EC2 behaves for the fleet: start-up times and listing lag (the cap is in Settings)."""
+    """How EC2 behaves for the fleet: start-up times and listing lag (the cap and pool are settings)."""
 
     # RunInstances to a worker polling: boot, systemd, loading the models.
     cold_start_s: float = 30.0
-    # A warm pool keeps pre-initialised stopped instances: starting one skips boot and model load.
+    # StartInstances on a pooled (stopped) instance to a worker polling: no first-boot work
+    # (cloud-init, package setup), but the OS boots and the models load again; less when it was
+    # hibernated. Assumed, swept by `make bench-sim` (warm_start_sweep in out/sim.json).
     warm_start_s: float = 8.0
-    warm_pool: int = 0
     # DescribeInstances may not list an instance for a moment after RunInstances returned it.
     describe_lag_s: float = 2.0
 
@@ -77,3 +89,14 @@ class SimParams:
 
     def with_fleet(self, **changes: float) -> SimParams:
         return replace(self, fleet=replace(self.fleet, **changes))
+
+    def with_settings(self, **changes: object) -> SimParams:
+        """Other stage settings: those of the scale-up task, and the ones workers share with it."""
+        return replace(self, settings=replace(self.settings, **changes))
+
+    def with_stage(self, **changes: object) -> SimParams:
+        """Settings both the scale-up task and the workers read (warm_pool_size, min_workers)."""
+        return self.with_settings(**changes).with_worker_settings(**changes)
+
+    def with_worker_settings(self, **changes: object) -> SimParams:
+        return replace(self, worker=replace(self.worker, settings=replace(self.worker.settings, **changes)))

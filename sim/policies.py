@@ -11,9 +11,9 @@
   doubling (or +4) per 15 s (the HPA's default scale-up policy).
 
 All four launch through the same simulated EC2 (token buckets, listing lag) and share the workers'
-idle self-termination: they differ only in when and how many they launch. The third-party
-controllers use the same target as ours (Settings.target_backlog_per_worker) so that the comparison
-is of control loops, not of targets.
+self-termination (idle and retirement rules): they differ only in when and how many they launch.
+The third-party controllers use the same target as ours (`messages_per_worker`: the messages a
+worker drains within the drain objective) so that the comparison is of control loops, not of targets.
 """
 
 from __future__ import annotations
@@ -21,13 +21,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from chalicelib.config import Settings
 from chalicelib.exceptions import ScalingError
 from chalicelib.scaling import Lease, ScaleUp
 
-from .fakes import LeaseTable, QueueAttributes
+from .fakes import QueueAttributes
 from .simulator import Simulation
 
-__all__ = ["AwsTargetTracking", "Keda", "Ours", "POLICIES", "Seed"]
+__all__ = ["AwsTargetTracking", "Keda", "Ours", "POLICIES", "Seed", "messages_per_worker"]
+
+
+def messages_per_worker(settings: Settings) -> int:
+    """The backlog one worker drains within the drain objective: ours sizes the fleet by it."""
+    return max(1, math.ceil(settings.worker_photos_per_second * settings.drain_objective_seconds))
 
 
 class Ours:
@@ -55,10 +61,12 @@ class Ours:
         settings = sim.params.settings
         self._interval = settings.scale_up_interval_seconds
         self._queue = QueueAttributes(sim.visible, lambda: sim.in_flight)
-        self._table = LeaseTable()
-        lease = Lease(self._table, "scale-up", clock=lambda: sim.now)
-        self._scale_up = ScaleUp(self._queue, sim.ec2, lease, replace(settings, jobs_queue_url="sim"))
-        return sim.next_visible_after(-math.inf)
+        self._tables = sim.tables
+        lease = Lease(sim.tables.leases, "scale-up", clock=lambda: sim.now)
+        self._scale_up = ScaleUp(self._queue, sim.ec2, lease, sim.plan, replace(settings, jobs_queue_url="sim"))
+        self._prefill = settings.warm_pool_size > 0
+        # A stage with a warm pool has had its schedule fill the pool before the first upload.
+        return 0.0 if self._prefill else sim.next_visible_after(-math.inf)
 
     def decide(self, sim: Simulation) -> float | None:
         self.rounds += 1
@@ -75,13 +83,19 @@ class Ours:
             "ask": sim.next_visible_after(expiry - 1e-9),
             "retry": held_ask + self._interval if held_ask is not None and held_ask < expiry else None,
             # The schedule's run finds the lease free unless a round took it within the interval.
-            "schedule": None if sim.all_done else math.ceil(expiry / self.schedule_s) * self.schedule_s,
+            "schedule": math.ceil(expiry / self.schedule_s) * self.schedule_s if self._schedule_runs(sim) else None,
         }
         due = {kind: moment for kind, moment in candidates.items() if moment is not None}
         if not due:
             return None
         self._next = min(due, key=due.get)
         return due[self._next]
+
+    def _schedule_runs(self, sim: Simulation) -> bool:
+        """The schedule runs all the time on AWS; the simulation follows it while it matters:
+        while jobs are unfinished, and before the first upload while it fills the warm pool."""
+        first = sim.next_visible_after(-math.inf)
+        return not sim.all_done or (self._prefill and first is not None and sim.now < first)
 
     def held_asks(self, jobs: int) -> int:
         """Jobs whose first ask found the lease held: each asked a second time."""
@@ -98,8 +112,8 @@ class Ours:
             "jobs_that_waited_for_the_lease": self.held_asks(jobs),
             "failed_rounds": self.failed_rounds,
             "sqs_get_queue_attributes": self._queue.calls,
-            "lease_reads": self._table.reads + reads_of_held_asks,
-            "lease_writes": self._table.writes,
+            "lease_reads": self._tables.calls.get("GetItem", 0) + reads_of_held_asks,
+            "lease_writes": self._tables.calls.get("UpdateItem", 0),
         }
 
 
@@ -167,7 +181,7 @@ class AwsTargetTracking(_Periodic):
 
     def launch_count(self, sim: Simulation) -> int:
         self._count("sqs_get_queue_attributes")
-        target = sim.params.settings.target_backlog_per_worker
+        target = messages_per_worker(sim.params.settings)
         capacity = max(1, sim.ec2.live_count())
         per_instance = sim.visible() / capacity
         self._breaching = self._breaching + 1 if per_instance > target else 0
@@ -186,7 +200,7 @@ class Keda(_Periodic):
     activation_poll_s: float = 30.0
 
     def launch_count(self, sim: Simulation) -> int:
-        target = sim.params.settings.target_backlog_per_worker
+        target = messages_per_worker(sim.params.settings)
         replicas = sim.ec2.live_count()
         backlog = sim.visible() + sim.in_flight
         if replicas == 0:

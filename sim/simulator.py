@@ -7,22 +7,30 @@ arrival event serves all the long polls waiting for it, which is what lets 300,0
 seconds. Each worker follows worker_ami/facerec_worker/worker.py: receive (a long poll that
 returns as soon as a message is visible), process a batch of up to 10, delete, receive again; after
 an empty long poll it is idle since it last had work, its long polls shrink to the idle time left,
-and it ends itself once idle for `idle_s` with nothing visible or in flight (lifecycle.py's guards).
+and it ends itself once idle for as long as facerec_worker.leaving.IdleRule says, with nothing
+visible or in flight (lifecycle.py's guards). Between batches it asks the real
+leaving.Retirement whether it is surplus, against the real fleet plan; a leaving worker claims a
+warm-pool slot on the plan and stops, or terminates. The plan and the lease live in moto's
+DynamoDB (`tables.py`), so every conditional write is judged as DynamoDB judges it.
 """
 
 from __future__ import annotations
 
 import heapq
-import math
 import itertools
+import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from chalicelib.contract.fleet_plan import FleetPlanStore
+from facerec_worker.leaving import BusyMeter, IdleRule, Retirement, RetirementRule
+
 from .ec2 import Instance, SimEc2
 from .params import SimParams
+from .tables import SimTables
 
 __all__ = ["Controller", "Simulation", "Worker"]
 
@@ -49,12 +57,15 @@ class Worker:
     """Where one instance's worker is in worker.py's loop; `wake_token` voids stale poll events."""
 
     instance: Instance
+    retirement: Retirement
     state: str = "booting"
     idle_since: float | None = None
     last_busy: float = 0.0
     poll_deadline: float = 0.0
     wake_token: int = 0
     batch: tuple[int, int] = (0, 0)
+    # The recent waits for work, which the idle rule reads.
+    waits: deque[float] = field(default_factory=deque)
 
 
 @dataclass
@@ -84,6 +95,11 @@ class Simulation:
         self._waiting: deque[tuple[Worker, int]] = deque()
         self._arrival_due: float | None = None
         self.ec2 = SimEc2(self.params.fleet, clock=lambda: self.now, on_launch=self._boot)
+        self.tables = SimTables()
+        self.plan = FleetPlanStore(self.tables.leases)
+        worker = self.params.worker.settings
+        self._idle_rule = IdleRule(worker.idle_seconds, worker.idle_max_seconds, worker.idle_gap_factor)
+        self._retirement_rule = RetirementRule(worker.retire_target, worker.retire_below, worker.min_workers)
 
     # What controllers observe ------------------------------------------------------------
 
@@ -106,6 +122,13 @@ class Simulation:
         upload: a policy may never launch for a small backlog, and its jobs then stay unfinished
         (NaN finish times), with the workers still alive billed up to that moment."""
         self.horizon_s = float(self.uploads[-1]) + grace_s
+        try:
+            self._run()
+        finally:
+            self.tables.close()
+        return self
+
+    def _run(self) -> None:
         first = self.controller.first_decision(self)
         if first is not None:
             self._push(first, _DECIDE, None)
@@ -130,7 +153,6 @@ class Simulation:
                 worker, token = subject
                 if token == worker.wake_token:
                     self._poll_ends(worker)
-        return self
 
     def _push(self, moment: float, kind: int, subject: object) -> None:
         heapq.heappush(self._heap, (moment, kind, next(self._seq), subject))
@@ -138,24 +160,41 @@ class Simulation:
     # The workers' loop ------------------------------------------------------------------------
 
     def _boot(self, instance: Instance) -> None:
-        worker = Worker(instance)
+        settings = self.params.worker.settings
+        clock = lambda: self.now  # noqa: E731 (the simulation's time is every worker's clock)
+        retirement = Retirement(
+            rule=self._retirement_rule,
+            store=self.plan,
+            meter=BusyMeter(settings.retire_window_seconds, clock),
+            instance_id=instance.instance_id,
+            check_s=settings.retire_check_seconds,
+            plan_max_age_s=settings.plan_max_age_seconds,
+            clock=clock,
+            wall_ms=lambda: int(self.now * 1000),
+        )
+        worker = Worker(instance, retirement, waits=deque(maxlen=self._idle_rule.remembered))
         self.workers.append(worker)
         self._push(instance.ready_s, _READY, worker)
 
     def _ready(self, worker: Worker) -> None:
         worker.state, worker.last_busy = "polling", self.now
+        worker.retirement.meter.restart()
         self.counts["sqs_get_queue_attributes"] += 1  # the redrive policy, read once at boot
         self._receive(worker)
+
+    def _idle_limit(self, worker: Worker) -> float:
+        return self._idle_rule.limit(worker.waits)
 
     def _receive(self, worker: Worker) -> None:
         self.counts["sqs_receive"] += 1
         if self.visible() > 0:
             self._take(worker)
             return
-        wait = self.params.worker.poll_wait_s
-        if worker.state == "idle":
-            remaining = self.params.worker.idle_s - (self.now - worker.idle_since)
-            wait = min(wait, max(1.0, math.ceil(remaining - _EPSILON)))
+        # A long poll never outlasts the idle time left (worker.py): the first empty one after a
+        # batch would otherwise hold a worker past the idle limit.
+        since = worker.idle_since if worker.state == "idle" else worker.last_busy
+        remaining = self._idle_limit(worker) - (self.now - since)
+        wait = min(self.params.worker.poll_wait_s, max(1.0, math.ceil(remaining - _EPSILON)))
         worker.poll_deadline = self.now + wait
         worker.wake_token += 1
         self._push(worker.poll_deadline, _POLL_ENDS, (worker, worker.wake_token))
@@ -192,7 +231,7 @@ class Simulation:
             self._receive(worker)
 
     def _may_end(self, worker: Worker) -> bool:
-        if self.now - worker.idle_since < self.params.worker.idle_s - _EPSILON:
+        if self.now - worker.idle_since < self._idle_limit(worker) - _EPSILON:
             return False
         self.counts["sqs_get_queue_attributes"] += 1
         return self.visible() + self.in_flight == 0
@@ -204,6 +243,8 @@ class Simulation:
         self.in_flight += count
         self.take_times.append(self.now)
         self.take_totals.append(self.taken)
+        worker.waits.append(self.now - worker.last_busy)
+        worker.retirement.meter.begin()
         worker.state, worker.idle_since, worker.batch = "processing", None, (start, start + count)
         self._push(self.now + self.params.worker.service_s(count), _BATCH_DONE, worker)
 
@@ -215,9 +256,22 @@ class Simulation:
         self.finished += end - start
         self.counts["sqs_delete_batch"] += 1
         self.counts["batches"] += 1
+        worker.retirement.meter.end()
         worker.state, worker.last_busy = "polling", self.now
-        self._receive(worker)
+        if worker.retirement.claim_if_surplus():
+            self.counts["retirements"] += 1
+            self._end(worker)
+        else:
+            self._receive(worker)
 
     def _end(self, worker: Worker) -> None:
-        worker.state = "terminated"
-        self.ec2.terminate(worker.instance, self.now)
+        """The worker leaves: into the warm pool when it claims a slot, else it terminates."""
+        worker.wake_token += 1
+        self.counts["plan_reads"] += worker.retirement.plan_reads
+        pool_size = self.params.worker.settings.warm_pool_size
+        if self.plan.claim_pool_slot(worker.instance.instance_id, int(self.now * 1000), pool_size):
+            worker.state = "stopped"
+            self.ec2.stop(worker.instance, self.now)
+        else:
+            worker.state = "terminated"
+            self.ec2.terminate(worker.instance, self.now)

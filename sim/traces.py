@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["burst", "day", "from_rate", "spike_after_idle", "steady"]
+__all__ = ["burst", "day", "from_rate", "shifted", "spike_after_idle", "steady", "step_down"]
 
 Rate = Callable[[np.ndarray], np.ndarray]
 
@@ -31,6 +31,18 @@ def burst(photos: int, within_s: float, seed: int = 1) -> np.ndarray:
 
 def steady(per_second: float, duration_s: float, seed: int = 2) -> np.ndarray:
     return from_rate(lambda t: np.full_like(t, per_second), duration_s, seed)
+
+
+def step_down(high_per_second: float, high_s: float, low_per_second: float, low_s: float, seed: int = 5) -> np.ndarray:
+    """A peak, then a lower steady load: the fleet must shrink while work goes on."""
+    high = from_rate(lambda t: np.full_like(t, high_per_second), high_s, seed)
+    low = from_rate(lambda t: np.full_like(t, low_per_second), low_s, seed + 1, start_s=high_s)
+    return np.concatenate([high, low])
+
+
+def shifted(uploads: np.ndarray, by_s: float) -> np.ndarray:
+    """The same trace `by_s` later: time before it for the stage's schedule to fill its warm pool."""
+    return uploads + by_s
 
 
 def day(peak_per_second: float, seed: int = 3) -> np.ndarray:

@@ -96,12 +96,40 @@ def _variables(settings: type) -> set[str]:
     return {name for field in dataclasses.fields(settings) for name in field.metadata["variables"]}
 
 
-def test_the_launch_template_tells_a_worker_what_its_settings_read_and_no_more():
-    user_data = load_template()["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
+def _worker_env(template: dict) -> dict[str, str]:
+    """/etc/facerec/worker.env as the launch template's user data writes it: variable -> the text
+    after `=` (a `${…}` the stack fills in)."""
+    user_data = template["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
     files = {f["path"]: f["content"] for f in yaml.safe_load(user_data["Fn::Base64"]["Fn::Sub"])["write_files"]}
-    written = set(re.findall(r"^([A-Z_]+)=", files["/etc/facerec/worker.env"], re.M))
+    return dict(re.findall(r"^([A-Z_]+)=(.*)$", files["/etc/facerec/worker.env"], re.M))
+
+
+def test_the_launch_template_tells_a_worker_what_its_settings_read_and_no_more():
+    written = set(_worker_env(load_template()))
     assert written <= _variables(WorkerSettings)
-    assert {"FACEREC_JOBS_QUEUE_URL", "FACEREC_JOBS_TABLE", "FACEREC_PEOPLE_TABLE", "FACEREC_OUTPUT_BUCKET"} <= written
+    # Every resource it uses, and every setting the stage chooses at deploy time (a parameter).
+    assert {
+        "FACEREC_JOBS_QUEUE_URL", "FACEREC_JOBS_TABLE", "FACEREC_PEOPLE_TABLE", "FACEREC_OUTPUT_BUCKET", "FACEREC_LEASES_TABLE",
+        "FACEREC_WARM_POOL_SIZE", "FACEREC_MIN_WORKERS", "FACEREC_WORKER_IDLE_SECONDS", "FACEREC_WORKER_IDLE_MAX_SECONDS",
+        "FACEREC_WORKER_HIBERNATE",
+    } <= written
+
+
+def test_the_template_parameters_a_worker_reads_default_to_the_workers_own_defaults():
+    """A stack deployed with its defaults runs workers as the code's defaults would, for every
+    variable the user data fills from a parameter."""
+    template = load_template()
+    parameters = template["Parameters"]
+    from_parameters = {
+        variable: parameters[value[2:-1]]["Default"]
+        for variable, value in _worker_env(template).items()
+        if value.startswith("${") and value[2:-1] in parameters
+    }
+    assert {"FACEREC_WARM_POOL_SIZE", "FACEREC_MIN_WORKERS", "FACEREC_WORKER_HIBERNATE"} <= set(from_parameters)
+    defaults = WorkerSettings()
+    for variable, default in from_parameters.items():
+        (name,) = [f.name for f in dataclasses.fields(WorkerSettings) if variable in f.metadata["variables"]]
+        assert getattr(WorkerSettings.from_env({variable: str(default)}), name) == getattr(defaults, name), variable
 
 
 def test_the_worker_has_only_its_own_settings():

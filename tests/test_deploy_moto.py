@@ -28,7 +28,7 @@ from infra.deploy import (
     upload_package,
 )
 from infra.local import LOCAL_CREDENTIALS, REGION, Stack
-from infra.names import APP_ENVIRONMENT, FUNCTIONS
+from infra.names import APP_ENVIRONMENT, FUNCTIONS, SCALING_ENVIRONMENT
 from infra.stack import apply_bucket_settings, create_state_machines_via_api, resolve_in_stack
 from chalicelib.contract.telemetry import worker_log_group
 from deploy_support import for_moto, package, put_alarms, sam_transform
@@ -48,7 +48,7 @@ def _powertools_layer_in_moto(local_stack) -> str:
     return parameter
 
 
-def _deploy_into_moto(local_stack, package_dir, stage=STAGE):
+def _deploy_into_moto(local_stack, package_dir, stage=STAGE, extra=None):
     """What infra.deploy.deploy does, on moto: artifacts bucket, upload, stack, admin token."""
     s3 = local_stack.client("s3")
     bucket = ensure_artifacts_bucket(s3, stage)
@@ -64,7 +64,7 @@ def _deploy_into_moto(local_stack, package_dir, stage=STAGE):
     # itself names the stand-in.
     template["Parameters"]["PowertoolsLayerArn"]["Default"] = _powertools_layer_in_moto(local_stack)
     s3.put_object(Bucket=bucket, Key="moto-template.json", Body=json.dumps(template).encode())
-    parameters = stack_parameters(stage, AMI, {})
+    parameters = stack_parameters(stage, AMI, extra or {})
     outputs = create_or_update_stack(
         local_stack.client("cloudformation"), stage.stack_name, template_url(REGION, bucket, "moto-template.json"),
         parameters, delay_seconds=1,
@@ -92,6 +92,8 @@ def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
         environment = resolve_in_stack(local_stack, STAGE.stack_name, template, parameters, functions["api_handler"]["Environment"]["Variables"])
         assert {name: environment[name] for name in APP_ENVIRONMENT} == {name: outputs[key] for name, key in APP_ENVIRONMENT.items()}
         assert environment["FACEREC_STATE_MACHINE_ARN"] == outputs["StateMachineArn"]
+        scale_up = resolve_in_stack(local_stack, STAGE.stack_name, template, parameters, functions["scale_up"]["Environment"]["Variables"])
+        assert {name: scale_up[name] for name in SCALING_ENVIRONMENT} == {name: outputs[key] for name, key in SCALING_ENVIRONMENT.items()}
         settings_env(
             {**LOCAL_CREDENTIALS, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
              "AWS_ENDPOINT_URL": local_stack.endpoint_url, "FACEREC_ADMIN_TOKEN": "", **environment}
@@ -117,6 +119,9 @@ def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
         )["LaunchTemplateVersions"]
         profile = local_stack.client("iam").get_instance_profile(InstanceProfileName=f"{STAGE.prefix}-worker")
         assert version["LaunchTemplateData"]["IamInstanceProfile"]["Arn"] == profile["InstanceProfile"]["Arn"]
+        # No hibernation by default: the AMI's own root volume.
+        assert version["LaunchTemplateData"]["HibernationOptions"] == {"Configured": False}
+        assert not version["LaunchTemplateData"].get("BlockDeviceMappings")
     finally:
         teardown(local_stack, STAGE, delay_seconds=1)
 
@@ -137,7 +142,16 @@ def test_the_packaged_stage_has_its_alarms_dashboard_and_log_group_and_a_dead_le
     package_dir = tmp_path / "prod"
     package("prod", package_dir)
     try:
-        template, parameters, outputs = _deploy_into_moto(local_stack, package_dir, PROD)
+        # The other way of the hibernation condition, and the scaling settings given.
+        settings = {"WorkerHibernation": "true", "WarmPoolSize": "2", "MinWorkers": "1", "DrainObjectiveSeconds": "30"}
+        template, parameters, outputs = _deploy_into_moto(local_stack, package_dir, PROD, settings)
+        (version,) = local_stack.client("ec2").describe_launch_template_versions(
+            LaunchTemplateId=outputs["WorkerLaunchTemplateId"]
+        )["LaunchTemplateVersions"]
+        assert version["LaunchTemplateData"]["HibernationOptions"] == {"Configured": True}
+        (root,) = version["LaunchTemplateData"]["BlockDeviceMappings"]
+        assert root["Ebs"]["Encrypted"] is True
+        assert (outputs["WarmPoolSizeSetting"], outputs["MinWorkersSetting"], outputs["DrainObjectiveSecondsSetting"]) == ("2", "1", "30")
         cloudwatch, sqs = local_stack.client("cloudwatch"), local_stack.client("sqs")
         alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix=f"{PROD.prefix}-")["MetricAlarms"]}
         assert set(alarms) == {

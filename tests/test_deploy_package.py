@@ -14,13 +14,17 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+from typing import Any
+
 import boto3
+import botocore.session
 import pytest
+from botocore.validate import ParamValidator
 
 from chalicelib.config import Settings
 from deploy_support import PSEUDO_PARAMETERS, package, references, sam_transform
-from infra.deploy import Stage, write_chalice_config
-from infra.names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, stage_prefix
+from infra.deploy import DeployError, Stage, parse_parameters, write_chalice_config
+from infra.names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, stage_prefix
 from infra.stack import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +108,86 @@ def test_the_functions_get_their_roles_names_and_every_resource_name(packaged):
     assert resource_names <= set(variables)
 
 
+def test_the_functions_get_the_fleets_scaling_settings_from_the_stacks_parameters(packaged):
+    """Each scaling variable refers to its parameter, whose default is the setting's own default:
+    a stack deployed with its defaults scales as the code's defaults would."""
+    _, _, merged = packaged
+    template = load_template()
+    defaults = Settings()
+    for function in FUNCTIONS:
+        variables = merged["Resources"][function.logical_id]["Properties"]["Environment"]["Variables"]
+        for variable, output in SCALING_ENVIRONMENT.items():
+            reference = template["Outputs"][output]["Value"]
+            assert variables[variable] == reference and set(reference) == {"Ref"}, variable
+            default = merged["Parameters"][reference["Ref"]]["Default"]
+            (name,) = [f.name for f in dataclasses.fields(Settings) if variable in f.metadata["variables"]]
+            assert getattr(Settings.from_env({variable: str(default)}), name) == getattr(defaults, name), variable
+
+
+def _packer_root_volume() -> tuple[str, int]:
+    """The worker AMI's root device and its size in GB, as the packer template builds it."""
+    hcl = (ROOT / "worker_ami" / "packer" / "worker.pkr.hcl").read_text()
+    block = re.search(r"launch_block_device_mappings \{(.*?)\}", hcl, re.S)[1]
+    return re.search(r'device_name\s*=\s*"([^"]+)"', block)[1], int(re.search(r"volume_size\s*=\s*(\d+)", block)[1])
+
+
+def _render(value: Any, parameters: dict[str, str], conditions: dict[str, bool]) -> Any:
+    """`value` as CloudFormation would hand it to EC2, for the conditions given: Fn::If decided,
+    AWS::NoValue dropped, parameters filled in, any other intrinsic a placeholder string."""
+    if isinstance(value, list):
+        return [r for r in (_render(item, parameters, conditions) for item in value) if r is not _NO_VALUE]
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            condition, if_true, if_false = value["Fn::If"]
+            return _render(if_true if conditions[condition] else if_false, parameters, conditions)
+        if value == {"Ref": "AWS::NoValue"}:
+            return _NO_VALUE
+        if set(value) == {"Ref"} and value["Ref"] in parameters:
+            return parameters[value["Ref"]]
+        if len(value) == 1 and next(iter(value)).startswith(("Fn::", "Ref")):
+            return "resolved-by-cloudformation"
+        rendered = {key: _render(item, parameters, conditions) for key, item in value.items()}
+        return {key: item for key, item in rendered.items() if item is not _NO_VALUE}
+    return value
+
+
+_NO_VALUE = object()
+
+
+@pytest.mark.parametrize("hibernation", ["true", "false"])
+def test_the_launch_template_renders_valid_with_hibernation_either_way(packaged, hibernation):
+    """EC2's own request shape (botocore's model of CreateLaunchTemplate) takes the launch
+    template's data either way; hibernating, the root volume (the AMI's device) is encrypted and
+    holds the AMI's disk plus c6i.large's 4 GiB of RAM."""
+    _, _, merged = packaged
+    parameters = {name: str(spec.get("Default", "")) for name, spec in merged["Parameters"].items()}
+    parameters["WorkerHibernation"] = hibernation
+    conditions = {"WorkerHibernates": hibernation == "true", "AlarmEmailGiven": False}
+    assert merged["Conditions"]["WorkerHibernates"] == {"Fn::Equals": [{"Ref": "WorkerHibernation"}, "true"]}
+    data = _render(merged["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"], parameters, conditions)
+    shape = botocore.session.get_session().get_service_model("ec2").operation_model("CreateLaunchTemplate").input_shape
+    report = ParamValidator().validate({"LaunchTemplateName": "facerec-dev-worker", "LaunchTemplateData": data}, shape)
+    assert not report.has_errors(), report.generate_report()
+    assert data["HibernationOptions"] == {"Configured": hibernation == "true"}
+    assert data["InstanceInitiatedShutdownBehavior"] == "terminate"  # pooling goes through StopInstances
+    if hibernation == "false":
+        assert "BlockDeviceMappings" not in data  # the AMI's own root volume
+        return
+    device, ami_gb = _packer_root_volume()
+    (root,) = data["BlockDeviceMappings"]
+    assert root["DeviceName"] == device
+    assert root["Ebs"]["Encrypted"] is True and root["Ebs"]["DeleteOnTermination"] is True
+    c6i_large_ram_gib = 4
+    assert parameters["WorkerInstanceType"] == "c6i.large" and root["Ebs"]["VolumeSize"] >= ami_gb + c6i_large_ram_gib
+
+
+def test_deploy_takes_any_other_stack_parameter_by_name():
+    assert parse_parameters(["WarmPoolSize=2", "WorkerHibernation=true"]) == {"WarmPoolSize": "2", "WorkerHibernation": "true"}
+    for wrong in ("WarmPool=2", "WarmPoolSize", "StagePrefix=facerec-x"):
+        with pytest.raises(DeployError, match="NAME=VALUE"):
+            parse_parameters([wrong])
+
+
 def test_the_functions_run_with_aws_powertools_layer_at_the_pinned_version(packaged):
     """The functions import Powertools (JSON logs, metrics) from AWS's layer, not from their
     bundle: the layer's public parameter names the version pyproject pins for the workers."""
@@ -174,6 +258,7 @@ def test_chalice_accepts_the_config_the_chalice_deploy_path_writes(tmp_path):
     shutil.copytree(ROOT / "chalice_app", project, ignore=shutil.ignore_patterns("__pycache__", "deployments", "deployed"))
     stage = Stage.of("dev", "eu-west-1", "111122223333")
     outputs = {key: f"value-of-{key}" for key in APP_ENVIRONMENT.values()}
+    outputs.update({key: "3" for key in SCALING_ENVIRONMENT.values()})
     outputs.update({f"{f.role}Arn": f"arn:aws:iam::111122223333:role/{f.role}" for f in FUNCTIONS})
     layer = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:99"
     write_chalice_config(stage, outputs, layer, project / ".chalice" / "config.json")
@@ -191,3 +276,4 @@ def test_chalice_accepts_the_config_the_chalice_deploy_path_writes(tmp_path):
         settings = Settings.from_env(properties["Environment"]["Variables"])
         assert settings.jobs_queue_url == "value-of-JobsQueueUrl"
         assert settings.admin_token_parameter == stage.admin_token_parameter
+        assert (settings.warm_pool_size, settings.min_workers, settings.drain_objective_seconds) == (3, 3, 3.0)

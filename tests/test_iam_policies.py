@@ -1,15 +1,26 @@
 """Least privilege, read from the template every deploy path uses: no statement grants every action
 or every resource except the documented few, workers end only workers, scale-up launches only
-tagged workers from the launch template, and each part runs as its own role."""
+tagged workers from the launch template, and each part runs as its own role.
+
+Where a right hangs on conditions (tags, leading keys), `allowed` evaluates the role's statements
+for one request the way IAM does for identity policies (an explicit deny wins, else any allow):
+Resource and Action wildcards, and the condition operators the template uses. An operator it does
+not know fails the test rather than pass it.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+import re
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, Iterator, Mapping
 
 import pytest
 
 from chalicelib.contract import GALLERY_PREFIX, RESULT_PREFIX, STAGE_TAG, UPLOAD_PREFIX, WORKER_ROLE_TAG
+from chalicelib.contract.fleet_plan import PLAN_KEY
 from chalicelib.contract.telemetry import metrics_namespace
+from chalicelib.services import SCALE_UP_LEASE
 from deploy_support import package
 from infra.names import FUNCTIONS
 from infra.stack import load_template
@@ -17,8 +28,10 @@ from infra.stack import load_template
 # The only actions allowed on Resource "*", each with the reason it cannot be scoped. The template
 # says the same next to each statement.
 RESOURCE_STAR_EXCEPTIONS = {
-    # EC2 authorizes DescribeInstances only on "*" (no resource-level permissions).
+    # EC2 authorizes DescribeInstances and DescribeLaunchTemplates only on "*" (no resource-level
+    # permissions).
     "ec2:DescribeInstances",
+    "ec2:DescribeLaunchTemplates",
     # Step Functions' log delivery for Express workflows; these CloudWatch Logs actions take no ARNs.
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
@@ -92,16 +105,16 @@ def _role_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]
     return [statement for name, statement in policy_statements(template) if name == role]
 
 
-def test_workers_terminate_only_instances_tagged_as_this_stages_workers(template):
+def test_workers_terminate_and_stop_only_instances_tagged_as_this_stages_workers(template):
     statements = _role_statements(template, "WorkerRole")
     ec2 = [s for s in statements if any(str(a).startswith("ec2:") for a in _listed(s["Action"]))]
-    (terminate,) = ec2
-    assert _listed(terminate["Action"]) == ["ec2:TerminateInstances"]
+    assert {str(a) for s in ec2 for a in _listed(s["Action"])} == {"ec2:TerminateInstances", "ec2:StopInstances"}
     role_key, role_value = WORKER_ROLE_TAG
-    assert terminate["Condition"]["StringEquals"] == {
-        f"ec2:ResourceTag/{role_key}": role_value,
-        f"ec2:ResourceTag/{STAGE_TAG}": {"Ref": "StagePrefix"},
-    }
+    for statement in ec2:
+        assert statement["Condition"]["StringEquals"] == {
+            f"ec2:ResourceTag/{role_key}": role_value,
+            f"ec2:ResourceTag/{STAGE_TAG}": {"Ref": "StagePrefix"},
+        }
 
 
 def test_scale_up_launches_only_tagged_workers_from_the_launch_template_and_passes_only_their_role(template):
@@ -193,4 +206,173 @@ def test_workers_have_exactly_the_dynamodb_rights_their_calls_need(template):
         if actions:
             rights.setdefault(str(statement["Resource"]), set()).update(actions)
     by_key = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"}
-    assert rights == {str({"Fn::GetAtt": ["JobsTable", "Arn"]}): by_key, str({"Fn::GetAtt": ["PeopleTable", "Arn"]}): by_key}
+    assert rights == {
+        str({"Fn::GetAtt": ["JobsTable", "Arn"]}): by_key,
+        str({"Fn::GetAtt": ["PeopleTable", "Arn"]}): by_key,
+        # The fleet plan's item only (test_workers_may_touch_only_the_fleet_plan_item_of_the_leases_table).
+        str({"Fn::GetAtt": ["LeasesTable", "Arn"]}): {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+    }
+
+
+# --- evaluating a role's statements for one request -------------------------------------------
+
+ACCOUNT, REGION = "111122223333", "us-east-1"
+PSEUDO = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+_SUB = re.compile(r"\$\{([^!}][^}]*)\}")
+
+
+def stand_in(logical_id: str) -> str:
+    """The ARN a resource of the stack stands for here (the same in the policy and the request)."""
+    return f"arn:aws:stack:{REGION}:{ACCOUNT}:{logical_id}"
+
+
+def resolve(value: Any, template: Mapping[str, Any]) -> Any:
+    """`value` with Ref, GetAtt ... Arn and Sub resolved: parameters by their defaults, resources
+    by their stand-in ARNs."""
+    parameters = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+
+    def name(ref: str) -> str:
+        if ref in PSEUDO:
+            return PSEUDO[ref]
+        if ref in parameters:
+            return parameters[ref]
+        logical_id, _, attribute = ref.partition(".")
+        assert logical_id in template["Resources"] and attribute in ("", "Arn"), ref
+        return stand_in(logical_id)
+
+    if isinstance(value, list):
+        return [resolve(item, template) for item in value]
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return name(value["Ref"])
+        if "Fn::GetAtt" in value:
+            return name(".".join(value["Fn::GetAtt"]))
+        if "Fn::Sub" in value:
+            text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+            given = {key: resolve(item, template) for key, item in variables.items()}
+            return _SUB.sub(lambda match: given.get(match[1]) or name(match[1]), text)
+        return {key: resolve(item, template) for key, item in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class Request:
+    action: str
+    resource: str
+    # Condition keys as the request carries them; a list for a multivalued key.
+    context: Mapping[str, str | list[str]] = field(default_factory=dict)
+
+
+def _compare(operator: str, actual: str, expected: str) -> bool:
+    if operator in ("StringEquals", "ArnEquals"):
+        return actual == expected
+    if operator in ("StringLike", "ArnLike"):
+        return fnmatchcase(actual, expected)
+    raise AssertionError(f"the checker does not know the condition operator {operator}")
+
+
+def _condition_holds(operator: str, key: str, expected: Any, context: Mapping[str, Any]) -> bool:
+    qualifier, _, base = operator.rpartition(":")
+    wanted = [str(e) for e in _listed(expected)]
+    actual = context.get(key)
+    if qualifier == "ForAllValues":  # every value the request carries is wanted (none: holds)
+        return all(any(_compare(base, str(v), e) for e in wanted) for v in _listed(actual if actual is not None else []))
+    if qualifier:
+        raise AssertionError(f"the checker does not know the qualifier {qualifier}")
+    return actual is not None and not isinstance(actual, list) and any(_compare(base, str(actual), e) for e in wanted)
+
+
+def _applies(statement: Mapping[str, Any], request: Request) -> bool:
+    actions = [str(a).lower() for a in _listed(statement["Action"])]
+    if not any(fnmatchcase(request.action.lower(), a) for a in actions):
+        return False
+    if not any(fnmatchcase(request.resource, str(r)) for r in _listed(statement["Resource"])):
+        return False
+    return all(
+        _condition_holds(operator, key, expected, request.context)
+        for operator, block in statement.get("Condition", {}).items()
+        for key, expected in block.items()
+    )
+
+
+def allowed(template: Mapping[str, Any], role: str, request: Request) -> bool:
+    """Whether the role's own statements allow `request` (no boundary, SCP or resource policy)."""
+    statements = [resolve(s, template) for s in _role_statements(template, role)]
+    matching = [s for s in statements if _applies(s, request)]
+    return bool(matching) and all(s["Effect"] == "Allow" for s in matching)
+
+
+def test_the_evaluator_reads_conditions_as_iam_does():
+    template = {"Parameters": {}, "Resources": {"R": {"Properties": {"Policies": [{"PolicyDocument": {"Statement": [
+        {"Effect": "Allow", "Action": "ec2:StopInstances", "Resource": "arn:aws:ec2:*:*:instance/*",
+         "Condition": {"StringEquals": {"ec2:ResourceTag/k": "v"}}},
+        {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "arn:t",
+         "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["a"]}}},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:s", "Condition": {"NumericLessThan": {"k": "1"}}},
+    ]}}]}}}}
+    instance = "arn:aws:ec2:us-east-1:1:instance/i-1"
+    assert allowed(template, "R", Request("ec2:StopInstances", instance, {"ec2:ResourceTag/k": "v"}))
+    assert not allowed(template, "R", Request("ec2:StopInstances", instance, {"ec2:ResourceTag/k": "w"}))
+    assert not allowed(template, "R", Request("ec2:StopInstances", instance))  # untagged
+    assert not allowed(template, "R", Request("ec2:StartInstances", instance, {"ec2:ResourceTag/k": "v"}))
+    assert allowed(template, "R", Request("dynamodb:GetItem", "arn:t", {"dynamodb:LeadingKeys": ["a"]}))
+    assert not allowed(template, "R", Request("dynamodb:GetItem", "arn:t", {"dynamodb:LeadingKeys": ["a", "b"]}))
+    with pytest.raises(AssertionError, match="NumericLessThan"):
+        allowed(template, "R", Request("s3:GetObject", "arn:s", {"k": "0"}))
+
+
+def _instance(template: Mapping[str, Any], role: str = "worker", stage: str | None = None) -> tuple[str, dict[str, str]]:
+    """An instance's ARN and the tag keys a request on it carries."""
+    role_key, _ = WORKER_ROLE_TAG
+    tags = {role_key: role, STAGE_TAG: stage or resolve({"Ref": "StagePrefix"}, template)}
+    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0123456789abcdef0", {f"ec2:ResourceTag/{k}": v for k, v in tags.items()}
+
+
+@pytest.mark.parametrize("action", ["ec2:StartInstances", "ec2:TerminateInstances"])
+def test_scale_up_starts_and_terminates_only_this_stages_workers(template, action):
+    worker, tags = _instance(template)
+    assert allowed(template, "ScaleUpFunctionRole", Request(action, worker, tags))
+    for other in (_instance(template, stage="facerec-other"), _instance(template, role="database")):
+        assert not allowed(template, "ScaleUpFunctionRole", Request(action, *other))
+    assert not allowed(template, "ScaleUpFunctionRole", Request(action, worker))  # untagged
+    # Pooling is the workers' own decision: scale-up never stops one.
+    assert not allowed(template, "ScaleUpFunctionRole", Request("ec2:StopInstances", worker, tags))
+
+
+def test_scale_up_reads_the_launch_templates_version(template):
+    assert allowed(template, "ScaleUpFunctionRole", Request("ec2:DescribeLaunchTemplates", "*"))
+    assert not allowed(template, "ScaleUpFunctionRole", Request("ec2:ModifyLaunchTemplate", "*"))
+    statements = _role_statements(template, "ScaleUpFunctionRole")
+    (describe,) = [s for s in statements if "ec2:DescribeLaunchTemplates" in _listed(s["Action"])]
+    assert describe["Sid"] == "DescribeLaunchTemplatesHasNoResourceLevelPermissions"
+
+
+def test_scale_up_reads_and_writes_the_leases_table_it_did_before(template):
+    leases = stand_in("LeasesTable")
+    for key in (SCALE_UP_LEASE, PLAN_KEY):
+        for action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+            assert allowed(template, "ScaleUpFunctionRole", Request(action, leases, {"dynamodb:LeadingKeys": [key]}))
+
+
+def test_workers_stop_and_terminate_only_this_stages_workers(template):
+    worker, tags = _instance(template)
+    for action in ("ec2:StopInstances", "ec2:TerminateInstances"):
+        assert allowed(template, "WorkerRole", Request(action, worker, tags))
+        for other in (_instance(template, stage="facerec-other"), _instance(template, role="database")):
+            assert not allowed(template, "WorkerRole", Request(action, *other))
+        assert not allowed(template, "WorkerRole", Request(action, worker))
+    assert not allowed(template, "WorkerRole", Request("ec2:StartInstances", worker, tags))
+
+
+def test_workers_may_touch_only_the_fleet_plan_item_of_the_leases_table(template):
+    leases = stand_in("LeasesTable")
+    plan = {"dynamodb:LeadingKeys": [PLAN_KEY]}
+    for action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+        assert allowed(template, "WorkerRole", Request(action, leases, plan))
+        assert not allowed(template, "WorkerRole", Request(action, leases, {"dynamodb:LeadingKeys": [SCALE_UP_LEASE]}))
+        assert not allowed(template, "WorkerRole", Request(action, leases, {"dynamodb:LeadingKeys": [PLAN_KEY, SCALE_UP_LEASE]}))
+    for action in ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem"):
+        assert not allowed(template, "WorkerRole", Request(action, leases, plan))
+    statements = _role_statements(template, "WorkerRole")
+    (leases_statement,) = [s for s in statements if s["Resource"] == {"Fn::GetAtt": ["LeasesTable", "Arn"]}]
+    assert leases_statement["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [PLAN_KEY]}}

@@ -16,7 +16,8 @@ import pytest
 from control_plane import create_job, deliver_upload_events, execution_arn, upload, worker_instances
 
 UPLOADS = 500
-TARGET_BACKLOG_PER_WORKER = 50
+# A worker drains 50 messages within the objective (5 photos/s for 10 s).
+WORKER_PHOTOS_PER_SECOND, DRAIN_OBJECTIVE_SECONDS = 5, 10
 MAX_WORKERS = 8  # below the 10 workers 500 messages ask for, so the cap is what stops the fleet
 
 
@@ -83,7 +84,8 @@ def test_a_burst_of_uploads_stays_within_ec2_limits_and_the_fleet_cap(
     local_stack, stack, client, app_module, settings_env, jpeg_bytes, ec2_calls, lease_writes, scale_up_invocations
 ):
     settings_env({
-        "FACEREC_TARGET_BACKLOG_PER_WORKER": str(TARGET_BACKLOG_PER_WORKER),
+        "FACEREC_WORKER_PHOTOS_PER_SECOND": str(WORKER_PHOTOS_PER_SECOND),
+        "FACEREC_DRAIN_OBJECTIVE_SECONDS": str(DRAIN_OBJECTIVE_SECONDS),
         "FACEREC_MAX_WORKERS": str(MAX_WORKERS),
     })
     jobs = [create_job(client, filename=f"photo-{i:03d}.jpg") for i in range(UPLOADS)]

@@ -16,6 +16,7 @@ from control_plane import worker_instances
 from test_scaling_task import FakeClock, enqueue
 
 from chalicelib.config import Settings
+from chalicelib.contract.fleet_plan import FleetPlanStore
 from chalicelib.scaling import Lease, ScaleUp
 
 CAP = 4
@@ -30,7 +31,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(stack) -> Settings:
-    env = {**stack.app_environment(), "FACEREC_TARGET_BACKLOG_PER_WORKER": "10", "FACEREC_MAX_WORKERS": str(CAP)}
+    env = {**stack.app_environment(), "FACEREC_WORKER_PHOTOS_PER_SECOND": "1", "FACEREC_DRAIN_OBJECTIVE_SECONDS": "10", "FACEREC_MAX_WORKERS": str(CAP)}
     return Settings.from_env(env)
 
 
@@ -51,7 +52,7 @@ def make_scale_up(local_stack, lease_table, clock):
 
     def make(settings: Settings, ec2: Any | None = None) -> ScaleUp:
         return ScaleUp(
-            local_stack.client("sqs"), ec2 or local_stack.client("ec2"), Lease(lease_table, LEASE, clock), settings
+            local_stack.client("sqs"), ec2 or local_stack.client("ec2"), Lease(lease_table, LEASE, clock), FleetPlanStore(lease_table), settings
         )
 
     return make

@@ -7,6 +7,17 @@ import pytest
 from chalicelib.scaling import desired_workers, workers_to_launch
 
 
+# The objective is 10 s and the rate `target / 10` photos/s: the table below reads in
+# "messages per worker".
+DRAIN = 10.0
+
+
+def _desired(backlog: int, live: int, target: int, maximum: int, minimum: int = 0) -> int:
+    return desired_workers(
+        backlog, live, photos_per_second=target / DRAIN, drain_seconds=DRAIN, max_workers=maximum, min_workers=minimum
+    )
+
+
 @pytest.mark.parametrize(
     ("backlog", "live", "target", "maximum", "desired"),
     [
@@ -25,8 +36,20 @@ from chalicelib.scaling import desired_workers, workers_to_launch
         (7, 0, 1, 20, 7),
     ],
 )
-def test_desired_workers(backlog, live, target, maximum, desired):
-    assert desired_workers(backlog, live, target, maximum) == desired
+def test_desired_workers_drain_the_backlog_within_the_objective(backlog, live, target, maximum, desired):
+    assert _desired(backlog, live, target, maximum) == desired
+
+
+def test_a_faster_worker_or_a_longer_objective_asks_for_fewer_workers():
+    slow = desired_workers(3000, 0, photos_per_second=20, drain_seconds=10, max_workers=100)
+    fast = desired_workers(3000, 0, photos_per_second=60, drain_seconds=10, max_workers=100)
+    patient = desired_workers(3000, 0, photos_per_second=20, drain_seconds=30, max_workers=100)
+    assert (slow, fast, patient) == (15, 5, 5)
+
+
+@pytest.mark.parametrize(("backlog", "live", "desired"), [(0, 0, 2), (0, 1, 2), (0, 3, 3), (500, 0, 10)])
+def test_the_minimum_fleet_is_kept_with_no_backlog_at_all(backlog, live, desired):
+    assert _desired(backlog, live, 50, 20, minimum=2) == desired
 
 
 @pytest.mark.parametrize(
@@ -43,12 +66,17 @@ def test_workers_to_launch_is_the_difference_and_never_negative(desired, live, l
 )
 def test_nonsense_inputs_are_refused(backlog, live, target, maximum):
     with pytest.raises(ValueError):
-        desired_workers(backlog, live, target, maximum)
+        _desired(backlog, live, target, maximum)
+
+
+def test_a_minimum_above_the_maximum_is_refused():
+    with pytest.raises(ValueError):
+        _desired(0, 0, 50, 2, minimum=3)
 
 
 @pytest.mark.parametrize("backlog", range(0, 1001, 37))
 @pytest.mark.parametrize("live", [0, 1, 5, 19, 20, 25])
 def test_the_fleet_after_launching_never_exceeds_the_maximum_unless_it_already_did(backlog, live):
-    desired = desired_workers(backlog, live, target_backlog_per_worker=50, max_workers=20)
+    desired = _desired(backlog, live, 50, 20)
     assert live + workers_to_launch(desired, live) <= max(20, live)
     assert (backlog > 0) <= (live + workers_to_launch(desired, live) >= 1)

@@ -9,6 +9,7 @@ import pytest
 from control_plane import worker_instances
 
 from chalicelib.config import Settings
+from chalicelib.contract.fleet_plan import FleetPlanStore
 from chalicelib.scaling import Lease, ScaleUp
 
 INTERVAL = 1
@@ -37,7 +38,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(stack) -> Settings:
-    env = {**stack.app_environment(), "FACEREC_TARGET_BACKLOG_PER_WORKER": "50", "FACEREC_MAX_WORKERS": "6"}
+    env = {**stack.app_environment(), "FACEREC_WORKER_PHOTOS_PER_SECOND": "5", "FACEREC_DRAIN_OBJECTIVE_SECONDS": "10", "FACEREC_MAX_WORKERS": "6"}
     return Settings.from_env(env)
 
 
@@ -49,7 +50,7 @@ def lease_table(local_stack, settings):
 @pytest.fixture
 def scale_up(local_stack, settings, lease_table, clock) -> ScaleUp:
     return ScaleUp(
-        local_stack.client("sqs"), local_stack.client("ec2"), Lease(lease_table, "scale-up", clock), settings
+        local_stack.client("sqs"), local_stack.client("ec2"), Lease(lease_table, "scale-up", clock), FleetPlanStore(lease_table), settings
     )
 
 

@@ -23,7 +23,6 @@ class Settings(StageSettings):
     """
 
     input_bucket: str = setting("FACEREC_INPUT_BUCKET", named="input_bucket")
-    leases_table: str = setting("FACEREC_LEASES_TABLE", named="leases_table")
     upload_events_queue: str = setting("FACEREC_UPLOAD_EVENTS_QUEUE", named="upload_events_queue")
     state_machine_arn: str = setting("FACEREC_STATE_MACHINE_ARN")
     # The admin view counts what waits in the dead-letter queues: stack outputs, like the jobs queue's URL.
@@ -43,8 +42,11 @@ class Settings(StageSettings):
     # A claim on an upload older than this belongs to an event handler that died before starting
     # the workflow; it matches the upload-events queue's visibility timeout (infra/template.yaml).
     upload_claim_stale_seconds: int = setting("FACEREC_UPLOAD_CLAIM_STALE_SECONDS", 60)
-    # Scaling: one worker per this many waiting or in-flight messages, never more than max_workers.
-    target_backlog_per_worker: int = setting("FACEREC_TARGET_BACKLOG_PER_WORKER", 50)
+    # Scaling out: enough workers to drain the backlog (waiting or in flight) within this many seconds
+    # at a worker's rate, never more than max_workers. The rate is the engine's measured photos/s on
+    # the worker's instance type (README: yunet + facenet on course photos, c6i.large-sized 2 cores).
+    drain_objective_seconds: float = setting("FACEREC_DRAIN_OBJECTIVE_SECONDS", 20.0)
+    worker_photos_per_second: float = setting("FACEREC_WORKER_PHOTOS_PER_SECOND", 21.6)
     max_workers: int = setting("FACEREC_MAX_WORKERS", 20)
     # At most one scale-up round (one DescribeInstances, at most one RunInstances) per interval.
     scale_up_interval_seconds: int = setting("FACEREC_SCALE_UP_INTERVAL_SECONDS", 1)

@@ -15,6 +15,7 @@ from botocore.config import Config
 
 from .auth import AdminAuth, admin_secret
 from .config import Settings
+from .contract.fleet_plan import FleetPlanStore
 from .enrollment import Enrollments
 from .erasure import Compactions, PersonEraser
 from .events import UploadEventHandler
@@ -59,6 +60,7 @@ class Services:
         sqs = session.client("sqs", region_name=region, config=_CLIENT_CONFIG)
         ec2 = session.client("ec2", region_name=region, config=_CLIENT_CONFIG)
         people = PeopleStore(dynamodb.Table(settings.people_table))
+        leases = dynamodb.Table(settings.leases_table)
         compactions = Compactions(jobs, sqs, s3, settings)
         secret = admin_secret(settings, lambda: session.client("ssm", region_name=region))
         jobs_api = JobsApi(jobs, UploadSigner(s3, settings), s3, settings)
@@ -73,7 +75,7 @@ class Services:
             upload_events=UploadEventHandler(
                 jobs, s3, WorkflowStarter(session.client("stepfunctions", region_name=region, config=_CLIENT_CONFIG), settings.state_machine_arn), settings
             ),
-            scale_up=ScaleUp(sqs, ec2, Lease(dynamodb.Table(settings.leases_table), SCALE_UP_LEASE), settings),
+            scale_up=ScaleUp(sqs, ec2, Lease(leases, SCALE_UP_LEASE), FleetPlanStore(leases), settings),
             fleet_view=FleetView(sqs, ec2, jobs_table, settings),
         )
 

@@ -1,4 +1,4 @@
-"""The EC2 instance a worker runs on: who it is, whether it is being reclaimed, how it ends."""
+"""The EC2 instance a worker runs on: who it is, whether it is being reclaimed, how it ends or stops."""
 
 from __future__ import annotations
 
@@ -67,3 +67,15 @@ class Ec2Instance:
         """End this instance; the launch template's tag scopes the permission to workers."""
         logger.info("terminating instance %s", self.instance_id)
         self._ec2.terminate_instances(InstanceIds=[self.instance_id])
+
+    def stop(self, *, hibernate: bool) -> None:
+        """Stop this instance into the warm pool: it then costs its EBS volume only. With
+        hibernation (the launch template must enable it) its memory, the models loaded, is kept
+        and this process carries on where it froze when the instance is started again."""
+        logger.info("stopping instance %s into the warm pool (hibernate: %s)", self.instance_id, hibernate)
+        self._ec2.stop_instances(InstanceIds=[self.instance_id], Hibernate=hibernate)
+
+    def is_running(self) -> bool:
+        """Whether EC2 has this instance pending or running, as it has after a start."""
+        reservations = self._ec2.describe_instances(InstanceIds=[self.instance_id])["Reservations"]
+        return any(i["State"]["Name"] in ("pending", "running") for r in reservations for i in r["Instances"])

@@ -1,15 +1,26 @@
 """A worker's lifecycle as an explicit state machine: the states and moves are data, below.
 
     booting ─booted─▶ polling ─received─▶ processing ─finished_batch─▶ polling
-                         │                    ▲
-                   found_queue_empty       received
-                         ▼                    │
-                        idle ─────────────────┘
-                         │ tick [idle long enough, queue empty, holds no messages]
-                         ▼
+                       │   │                  ▲
+                       │   found_queue_empty  received
+                       │   ▼                  │
+                       │  idle ───────────────┘
+                       │   │ tick [idle long enough, queue empty, holds no messages,
+                retire │   │       the fleet keeps its minimum]
+                       ▼   ▼
                      terminating ─terminated─▶ terminated
-                         ▲
+                       ▲   │                      ▲
+                       │ pooled                   │
+                       │   ▼                      │
+                       │ stopped ─terminated──────┘
+                       │   │ resumed ─▶ polling
+                       │
     (SIGTERM, spot notice) drain: booting | polling | idle, between batches
+
+`retire` leaves under load: a surplus worker (leaving.Retirement) goes between batches, when it
+holds nothing. `pooled` is a leaving worker that stopped its instance into the warm pool instead of
+terminating it; `resumed` is that instance started again from hibernation, with the models still
+in memory, and `terminated` the process's end, from a stop without hibernation too.
 
 Illegal moves raise transitions.MachineError. Time is read from an injected clock, so a test
 drives idleness without sleeping.
@@ -20,9 +31,12 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 
 from transitions import EventData, Machine
+
+from .leaving import IdleRule
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +49,8 @@ class State(str, enum.Enum):
     PROCESSING = "processing"
     IDLE = "idle"
     TERMINATING = "terminating"
+    # In the warm pool: the instance is stopped (or stopping), this process frozen or shutting down.
+    STOPPED = "stopped"
     TERMINATED = "terminated"
 
 
@@ -47,13 +63,23 @@ TRANSITIONS = [
         "trigger": "tick",
         "source": State.IDLE,
         "dest": State.TERMINATING,
-        "conditions": ["idle_long_enough", "queue_is_empty", "holds_no_messages"],
+        # The claim against the stage's minimum goes last: transitions stops at the first guard
+        # that fails, so a worker that may not end yet writes nothing.
+        "conditions": ["idle_long_enough", "queue_is_empty", "holds_no_messages", "keeps_the_minimum_fleet"],
     },
-    # Stopping is only taken between batches: a batch in hand is finished first, so there is
-    # nothing left to drain by the time the worker may stop.
+    # Leaving is only taken between batches: a batch in hand is finished first, so there is
+    # nothing left to drain by the time the worker may stop. A retirement is already claimed on
+    # the fleet plan when it fires, hence no guard.
+    {"trigger": "retire", "source": State.POLLING, "dest": State.TERMINATING},
     {"trigger": "drain", "source": [State.BOOTING, State.POLLING, State.IDLE], "dest": State.TERMINATING},
-    {"trigger": "terminated", "source": State.TERMINATING, "dest": State.TERMINATED},
+    {"trigger": "pooled", "source": State.TERMINATING, "dest": State.STOPPED},
+    {"trigger": "resumed", "source": State.STOPPED, "dest": State.POLLING},
+    {"trigger": "terminated", "source": [State.TERMINATING, State.STOPPED], "dest": State.TERMINATED},
 ]
+
+
+def _no_minimum() -> bool:
+    return True
 
 
 class Lifecycle:
@@ -61,24 +87,31 @@ class Lifecycle:
 
     `queue_depth` answers "visible + in flight" messages, `held_messages` how many messages this
     worker holds right now: both are checked at the moment of deciding to end, never cached.
+    `claim_idle_end` is asked last, once the rest allows the end: True when the fleet can spare
+    this worker (leaving.Retirement.claim_idle_end; always True without a minimum fleet).
     """
 
     def __init__(
         self,
         *,
-        idle_seconds: float,
+        idle_rule: IdleRule,
         queue_depth: Callable[[], int],
         held_messages: Callable[[], int],
+        claim_idle_end: Callable[[], bool] = _no_minimum,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._idle_seconds = idle_seconds
+        self._idle_rule = idle_rule
         self._queue_depth = queue_depth
         self._held_messages = held_messages
+        self._claim_idle_end = claim_idle_end
         self._clock = clock
         # When the worker last had work (or booted): idleness counts from here, not from the
         # end of the first empty long poll, so "idle for N s" is N s without work.
         self.last_busy = clock()
         self.idle_since: float | None = None
+        # The recent waits for work (from the end of a batch, or boot, to the next batch): how
+        # long an idle worker waits follows the pattern of its work, not one late photo.
+        self.waits: deque[float] = deque(maxlen=idle_rule.remembered)
         self.machine = Machine(
             model=self,
             states=State,
@@ -93,27 +126,43 @@ class Lifecycle:
     def on_enter_POLLING(self, _event: EventData) -> None:  # noqa: N802 (transitions names it after the state)
         self.last_busy = self._clock()
 
+    def on_enter_PROCESSING(self, _event: EventData) -> None:  # noqa: N802
+        self.waits.append(self._clock() - self.last_busy)
+
     def on_enter_IDLE(self, _event: EventData) -> None:  # noqa: N802
         self.idle_since = self.last_busy
 
     def on_exit_IDLE(self, _event: EventData) -> None:  # noqa: N802
         self.idle_since = None
 
+    def on_exit_STOPPED(self, _event: EventData) -> None:  # noqa: N802
+        # A resumed worker was started for new work, like a booted one: the waits before it
+        # stopped belong to the load that let it go.
+        self.waits.clear()
+
+    def idle_limit(self) -> float:
+        """How long this worker may be idle before it ends, from its recent waits for work."""
+        return self._idle_rule.limit(self.waits)
+
     def idle_remaining(self) -> float:
         """Seconds until an idle worker may end; the loop shortens its long poll to this, so
-        the fleet is back to zero `idle_seconds` after the last job, not a poll later."""
+        the fleet is back to zero the idle limit after the last job, not a poll later."""
+        limit = self.idle_limit()
         if self.idle_since is None:
-            return self._idle_seconds
-        return max(0.0, self._idle_seconds - (self._clock() - self.idle_since))
+            return limit
+        return max(0.0, limit - (self._clock() - self.idle_since))
 
     def idle_long_enough(self, _event: EventData) -> bool:
-        return self.idle_since is not None and self._clock() - self.idle_since >= self._idle_seconds
+        return self.idle_since is not None and self._clock() - self.idle_since >= self.idle_limit()
 
     def queue_is_empty(self, _event: EventData) -> bool:
         return self._queue_depth() == 0
 
     def holds_no_messages(self, _event: EventData) -> bool:
         return self._held_messages() == 0
+
+    def keeps_the_minimum_fleet(self, _event: EventData) -> bool:
+        return self._claim_idle_end()
 
     def _log_change(self, event: EventData) -> None:
         # transitions names an Enum's states by member name; the log keeps their values.

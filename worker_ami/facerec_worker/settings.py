@@ -17,9 +17,25 @@ class WorkerSettings(StageSettings):
     batch_size: int = setting("FACEREC_WORKER_BATCH_SIZE", 10)
     # SQS long polling: at most 20 s on AWS; shorter locally so tests and Ctrl-C are snappy.
     poll_wait_seconds: int = setting("FACEREC_WORKER_POLL_WAIT_SECONDS", 20)
-    # This long without work, with nothing visible or in flight on the queue, and the worker ends
-    # itself: the fleet is back to zero within 2 minutes of the last result (make bench-sim).
-    idle_seconds: float = setting("FACEREC_WORKER_IDLE_SECONDS", 90.0)
+    # The idle rule (leaving.IdleRule): without work, with nothing visible or in flight on the queue,
+    # a worker ends itself after `idle_gap_factor` times its longest recent wait for work, within
+    # [idle_seconds, idle_max_seconds]. After a burst that is idle_seconds, so the fleet is back to
+    # zero within 15 s of the last result (make bench-sim); a trickle of photos up to
+    # idle_max_seconds / idle_gap_factor apart keeps its worker instead of paying a boot per photo.
+    idle_seconds: float = setting("FACEREC_WORKER_IDLE_SECONDS", 8.0)
+    idle_max_seconds: float = setting("FACEREC_WORKER_IDLE_MAX_SECONDS", 60.0)
+    idle_gap_factor: float = setting("FACEREC_WORKER_IDLE_GAP_FACTOR", 2.0)
+    # Retirement under load (leaving.RetirementRule): over each window a worker less busy than
+    # retire_below claims a retirement when the fleet, sized to be retire_target busy, can spare it.
+    retire_window_seconds: float = setting("FACEREC_WORKER_RETIRE_WINDOW_SECONDS", 15.0)
+    retire_below: float = setting("FACEREC_WORKER_RETIRE_BELOW", 0.7)
+    retire_target: float = setting("FACEREC_WORKER_RETIRE_TARGET", 0.85)
+    # How often a worker below the line reads the fleet plan, and how old a plan may be to act on.
+    retire_check_seconds: float = setting("FACEREC_WORKER_RETIRE_CHECK_SECONDS", 5.0)
+    plan_max_age_seconds: float = setting("FACEREC_WORKER_PLAN_MAX_AGE_SECONDS", 150.0)
+    # Whether the launch template configures hibernation: a pooled worker then keeps its memory
+    # (models loaded) and resumes polling where it stopped.
+    hibernate: bool = setting("FACEREC_WORKER_HIBERNATE", False)
     # While a batch runs, its messages' visibility is pushed this far ahead, this often.
     visibility_extension_seconds: int = setting("FACEREC_WORKER_VISIBILITY_SECONDS", 120)
     heartbeat_seconds: float = setting("FACEREC_WORKER_HEARTBEAT_SECONDS", 30.0)

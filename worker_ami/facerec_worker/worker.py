@@ -1,4 +1,4 @@
-"""The worker loop: the lifecycle's triggers fired from what the queue says."""
+"""The worker loop: the lifecycle's triggers fired from what the queue and the fleet plan say."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.contract.fleet_plan import FleetPlanStore
 from facerec_worker.engine import Recognizer
 
 from .gallery_store import GalleryStore
 from .heartbeat import VisibilityHeartbeat
 from .instance import Ec2Instance
+from .leaving import BusyMeter, IdleRule, Retirement, RetirementRule
 from .ledger import JobLedger
 from .lifecycle import Lifecycle, State
 from .metrics import MetricsPublisher
@@ -32,13 +34,24 @@ _DEPTH_ATTRIBUTES = [
     "ApproximateNumberOfMessagesNotVisible",
     "ApproximateNumberOfMessagesDelayed",
 ]
+# A pooled worker waits for its OS to shut down, or to be resumed, in steps this long: a step that
+# took more than HIBERNATION_JUMP_SECONDS longer on the wall clock spanned a hibernation. Every
+# POOL_STATE_CHECK_STEPS steps it also asks EC2 whether its instance runs again, for a pause too
+# short to tell by the clock (the local fleet pauses a process for as little as a poll).
+POOL_STEP_SECONDS = 1.0
+HIBERNATION_JUMP_SECONDS = 5.0
+POOL_STATE_CHECK_STEPS = 5
 
 
 class Worker:
-    """Pulls batches until the queue has been empty for the idle time, then ends its instance.
+    """Pulls batches until it leaves: idle long enough (leaving.IdleRule), or surplus under load
+    (leaving.Retirement). A leaving worker stops its instance into the warm pool when the fleet
+    plan gives it a slot, else terminates it.
 
     Clients are passed in (boto3's, aimed at AWS or at moto by AWS_ENDPOINT_URL), and so is the
-    engine's factory, so tests run the real loop against moto with a real engine.
+    engine's factory, so tests run the real loop against moto with a real engine. `clock` times
+    idleness and busyness; `wall_clock` stamps claims on the fleet plan (its times are epoch ms,
+    shared with the scale-up task) and tells a hibernation by its jump.
     """
 
     def __init__(
@@ -49,10 +62,12 @@ class Worker:
         s3: Any,
         jobs_table: Any,
         people_table: Any,
+        leases_table: Any,
         cloudwatch: Any,
         instance: Ec2Instance,
         engine_factory: Callable[[], Recognizer] = Recognizer.from_config,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self._sqs = sqs
@@ -66,10 +81,27 @@ class Worker:
         self._held = 0
         self._stop = threading.Event()
         self.batches = 0
+        self._wall_clock = wall_clock
+        self._plan = FleetPlanStore(leases_table)
+        self.retirement = Retirement(
+            rule=RetirementRule(
+                target=settings.retire_target, retire_below=settings.retire_below, min_workers=settings.min_workers,
+            ),
+            store=self._plan,
+            meter=BusyMeter(settings.retire_window_seconds, clock),
+            instance_id=instance.instance_id,
+            check_s=settings.retire_check_seconds,
+            plan_max_age_s=settings.plan_max_age_seconds,
+            clock=clock,
+            wall_ms=self._wall_ms,
+        )
         self.lifecycle = Lifecycle(
-            idle_seconds=settings.idle_seconds,
+            idle_rule=IdleRule(
+                floor_s=settings.idle_seconds, max_s=settings.idle_max_seconds, factor=settings.idle_gap_factor,
+            ),
             queue_depth=self.queue_depth,
             held_messages=lambda: self._held,
+            claim_idle_end=self._claim_idle_end,
             clock=clock,
         )
 
@@ -91,21 +123,31 @@ class Worker:
             )
             self.lifecycle.booted()
             try:
-                self._loop(processor, heartbeat)
+                leaving = self._loop(processor, heartbeat)
+                # Resumed from the warm pool: work on with the engine still loaded, no new boot.
+                while leaving and self._rest_in_pool():
+                    leaving = self._loop(processor, heartbeat)
             finally:
                 processor.close()
-        self._instance.terminate()
+        # STOPPED: the instance was stopped into the pool and its OS is shutting down; it stays.
+        if self.lifecycle.state is State.TERMINATING:
+            self._instance.terminate()
         self.lifecycle.terminated()
 
-    def _loop(self, processor: BatchProcessor, heartbeat: VisibilityHeartbeat) -> None:
-        """Until the lifecycle says to end: receive, work, or let idle time count."""
+    def _loop(self, processor: BatchProcessor, heartbeat: VisibilityHeartbeat) -> bool:
+        """Until the lifecycle says to end: receive, work, or let idle time count. True when the
+        worker leaves of its own accord (idle, retired), False when told to stop (drained)."""
+        meter = self.retirement.meter
+        # A window counts from when the worker can take work: after its boot, after a resume.
+        meter.restart()
         while self.lifecycle.state is not State.TERMINATING:
             if self._stop.is_set() or self._instance.interruption_noticed():
                 self.lifecycle.drain()
-                return
+                return False
             messages = self._receive()
             if messages:
                 self.lifecycle.received()
+                meter.begin()
                 try:
                     self._work(messages, processor, heartbeat)
                 except (BotoCoreError, ClientError):
@@ -113,11 +155,78 @@ class Worker:
                     # endpoint): the messages come back after their visibility timeout, and
                     # this worker stays up for them rather than crash-looping.
                     logger.exception("batch of %d: an AWS call failed; its messages will return", len(messages))
+                meter.end()
                 self.lifecycle.finished_batch()
+                # Between batches, holding nothing: the only moment a surplus worker may go.
+                if self._claims_retirement():
+                    self.lifecycle.retire()
             elif self.lifecycle.state is State.POLLING:
                 self.lifecycle.found_queue_empty()
             else:
                 self.lifecycle.tick()
+        return True
+
+    def _wall_ms(self) -> int:
+        return int(self._wall_clock() * 1000)
+
+    def _claims_retirement(self) -> bool:
+        try:
+            return self.retirement.claim_if_surplus()
+        except (BotoCoreError, ClientError):
+            # The plan could not be read or written: this worker stays, and works on.
+            logger.exception("could not ask the fleet plan whether this worker is surplus; staying")
+            return False
+
+    def _claim_idle_end(self) -> bool:
+        try:
+            return self.retirement.claim_idle_end()
+        except (BotoCoreError, ClientError):
+            # Never an instance left running idle for want of the plan: the next scale-up round
+            # launches the minimum again if this end took the fleet below it.
+            logger.exception("could not claim the idle end on the fleet plan; ending anyway")
+            return True
+
+    def _rest_in_pool(self) -> bool:
+        """A worker leaving of its own accord stops its instance into the warm pool when the plan
+        gives it a slot, and waits there. True once the instance is started again from hibernation
+        (back to POLLING); False when it ends: in TERMINATING (no slot, told to stop meanwhile, or
+        an AWS error: the instance is terminated) or in STOPPED (SIGTERM: its OS shuts down after a
+        plain stop, or the local fleet ends it; the instance stays stopped)."""
+        if self._stop.is_set():
+            return False
+        try:
+            if not self._plan.claim_pool_slot(self._instance.instance_id, self._wall_ms(), self.settings.warm_pool_size):
+                return False
+            # Read before the stop: a hibernation that freezes this process within the call still
+            # shows as a jump. A stop call slower than the jump reads as a resume; that worker
+            # polls until its OS shuts down, then drains and terminates: nothing left running.
+            last = self._wall_clock()
+            self._instance.stop(hibernate=self.settings.hibernate)
+        except (BotoCoreError, ClientError):
+            logger.exception("could not stop into the warm pool; terminating instead")
+            return False
+        self.lifecycle.pooled()
+        steps = 0
+        while not self._stop.wait(POOL_STEP_SECONDS):
+            now, steps = self._wall_clock(), steps + 1
+            if now - last > POOL_STEP_SECONDS + HIBERNATION_JUMP_SECONDS or (
+                steps % POOL_STATE_CHECK_STEPS == 0 and self._started_again()
+            ):
+                logger.info("resumed from hibernation, %.0f s after the last step", now - last)
+                self.lifecycle.resumed()
+                return True
+            last = now
+        logger.info("stopped in the warm pool: this process ends with the instance's OS")
+        return False
+
+    def _started_again(self) -> bool:
+        try:
+            return self._instance.is_running()
+        except (BotoCoreError, ClientError):
+            # Not knowing is no resume: the clock still tells a long one, and a plain stop's
+            # SIGTERM still ends the process.
+            logger.warning("could not ask EC2 whether this pooled instance runs again", exc_info=True)
+            return False
 
     def _processor(self, engine: Recognizer) -> BatchProcessor:
         settings = self.settings
@@ -147,7 +256,9 @@ class Worker:
     def _receive(self) -> list[dict[str, Any]]:
         wait = self.settings.poll_wait_seconds
         if self.lifecycle.state is State.IDLE:
-            wait = min(wait, math.ceil(self.lifecycle.idle_remaining()))
+            # At least 1 s once the idle time is up and the worker still may not end (another
+            # worker's messages in flight, the stage's minimum fleet): a 0 s poll would spin.
+            wait = min(wait, max(1, math.ceil(self.lifecycle.idle_remaining())))
         response = self._sqs.receive_message(
             QueueUrl=self._queue_url,
             MaxNumberOfMessages=self.settings.batch_size,

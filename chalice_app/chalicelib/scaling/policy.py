@@ -8,25 +8,31 @@ __all__ = ["desired_workers", "workers_to_launch"]
 
 
 def desired_workers(
-    backlog: int, live: int, target_backlog_per_worker: int, max_workers: int
+    backlog: int,
+    live: int,
+    *,
+    photos_per_second: float,
+    drain_seconds: float,
+    max_workers: int,
+    min_workers: int = 0,
 ) -> int:
-    """The fleet size the backlog asks for, between 0 and max_workers.
+    """The fleet size the backlog asks for, between min_workers and max_workers.
 
-    One worker per `target_backlog_per_worker` messages (waiting or in flight), rounded up, so any
-    backlog at all wants at least one worker: scale-from-zero never waits for a full target. It
-    never asks for fewer than the live workers: workers stop themselves when idle, the scale-up
-    task only adds.
+    Enough workers to drain the backlog (messages waiting or in flight) within `drain_seconds` at
+    a worker's `photos_per_second`, rounded up, so any backlog at all wants at least one worker and
+    scale-from-zero never waits. It never asks for fewer than the live workers: the scale-up task
+    only adds, and surplus workers retire themselves (facerec_worker.leaving).
     """
     if backlog < 0 or live < 0:
         raise ValueError(f"backlog ({backlog}) and live workers ({live}) cannot be negative")
-    if target_backlog_per_worker < 1:
-        raise ValueError(f"target backlog per worker must be at least 1, not {target_backlog_per_worker}")
-    if max_workers < 0:
-        raise ValueError(f"max workers cannot be negative, not {max_workers}")
-    wanted = math.ceil(backlog / target_backlog_per_worker)
-    return min(max_workers, max(wanted, live))
+    if photos_per_second <= 0 or drain_seconds <= 0:
+        raise ValueError(f"a worker's rate ({photos_per_second}/s) and the drain time ({drain_seconds} s) must be positive")
+    if max_workers < 0 or not 0 <= min_workers <= max_workers:
+        raise ValueError(f"need 0 <= min workers ({min_workers}) <= max workers ({max_workers})")
+    wanted = math.ceil(backlog / (photos_per_second * drain_seconds))
+    return min(max_workers, max(wanted, live, min_workers))
 
 
 def workers_to_launch(desired: int, live: int) -> int:
-    """The difference to launch; never negative (a fleet over its target shrinks by itself)."""
+    """The difference to start or launch; never negative (a fleet over its target shrinks by itself)."""
     return max(0, desired - live)

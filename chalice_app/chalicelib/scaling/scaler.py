@@ -1,4 +1,5 @@
-"""The scale-up task: backlog and live workers in, RunInstances for the difference out."""
+"""The scale-up task: backlog and live workers in; pooled workers started, then RunInstances, for the
+difference; the fleet plan published for the workers that may retire."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from botocore.exceptions import ClientError
 
 from ..config import Settings
 from ..contract import STAGE_TAG, WORKER_ROLE_TAG, error_code
+from ..contract.fleet_plan import FleetPlan, FleetPlanStore
 from ..exceptions import ScalingError
-from .fleet import LIVE_STATES, describe_states, worker_states
+from .fleet import LIVE_STATES, POOLED_STATES, WorkerInstance, describe_instances, worker_instances
 from .lease import FleetEntry, Lease, LeaseGrant
 from .policy import desired_workers, workers_to_launch
 
@@ -25,6 +27,11 @@ _NO_CAPACITY = frozenset({"InsufficientInstanceCapacity", "InstanceLimitExceeded
 # this job's second attempt.
 PREVIOUS_ANSWER = "scale_up"
 _LEASE_HELD = "lease held"
+# A round writes the plan when its figures change, and at least this often, so that a worker can
+# tell a plan no round has counted lately (contract.fleet_plan.PLAN_MAX_AGE_SECONDS).
+PLAN_REFRESH_MS = 30_000
+# How an instance EC2 does not list reads: gone.
+_GONE = WorkerInstance("unlisted")
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class ScaleUpResult:
     live: int = 0
     desired: int = 0
     launched: int = 0
+    started: int = 0
 
     @property
     def counted(self) -> bool:
@@ -63,18 +71,22 @@ class _Fleet:
 
     live: int
     ledger: dict[str, FleetEntry]
+    # Every worker EC2 listed (any state), and those it asked EC2 for by id.
+    instances: dict[str, WorkerInstance]
 
 
 class ScaleUp:
-    """Reads the backlog and the live workers, launches the difference the policy asks for.
+    """Reads the backlog and the live workers, starts pooled workers and launches new ones for the
+    difference the policy asks for, and publishes the fleet plan.
 
     Runs once per job; the lease lets one run per interval through to SQS and EC2.
     """
 
-    def __init__(self, sqs_client: Any, ec2_client: Any, lease: Lease, settings: Settings) -> None:
+    def __init__(self, sqs_client: Any, ec2_client: Any, lease: Lease, plan: FleetPlanStore, settings: Settings) -> None:
         self._sqs = sqs_client
         self._ec2 = ec2_client
         self._lease = lease
+        self._plan = plan
         self._settings = settings
 
     def run(self, event: Mapping[str, Any]) -> ScaleUpResult:
@@ -100,16 +112,29 @@ class ScaleUp:
         interval = settings.scale_up_interval_seconds
         backlog = self._backlog()
         fleet = self._count_fleet(grant)
+        plan = self._plan.read()
         desired = desired_workers(
-            backlog, fleet.live, settings.target_backlog_per_worker, settings.max_workers
+            backlog,
+            fleet.live,
+            photos_per_second=settings.worker_photos_per_second,
+            drain_seconds=settings.drain_objective_seconds,
+            max_workers=settings.max_workers,
+            min_workers=settings.min_workers,
         )
         count = workers_to_launch(desired, fleet.live)
+        fill = self._pool_fill(plan, fleet.live + count)
+        started: list[str] = []
         launched: list[str] = []
-        if not count:
+        # Asked only when the pool holds anyone: the version decides which pooled workers may start.
+        version = self._template_version() if plan.pool else None
+        unpool = self._replace_stale_pool(plan, fleet.instances, version)
+        if not count + fill:
             self._lease.update_ledger(grant, fleet.ledger)
-        elif self._lease.reserve(grant, fleet.ledger, count):
-            launched = self._launch(count, client_token=grant.token)
-            self._lease.record_launch(grant, launched)
+        elif self._lease.reserve(grant, fleet.ledger, count + fill):
+            started = self._start_pooled(plan, fleet.instances, unpool, version, count)
+            if count + fill > len(started):
+                launched = self._launch(count + fill - len(started), client_token=grant.token)
+            self._lease.record_launch(grant, started + launched)
         else:
             logger.info("scale-up: lease taken over before launching %d workers; launched none", count)
             return ScaleUpResult(
@@ -120,19 +145,95 @@ class ScaleUp:
                 live=fleet.live,
                 desired=desired,
             )
+        live = fleet.live + len(started) + len(launched)
+        # What the backlog alone asks for, not held up by the live workers: the fleet may shrink to it.
+        needed = desired_workers(
+            backlog,
+            0,
+            photos_per_second=settings.worker_photos_per_second,
+            drain_seconds=settings.drain_objective_seconds,
+            max_workers=settings.max_workers,
+            min_workers=settings.min_workers,
+        )
+        gone = [i for i in plan.retiring if fleet.instances.get(i, _GONE).state not in LIVE_STATES]
+        now_ms = self._lease.now_ms()
+        if gone or unpool or (plan.live, plan.desired) != (live, needed) or now_ms - plan.at_ms >= PLAN_REFRESH_MS:
+            self._plan.publish(live=live, desired=needed, now_ms=now_ms, forget=gone, unpool=unpool)
         logger.info(
-            "scale-up: backlog %d, live %d, desired %d, launched %d",
-            backlog, fleet.live, desired, len(launched),
+            "scale-up: backlog %d, live %d, desired %d, started %d pooled, launched %d",
+            backlog, fleet.live, desired, len(started), len(launched),
         )
         return ScaleUpResult(
             covered=True,
             retry_in_seconds=interval,
-            reason="launched" if launched else "enough workers",
+            reason="launched" if started or launched else "enough workers",
             backlog=backlog,
             live=fleet.live,
             desired=desired,
             launched=len(launched),
+            started=len(started),
         )
+
+    def _pool_fill(self, plan: FleetPlan, live: int) -> int:
+        """Workers to launch only so that they fill the warm pool: as EC2 Auto Scaling's warm pools
+        keep theirs full, the stage keeps `warm_pool_size` workers in existence, live or pooled, and
+        a worker with nothing to do stops into the pool once idle. Within the fleet cap."""
+        wanted = self._settings.warm_pool_size - len(plan.pool) - live
+        return max(0, min(wanted, self._settings.max_workers - live))
+
+    def _replace_stale_pool(self, plan: FleetPlan, instances: dict[str, WorkerInstance], current: int | None) -> list[str]:
+        """The pool entries to drop: instances EC2 no longer lists as stopping or stopped (ended,
+        or started by hand), and stopped ones launched from an older launch template version, which
+        are terminated so that a newer worker takes their slot (a new AMI or setting never comes
+        back from the pool)."""
+        if not plan.pool:
+            return []
+        gone = [i for i in plan.pool if instances.get(i, _GONE).state not in POOLED_STATES]
+        stale = sorted(
+            i for i in plan.pool
+            if i not in gone and instances[i].template_version != current
+        )
+        if stale and self._plan.take_from_pool(stale):
+            logger.info("scale-up: terminating pooled workers %s: not from launch template version %s", stale, current)
+            try:
+                self._ec2.terminate_instances(InstanceIds=stale)
+            except ClientError as exc:
+                raise ScalingError(f"could not terminate the outdated pooled workers {stale}", exc) from exc
+        return gone
+
+    def _start_pooled(
+        self, plan: FleetPlan, instances: dict[str, WorkerInstance], unpool: list[str], current: int | None, count: int
+    ) -> list[str]:
+        """Start up to `count` stopped workers of the `current` template version, longest pooled
+        first; none when another round took them first."""
+        ready = sorted(
+            (at, i) for i, at in plan.pool.items()
+            if i not in unpool and instances[i].state == "stopped" and instances[i].template_version == current
+        )
+        chosen = [i for _, i in ready[:count]]
+        if not chosen or not self._plan.take_from_pool(chosen):
+            return []
+        try:
+            self._ec2.start_instances(InstanceIds=chosen)
+        except ClientError as exc:
+            # Out of the pool and not started: the next round's listing shows them stopped and
+            # outside the pool; a leaving worker's slot is free again for a newer one.
+            if error_code(exc) in _NO_CAPACITY:
+                logger.warning("scale-up: no capacity to start pooled workers %s: %s", chosen, exc)
+                self._ec2.terminate_instances(InstanceIds=chosen)
+                return []
+            raise ScalingError(f"could not start pooled workers {chosen}", exc) from exc
+        return chosen
+
+    def _template_version(self) -> int | None:
+        """The launch template's default version: what RunInstances launches now."""
+        try:
+            templates = self._ec2.describe_launch_templates(
+                LaunchTemplateNames=[self._settings.worker_launch_template]
+            )["LaunchTemplates"]
+        except ClientError as exc:
+            raise ScalingError("could not read the worker launch template's version", exc) from exc
+        return int(templates[0]["DefaultVersionNumber"]) if templates else None
 
     def _count_fleet(self, grant: LeaseGrant) -> _Fleet:
         """The live workers, and the ledger with the workers that are gone left out.
@@ -144,7 +245,8 @@ class ScaleUp:
         (terminated, stopped), or knows nothing of past the grace, leaves the ledger. So does a
         reservation without ids past the grace: its run died before recording what it launched.
         """
-        listed = worker_states(self._ec2, self._settings.stage_prefix)
+        instances = worker_instances(self._ec2, self._settings.stage_prefix)
+        listed = {i: worker.state for i, worker in instances.items()}
         now, grace_ms = self._lease.now_ms(), self._settings.launch_grace_seconds * 1000
         ledger = grant.ledger
 
@@ -153,7 +255,7 @@ class ScaleUp:
 
         unlisted = sorted({i for entry in ledger.values() if not recent(entry) for i in entry.ids} - listed.keys())
         # Only asked when the tag listing misses a worker: a healthy round makes one call.
-        by_id = self._states_by_id(unlisted) if unlisted else {}
+        by_id = {i: worker.state for i, worker in self._instances_by_id(unlisted).items()} if unlisted else {}
         missed = sorted(i for i, state in by_id.items() if state in LIVE_STATES)
         if missed:
             role_key, role_value = WORKER_ROLE_TAG
@@ -175,7 +277,7 @@ class ScaleUp:
             *(entry.ids for entry in kept.values())
         )
         reserved = sum(entry.count for entry in kept.values() if not entry.ids)
-        return _Fleet(live=len(live) + reserved, ledger=kept)
+        return _Fleet(live=len(live) + reserved, ledger=kept, instances=instances)
 
     def _backlog(self) -> int:
         """Messages waiting plus messages in flight: both need a worker until they are deleted."""
@@ -193,13 +295,13 @@ class ScaleUp:
             attributes["ApproximateNumberOfMessagesNotVisible"]
         )
 
-    def _states_by_id(self, instance_ids: list[str]) -> dict[str, str]:
-        """EC2's state of each of these instances it knows, whatever their tags.
+    def _instances_by_id(self, instance_ids: list[str]) -> dict[str, WorkerInstance]:
+        """EC2's view of each of these instances it knows, whatever their tags.
 
         A filter rather than InstanceIds: EC2 refuses the whole call when one id is unknown, and
         an instance terminated long ago is unknown.
         """
-        return describe_states(self._ec2, [{"Name": "instance-id", "Values": instance_ids}], "could not look up workers by id")
+        return describe_instances(self._ec2, [{"Name": "instance-id", "Values": instance_ids}], "could not look up workers by id")
 
     def _launch(self, count: int, client_token: str) -> list[str]:
         """Launch `count` workers in one call; none when EC2 has no capacity for them now.

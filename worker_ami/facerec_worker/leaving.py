@@ -1,0 +1,199 @@
+"""When a worker leaves: idle long enough, or surplus under load; and whether it stops into the pool.
+
+Three rules, each a small object with an injected clock, so the worker loop and the simulator
+(sim/) run the same code:
+
+- `IdleRule`: how long an idle worker waits before it ends. A burst's end gives back its workers
+  within `floor_s`; a steady trickle, whose photos come `gap` seconds apart, keeps one worker
+  waiting up to `factor * gap` (at most `max_s`) instead of paying a boot for each photo.
+- `BusyMeter` and `RetirementRule`: under load SQS spreads messages over every polling worker,
+  so none is ever idle and a fleet sized for a peak stays at it. Each worker measures how busy it
+  was over the last window; since the queue spreads the load evenly, its own figure stands for the
+  fleet's, and the fleet the load needs is `staying * busy / target`. A worker less busy than
+  `retire_below` claims one of the surplus retirements on the fleet plan (contract.fleet_plan).
+  The gap between `retire_below` and `target` is the hysteresis: after a retirement the others
+  are about `target` busy, above the line, and a window restarts whenever the fleet changes.
+- `Retirement.claim_idle_end`: with a minimum fleet, an idle worker ends only on a claim that
+  leaves the minimum staying. Where a leaving worker goes (a warm-pool slot and a stop, or
+  termination) is the worker loop's (worker.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chalicelib.contract.fleet_plan import FleetPlan, FleetPlanStore
+
+__all__ = ["BusyMeter", "IdleRule", "Retirement", "RetirementRule"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IdleRule:
+    """An idle worker ends after `limit(gaps)` seconds without work."""
+
+    floor_s: float
+    max_s: float
+    factor: float
+    # How many recent waits for work the rule looks at: a trickle is a pattern, not one late photo.
+    remembered: int = 3
+
+    def limit(self, gaps: deque[float] | list[float]) -> float:
+        """`factor` times the longest recent wait between batches, within [floor_s, max_s]; the
+        floor wins over a smaller max_s, so a worker never ends sooner than `floor_s` idle."""
+        longest = max(gaps, default=0.0)
+        return max(self.floor_s, min(self.max_s, self.factor * longest))
+
+
+class BusyMeter:
+    """The fraction of the last `window_s` seconds this worker spent on batches.
+
+    `full` says whether a whole window has passed since the meter (re)started: before then the
+    figure covers too little time to act on.
+    """
+
+    def __init__(self, window_s: float, clock: Callable[[], float]) -> None:
+        self._window = window_s
+        self._clock = clock
+        self._spans: deque[tuple[float, float]] = deque()
+        self._started = clock()
+        self._busy_since: float | None = None
+
+    def restart(self) -> None:
+        self._spans.clear()
+        self._started = self._clock()
+
+    def begin(self) -> None:
+        self._busy_since = self._clock()
+
+    def end(self) -> None:
+        if self._busy_since is not None:
+            self._spans.append((self._busy_since, self._clock()))
+            self._busy_since = None
+
+    @property
+    def full(self) -> bool:
+        return self._clock() - self._started >= self._window
+
+    def utilization(self) -> float:
+        now = self._clock()
+        start = max(self._started, now - self._window)
+        while self._spans and self._spans[0][1] <= start:
+            self._spans.popleft()
+        busy = sum(min(end, now) - max(begin, start) for begin, end in self._spans)
+        if self._busy_since is not None:
+            busy += now - max(self._busy_since, start)
+        return busy / max(now - start, 1e-9)
+
+
+@dataclass(frozen=True)
+class RetirementRule:
+    """How many workers may retire, from the plan and how busy this worker was."""
+
+    target: float
+    retire_below: float
+    min_workers: int
+
+    def surplus(self, plan: FleetPlan, busy: float) -> int:
+        """Workers the fleet can spare now; 0 unless this worker is below the line. Retirement never
+        takes the fleet below one worker (the idle rule takes the last one), nor below what the
+        round's backlog asks for, nor below the stage's minimum."""
+        staying = plan.staying
+        if busy >= self.retire_below or staying <= 1:
+            return 0
+        needed = max(1, plan.desired, self.min_workers, math.ceil(staying * busy / self.target))
+        return max(0, staying - needed)
+
+
+class Retirement:
+    """Asks, at most every `check_s` and only while this worker is below the line, whether it is
+    surplus, and claims its retirement when it is.
+
+    The plan is read only when the meter says this worker might be surplus, so a busy fleet makes
+    no calls for it; a plan older than `plan_max_age_s` (no round has counted the fleet lately)
+    retires nobody.
+    """
+
+    def __init__(
+        self,
+        *,
+        rule: RetirementRule,
+        store: FleetPlanStore,
+        meter: BusyMeter,
+        instance_id: str,
+        check_s: float,
+        plan_max_age_s: float,
+        clock: Callable[[], float],
+        wall_ms: Callable[[], int],
+    ) -> None:
+        self._rule = rule
+        self._store = store
+        self.meter = meter
+        self._instance_id = instance_id
+        self._check_s = check_s
+        self._plan_max_age_ms = plan_max_age_s * 1000
+        self._clock = clock
+        self._wall_ms = wall_ms
+        self._next_check = clock()
+        self._next_idle_claim = clock()
+        self._staying_seen: int | None = None
+        self.plan_reads = 0
+
+    def claim_if_surplus(self) -> bool:
+        """True when this worker has claimed a retirement: it leaves before its next receive."""
+        now = self._clock()
+        if now < self._next_check or not self.meter.full:
+            return False
+        self._next_check = now + self._check_s
+        busy = self.meter.utilization()
+        if busy >= self._rule.retire_below:
+            return False
+        plan = self._store.read()
+        self.plan_reads += 1
+        if self._wall_ms() - plan.at_ms > self._plan_max_age_ms:
+            return False
+        if self._staying_seen is not None and plan.staying != self._staying_seen:
+            # The fleet changed during this window: its figure mixes two fleets. Measure anew.
+            self._staying_seen = plan.staying
+            self.meter.restart()
+            return False
+        self._staying_seen = plan.staying
+        surplus = self._rule.surplus(plan, busy)
+        if not surplus:
+            return False
+        claimed = self._store.claim_retirement(self._instance_id, self._wall_ms(), len(plan.retiring) + surplus)
+        if claimed:
+            logger.info(
+                "retiring: %.0f%% busy over the last window, fleet %d staying, %d desired: %d surplus",
+                busy * 100, plan.staying, plan.desired, surplus,
+            )
+        return claimed
+
+    def claim_idle_end(self) -> bool:
+        """True when this idle worker may end: always without a minimum fleet (no call made);
+        with one, when it claimed a retirement that leaves at least `min_workers` staying.
+
+        A refused worker asks again `check_s` later at the soonest: the stage's last workers stay
+        idle for good, and each of their long polls would otherwise cost a read and two writes.
+        """
+        minimum = self._rule.min_workers
+        if minimum <= 0:
+            return True
+        now = self._clock()
+        if now < self._next_idle_claim:
+            return False
+        self._next_idle_claim = now + self._check_s
+        plan = self._store.read()
+        self.plan_reads += 1
+        # The claims already made plus the workers that may still go: the limit the others race for.
+        claimed = self._store.claim_retirement(
+            self._instance_id, self._wall_ms(), len(plan.retiring) + plan.staying - minimum
+        )
+        if claimed:
+            logger.info("idle end claimed: fleet %d staying, minimum %d", plan.staying, minimum)
+        return claimed
