@@ -37,16 +37,16 @@ FIELDS = ("imports_s", "engine_s", "first_poll_s")
 RUN_TIMEOUT_SECONDS = 300.0
 
 # For a tree whose worker writes no boot line: the same marks, taken from outside its code. It
-# imports the loop as that tree's __main__ did first, wraps the Worker's default engine factory,
-# then runs the tree's own __main__.
+# imports that tree's __main__ as a module (its imports, not its run), wraps the Worker's default
+# engine factory, then calls its main().
 LAUNCHER = """
-import json, os, runpy, sys, time
+import json, os, sys, time
 def age():
     with open("/proc/self/stat", "rb") as stat:
         started = int(stat.read().rpartition(b")")[2].split()[19]) / os.sysconf("SC_CLK_TCK")
     return round(time.clock_gettime(time.CLOCK_BOOTTIME) - started, 3)
 marks = {}
-import facerec_worker.worker as loop
+import facerec_worker.__main__ as entry, facerec_worker.worker as loop
 marks["imports_s"] = age()
 factory = loop.Worker.__init__.__kwdefaults__["engine_factory"]
 def timed():
@@ -55,8 +55,8 @@ def timed():
     print(json.dumps({"boot": True, "launcher": True, **marks}), file=sys.stderr, flush=True)
     return engine
 loop.Worker.__init__.__kwdefaults__["engine_factory"] = timed
-sys.argv = ["facerec_worker"]
-runpy.run_module("facerec_worker", run_name="__main__", alter_sys=True)
+sys.argv = ["facerec-worker"]
+sys.exit(entry.main())
 """
 
 
@@ -173,6 +173,7 @@ def run(runs: int, before: Path | None) -> dict[str, Any]:
     receives.install()
     try:
         stack = stack_server.deploy(unique_prefix("boot"), scale_up=lambda event, context: None)
+        template = {"LaunchTemplateName": stack.outputs["WorkerLaunchTemplateName"]}
         ec2 = stack_server.client("ec2")
         queue_name = stack.outputs["JobsQueueUrl"].rstrip("/").rsplit("/", 1)[1]
         base_env = {**os.environ, **stack.app_environment(),
@@ -188,9 +189,7 @@ def run(runs: int, before: Path | None) -> dict[str, Any]:
             for index in range(runs):
                 # Alternating run by run: both trees see the same machine, however busy it is.
                 for label, command in trees.items():
-                    instance = ec2.run_instances(
-                        MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateName": stack.outputs["WorkerLaunchTemplateName"]}
-                    )["Instances"][0]["InstanceId"]
+                    instance = ec2.run_instances(MinCount=1, MaxCount=1, LaunchTemplate=template)["Instances"][0]["InstanceId"]
                     env = {**base_env, "FACEREC_INSTANCE_ID": instance, "FACEREC_MODEL": model}
                     if label in paths:
                         env["PYTHONPATH"] = os.pathsep.join(filter(None, [paths[label], env.get("PYTHONPATH")]))
@@ -206,7 +205,7 @@ def run(runs: int, before: Path | None) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--before", type=Path, help="another checkout's tree to run alternately (worker_ami/, chalice_app/)")
+    parser.add_argument("--before", type=Path, help="another checkout to run alternately (its worker_ami/, chalice_app/)")
     parser.add_argument("--out", type=Path, default=Path("out/bench-boot.json"))
     args = parser.parse_args()
     if args.before and not (args.before / "worker_ami" / "facerec_worker").is_dir():
@@ -231,8 +230,11 @@ def main() -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    print(json.dumps({model: {label: part["median"] for label, part in parts.items()} if "skipped" not in parts else parts
-                      for model, parts in models.items()}, indent=2))
+    summary = {
+        model: parts if "skipped" in parts else {label: part["median"] for label, part in parts.items()}
+        for model, parts in models.items()
+    }
+    print(json.dumps(summary, indent=2))
     failed = [r for parts in models.values() if "skipped" not in parts for part in parts.values() for r in part["runs"]
               if r["returncode"] != 0]
     return 1 if failed else 0

@@ -55,6 +55,7 @@ SCALING_ENVIRONMENT = MappingProxyType(
         "FACEREC_MIN_WORKERS": "MinWorkersSetting",
         "FACEREC_WORKER_PHOTOS_PER_SECOND": "WorkerPhotosPerSecondSetting",
         "FACEREC_DRAIN_OBJECTIVE_SECONDS": "DrainObjectiveSecondsSetting",
+        "FACEREC_POOL_DRAIN_OBJECTIVE_SECONDS": "PoolDrainObjectiveSecondsSetting",
     }
 )
 

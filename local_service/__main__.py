@@ -19,13 +19,18 @@ def main() -> int:
     parser.add_argument("--max-workers", type=int, default=defaults.max_workers)
     parser.add_argument("--idle-seconds", type=float, default=defaults.idle_seconds,
                         help="a worker idle this long with an empty queue ends its instance")
+    parser.add_argument("--warm-pool-size", type=int, default=defaults.warm_pool_size,
+                        help="leaving workers stop into a pool of this many, started again before new launches")
+    parser.add_argument("--hibernate", action="store_true",
+                        help="a pooled worker's process is paused, models loaded, rather than ended")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("werkzeug", "transitions", "botocore", "chalice", "moto"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     options = LocalOptions(
-        api_port=args.port, moto_port=args.moto_port, max_workers=args.max_workers, idle_seconds=args.idle_seconds
+        api_port=args.port, moto_port=args.moto_port, max_workers=args.max_workers, idle_seconds=args.idle_seconds,
+        warm_pool_size=args.warm_pool_size, hibernate=args.hibernate,
     )
     service = LocalService(options)
     stopped = threading.Event()

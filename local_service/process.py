@@ -68,7 +68,7 @@ def stop(process: subprocess.Popen, log_path: Path) -> None:
 @contextmanager
 def local_service(log_path: Path, idle_seconds: float, *, ready_path: str = "/app",
                   start_timeout: float = 120.0, sigint_ignored: bool = False,
-                  max_workers: int | None = None) -> Iterator[RunningService]:
+                  max_workers: int | None = None, extra_args: tuple[str, ...] = ()) -> Iterator[RunningService]:
     """The running service once `ready_path` answers; Ctrl-C (SIGINT) stops it, as a person does.
 
     `sigint_ignored` starts it the way a script's `make run &` does, with SIGINT inherited as ignored.
@@ -77,7 +77,8 @@ def local_service(log_path: Path, idle_seconds: float, *, ready_path: str = "/ap
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "local_service", "--port", str(api_port), "--moto-port", str(moto_port),
-             "--idle-seconds", str(idle_seconds), *(["--max-workers", str(max_workers)] if max_workers else [])],
+             "--idle-seconds", str(idle_seconds), *(["--max-workers", str(max_workers)] if max_workers else []),
+             *extra_args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "FACEREC_MODEL": "dlib"},
             start_new_session=True, preexec_fn=_ignore_sigint if sigint_ignored else None,
         )

@@ -66,6 +66,10 @@ class LocalOptions:
     # Each worker process holds a model (about 1 GB): a laptop's fleet stays small.
     max_workers: int = 2
     idle_seconds: float = 30.0
+    # Leaving workers stop into a warm pool of this many instances (their processes end, or are
+    # paused when `hibernate`), and the scale-up task starts them again before it launches new ones.
+    warm_pool_size: int = 0
+    hibernate: bool = False
     admin_token: str = "local-admin-token"
     schedule_seconds: float = 60.0
     # Lambda's SQS event source starts with 5 batches at once and adds more while the queue grows.
@@ -106,6 +110,7 @@ class LocalService:
         environment = {
             **self.stack.app_environment(),
             "FACEREC_MAX_WORKERS": str(options.max_workers),
+            "FACEREC_WARM_POOL_SIZE": str(options.warm_pool_size),
             "FACEREC_ADMIN_TOKEN": options.admin_token,
             "FACEREC_COMPAT_WAIT_SECONDS": str(options.compat_wait_seconds),
             "FACEREC_COMPAT_POLL_SECONDS": str(options.compat_poll_seconds),
@@ -128,7 +133,11 @@ class LocalService:
         worker_env = {
             **os.environ,
             **environment,
+            # `--idle-seconds` is the idle time, whatever the waits between photos were: the
+            # idle rule's longer waits for a trickle are for EC2's boot times, not these.
             "FACEREC_WORKER_IDLE_SECONDS": str(options.idle_seconds),
+            "FACEREC_WORKER_IDLE_MAX_SECONDS": str(options.idle_seconds),
+            "FACEREC_WORKER_HIBERNATE": str(options.hibernate).lower(),
             "FACEREC_WORKER_POLL_WAIT_SECONDS": "2",
             # The fleet's workers share this machine's cores.
             "FACEREC_THREADS": str(max(1, cores // options.max_workers)),

@@ -17,9 +17,9 @@ from .cost import WORKFLOW_TYPES, comparison, ec2_usd, load_prices
 from .engine_rate import load_engine_rate
 from .params import FleetModel, SimParams, WorkerModel
 from .plots import plot_scenario
-from .report import cost_table, policy_table, sensitivity_table, targets_table
-from .run import check_targets, run_scenario, target_sensitivity
-from .scenarios import SCENARIOS, SENSITIVITY_SCENARIOS, SENSITIVITY_TARGETS
+from .report import cost_table, policy_table, sweep_table, targets_table
+from .run import check_targets, run_scenario, sweep
+from .scenarios import SCENARIOS, SWEEPS
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
 COST_SCENARIO = "steady-1000"
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="facenet", choices=("facenet", "dlib"))
     parser.add_argument("--workload", default="course", choices=("course", "frame"))
     parser.add_argument("--scenarios", default="", help="comma-separated names; all when empty")
+    parser.add_argument("--no-sweeps", action="store_true", help="skip ours under other settings and timings")
     parser.add_argument("--cold-start", type=float, default=FleetModel.cold_start_s, help="launch to ready, seconds")
     parser.add_argument("--warm-start", type=float, default=FleetModel.warm_start_s,
                         help="StartInstances on a pooled worker to polling, seconds")
@@ -99,10 +100,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{name} {t['STANDARD']:.2f} / {t['EXPRESS']:.2f}" for name, t in report["cost"]["total_by_scenario"].items()))
     report["targets"] = check_targets(results, report.get("cost"), deployed_workflow_type())
     print(f"\n### Targets\n\n{targets_table(report['targets'])}")
-    sensitive = [s for s in chosen if s.name in SENSITIVITY_SCENARIOS]
-    if sensitive:
-        report["target_sensitivity"] = target_sensitivity(params, sensitive, SENSITIVITY_TARGETS)
-        print(f"\n### Ours with other targets\n\n{sensitivity_table(report['target_sensitivity'])}")
+    if not args.no_sweeps:
+        report["sweeps"] = {}
+        for swept in SWEEPS:
+            scenarios = [s for s in chosen if s.name in swept.scenarios]
+            if scenarios:
+                report["sweeps"][swept.name] = {"field": swept.field, "by_value": sweep(params, scenarios, swept)}
+                print(f"\n### Ours with other {swept.field} ({swept.name})\n\n{sweep_table(report['sweeps'][swept.name]['by_value'])}")
     report["wall_s"] = round(time.perf_counter() - started, 1)
     if COST_SCENARIO in results:
         report["wall_s_steady_1000_ours"] = results[COST_SCENARIO]["ours"]["wall_s"]

@@ -21,14 +21,15 @@ WORKLOADS = {
 BATCHED_KEY = "batched_10_photos_per_second"
 SINGLE_KEY = "one_at_a_time_photos_per_second"
 
-# Measured here (2 cores) by bench/engine.py, mid-range of repeated runs: photos/s in batches of 10.
-# The one-at-a-time rate was not recorded with them, so without the file batches cost the same
-# per photo whatever their size.
+# Measured here (2 cores) by `make bench-engine` on 2026-12-01 with the default YuNet detector
+# (docs/figures/bench-engine-2026-12-01.json): photos/s in batches of 10. The one-at-a-time rate is
+# in that file but not used without it, so without the file batches cost the same per photo
+# whatever their size.
 DEFAULT_RATES: dict[tuple[str, str], float] = {
-    ("facenet", "course"): 65.0,
-    ("dlib", "course"): 22.0,
-    ("facenet", "frame"): 9.5,
-    ("dlib", "frame"): 9.5,
+    ("facenet", "course"): 21.55,
+    ("dlib", "course"): 64.81,
+    ("facenet", "frame"): 8.48,
+    ("dlib", "frame"): 12.57,
 }
 DEFAULT_BENCH_CORES = 2
 

@@ -34,12 +34,13 @@ class WorkerModel:
     # Engine time per batch, fixed and per photo (EngineRate.batch_seconds).
     batch_fixed_s: float = 0.0
     photo_s: float = 1 / 65
-    # processor.py runs a batch's AWS calls side by side, so a batch waits for a chain of round
-    # trips whatever its size: receive, the claims (DynamoDB), HEAD and GET of the photos and the
-    # gallery's freshness (S3), the results (S3 PUT), the outcomes (DynamoDB), the delete (SQS).
-    # Assumed, not measured (no AWS here): about 15 ms per DynamoDB or SQS call and 30-60 ms per
-    # S3 request inside a Region; `make bench-sim` sweeps it (io_sweep in out/sim.json).
-    photo_io_s: float = 0.0
+    # A batch's AWS calls are a chain of round trips whatever its size (processor.py runs each
+    # step's calls side by side): receive, the claims (DynamoDB), HEAD and GET of the photos (S3),
+    # then the results (S3 PUT), the outcomes (DynamoDB), the delete (SQS). The worker prepares
+    # the next batch (the first half of the chain) and finishes the last one (the second half)
+    # while its engine works on this one (worker.py), so a batch holds the worker for the longest
+    # of the three. Assumed, not measured (no AWS here): ~15 ms per DynamoDB or SQS call and
+    # 30-60 ms per S3 request inside a Region; `make bench-sim` sweeps it (io_sweep in out/sim.json).
     batch_io_s: float = 0.2
     settings: WorkerSettings = field(default_factory=WorkerSettings)
 
@@ -50,11 +51,14 @@ class WorkerModel:
         return cls(cores=cores, batch_fixed_s=fixed, photo_s=per_photo, **overrides)
 
     def service_s(self, photos: int) -> float:
-        return self.batch_io_s + self.batch_fixed_s + photos * (self.photo_s + self.photo_io_s)
+        return max(self.batch_io_s / 2, self.engine_s(photos))
+
+    def engine_s(self, photos: int) -> float:
+        return self.batch_fixed_s + photos * self.photo_s
 
     def engine_s_per_photo(self, photos: int = 10) -> float:
         """The engine's own time per photo in a batch of `photos`: what a fully busy worker bills."""
-        return self.batch_fixed_s / photos + self.photo_s
+        return self.engine_s(photos) / photos
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["cost_table", "policy_table", "sensitivity_table", "targets_table"]
+__all__ = ["cost_table", "policy_table", "sweep_table", "targets_table"]
 
 _COLUMNS = (
     ("policy", "policy"),
@@ -57,11 +57,14 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def sensitivity_table(sensitivity: dict[str, dict[str, dict[str, Any]]]) -> str:
-    scenarios = list(next(iter(sensitivity.values())))
-    rows = ["| target messages/worker | " + " | ".join(f"{s}: p95 s / instance-s" for s in scenarios) + " |",
+def sweep_table(table: dict[str, dict[str, dict[str, Any]]]) -> str:
+    scenarios = list(next(iter(table.values())))
+    rows = ["| value | " + " | ".join(f"{s}: p95 s / billed ÷ engine / back to zero s" for s in scenarios) + " |",
             "|---|" + "---|" * len(scenarios)]
-    for target, by_scenario in sensitivity.items():
-        cells = [f"{_cell(f['p95_s'])} / {_cell(f['instance_seconds_billed'])}" for f in by_scenario.values()]
-        rows.append(f"| {target} | " + " | ".join(cells) + " |")
+    for value, by_scenario in table.items():
+        cells = [
+            f"{_cell(f['p95_s'])} / {_cell(f['billed_per_engine_time'])} / {_cell(f['back_to_zero_s'])}"
+            for f in by_scenario.values()
+        ]
+        rows.append(f"| {value} | " + " | ".join(cells) + " |")
     return "\n".join(rows)

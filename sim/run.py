@@ -9,10 +9,10 @@ from typing import Any
 from .metrics import Timeline, summarize, timeline
 from .params import SimParams
 from .policies import POLICIES
-from .scenarios import Scenario
+from .scenarios import Scenario, Sweep
 from .simulator import Simulation
 
-__all__ = ["PolicyRun", "check_targets", "run_scenario", "target_sensitivity"]
+__all__ = ["SWEPT_FIGURES", "PolicyRun", "check_targets", "run_scenario", "sweep"]
 
 P95_TARGET_S = 60.0
 BACK_TO_ZERO_TARGET_S = 15.0
@@ -65,18 +65,22 @@ def run_scenario(base: SimParams, scenario: Scenario) -> list[PolicyRun]:
     return runs
 
 
-def target_sensitivity(base: SimParams, scenarios: list[Scenario], objectives: tuple[float, ...]) -> dict[str, Any]:
-    """Ours under other drain objectives: the knob between latency and cost."""
+def sweep(base: SimParams, scenarios: list[Scenario], swept: Sweep) -> dict[str, Any]:
+    """Ours with `swept`'s field at each of its values: {value: {scenario: figures}}."""
     table: dict[str, Any] = {}
-    for objective in objectives:
-        params = base.with_settings(drain_objective_seconds=objective)
+    for value in swept.values:
+        params = {
+            "settings": lambda: base.with_settings(**{swept.field: value}),
+            "worker": lambda: replace(base, worker=replace(base.worker, **{swept.field: value})),
+            "fleet": lambda: base.with_fleet(**{swept.field: value}),
+        }[swept.where]()
         for scenario in scenarios:
             (ours,) = run_scenario(params, replace(scenario, policies=("ours",)))
-            figures = ours.figures
-            table.setdefault(str(objective), {})[scenario.name] = {
-                key: figures[key] for key in ("p50_s", "p95_s", "peak_workers", "instance_seconds_billed", "billed_per_engine_time")
-            }
+            table.setdefault(str(value), {})[scenario.name] = {key: ours.figures[key] for key in SWEPT_FIGURES}
     return table
+
+
+SWEPT_FIGURES = ("p50_s", "p95_s", "peak_workers", "instance_seconds_billed", "billed_per_engine_time", "back_to_zero_s")
 
 
 def check_targets(results: dict[str, dict[str, dict[str, Any]]], cost: dict[str, Any] | None, deployed_workflow: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import traces
 
-__all__ = ["SCENARIOS", "SENSITIVITY_SCENARIOS", "SENSITIVITY_TARGETS", "WARM_POOL_LEAD_S", "Scenario"]
+__all__ = ["SCENARIOS", "SWEEPS", "WARM_POOL_LEAD_S", "Scenario", "Sweep"]
 
 # How long a stage with a warm pool has been up before its trace starts.
 WARM_POOL_LEAD_S = 300.0
@@ -61,6 +61,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         lambda: traces.shifted(traces.burst(100, within_s=1.0), WARM_POOL_LEAD_S),
         max_workers=15,
         stage={"warm_pool_size": 15},
+        # The pool is the service's own (StartInstances from the fleet plan): only ours has one.
+        policies=("ours",),
     ),
     Scenario(
         "day",
@@ -81,9 +83,30 @@ SCENARIOS: tuple[Scenario, ...] = (
         lambda: traces.shifted(traces.spike_after_idle(20, idle_s=900, per_second=300, spike_s=20), WARM_POOL_LEAD_S),
         max_workers=100,
         stage={"warm_pool_size": 20},
+        policies=("ours",),
     ),
 )
 
-# Ours again with other drain objectives (seconds), on the traces where the fleet size matters.
-SENSITIVITY_TARGETS = (5.0, 10.0, 20.0, 40.0)
-SENSITIVITY_SCENARIOS = ("course-burst", "steady-1000", "step-down", "spike-after-idle")
+
+@dataclass(frozen=True)
+class Sweep:
+    """Ours again with one setting or assumed timing at other values, on the traces it matters to."""
+
+    name: str
+    # "settings", "worker" (WorkerModel) or "fleet" (FleetModel): where the value goes.
+    where: str
+    field: str
+    values: tuple[float, ...]
+    scenarios: tuple[str, ...]
+
+
+SWEEPS: tuple[Sweep, ...] = (
+    # The knob between latency and cost.
+    Sweep("drain_objective", "settings", "drain_objective_seconds", (15.0, 20.0, 30.0, 45.0),
+          ("course-burst", "steady-1000", "step-down")),
+    # The timings the simulator assumes (sim/README.md says where each default comes from).
+    Sweep("io_sweep", "worker", "batch_io_s", (0.1, 0.2, 0.4), ("steady-1000", "step-down")),
+    Sweep("cold_start_sweep", "fleet", "cold_start_s", (20.0, 30.0, 60.0), ("course-burst", "steady-1000")),
+    Sweep("warm_start_sweep", "fleet", "warm_start_s", (4.0, 8.0, 16.0),
+          ("course-burst-warm-pool", "spike-after-idle-warm-pool")),
+)

@@ -10,8 +10,8 @@ an empty long poll it is idle since it last had work, its long polls shrink to t
 and it ends itself once idle for as long as facerec_worker.leaving.IdleRule says, with nothing
 visible or in flight (lifecycle.py's guards). Between batches it asks the real
 leaving.Retirement whether it is surplus, against the real fleet plan; a leaving worker claims a
-warm-pool slot on the plan and stops, or terminates. The plan and the lease live in moto's
-DynamoDB (`tables.py`), so every conditional write is judged as DynamoDB judges it.
+warm-pool slot on the plan and stops, or terminates. The plan and the lease live on moto's
+DynamoDB engine (`tables.py`), so every conditional write is judged as DynamoDB judges it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from chalicelib.contract.fleet_plan import FleetPlanStore
-from facerec_worker.leaving import BusyMeter, IdleRule, Retirement, RetirementRule
+from facerec_worker.leaving import ArrivalGaps, BusyMeter, IdleRule, Retirement, RetirementRule
 
 from .ec2 import Instance, SimEc2
 from .params import SimParams
@@ -64,8 +64,8 @@ class Worker:
     poll_deadline: float = 0.0
     wake_token: int = 0
     batch: tuple[int, int] = (0, 0)
-    # The recent waits for work, which the idle rule reads.
-    waits: deque[float] = field(default_factory=deque)
+    # The recent gaps between the uploads it took, which the idle rule reads.
+    arrivals: ArrivalGaps = field(default_factory=lambda: ArrivalGaps(0))
 
 
 @dataclass
@@ -122,10 +122,7 @@ class Simulation:
         upload: a policy may never launch for a small backlog, and its jobs then stay unfinished
         (NaN finish times), with the workers still alive billed up to that moment."""
         self.horizon_s = float(self.uploads[-1]) + grace_s
-        try:
-            self._run()
-        finally:
-            self.tables.close()
+        self._run()
         return self
 
     def _run(self) -> None:
@@ -172,7 +169,7 @@ class Simulation:
             clock=clock,
             wall_ms=lambda: int(self.now * 1000),
         )
-        worker = Worker(instance, retirement, waits=deque(maxlen=self._idle_rule.remembered))
+        worker = Worker(instance, retirement, arrivals=ArrivalGaps(self._idle_rule.remembered))
         self.workers.append(worker)
         self._push(instance.ready_s, _READY, worker)
 
@@ -183,7 +180,7 @@ class Simulation:
         self._receive(worker)
 
     def _idle_limit(self, worker: Worker) -> float:
-        return self._idle_rule.limit(worker.waits)
+        return self._idle_rule.limit(worker.arrivals.gaps)
 
     def _receive(self, worker: Worker) -> None:
         self.counts["sqs_receive"] += 1
@@ -243,8 +240,11 @@ class Simulation:
         self.in_flight += count
         self.take_times.append(self.now)
         self.take_totals.append(self.taken)
-        worker.waits.append(self.now - worker.last_busy)
-        worker.retirement.meter.begin()
+        # A message's SentTimestamp is when it became visible here.
+        worker.arrivals.saw(self.visible_at[start : start + count].tolist())
+        # The worker measures how busy its engine is (worker.py): the I/O it overlaps is not work
+        # a smaller fleet would be short of.
+        worker.retirement.meter.record(self.now, self.now + self.params.worker.engine_s(count))
         worker.state, worker.idle_since, worker.batch = "processing", None, (start, start + count)
         self._push(self.now + self.params.worker.service_s(count), _BATCH_DONE, worker)
 
@@ -256,7 +256,6 @@ class Simulation:
         self.finished += end - start
         self.counts["sqs_delete_batch"] += 1
         self.counts["batches"] += 1
-        worker.retirement.meter.end()
         worker.state, worker.last_busy = "polling", self.now
         if worker.retirement.claim_if_surplus():
             self.counts["retirements"] += 1

@@ -1,45 +1,98 @@
-"""The leases table in moto's in-process DynamoDB: the scale-up lease and the fleet plan, judged as
+"""The leases table on moto's DynamoDB engine: the scale-up lease and the fleet plan, judged as
 DynamoDB judges conditional writes, at simulated time (the callers pass their own clock).
 
-moto's patch is started without a reset and stopped without removing data, so a simulation in a
-process that also runs a moto server (the test suite) leaves that server's resources alone; each
-simulation's table has a name of its own and is deleted at the end.
+The table lives in a DynamoDB backend of the simulation's own, called directly: the real `Lease`
+and `FleetPlanStore` hand it the same keys, expressions and values as they hand AWS, and moto's
+engine parses and evaluates them. Only the wire is skipped (boto3's typed JSON in and out, which
+`TypeSerializer`/`TypeDeserializer` do here): through moto's request dispatch a round cost about
+20 ms of serialising, and the 1000 uploads/s trace took minutes instead of seconds. A backend of
+its own also leaves alone any moto server running in the same process (the test suite's).
 """
 
 from __future__ import annotations
 
-import uuid
+from collections import Counter
 from typing import Any
 
-import boto3
-from moto import mock_aws
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+from moto.dynamodb.exceptions import DynamodbException
+from moto.dynamodb.models import DynamoDBBackend
 
-__all__ = ["SimTables"]
+__all__ = ["BackendTable", "SimTables"]
 
-_REGION = "us-east-1"
+_REGION, _ACCOUNT = "us-east-1", "123456789012"
+_SERIALIZE, _DESERIALIZE = TypeSerializer().serialize, TypeDeserializer().deserialize
+
+
+class BackendTable:
+    """The calls of boto3's Table that `Lease` and `FleetPlanStore` make, on a moto backend."""
+
+    def __init__(self, backend: DynamoDBBackend, name: str) -> None:
+        self._backend = backend
+        self.name = name
+        self.calls: Counter[str] = Counter()
+
+    def get_item(self, *, Key: dict[str, Any], **_: Any) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+        self.calls["GetItem"] += 1
+        item = self._backend.get_item(self.name, _typed(Key))
+        return {"Item": _plain(item.to_json()["Attributes"])} if item is not None else {}
+
+    def update_item(  # noqa: N803
+        self,
+        *,
+        Key: dict[str, Any],
+        UpdateExpression: str,
+        ConditionExpression: str | None = None,
+        ExpressionAttributeNames: dict[str, str] | None = None,
+        ExpressionAttributeValues: dict[str, Any] | None = None,
+        ReturnValues: str = "NONE",
+    ) -> dict[str, Any]:
+        self.calls["UpdateItem"] += 1
+        try:
+            item = self._backend.update_item(
+                self.name,
+                _typed(Key),
+                UpdateExpression,
+                ExpressionAttributeNames or {},
+                _typed(ExpressionAttributeValues or {}),
+                condition_expression=ConditionExpression,
+            )
+        except DynamodbException as exc:
+            # moto's error type names DynamoDB's error code, as its server would answer.
+            raise ClientError({"Error": {"Code": exc.error_type.split("#")[-1], "Message": exc.message}}, "UpdateItem") from exc
+        return {"Attributes": _plain(item.to_json()["Attributes"])} if ReturnValues == "ALL_NEW" else {}
 
 
 class SimTables:
+    """The leases table of one simulation."""
+
     def __init__(self) -> None:
-        self._mock = mock_aws()
-        self._mock.start(reset=False)
-        session = boto3.session.Session(aws_access_key_id="sim", aws_secret_access_key="sim", region_name=_REGION)
-        self._dynamodb = session.resource("dynamodb")
-        self.leases: Any = self._dynamodb.create_table(
-            TableName=f"sim-leases-{uuid.uuid4().hex[:12]}",
-            KeySchema=[{"AttributeName": "lease_name", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "lease_name", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
+        backend = DynamoDBBackend(_REGION, _ACCOUNT)
+        backend.create_table(
+            "sim-leases",
+            schema=[{"AttributeName": "lease_name", "KeyType": "HASH"}],
+            throughput=None,
+            attr=[{"AttributeName": "lease_name", "AttributeType": "S"}],
+            global_indexes=None,
+            indexes=None,
+            streams=None,
+            billing_mode="PAY_PER_REQUEST",
+            sse_specification=None,
+            tags=[],
+            deletion_protection_enabled=False,
+            warm_throughput=None,
         )
-        self.calls: dict[str, int] = {"GetItem": 0, "UpdateItem": 0}
-        self.leases.meta.client.meta.events.register("before-call.dynamodb.*", self._count)
+        self.leases = BackendTable(backend, "sim-leases")
 
-    def _count(self, model: Any, **_: Any) -> None:
-        self.calls[model.name] = self.calls.get(model.name, 0) + 1
+    @property
+    def calls(self) -> Counter[str]:
+        return self.leases.calls
 
-    def close(self) -> None:
-        """Safe to call twice."""
-        if self._mock is not None:
-            self.leases.delete()
-            self._mock.stop(remove_data=False)
-            self._mock = None
+
+def _typed(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: _SERIALIZE(value) for key, value in values.items()}
+
+
+def _plain(attributes: dict[str, Any]) -> dict[str, Any]:
+    return {key: _DESERIALIZE(value) for key, value in attributes.items()}

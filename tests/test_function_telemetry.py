@@ -46,9 +46,15 @@ def test_a_scale_up_round_in_lambda_writes_its_decision_as_metrics_in_the_stages
     assert directive["Namespace"] == metrics_namespace(stack.prefix)
     assert directive["Dimensions"] == [[]]  # what the alarms and the dashboard read
     names = {m["Name"] for m in directive["Metrics"]}
-    assert names == {m.value for m in (Metric.SCALE_UP_BACKLOG, Metric.SCALE_UP_LIVE, Metric.SCALE_UP_LAUNCHED, Metric.FLEET_SIZE)}
+    assert names == {
+        m.value
+        for m in (Metric.SCALE_UP_BACKLOG, Metric.SCALE_UP_LIVE, Metric.SCALE_UP_LAUNCHED, Metric.SCALE_UP_STARTED, Metric.FLEET_SIZE)
+    }
     values = {name: line[name] for name in names}
-    assert values == {"ScaleUpBacklog": [1.0], "ScaleUpLiveWorkers": [0.0], "ScaleUpLaunched": [1.0], "FleetSize": [1.0]}
+    assert values == {
+        "ScaleUpBacklog": [1.0], "ScaleUpLiveWorkers": [0.0], "ScaleUpLaunched": [1.0], "ScaleUpStartedFromPool": [0.0],
+        "FleetSize": [1.0],
+    }
 
 
 def test_outside_lambda_a_round_writes_no_metric_line(stack, app_module, capsys):

@@ -45,8 +45,11 @@ class Settings(StageSettings):
     # Scaling out: enough workers to drain the backlog (waiting or in flight) within this many seconds
     # at a worker's rate, never more than max_workers. The rate is the engine's measured photos/s on
     # the worker's instance type (README: yunet + facenet on course photos, c6i.large-sized 2 cores).
-    drain_objective_seconds: float = setting("FACEREC_DRAIN_OBJECTIVE_SECONDS", 20.0)
+    drain_objective_seconds: float = setting("FACEREC_DRAIN_OBJECTIVE_SECONDS", 30.0)
     worker_photos_per_second: float = setting("FACEREC_WORKER_PHOTOS_PER_SECOND", 21.6)
+    # Pooled workers start in seconds, not the half minute of a launch, and cost nothing until
+    # then: they are started to drain the backlog within this shorter objective.
+    pool_drain_objective_seconds: float = setting("FACEREC_POOL_DRAIN_OBJECTIVE_SECONDS", 4.0)
     max_workers: int = setting("FACEREC_MAX_WORKERS", 20)
     # At most one scale-up round (one DescribeInstances, at most one RunInstances) per interval.
     scale_up_interval_seconds: int = setting("FACEREC_SCALE_UP_INTERVAL_SECONDS", 1)

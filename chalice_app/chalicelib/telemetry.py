@@ -43,7 +43,8 @@ def job_of_upload(key: str) -> AbstractContextManager[None]:
 
 
 def put_scale_up_metrics(result: ScaleUpResult, stage_prefix: str, environ: Mapping[str, str] = os.environ) -> None:
-    """What a round saw (backlog, live workers) and did (launched), and the fleet it leaves; a
+    """What a round saw (backlog, live workers) and did (launched, started from the warm pool), and
+    the fleet it leaves; a
     run that found another holding the lease counted nothing and reports nothing."""
     if not result.counted or not in_lambda(environ):
         return
@@ -51,7 +52,8 @@ def put_scale_up_metrics(result: ScaleUpResult, stage_prefix: str, environ: Mapp
         (Metric.SCALE_UP_BACKLOG, result.backlog),
         (Metric.SCALE_UP_LIVE, result.live),
         (Metric.SCALE_UP_LAUNCHED, result.launched),
-        (Metric.FLEET_SIZE, result.live + result.launched),
+        (Metric.SCALE_UP_STARTED, result.started),
+        (Metric.FLEET_SIZE, result.live + result.launched + result.started),
     ))
 
 

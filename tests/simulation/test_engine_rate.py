@@ -26,5 +26,12 @@ def test_two_measurements_fix_the_fixed_and_per_photo_time(tmp_path):
     assert fixed + 10 * per_photo == pytest.approx(0.25)  # ten at 40/s
     _, faster_per_photo = rate.batch_seconds(worker_cores=4)
     assert faster_per_photo == pytest.approx(per_photo / 2)
-    worker = WorkerModel.from_engine(rate, photo_io_s=0.0, batch_io_s=0.0)
+    worker = WorkerModel.from_engine(rate, batch_io_s=0.0)
     assert worker.service_s(10) == pytest.approx(0.25)
+
+
+def test_a_batch_holds_the_worker_for_its_engine_time_or_half_its_io_chain_whichever_is_longer():
+    worker = WorkerModel(batch_fixed_s=0.05, photo_s=0.02, batch_io_s=0.2)
+    assert worker.service_s(10) == pytest.approx(0.25)  # the engine: 0.05 + 10 x 0.02
+    assert worker.service_s(1) == pytest.approx(0.1)  # the I/O it overlaps: half the chain
+    assert worker.engine_s_per_photo(10) == pytest.approx(0.025)

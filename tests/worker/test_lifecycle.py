@@ -37,8 +37,9 @@ class World:
         return self.fleet_spares_one
 
     def batch(self, lifecycle: Lifecycle, *, arrives_after: float, takes: float = 1.0) -> None:
-        """A batch `arrives_after` seconds without work, then `takes` seconds to process."""
+        """A photo uploaded `arrives_after` seconds without work, taken at once, `takes` seconds to process."""
         self.now += arrives_after
+        lifecycle.arrivals.saw([self.now])
         lifecycle.received()
         self.now += takes
         lifecycle.finished_batch()
@@ -123,11 +124,11 @@ def test_sigterm_drains_between_batches_then_terminates(world):
     assert lifecycle.state == "terminated"
 
 
-def test_a_trickle_of_work_keeps_an_idle_worker_for_twice_its_longest_recent_wait(world):
+def test_a_trickle_of_work_keeps_an_idle_worker_for_twice_its_longest_recent_gap(world):
     lifecycle = world.lifecycle(idle_seconds=5, idle_max_seconds=60)
     lifecycle.booted()
     for _ in range(3):
-        world.batch(lifecycle, arrives_after=20)  # a photo every 21 s
+        world.batch(lifecycle, arrives_after=19)  # a photo every 20 s
     lifecycle.found_queue_empty()
     assert lifecycle.idle_remaining() == 40
     world.now += 39
@@ -153,9 +154,27 @@ def test_the_end_of_a_burst_ends_the_worker_after_the_floor(world):
 def test_the_idle_time_never_exceeds_its_maximum(world):
     lifecycle = world.lifecycle(idle_seconds=5, idle_max_seconds=60)
     lifecycle.booted()
+    world.batch(lifecycle, arrives_after=0)
     world.batch(lifecycle, arrives_after=300)
     lifecycle.found_queue_empty()
     assert lifecycle.idle_remaining() == 60
+
+
+def test_a_worker_that_boots_into_a_trickles_backlog_keeps_the_trickles_rhythm(world):
+    """Photos 25 s apart queued while it booted: no wait for work, yet the gaps are the trickle's."""
+    lifecycle = world.lifecycle(idle_seconds=5, idle_max_seconds=60)
+    lifecycle.booted()
+    lifecycle.arrivals.saw([world.now - 25, world.now])
+    lifecycle.received()
+    lifecycle.finished_batch()
+    assert lifecycle.idle_remaining() == 50
+
+
+def test_a_redelivered_message_adds_no_gap(world):
+    lifecycle = world.lifecycle(idle_seconds=5, idle_max_seconds=60)
+    lifecycle.arrivals.saw([100.0, 101.0])
+    lifecycle.arrivals.saw([40.0])
+    assert list(lifecycle.arrivals.gaps) == [1.0]
 
 
 def test_an_idle_worker_the_fleet_cannot_spare_stays(world):
@@ -195,9 +214,10 @@ def test_a_leaving_worker_stops_into_the_pool_and_resumes_polling(world):
     assert lifecycle.state == "polling"
 
 
-def test_a_resumed_worker_forgets_the_waits_before_it_stopped(world):
+def test_a_resumed_worker_forgets_the_gaps_before_it_stopped(world):
     lifecycle = world.lifecycle(idle_seconds=5, idle_max_seconds=60)
     lifecycle.booted()
+    world.batch(lifecycle, arrives_after=0)
     world.batch(lifecycle, arrives_after=20)
     lifecycle.retire()
     lifecycle.pooled()

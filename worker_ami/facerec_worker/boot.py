@@ -85,9 +85,9 @@ class Loading(Generic[T]):
 
 
 class LazyClient:
-    """A boto3 client made on its first use. A worker calls EC2 only to end its instance, and
-    EC2's client is the costly one to make: loading its API model is 0.3 s of CPU, which under the
-    interpreter lock the engine's loading would wait for."""
+    """A boto3 client made on its first use. A worker calls EC2 only to end or stop its instance,
+    and EC2's client is the costly one to make: loading its API model is 0.3 s of CPU, which under
+    the interpreter lock the engine's loading would wait for."""
 
     def __init__(self, make: Callable[[], Any]) -> None:
         self._make = make

@@ -3,9 +3,10 @@
 Three rules, each a small object with an injected clock, so the worker loop and the simulator
 (sim/) run the same code:
 
-- `IdleRule`: how long an idle worker waits before it ends. A burst's end gives back its workers
-  within `floor_s`; a steady trickle, whose photos come `gap` seconds apart, keeps one worker
-  waiting up to `factor * gap` (at most `max_s`) instead of paying a boot for each photo.
+- `IdleRule` and `ArrivalGaps`: how long an idle worker waits before it ends. A burst's end gives
+  back its workers within `floor_s`; a steady trickle, whose photos come `gap` seconds apart,
+  keeps one worker waiting up to `factor * gap` (at most `max_s`) instead of paying a boot for
+  each photo.
 - `BusyMeter` and `RetirementRule`: under load SQS spreads messages over every polling worker,
   so none is ever idle and a fleet sized for a peak stays at it. Each worker measures how busy it
   was over the last window; since the queue spreads the load evenly, its own figure stands for the
@@ -23,12 +24,12 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from chalicelib.contract.fleet_plan import FleetPlan, FleetPlanStore
 
-__all__ = ["BusyMeter", "IdleRule", "Retirement", "RetirementRule"]
+__all__ = ["ArrivalGaps", "BusyMeter", "IdleRule", "Retirement", "RetirementRule"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +41,38 @@ class IdleRule:
     floor_s: float
     max_s: float
     factor: float
-    # How many recent waits for work the rule looks at: a trickle is a pattern, not one late photo.
+    # How many recent gaps between uploads the rule looks at: a trickle is a pattern, not one late photo.
     remembered: int = 3
 
-    def limit(self, gaps: deque[float] | list[float]) -> float:
-        """`factor` times the longest recent wait between batches, within [floor_s, max_s]; the
+    def limit(self, gaps: Iterable[float]) -> float:
+        """`factor` times the longest recent gap between uploads, within [floor_s, max_s]; the
         floor wins over a smaller max_s, so a worker never ends sooner than `floor_s` idle."""
         longest = max(gaps, default=0.0)
         return max(self.floor_s, min(self.max_s, self.factor * longest))
+
+
+class ArrivalGaps:
+    """The recent gaps between the uploads this worker took, from each message's SentTimestamp.
+
+    The uploads' own rhythm, not the worker's waits: a worker that boots into a queue a trickle has
+    filled waits for nothing, yet the trickle goes on, one photo every gap; a burst's photos come
+    a fraction of a second apart whatever the fleet. A redelivered message (older than the newest
+    seen) adds no gap.
+    """
+
+    def __init__(self, remembered: int) -> None:
+        self.gaps: deque[float] = deque(maxlen=remembered)
+        self._newest: float | None = None
+
+    def saw(self, sent_at: Iterable[float]) -> None:
+        for moment in sorted(sent_at):
+            if self._newest is not None and moment > self._newest:
+                self.gaps.append(moment - self._newest)
+            self._newest = moment if self._newest is None else max(self._newest, moment)
+
+    def clear(self) -> None:
+        self.gaps.clear()
+        self._newest = None
 
 
 class BusyMeter:
@@ -58,7 +83,7 @@ class BusyMeter:
     """
 
     def __init__(self, window_s: float, clock: Callable[[], float]) -> None:
-        self._window = window_s
+        self.window_s = window_s
         self._clock = clock
         self._spans: deque[tuple[float, float]] = deque()
         self._started = clock()
@@ -73,16 +98,24 @@ class BusyMeter:
 
     def end(self) -> None:
         if self._busy_since is not None:
-            self._spans.append((self._busy_since, self._clock()))
+            self.record(self._busy_since, self._clock())
             self._busy_since = None
+
+    def record(self, begin: float, end: float) -> None:
+        """A busy span known after the fact (the simulator knows when a batch's engine step ends)."""
+        self._spans.append((begin, end))
 
     @property
     def full(self) -> bool:
-        return self._clock() - self._started >= self._window
+        return self.age_s() >= self.window_s
+
+    def age_s(self) -> float:
+        """Seconds since the meter (re)started."""
+        return self._clock() - self._started
 
     def utilization(self) -> float:
         now = self._clock()
-        start = max(self._started, now - self._window)
+        start = max(self._started, now - self.window_s)
         while self._spans and self._spans[0][1] <= start:
             self._spans.popleft()
         busy = sum(min(end, now) - max(begin, start) for begin, end in self._spans)
@@ -99,14 +132,21 @@ class RetirementRule:
     retire_below: float
     min_workers: int
 
-    def surplus(self, plan: FleetPlan, busy: float) -> int:
+    def surplus(self, plan: FleetPlan, busy: float, window_start_ms: int | None = None) -> int:
         """Workers the fleet can spare now; 0 unless this worker is below the line. Retirement never
         takes the fleet below one worker (the idle rule takes the last one), nor below what the
-        round's backlog asks for, nor below the stage's minimum."""
+        round's backlog asks for, nor below the stage's minimum.
+
+        The work measured is `busy` times the fleet that shared it over the window: the workers
+        staying now plus those that claimed a retirement since `window_start_ms` (they worked
+        through the window too), so workers deciding one after another in the same wave agree.
+        """
         staying = plan.staying
         if busy >= self.retire_below or staying <= 1:
             return 0
-        needed = max(1, plan.desired, self.min_workers, math.ceil(staying * busy / self.target))
+        left_since = sum(1 for at in plan.retiring.values() if window_start_ms is not None and at >= window_start_ms)
+        work = (staying + left_since) * busy
+        needed = max(1, plan.desired, self.min_workers, math.ceil(work / self.target))
         return max(0, staying - needed)
 
 
@@ -141,7 +181,6 @@ class Retirement:
         self._wall_ms = wall_ms
         self._next_check = clock()
         self._next_idle_claim = clock()
-        self._staying_seen: int | None = None
         self.plan_reads = 0
 
     def claim_if_surplus(self) -> bool:
@@ -157,14 +196,17 @@ class Retirement:
         self.plan_reads += 1
         if self._wall_ms() - plan.at_ms > self._plan_max_age_ms:
             return False
-        if self._staying_seen is not None and plan.staying != self._staying_seen:
-            # The fleet changed during this window: its figure mixes two fleets. Measure anew.
-            self._staying_seen = plan.staying
+        window_start_ms = int(self._wall_ms() - min(self.meter.age_s(), self.meter.window_s) * 1000)
+        if plan.changed_ms > window_start_ms:
+            # The fleet grew, or retired workers have left, during this window: its figure mixes
+            # two fleets. Measure anew (the damping between two waves of retirements).
             self.meter.restart()
             return False
-        self._staying_seen = plan.staying
-        surplus = self._rule.surplus(plan, busy)
+        surplus = self._rule.surplus(plan, busy, window_start_ms)
         if not surplus:
+            # Nothing to spare: that changes with the fleet or with a window's worth of work, so a
+            # lone or needed worker reads the plan once a window, not every check.
+            self._next_check = now + max(self._check_s, self.meter.window_s)
             return False
         claimed = self._store.claim_retirement(self._instance_id, self._wall_ms(), len(plan.retiring) + surplus)
         if claimed:

@@ -31,12 +31,11 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 
 from transitions import EventData, Machine
 
-from .leaving import IdleRule
+from .leaving import ArrivalGaps, IdleRule
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +108,9 @@ class Lifecycle:
         # end of the first empty long poll, so "idle for N s" is N s without work.
         self.last_busy = clock()
         self.idle_since: float | None = None
-        # The recent waits for work (from the end of a batch, or boot, to the next batch): how
-        # long an idle worker waits follows the pattern of its work, not one late photo.
-        self.waits: deque[float] = deque(maxlen=idle_rule.remembered)
+        # The recent gaps between the uploads it took (the worker feeds it each batch's
+        # SentTimestamps): how long an idle worker waits follows the traffic, not one late photo.
+        self.arrivals = ArrivalGaps(idle_rule.remembered)
         self.machine = Machine(
             model=self,
             states=State,
@@ -126,9 +125,6 @@ class Lifecycle:
     def on_enter_POLLING(self, _event: EventData) -> None:  # noqa: N802 (transitions names it after the state)
         self.last_busy = self._clock()
 
-    def on_enter_PROCESSING(self, _event: EventData) -> None:  # noqa: N802
-        self.waits.append(self._clock() - self.last_busy)
-
     def on_enter_IDLE(self, _event: EventData) -> None:  # noqa: N802
         self.idle_since = self.last_busy
 
@@ -136,21 +132,21 @@ class Lifecycle:
         self.idle_since = None
 
     def on_exit_STOPPED(self, _event: EventData) -> None:  # noqa: N802
-        # A resumed worker was started for new work, like a booted one: the waits before it
+        # A resumed worker was started for new work, like a booted one: the gaps before it
         # stopped belong to the load that let it go.
-        self.waits.clear()
+        self.arrivals.clear()
 
     def idle_limit(self) -> float:
-        """How long this worker may be idle before it ends, from its recent waits for work."""
-        return self._idle_rule.limit(self.waits)
+        """How long this worker may be idle before it ends, from the recent gaps between uploads."""
+        return self._idle_rule.limit(self.arrivals.gaps)
 
     def idle_remaining(self) -> float:
         """Seconds until an idle worker may end; the loop shortens its long poll to this, so
         the fleet is back to zero the idle limit after the last job, not a poll later."""
-        limit = self.idle_limit()
-        if self.idle_since is None:
-            return limit
-        return max(0.0, limit - (self._clock() - self.idle_since))
+        # Idleness counts from the last work, so the first empty poll after a batch is shortened
+        # too: a full 20 s poll there would hold the worker past a shorter idle limit.
+        since = self.last_busy if self.idle_since is None else self.idle_since
+        return max(0.0, self.idle_limit() - (self._clock() - since))
 
     def idle_long_enough(self, _event: EventData) -> bool:
         return self.idle_since is not None and self._clock() - self.idle_since >= self.idle_limit()

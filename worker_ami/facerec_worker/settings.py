@@ -27,11 +27,11 @@ class WorkerSettings(StageSettings):
     idle_gap_factor: float = setting("FACEREC_WORKER_IDLE_GAP_FACTOR", 2.0)
     # Retirement under load (leaving.RetirementRule): over each window a worker less busy than
     # retire_below claims a retirement when the fleet, sized to be retire_target busy, can spare it.
-    retire_window_seconds: float = setting("FACEREC_WORKER_RETIRE_WINDOW_SECONDS", 15.0)
-    retire_below: float = setting("FACEREC_WORKER_RETIRE_BELOW", 0.7)
-    retire_target: float = setting("FACEREC_WORKER_RETIRE_TARGET", 0.85)
+    retire_window_seconds: float = setting("FACEREC_WORKER_RETIRE_WINDOW_SECONDS", 10.0)
+    retire_below: float = setting("FACEREC_WORKER_RETIRE_BELOW", 0.75)
+    retire_target: float = setting("FACEREC_WORKER_RETIRE_TARGET", 0.9)
     # How often a worker below the line reads the fleet plan, and how old a plan may be to act on.
-    retire_check_seconds: float = setting("FACEREC_WORKER_RETIRE_CHECK_SECONDS", 5.0)
+    retire_check_seconds: float = setting("FACEREC_WORKER_RETIRE_CHECK_SECONDS", 2.0)
     plan_max_age_seconds: float = setting("FACEREC_WORKER_PLAN_MAX_AGE_SECONDS", 150.0)
     # Whether the launch template configures hibernation: a pooled worker then keeps its memory
     # (models loaded) and resumes polling where it stopped.

@@ -41,6 +41,9 @@ class FleetPlan:
     live: int = 0
     desired: int = 0
     at_ms: int = 0
+    # When the round last saw the fleet change (workers launched or started, retired workers gone,
+    # workers vanished): a worker's busy figure over a window older than this mixes two fleets.
+    changed_ms: int = 0
     retiring: Mapping[str, int] = field(default_factory=dict)
     pool: Mapping[str, int] = field(default_factory=dict)
 
@@ -57,6 +60,7 @@ class FleetPlan:
             live=int(item.get("live", 0)),
             desired=int(item.get("desired", 0)),
             at_ms=int(item.get("at_ms", 0)),
+            changed_ms=int(item.get("changed_ms", 0)),
             retiring={key: int(value) for key, value in item.get("retiring", {}).items()},
             pool={key: int(value) for key, value in item.get("warm_pool", {}).items()},
         )
@@ -73,9 +77,19 @@ class FleetPlanStore:
         # Consistent: a claim is judged against the counts as they are, not a replica's.
         return FleetPlan.from_item(self._table.get_item(Key=self._key, ConsistentRead=True).get("Item"))
 
-    def publish(self, *, live: int, desired: int, now_ms: int, forget: Iterable[str] = (), unpool: Iterable[str] = ()) -> None:
+    def publish(
+        self,
+        *,
+        live: int,
+        desired: int,
+        now_ms: int,
+        forget: Iterable[str] = (),
+        unpool: Iterable[str] = (),
+        changed: bool = False,
+    ) -> None:
         """The round's counts; `forget` leaves `retiring` (no longer live: their claim is spent),
-        `unpool` leaves `pool` (gone from EC2, or no longer stopped)."""
+        `unpool` leaves `pool` (gone from EC2, or no longer stopped); `changed` stamps `changed_ms`:
+        the fleet is not what the plan said (launched or started workers, leavers gone)."""
         names: dict[str, str] = {}
         removes = []
         for index, instance_id in enumerate(forget):
@@ -85,16 +99,17 @@ class FleetPlanStore:
             names[f"#u{index}"] = instance_id
             removes.append(f"warm_pool.#u{index}")
         extra: dict[str, Any] = {}
+        stamp = ", changed_ms = :now" if changed else ""
         if removes:
             # Entries to remove were read from the maps, so they exist; DynamoDB refuses a SET of
             # a map and a REMOVE inside it in one expression.
-            update = "SET live = :live, desired = :desired, at_ms = :now REMOVE " + ", ".join(removes)
+            update = f"SET live = :live, desired = :desired, at_ms = :now{stamp} REMOVE " + ", ".join(removes)
             extra["ExpressionAttributeNames"] = names
             values: dict[str, Any] = {}
         else:
             # The maps must exist before claims can set entries in them path by path.
             update = (
-                "SET live = :live, desired = :desired, at_ms = :now, "
+                f"SET live = :live, desired = :desired, at_ms = :now{stamp}, "
                 "retiring = if_not_exists(retiring, :empty), warm_pool = if_not_exists(warm_pool, :empty)"
             )
             values = {":empty": {}}

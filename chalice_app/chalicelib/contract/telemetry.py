@@ -25,6 +25,8 @@ class Metric(Enum):
     SCALE_UP_BACKLOG = "ScaleUpBacklog"
     SCALE_UP_LIVE = "ScaleUpLiveWorkers"
     SCALE_UP_LAUNCHED = "ScaleUpLaunched"
+    # Pooled (stopped) workers started instead of launching new ones.
+    SCALE_UP_STARTED = "ScaleUpStartedFromPool"
     FLEET_SIZE = "FleetSize"
 
     @property

