@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from chalicelib.contract.fleet_plan import FleetPlanStore
-from facerec_worker.leaving import ArrivalGaps, BusyMeter, IdleRule, Retirement, RetirementRule
+from facerec_worker.leaving import ArrivalGaps, IdleRule, Retirement
 
 from .ec2 import Instance, SimEc2
 from .params import SimParams
@@ -97,9 +97,7 @@ class Simulation:
         self.ec2 = SimEc2(self.params.fleet, clock=lambda: self.now, on_launch=self._boot)
         self.tables = SimTables()
         self.plan = FleetPlanStore(self.tables.leases)
-        worker = self.params.worker.settings
-        self._idle_rule = IdleRule(worker.idle_seconds, worker.idle_max_seconds, worker.idle_gap_factor)
-        self._retirement_rule = RetirementRule(worker.retire_target, worker.retire_below, worker.min_workers)
+        self._idle_rule = IdleRule.from_settings(self.params.worker.settings)
 
     # What controllers observe ------------------------------------------------------------
 
@@ -157,16 +155,12 @@ class Simulation:
     # The workers' loop ------------------------------------------------------------------------
 
     def _boot(self, instance: Instance) -> None:
-        settings = self.params.worker.settings
-        clock = lambda: self.now  # noqa: E731 (the simulation's time is every worker's clock)
-        retirement = Retirement(
-            rule=self._retirement_rule,
+        retirement = Retirement.from_settings(
+            self.params.worker.settings,
             store=self.plan,
-            meter=BusyMeter(settings.retire_window_seconds, clock),
             instance_id=instance.instance_id,
-            check_s=settings.retire_check_seconds,
-            plan_max_age_s=settings.plan_max_age_seconds,
-            clock=clock,
+            # The simulation's time is every worker's clock, monotonic and wall alike.
+            clock=lambda: self.now,
             wall_ms=lambda: int(self.now * 1000),
         )
         worker = Worker(instance, retirement, arrivals=ArrivalGaps(self._idle_rule.remembered))

@@ -42,12 +42,16 @@ def wait_for(condition, timeout: float, what: str):
     return value
 
 
-def worker_processes(service: RunningService) -> list[str]:
-    """Command lines of the worker processes alive under the service."""
-    return [
-        " ".join(p.cmdline()) for p in psutil.Process(service.process.pid).children(recursive=True)
-        if "facerec_worker" in " ".join(p.cmdline())
-    ]
+def worker_processes(service: RunningService) -> list[int]:
+    """The worker processes alive under the service (an ended one may linger as a zombie a moment)."""
+    alive = []
+    for process in psutil.Process(service.process.pid).children(recursive=True):
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and "facerec_worker" in " ".join(process.cmdline()):
+                alive.append(process.pid)
+        except psutil.Error:
+            continue
+    return alive
 
 
 def test_an_idle_worker_stops_into_the_pool_stays_stopped_and_is_started_again_for_the_next_upload(service):

@@ -83,15 +83,3 @@ def test_a_worker_logs_its_boot_once_and_polls_only_after_its_engine_is_loaded(s
     first_receive = min(t for t in receives[queue_name] if t >= started)
     assert first_receive - started >= boot["engine_s"]
     assert first_receive - started == pytest.approx(boot["first_poll_s"], abs=0.5)
-
-
-def test_the_default_engine_loads_without_torchvision():
-    # facenet-pytorch's package imports torchvision and with it torch._dynamo: 1.5 s of every boot
-    # for the YuNet detector's O-Net, which the engine therefore keeps itself (engine/onet.py).
-    probe = (
-        "import sys; from facerec_worker.engine import EngineConfig, Recognizer; "
-        "Recognizer.from_config(EngineConfig(model='dlib', detector='yunet', threads=1)).close(); "
-        "print(sorted(m for m in ('torchvision', 'facenet_pytorch') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=180, check=True)
-    assert out.stdout.strip() == "[]"

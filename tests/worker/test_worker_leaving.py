@@ -87,3 +87,13 @@ def test_idle_workers_end_down_to_the_minimum_and_no_further(harness, worker_thr
     wait_for(lambda: stayer.retirement.plan_reads >= reads + 2, timeout=30)
     assert stayer.lifecycle.state == "idle"
     assert harness.instance_state(stayer.settings.instance_id) == "running"
+
+
+def test_the_idle_rule_reads_the_gaps_between_uploads_from_the_messages_sent_timestamps(harness):
+    harness.queue(small_photo())
+    time.sleep(1.0)
+    harness.queue(small_photo())
+    worker = harness.worker(idle_seconds=0.5, idle_max_seconds=60)
+    worker.run()
+    [gap] = worker.lifecycle.arrivals.gaps
+    assert 0.9 <= gap < 3

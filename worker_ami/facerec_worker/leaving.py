@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 from chalicelib.contract.fleet_plan import FleetPlan, FleetPlanStore
 
+from .settings import WorkerSettings
+
 __all__ = ["ArrivalGaps", "BusyMeter", "IdleRule", "Retirement", "RetirementRule"]
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,10 @@ class IdleRule:
     factor: float
     # How many recent gaps between uploads the rule looks at: a trickle is a pattern, not one late photo.
     remembered: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings) -> IdleRule:
+        return cls(floor_s=settings.idle_seconds, max_s=settings.idle_max_seconds, factor=settings.idle_gap_factor)
 
     def limit(self, gaps: Iterable[float]) -> float:
         """`factor` times the longest recent gap between uploads, within [floor_s, max_s]; the
@@ -132,6 +138,10 @@ class RetirementRule:
     retire_below: float
     min_workers: int
 
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings) -> RetirementRule:
+        return cls(target=settings.retire_target, retire_below=settings.retire_below, min_workers=settings.min_workers)
+
     def surplus(self, plan: FleetPlan, busy: float, window_start_ms: int | None = None) -> int:
         """Workers the fleet can spare now; 0 unless this worker is below the line. Retirement never
         takes the fleet below one worker (the idle rule takes the last one), nor below what the
@@ -182,6 +192,28 @@ class Retirement:
         self._next_check = clock()
         self._next_idle_claim = clock()
         self.plan_reads = 0
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: WorkerSettings,
+        *,
+        store: FleetPlanStore,
+        instance_id: str,
+        clock: Callable[[], float],
+        wall_ms: Callable[[], int],
+    ) -> Retirement:
+        """A worker's retirement as its settings configure it; the simulator builds its workers' so."""
+        return cls(
+            rule=RetirementRule.from_settings(settings),
+            store=store,
+            meter=BusyMeter(settings.retire_window_seconds, clock),
+            instance_id=instance_id,
+            check_s=settings.retire_check_seconds,
+            plan_max_age_s=settings.plan_max_age_seconds,
+            clock=clock,
+            wall_ms=wall_ms,
+        )
 
     def claim_if_surplus(self) -> bool:
         """True when this worker has claimed a retirement: it leaves before its next receive."""

@@ -1,4 +1,9 @@
-"""One batch of SQS messages through the engine: claim, fetch, recognize or enroll, record.
+"""One batch of SQS messages through the engine, in three stages: claim and fetch (prepare),
+recognize or enroll (run), record (finish).
+
+The worker overlaps them (worker.py): while the engine runs one batch on the loop's thread, the
+next is prepared and the one before finished on background threads, so the round trips to S3 and
+DynamoDB no longer leave the engine waiting.
 
 A message is settled (safe to delete) once its job has an outcome in the table: DONE with a
 result in S3, or FAILED with a reason the client can read. Anything else stays on the queue and
@@ -11,13 +16,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any, Mapping
 
 import numpy as np
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.contract import (
     RESULT_CONTENT_TYPE,
@@ -48,8 +55,11 @@ from .metrics import MetricsPublisher
 
 logger = logging.getLogger(__name__)
 
-# One per message of the largest batch SQS hands out.
-IO_THREADS = 10
+# One per message of the largest batch SQS hands out, for each of the two batches whose round
+# trips run at once: the one being prepared and the one being finished.
+IO_THREADS = 20
+# Any outcome recorded so far (JobLedger.finished_before's cut).
+_EVER = datetime.max.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,8 @@ class Delivery:
     receipt_handle: str
     receive_count: int
     job: JobMessage | None
+    # When the message was sent (SQS's SentTimestamp), epoch seconds; None if SQS did not say.
+    sent_at: float | None = None
 
     @classmethod
     def from_sqs(cls, message: dict[str, Any]) -> Delivery:
@@ -68,12 +80,43 @@ class Delivery:
         except (ValueError, KeyError, TypeError):
             logger.error("message %s is not a job: %.200r", message["MessageId"], message["Body"])
             job = None
+        attributes = message.get("Attributes", {})
         return cls(
             message_id=message["MessageId"],
             receipt_handle=message["ReceiptHandle"],
-            receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
             job=job,
+            sent_at=int(attributes["SentTimestamp"]) / 1000 if "SentTimestamp" in attributes else None,
         )
+
+
+@dataclass
+class Batch:
+    """One batch between its stages: what is settled so far, the jobs this worker took, their
+    photos, what the engine made of them, and the first failure, if any."""
+
+    deliveries: list[Delivery]
+    # False when the claims failed: no job is this worker's, nothing is settled or failed.
+    claimed: bool = True
+    settled: list[Delivery] = field(default_factory=list)
+    taken: list[Delivery] = field(default_factory=list)
+    # The jobs this worker still held in the batches ahead when this one was claimed (prepare).
+    repeats: set[str] = field(default_factory=set)
+    photos: dict[str, PhotoInput] = field(default_factory=dict)
+    # Each fetched photo's S3 LastModified by job id, for the upload-to-result time.
+    uploaded_at: dict[str, datetime] = field(default_factory=dict)
+    recognized: list[tuple[Delivery, PhotoResult | PhotoFailure]] = field(default_factory=list)
+    # The people rows the gallery read for the matches: the display names in the results.
+    people: Mapping[str, Any] = field(default_factory=dict)
+    enrolled: list[tuple[Delivery, np.ndarray | EnrollmentError]] = field(default_factory=list)
+    failure: Exception | None = None
+
+    @property
+    def job_ids(self) -> set[str]:
+        return {d.job.job_id for d in self.deliveries if d.job is not None}
+
+    def of_kind(self, kind: JobKind) -> list[Delivery]:
+        return [d for d in self.taken if d.job.kind is kind]
 
 
 class BatchProcessor:
@@ -101,48 +144,111 @@ class BatchProcessor:
         self._max_receives = max_receives
         self._stale = claim_stale_after_seconds
         self._metrics = metrics
-        # Each fetched photo's S3 LastModified by job id, for the upload-to-result time.
-        self._uploaded_at: dict[str, Any] = {}
         # A batch's round trips (claims, photos, results, outcomes) run side by side: one at a
         # time they would cost more than the engine does.
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="batch-io")
 
-    def process(self, deliveries: list[Delivery]) -> list[Delivery]:
-        """The deliveries whose jobs now have an outcome; the caller deletes exactly those."""
-        settled: list[Delivery] = []
-        taken: list[Delivery] = []
-        self._uploaded_at.clear()
+    def prepare(self, deliveries: list[Delivery], *, in_hand: Collection[str] = ()) -> Batch:
+        """Everything before the engine: claim the jobs, fetch their photos. It runs on a
+        background thread while the engine works on the batch before; `in_hand` names the jobs
+        of the batches this worker holds ahead of this one (in the engine, or being finished)."""
         # A body that is not a job is left for the dead-letter queue, where someone can look at it.
         jobs = [delivery for delivery in deliveries if delivery.job is not None]
-        claims = self._io.map(self._claim, jobs)
+        # A job held ahead is claimed again as this worker's own: `finish` drops this delivery
+        # if the batch ahead recorded the outcome, and records its own if that batch failed.
+        batch = Batch(deliveries, repeats={d.job.job_id for d in jobs} & set(in_hand))
+        try:
+            claims = list(self._io.map(self._claim, jobs))
+        except (BotoCoreError, ClientError):
+            # AWS failed past botocore's retries (a throttled claim, an unreachable endpoint)
+            # before any job was surely this worker's: nothing is failed, the messages return.
+            logger.exception("batch of %d: an AWS call failed; its messages will return", len(deliveries))
+            batch.claimed = False
+            return batch
         for delivery, claim in zip(jobs, claims):
             if claim is Claim.FINISHED:
                 logger.info("job %s already has an outcome; dropping the repeat delivery", delivery.job.job_id,
                             extra={"job_id": delivery.job.job_id})
-                settled.append(delivery)
+                batch.settled.append(delivery)
             elif claim is Claim.TAKEN:
-                taken.append(delivery)
+                batch.taken.append(delivery)
         try:
-            settled += [self._compact(d) for d in taken if d.job.kind is JobKind.COMPACT]
-            with_photo = [d for d in taken if d.job.kind is not JobKind.COMPACT]
-            photos = self._fetch_all(with_photo)
-            ready = [d for d in with_photo if photos[d.message_id] is not None]
-            settled += [d for d in with_photo if photos[d.message_id] is None]
-            settled += self._recognize([d for d in ready if d.job.kind is JobKind.RECOGNIZE], photos)
-            settled += self._enroll([d for d in ready if d.job.kind is JobKind.ENROLL], photos)
+            with_photo = [d for d in batch.taken if d.job.kind is not JobKind.COMPACT]
+            photos = self._fetch_all(with_photo, batch.uploaded_at)
+            batch.settled += [d for d in with_photo if photos[d.message_id] is None]
+            batch.photos = {message_id: photo for message_id, photo in photos.items() if photo is not None}
         except Exception as exc:
-            # Whatever broke (S3, DynamoDB, the engine), the jobs stay PROCESSING and their messages
-            # come back after the visibility timeout; on the last delivery they are failed for good.
-            logger.exception("batch of %d failed", len(taken), extra={"job_ids": [d.job.job_id for d in taken]})
-            settled_ids = {d.message_id for d in settled}
-            for delivery in taken:
+            self._failed(batch, exc)
+        return batch
+
+    def run(self, batch: Batch) -> None:
+        """The engine over the batch's photos, on the worker loop's thread, against the gallery as
+        it is now: it holds every enrollment recorded before the batch was received. The gallery
+        is brought up to date here and not while preparing: its index grows in place, and the
+        engine reads it for the batch before."""
+        if batch.failure is not None:
+            return
+        try:
+            recognizing = [d for d in batch.of_kind(JobKind.RECOGNIZE) if d.message_id in batch.photos]
+            if recognizing:
+                gallery = LiveGallery(self._gallery.current(), self._people, self._engine.detector)
+                started = time.perf_counter()
+                results = self._engine.recognize([batch.photos[d.message_id] for d in recognizing], gallery)
+                self._metrics.put(
+                    Metric.ENGINE_MS_PER_PHOTO, (time.perf_counter() - started) * 1000 / len(recognizing), count=len(recognizing),
+                )
+                for result in results:
+                    if isinstance(result, PhotoResult):
+                        self._metrics.put(Metric.FACES_PER_PHOTO, len(result.faces))
+                batch.recognized, batch.people = list(zip(recognizing, results)), gallery.people
+            enrolling = [d for d in batch.of_kind(JobKind.ENROLL) if d.message_id in batch.photos]
+            if enrolling:
+                vectors = self._engine.enrollment_vectors(
+                    [d.job.person for d in enrolling], [batch.photos[d.message_id] for d in enrolling],
+                )
+                batch.enrolled = list(zip(enrolling, vectors))
+        except Exception as exc:
+            self._failed(batch, exc)
+
+    def finish(self, batch: Batch) -> list[Delivery]:
+        """Everything after the engine: results, gallery writes and outcomes, then the batch's
+        compactions. The deliveries whose jobs now have an outcome; the caller deletes exactly
+        those. It runs on a background thread while the engine works on the next batch."""
+        if not batch.claimed:
+            return []
+        try:
+            finished = self._finished_repeats(batch)
+            batch.settled += [d for d in batch.taken if d.job.job_id in finished]
+            recognized = [(d, result) for d, result in batch.recognized if d.job.job_id not in finished]
+            batch.settled += self._record_recognitions(recognized, batch)
+            enrolled = [(d, vectors) for d, vectors in batch.enrolled if d.job.job_id not in finished]
+            list(self._io.map(lambda item: self._enroll_job(*item, batch.uploaded_at), enrolled))
+            batch.settled += [delivery for delivery, _ in enrolled]
+            # After the photos' outcomes, so that a compaction that fails does not hold them back.
+            # A compaction beside the next batch's gallery read is to that read a compaction by
+            # another worker: a change deleted under it sends the read to the new snapshot.
+            batch.settled += [self._compact(d) for d in batch.of_kind(JobKind.COMPACT) if d.job.job_id not in finished]
+        except Exception as exc:
+            self._failed(batch, exc)
+        if batch.failure is not None:
+            # The jobs stay PROCESSING and their messages come back after the visibility timeout;
+            # on the last delivery they are failed for good.
+            settled_ids = {d.message_id for d in batch.settled}
+            for delivery in batch.taken:
                 if delivery.message_id not in settled_ids and delivery.receive_count >= self._max_receives:
                     self._ledger.failed(
                         delivery.job.job_id,
                         error=WORKER_GAVE_UP,
-                        cause=f"gave up after {delivery.receive_count} attempts: {type(exc).__name__}: {exc}",
+                        cause=f"gave up after {delivery.receive_count} attempts: {type(batch.failure).__name__}: {batch.failure}",
                     )
-        return settled
+        return batch.settled
+
+    def _failed(self, batch: Batch, exc: Exception) -> None:
+        """Whatever broke (S3, DynamoDB, the engine), the batch goes no further: `finish` records
+        what was done before, and fails the rest on their last delivery."""
+        logger.error("batch of %d failed", len(batch.taken), exc_info=exc,
+                     extra={"job_ids": [d.job.job_id for d in batch.taken]})
+        batch.failure = batch.failure or exc
 
     def _claim(self, delivery: Delivery) -> Claim:
         return self._ledger.claim(
@@ -157,16 +263,17 @@ class BatchProcessor:
         self._io.shutdown()
         self._gallery.close()
 
-    def _fetch_all(self, deliveries: list[Delivery]) -> dict[str, PhotoInput | None]:
+    def _fetch_all(self, deliveries: list[Delivery], uploaded_at: dict[str, datetime]) -> dict[str, PhotoInput | None]:
         """Every job's photo by message id, fetched side by side; None for a job whose photo
         cannot be used (it is failed as it is fetched)."""
-        return dict(zip((d.message_id for d in deliveries), self._io.map(self._fetch_for_job, deliveries)))
+        photos = self._io.map(lambda delivery: self._fetch_for_job(delivery, uploaded_at), deliveries)
+        return dict(zip((d.message_id for d in deliveries), photos))
 
-    def _fetch_for_job(self, delivery: Delivery) -> PhotoInput | None:
+    def _fetch_for_job(self, delivery: Delivery, uploaded_at: dict[str, datetime]) -> PhotoInput | None:
         with job_context(delivery.job.job_id, delivery.job.person):
-            return self._fetch(delivery)
+            return self._fetch(delivery, uploaded_at)
 
-    def _fetch(self, delivery: Delivery) -> PhotoInput | None:
+    def _fetch(self, delivery: Delivery, uploaded_at: dict[str, datetime]) -> PhotoInput | None:
         """The job's photo; None, with the job recorded FAILED, when there is none to work on."""
         job = delivery.job
         try:
@@ -181,27 +288,20 @@ class BatchProcessor:
         if too_large:
             self._ledger.failed(job.job_id, error=UPLOAD_TOO_LARGE, cause=f"s3://{job.bucket}/{job.key}: {too_large}")
             return None
-        self._uploaded_at[job.job_id] = head["LastModified"]
+        uploaded_at[job.job_id] = head["LastModified"]
         body = self._s3.get_object(Bucket=job.bucket, Key=job.key)["Body"].read()
         return PhotoInput(PurePosixPath(job.key).name, body)
 
-    def _recognize(self, deliveries: list[Delivery], photos: dict[str, PhotoInput | None]) -> list[Delivery]:
-        if not deliveries:
-            return []
-        gallery = LiveGallery(self._gallery.current(), self._people, self._engine.detector)
-        started = time.perf_counter()
-        results = self._engine.recognize([photos[d.message_id] for d in deliveries], gallery)
-        self._metrics.put(Metric.ENGINE_MS_PER_PHOTO, (time.perf_counter() - started) * 1000 / len(deliveries), count=len(deliveries))
-        for result in results:
-            if isinstance(result, PhotoResult):
-                self._metrics.put(Metric.FACES_PER_PHOTO, len(result.faces))
-        recognized = [(d.job.job_id, r) for d, r in zip(deliveries, results) if isinstance(r, PhotoResult)]
+    def _record_recognitions(
+        self, recognized: list[tuple[Delivery, PhotoResult | PhotoFailure]], batch: Batch,
+    ) -> list[Delivery]:
+        results = [(d.job.job_id, r) for d, r in recognized if isinstance(r, PhotoResult)]
         # The results go to S3 side by side, first; a job is DONE only once its result is there.
-        list(self._io.map(lambda job: self._store_result(job[0], _recognition_document(*job, gallery.people)), recognized))
-        list(self._io.map(self._record_outcome, (d.job.job_id for d in deliveries), results))
-        return deliveries
+        list(self._io.map(lambda job: self._store_result(job[0], _recognition_document(*job, batch.people)), results))
+        list(self._io.map(lambda item: self._record_outcome(item[0].job.job_id, item[1], batch.uploaded_at), recognized))
+        return [delivery for delivery, _ in recognized]
 
-    def _record_outcome(self, job_id: str, result: PhotoResult | PhotoFailure) -> None:
+    def _record_outcome(self, job_id: str, result: PhotoResult | PhotoFailure, uploaded_at: dict[str, datetime]) -> None:
         if isinstance(result, PhotoFailure):
             self._ledger.failed(job_id, error=result.error["code"], cause=result.error["message"])
         else:
@@ -209,20 +309,25 @@ class BatchProcessor:
                 job_id,
                 result_key=result_key(job_id),
                 summary={"faces": len(result.faces), "identities": [f.identity for f in result.faces]},
-                uploaded_at=self._uploaded_at.get(job_id),
+                uploaded_at=uploaded_at.get(job_id),
             )
 
-    def _enroll(self, deliveries: list[Delivery], photos: dict[str, PhotoInput | None]) -> list[Delivery]:
-        """The batch's photos through the engine together, then each job's gallery writes side by side."""
-        if not deliveries:
-            return []
-        jobs = [d.job for d in deliveries]
-        inputs = [photos[d.message_id] for d in deliveries]
-        vectors = self._engine.enrollment_vectors([job.person for job in jobs], inputs)
-        list(self._io.map(self._enroll_job, jobs, inputs, vectors))
-        return deliveries
+    def _finished_repeats(self, batch: Batch) -> set[str]:
+        """The jobs held ahead that the batch ahead has recorded an outcome for: it is finished by
+        now (the worker finishes one batch at a time), and its result is not written twice."""
+        repeated = batch.repeats & {d.job.job_id for d in batch.taken}
+        if not repeated:
+            return set()
+        finished = self._ledger.finished_before(repeated, _EVER)
+        for job_id in finished:
+            logger.info("job %s already has an outcome; dropping the repeat delivery", job_id, extra={"job_id": job_id})
+        return finished
 
-    def _enroll_job(self, job: JobMessage, photo: PhotoInput, vectors: np.ndarray | EnrollmentError) -> None:
+    def _enroll_job(
+        self, delivery: Delivery, vectors: np.ndarray | EnrollmentError, uploaded_at: dict[str, datetime],
+    ) -> None:
+        """One enrollment's gallery writes, result and outcome; the batch's run side by side."""
+        job = delivery.job
         with job_context(job.job_id, job.person):
             try:
                 if isinstance(vectors, EnrollmentError):
@@ -236,7 +341,7 @@ class BatchProcessor:
                 "job_id": job.job_id,
                 "kind": JobKind.ENROLL.value,
                 "person": job.person,
-                "photo": photo.name,
+                "photo": PurePosixPath(job.key).name,
                 "model": self._engine.model,
                 "detector": self._engine.detector,
                 "photos_enrolled": photos_enrolled,
@@ -245,7 +350,7 @@ class BatchProcessor:
             self._store_result(job.job_id, document)
             self._ledger.done(
                 job.job_id, result_key=result_key(job.job_id), summary={"person": job.person},
-                uploaded_at=self._uploaded_at.get(job.job_id),
+                uploaded_at=uploaded_at.get(job.job_id),
             )
 
     def _enroll_one(self, job: JobMessage, vectors: np.ndarray) -> tuple[str, int]:
@@ -268,7 +373,7 @@ class BatchProcessor:
     def _compact(self, delivery: Delivery) -> Delivery:
         """Fold the gallery's changes into a new snapshot without the faces of deleted people."""
         job = delivery.job
-        with job_context(job):
+        with job_context(job.job_id):
             compaction = self._gallery.compact(self._people.alive, self._ledger.finished_before)
         document = {"schema_version": SCHEMA_VERSION, "job_id": job.job_id, "kind": JobKind.COMPACT.value, **asdict(compaction)}
         self._store_result(job.job_id, document)
