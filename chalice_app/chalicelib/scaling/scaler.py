@@ -28,7 +28,7 @@ _NO_CAPACITY = frozenset({"InsufficientInstanceCapacity", "InstanceLimitExceeded
 PREVIOUS_ANSWER = "scale_up"
 _LEASE_HELD = "lease held"
 # A round writes the plan when its figures change, and at least this often, so that a worker can
-# tell a plan no round has counted lately (contract.fleet_plan.PLAN_MAX_AGE_SECONDS).
+# tell a plan no round has counted lately (WorkerSettings.plan_max_age_seconds, 150 s).
 PLAN_REFRESH_MS = 30_000
 # How an instance EC2 does not list reads: gone.
 _GONE = WorkerInstance("unlisted")
