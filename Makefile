@@ -24,7 +24,7 @@ WORKER_AMI      ?= $(shell cat $(WORKER_AMI_FILE) 2>/dev/null)
 DEPLOY          := $(BIN)/python -m infra.deploy
 
 .PHONY: help setup setup-system run demo test test-fast test-control-plane eval \
-        bench bench-engine bench-worker bench-sim bench-local bench-course bench-gallery bench-boot package ami deploy deploy-infra destroy clean
+        bench bench-engine bench-worker bench-sim bench-local bench-course bench-gallery bench-boot bench-cost package ami deploy deploy-infra destroy clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -94,6 +94,9 @@ bench-gallery: setup  ## The gallery at a million synthetic faces on the local s
 
 bench-boot: setup  ## A worker process from its start to its first poll (imports, engine, first ReceiveMessage), 5 runs on moto; BEFORE=<checkout> beside it: out/bench-boot.json
 	$(BIN)/python -m bench.worker_boot --runs 5 $(if $(BEFORE),--before $(BEFORE) )--out $(OUT)/bench-boot.json
+
+bench-cost: setup  ## Every AWS call per photo on each path (batch, single warm and cold, seed's POST /) on the local stack, priced: out/bench-cost.json, sim/call_counts.json
+	$(BIN)/python -m bench.cost --datasets $(DATASETS) --out $(OUT)/bench-cost.json
 
 bench-course: setup  ## The course's workload on make run: 100 then 1000 concurrent POST /, answers checked: out/bench-course.json
 	$(BIN)/python -m bench.course --datasets $(DATASETS) --out $(OUT)/bench-course.json

@@ -170,7 +170,7 @@ def run(faces_count: int, dimensions: int) -> dict:
         "gallery_writes_per_second": round(enroll_rate, 1),
         "enrollments_per_second_note": "the gallery side alone (person read, change object PUT, photo count), 16 writers on one moto server",
         "new_enrollment_visible_seconds": round(max(visible), 3),
-        "changes_listed_per_batch": "1 GET manifest + 1 LIST + 1 GET per new enrollment",
+        "changes_listed_per_batch": "1 conditional GET of latest (304 when nothing was written); after a write, + 1 GET manifest + 1 LIST + 1 GET per new enrollment",
     }
 
 

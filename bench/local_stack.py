@@ -1,10 +1,15 @@
-"""The whole service on this machine, end to end, under the course's load: N photos at once.
+"""The local stack end to end under the course's load: N photos at once, as batches and as jobs.
 
-Starts the local service (moto, the API, the fleet), enrolls the course's people from their
-distinct photos, uploads every photo at once through the presigned POST, and reads the jobs table
-until each job has an outcome. Reports throughput, upload-to-result percentiles, time from the
-first upload to the first worker and from the last result back to zero workers, and checks that
-nothing was lost and every name is right.
+The whole service on this machine against its engine alone on the same photos.
+
+Times the engine alone first (one process, every core, batches of 10 as a worker takes them:
+bench.course's measure), then starts the local service (moto, the API, the fleet), enrolls the
+course's people from their distinct photos, and sends every photo at once two ways, each from a
+fleet at zero: as batches of 100 (`POST /batches`, the presigned POSTs, the start, then
+`GET /batches/{id}` as the Python client polls it), and one job each (`POST /jobs`, read from the
+jobs table). Reports each way's throughput and its fraction of the engine's rate,
+upload-to-result percentiles, time from the first upload to the first worker and from the last
+result back to zero workers, and checks that nothing was lost and every name is right.
 
     python -m bench.local_stack --datasets ../shared/datasets --photos 1000 --out out/local-stack.json
 """
@@ -17,88 +22,100 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from bench import latency
+from bench.course import engine_batched_rate
 from bench.course_set import CourseSet
 from facerec_client import FacerecClient
+from facerec_client.api import BULK_PHOTOS
 from local_service.service import LocalOptions, LocalService
 
 FINAL = {"DONE", "FAILED"}
+# The batch path's rate against the engine's alone (issue 18).
+TARGET_BATCH_FRACTION_OF_ENGINE = 0.3
+WAIT_SECONDS = 1800
 
 
-def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float) -> dict:
-    course = CourseSet(datasets / "cse546-1000")
-    labels = course.labels()
-    files = course.photos()[:photos]
-    options = LocalOptions(api_port=0, max_workers=max_workers, idle_seconds=idle_seconds)
-    service = LocalService(options).start()
-    try:
-        client = FacerecClient(service.api_url, admin_token=options.admin_token)
-        for person in CourseSet(datasets / "cse546-100").people():
-            client.create_person(person.person_id, person.display_name)
-            for path in person.photos:
-                client.wait(client.enroll(person.person_id, path)["job_id"], timeout=300)
-        print("local-stack: enrolled; waiting for the fleet to return to zero …", file=sys.stderr, flush=True)
-        while service.fleet.live_processes:
-            time.sleep(0.5)
+# What sending the photos one way gives: {job id: (its photo, when it was in the service's hands)}.
+Sent = dict[str, tuple[Path, float]]
 
-        print(f"local-stack: uploading {len(files)} photos at once …", file=sys.stderr, flush=True)
-        started = time.time()
-        first_worker_before = len(service.fleet.history.samples)
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            submitted = list(pool.map(lambda path: (path.name, client.submit(path), time.time()), files))
-        uploaded_by = time.time()
-        uploaded_at = {job["job_id"]: at for _, job, at in submitted}
-        person_of = {job["job_id"]: labels[name].lower() for name, job, _ in submitted}
 
-        table = service.moto.session().resource("dynamodb", endpoint_url=service.moto.endpoint_url).Table(
-            service.stack.outputs["JobsTableName"]
-        )
-        outcomes: dict[str, dict] = {}
-        deadline = time.time() + 1800
-        while len(outcomes) < len(uploaded_at) and time.time() < deadline:
-            waiting = [job_id for job_id in uploaded_at if job_id not in outcomes]
-            for start in range(0, len(waiting), 100):
-                response = table.meta.client.batch_get_item(
-                    RequestItems={table.name: {"Keys": [{"job_id": j} for j in waiting[start : start + 100]]}}
-                )
-                for item in response["Responses"][table.name]:
-                    if item["status"] in FINAL:
-                        outcomes[item["job_id"]] = item
-            print(f"local-stack: {len(outcomes)}/{len(uploaded_at)} done, {service.fleet.live_processes} workers",
-                  file=sys.stderr, flush=True)
-            time.sleep(2)
-        last_result = max(datetime.fromisoformat(o["finished_at"]).timestamp() for o in outcomes.values())
+def send_batches(client: FacerecClient, files: list[Path]) -> Sent:
+    """Every photo in batches of 100, all sent before any is waited for, each photo handed over
+    when its batch starts; returns once the client has seen every batch final."""
+    started: list[tuple[list[Path], dict[str, Any], float]] = []
+    for at in range(0, len(files), BULK_PHOTOS):
+        chunk = files[at : at + BULK_PHOTOS]
+        started.append((chunk, client.submit_batch(chunk), time.time()))
+    for _, batch, _ in started:
+        client.wait_batch(batch["batch_id"], timeout=WAIT_SECONDS)
+    return {photo["job_id"]: (chunk[photo["index"]], at) for chunk, batch, at in started for photo in batch["photos"]}
 
-        zero_deadline = time.time() + idle_seconds + 300
-        while service.fleet.live_processes and time.time() < zero_deadline:
-            time.sleep(0.5)
-        back_to_zero = time.time()
-        samples = service.fleet.history.samples[first_worker_before:]
-    finally:
-        service.stop()
 
-    latencies = [
-        datetime.fromisoformat(o["finished_at"]).timestamp() - uploaded_at[job_id] for job_id, o in outcomes.items()
-    ]
+def send_jobs(client: FacerecClient, files: list[Path]) -> Sent:
+    """Every photo its own job, 16 uploads at a time, each handed over when its upload ends."""
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return dict(pool.map(lambda path: (client.submit(path)["job_id"], (path, time.time())), files))
+
+
+PATHS: dict[str, Callable[[FacerecClient, list[Path]], Sent]] = {"batch": send_batches, "single": send_jobs}
+
+
+def read_outcomes(table: Any, job_ids: list[str]) -> dict[str, dict]:
+    """Each job's record once it has an outcome, read from the jobs table 100 at a time until
+    every job has one or WAIT_SECONDS pass."""
+    outcomes: dict[str, dict] = {}
+    deadline = time.time() + WAIT_SECONDS
+    while True:
+        waiting = [job_id for job_id in job_ids if job_id not in outcomes]
+        for start in range(0, len(waiting), 100):
+            response = table.meta.client.batch_get_item(
+                RequestItems={table.name: {"Keys": [{"job_id": j} for j in waiting[start : start + 100]]}}
+            )
+            for item in response["Responses"][table.name]:
+                if item["status"] in FINAL:
+                    outcomes[item["job_id"]] = item
+        if len(outcomes) == len(job_ids) or time.time() > deadline:
+            return outcomes
+        print(f"local-stack: {len(outcomes)}/{len(job_ids)} done", file=sys.stderr, flush=True)
+        time.sleep(2)
+
+
+def wait_for_zero_workers(service: LocalService, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while service.fleet.live_processes and time.time() < deadline:
+        time.sleep(0.5)
+
+
+def run_path(service: LocalService, client: FacerecClient, table: Any, files: list[Path], labels: dict[str, str],
+             send: Callable[[FacerecClient, list[Path]], Sent]) -> dict:
+    """One way of sending the photos, from a fleet at zero back to zero."""
+    started = time.time()
+    first_worker_before = len(service.fleet.history.samples)
+    sent = send(client, files)
+    outcomes = read_outcomes(table, list(sent))
+    last_result = max(datetime.fromisoformat(o["finished_at"]).timestamp() for o in outcomes.values())
+    wait_for_zero_workers(service, service.options.idle_seconds + 300)
+    back_to_zero = time.time()
+    samples = service.fleet.history.samples[first_worker_before:]
+
+    latencies = [datetime.fromisoformat(o["finished_at"]).timestamp() - sent[job_id][1] for job_id, o in outcomes.items()]
     wrong = [
         job_id for job_id, o in outcomes.items()
-        if o["status"] != "DONE" or o["summary"]["identities"] != [person_of[job_id]]
+        if o["status"] != "DONE" or o["summary"]["identities"] != [labels[sent[job_id][0].name].lower()]
     ]
     first_worker = next((at for at, count in samples if count > 0), None)
     wall_offset = time.time() - time.monotonic()  # fleet samples are monotonic
     return {
-        "photos": len(files),
-        "max_workers": max_workers,
-        "cores": os.cpu_count(),
-        "worker_idle_seconds": idle_seconds,
-        "upload_seconds": round(uploaded_by - started, 2),
+        "upload_seconds": round(max(at for _, at in sent.values()) - started, 2),
         "done": sum(o["status"] == "DONE" for o in outcomes.values()),
         "failed": sum(o["status"] == "FAILED" for o in outcomes.values()),
-        "lost": len(uploaded_at) - len(outcomes),
+        "lost": len(sent_at) - len(outcomes),
         "wrong_or_failed": len(wrong),
         "throughput_photos_per_second": round(len(outcomes) / (last_result - started), 2),
         "upload_to_result_seconds": latency.summary(latencies, digits=2),
@@ -108,24 +125,71 @@ def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float) -> d
     }
 
 
+def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float, paths: list[str]) -> dict:
+    course = CourseSet(datasets / "cse546-1000")
+    labels = course.labels()
+    files = course.photos()[:photos]
+    print(f"local-stack: timing the engine alone on the {len(files)} photos …", file=sys.stderr, flush=True)
+    engine = engine_batched_rate(files)
+    report: dict = {
+        "photos": len(files),
+        "max_workers": max_workers,
+        "cores": os.cpu_count(),
+        "worker_idle_seconds": idle_seconds,
+        "engine_batched": engine,
+    }
+    options = LocalOptions(api_port=0, max_workers=max_workers, idle_seconds=idle_seconds)
+    service = LocalService(options).start()
+    try:
+        client = FacerecClient(service.api_url, admin_token=options.admin_token)
+        for person in CourseSet(datasets / "cse546-100").people():
+            client.create_person(person.person_id, person.display_name)
+            for path in person.photos:
+                client.wait(client.enroll(person.person_id, path)["job_id"], timeout=300)
+        table = service.moto.session().resource("dynamodb", endpoint_url=service.moto.endpoint_url).Table(
+            service.stack.outputs["JobsTableName"]
+        )
+        for path in paths:
+            print(f"local-stack: waiting for the fleet to return to zero, then {len(files)} photos at once "
+                  f"({path}) …", file=sys.stderr, flush=True)
+            wait_for_zero_workers(service, idle_seconds + 300)
+            report[path] = run_path(service, client, table, files, labels, PATHS[path])
+            report[path]["fraction_of_engine"] = round(
+                report[path]["throughput_photos_per_second"] / engine["photos_per_second"], 3
+            )
+    finally:
+        service.stop()
+    if "batch" in report:
+        report["targets"] = {
+            f"batch >= {TARGET_BATCH_FRACTION_OF_ENGINE} of the engine": report["batch"]["fraction_of_engine"]
+            >= TARGET_BATCH_FRACTION_OF_ENGINE,
+        }
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--photos", type=int, default=1000)
     parser.add_argument("--max-workers", type=int, default=2)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"which ways to send the photos, in turn ({', '.join(PATHS)})")
     parser.add_argument("--out", type=Path, default=Path("out/local-stack.json"))
     args = parser.parse_args()
     if not (args.datasets / "cse546-1000").is_dir():
         print(f"local-stack: {args.datasets / 'cse546-1000'} not found: pass --datasets", file=sys.stderr)
         return 2
+    paths = args.paths.split(",")
+    if unknown := set(paths) - set(PATHS):
+        parser.error(f"unknown --paths {', '.join(sorted(unknown))}; choose from {', '.join(PATHS)}")
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("facerec").setLevel(logging.WARNING)
-    report = run(args.datasets, args.photos, args.max_workers, args.idle_seconds)
+    report = run(args.datasets, args.photos, args.max_workers, args.idle_seconds, paths)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
-    return 0 if report["lost"] == 0 and report["wrong_or_failed"] == 0 else 1
+    sound = all(report[path]["lost"] == 0 and report[path]["wrong_or_failed"] == 0 for path in paths)
+    return 0 if sound and all(report.get("targets", {}).values()) else 1
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from chalicelib.contract import JobKind
 from chalicelib.events import iter_uploaded_objects
 from chalicelib.exceptions import RequestError, ServiceError, uniform_error_body
 from chalicelib.people import validate_person
+from chalicelib.polling import PollAnswer
 from chalicelib.scaling import ScaleUpResult
 from chalicelib.services import get_services
 from chalicelib.telemetry import configure_function_logging, job_of_upload, put_scale_up_metrics
@@ -78,8 +79,35 @@ def create_job() -> Response:
 
 @app.route("/jobs/{job_id}", methods=["GET"], cors=_CORS)
 @_json_errors
-def get_job(job_id: str) -> dict[str, Any]:
-    return get_services().jobs_api.status(job_id)
+def get_job(job_id: str) -> Response:
+    return _poll_response(get_services().jobs_api.poll(job_id, _if_none_match()))
+
+
+@app.route("/batches", methods=["POST"], cors=_CORS)
+@_json_errors
+def create_batch() -> Response:
+    """Up to 100 photos' upload slots; upload them all, then POST the batch's start_url."""
+    return Response(body=get_services().batches.create(app.current_request.json_body), status_code=201)
+
+
+@app.route("/batches/{batch_id}/start", methods=["POST"], cors=_CORS)
+@_json_errors
+def start_batch(batch_id: str) -> Response:
+    return _poll_response(get_services().batches.start(batch_id))
+
+
+@app.route("/batches/{batch_id}", methods=["GET"], cors=_CORS)
+@_json_errors
+def get_batch(batch_id: str) -> Response:
+    return _poll_response(get_services().batches.status(batch_id, _if_none_match()))
+
+
+def _if_none_match() -> str | None:
+    return (app.current_request.headers or {}).get("if-none-match")
+
+
+def _poll_response(answer: PollAnswer) -> Response:
+    return Response(body=answer.body if answer.body is not None else "", status_code=answer.status_code, headers=answer.headers)
 
 
 @app.route("/people", methods=["POST"], cors=_CORS)

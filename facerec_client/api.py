@@ -1,23 +1,42 @@
-"""The service's HTTP API as Python: upload through the presigned POST, then poll the job."""
+"""The service's HTTP API as Python: upload through the presigned POST, then poll the job or batch.
+
+Several photos go as batches (one request for up to 100 upload slots, one to start them, one
+poll for all of them); every poll sends the last ETag and waits as `polling` says.
+"""
 
 from __future__ import annotations
 
 import mimetypes
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from .polling import Backoff, retry_after_seconds
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 FINAL_STATUSES = frozenset({"DONE", "FAILED"})
-# Photos per bulk enrollment request: the service's FACEREC_MAX_PHOTOS_PER_REQUEST default.
+# Photos per batch and per bulk enrollment request: the service's FACEREC_MAX_PHOTOS_PER_REQUEST default.
 BULK_PHOTOS = 100
+# A batch's photos go to storage side by side; the session's pool keeps 10 connections a host.
+UPLOADS_AT_ONCE = 8
+# What a photo whose upload failed here ends as, in place of the service's `photo_missing`.
+UPLOAD_FAILED = "upload_failed"
 
 
 def _content_type(photo: Path) -> str:
     return mimetypes.guess_type(photo.name)[0] or "application/octet-stream"
+
+
+def _describe(photo: Path) -> dict[str, str]:
+    return {"filename": photo.name, "content_type": _content_type(photo)}
+
+
+def _chunks(photos: Sequence[Path | str]) -> list[list[Path]]:
+    return [[Path(photo) for photo in photos[start : start + BULK_PHOTOS]] for start in range(0, len(photos), BULK_PHOTOS)]
 
 
 class FacerecError(Exception):
@@ -31,15 +50,66 @@ class JobFailed(FacerecError):
 
 
 class FacerecClient:
-    def __init__(self, url: str = DEFAULT_URL, *, admin_token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, url: str = DEFAULT_URL, *, admin_token: str | None = None, timeout: float = 30.0,
+                 backoff: Backoff = Backoff()) -> None:
         self.url = url.rstrip("/")
         self._admin = {"X-Admin-Token": admin_token} if admin_token else {}
         self._timeout = timeout
+        self._backoff = backoff
         self._http = requests.Session()
 
     def submit(self, photo: Path | str, data: bytes | None = None) -> dict[str, Any]:
         """Create a recognition job and upload the photo; the job, not yet done."""
         return self._create_and_upload("/jobs", Path(photo), data, headers={})
+
+    def submit_batch(self, photos: Sequence[Path | str]) -> dict[str, Any]:
+        """Create a batch of up to 100 photos, upload each to its slot, and start it; the batch's
+        status, not yet final.
+
+        A photo whose upload fails does not sink the others: the service records it FAILED
+        (`photo_missing`) when the batch starts, and the answer's `upload_errors` keeps why, by
+        the photo's index, since only this side knows.
+        """
+        paths = [Path(photo) for photo in photos]
+        created = self._json("POST", "/batches", json={"photos": [_describe(path) for path in paths]})
+        upload_errors: dict[int, str] = {}
+
+        def upload(slot: dict[str, Any]) -> None:
+            try:
+                self._upload(slot["upload"], paths[slot["index"]], None)
+            except (FacerecError, OSError) as exc:  # requests' errors are OSErrors
+                upload_errors[slot["index"]] = str(exc)
+
+        with ThreadPoolExecutor(max_workers=UPLOADS_AT_ONCE) as pool:
+            list(pool.map(upload, created["photos"]))
+        started = self._json("POST", f"/batches/{created['batch_id']}/start")
+        return {**started, "upload_errors": upload_errors}
+
+    def recognize_many(self, photos: Sequence[Path | str], *, timeout: float = 300.0,
+                       on_photo: Callable[[Path, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Every photo through batches of up to 100, all sent before any is waited for, so the
+        fleet works on the first while the last upload; each photo's batch entry (DONE with its
+        `result`, or FAILED with `error` and `message`) in the photos' order. `on_photo` sees
+        each photo once, as it ends; TimeoutError after `timeout` for any one batch."""
+        chunks = _chunks(photos)
+        batches = [self.submit_batch(chunk) for chunk in chunks]
+        return [entry for chunk, batch in zip(chunks, batches) for entry in self._wait_sent(chunk, batch, timeout, on_photo)]
+
+    def _wait_sent(self, photos: list[Path], batch: dict[str, Any], timeout: float,
+                   on_photo: Callable[[Path, dict[str, Any]], None] | None) -> list[dict[str, Any]]:
+        """One batch that submit_batch sent, waited for; its entries, failed uploads told as such."""
+        entries: list[dict[str, Any]] = [{} for _ in photos]
+
+        def settle(entry: dict[str, Any]) -> None:
+            reason = batch["upload_errors"].get(entry["index"])
+            if reason is not None:
+                entry = {**entry, "status": "FAILED", "error": UPLOAD_FAILED, "message": reason}
+            entries[entry["index"]] = entry
+            if on_photo is not None:
+                on_photo(photos[entry["index"]], entry)
+
+        self.wait_batch(batch["batch_id"], timeout=timeout, on_photo=settle)
+        return entries
 
     def enroll(self, person_id: str, photo: Path | str, data: bytes | None = None) -> dict[str, Any]:
         """Upload one photo of an existing person; the enrollment job, not yet done."""
@@ -51,9 +121,8 @@ class FacerecClient:
         """Upload many photos of an existing person, a request per 100 photos (the service's
         bulk form); the enrollment jobs in the photos' order, not yet done."""
         jobs: list[dict[str, Any]] = []
-        for start in range(0, len(photos), BULK_PHOTOS):
-            chunk = [Path(photo) for photo in photos[start : start + BULK_PHOTOS]]
-            body = {"photos": [{"filename": p.name, "content_type": _content_type(p)} for p in chunk]}
+        for chunk in _chunks(photos):
+            body = {"photos": [_describe(photo) for photo in chunk]}
             created = self._json("POST", f"/people/{person_id}/photos", json=body, headers=self._admin)["jobs"]
             for photo, job in zip(chunk, created):
                 self._upload(job["upload"], photo, None)
@@ -72,26 +141,60 @@ class FacerecClient:
     def job(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/jobs/{job_id}")
 
-    def wait(self, job_id: str, *, timeout: float = 300.0, poll: float = 0.5,
+    def wait(self, job_id: str, *, timeout: float = 300.0,
              on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Poll until the job is DONE (its document) or FAILED (JobFailed); TimeoutError after `timeout`."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            job = self.job(job_id)
+        last: str | None = None
+
+        def changed(job: dict[str, Any]) -> None:
+            nonlocal last
             if on_status is not None and job["status"] != last:
                 on_status(job)
                 last = job["status"]
-            if job["status"] == "FAILED":
-                raise JobFailed(job)
-            if job["status"] == "DONE":
-                return job
+
+        job = self._poll(f"/jobs/{job_id}", f"job {job_id}", lambda job: job["status"] in FINAL_STATUSES,
+                         timeout=timeout, on_change=changed)
+        if job["status"] == "FAILED":
+            raise JobFailed(job)
+        return job
+
+    def wait_batch(self, batch_id: str, *, timeout: float = 300.0,
+                   on_photo: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Poll until every photo of the batch is DONE or FAILED; the batch's last status.
+        `on_photo` sees each photo's entry once, when it ends; TimeoutError after `timeout`."""
+        ended: set[int] = set()
+
+        def changed(batch: dict[str, Any]) -> None:
+            for entry in batch["photos"]:
+                if on_photo is not None and entry["status"] in FINAL_STATUSES and entry["index"] not in ended:
+                    ended.add(entry["index"])
+                    on_photo(entry)
+
+        return self._poll(f"/batches/{batch_id}", f"batch {batch_id}", lambda batch: batch["final"],
+                          timeout=timeout, on_change=changed)
+
+    def _poll(self, path: str, what: str, finished: Callable[[dict[str, Any]], bool], *, timeout: float,
+              on_change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """GET `path` until `finished` says so, sending the last ETag: an unchanged answer is a 304
+        without a body, and the last body stands. Between requests, the backoff's next pause or
+        the server's Retry-After, whichever is longer."""
+        deadline = time.monotonic() + timeout
+        pauses = self._backoff.pauses()
+        body: dict[str, Any] = {}
+        etag: str | None = None
+        while True:
+            response = self._request("GET", path, headers={"If-None-Match": etag} if etag else {})
+            if response.status_code != 304:
+                body, etag = self._body(response), response.headers.get("ETag")
+                on_change(body)
+            if finished(body):
+                return body
             if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout:.0f} s")
-            time.sleep(poll)
+                raise TimeoutError(f"{what} is still {body['status']} after {timeout:.0f} s")
+            time.sleep(max(next(pauses), retry_after_seconds(response.headers.get("Retry-After"))))
 
     def _create_and_upload(self, path: str, photo: Path, data: bytes | None, headers: dict[str, str]) -> dict[str, Any]:
-        job = self._json("POST", path, json={"filename": photo.name, "content_type": _content_type(photo)}, headers=headers)
+        job = self._json("POST", path, json=_describe(photo), headers=headers)
         self._upload(job["upload"], photo, data)
         return job
 
@@ -104,6 +207,9 @@ class FacerecClient:
             raise FacerecError(f"upload of {photo.name} refused ({response.status_code}): {response.text[:300]}")
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._body(self._request(method, path, **kwargs))
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         response = self._http.request(method, self.url + path, timeout=self._timeout, **kwargs)
         if response.status_code >= 400:
             try:
@@ -111,4 +217,8 @@ class FacerecClient:
             except ValueError:
                 detail = response.text
             raise FacerecError(f"{method} {path}: {response.status_code}: {detail}")
+        return response
+
+    @staticmethod
+    def _body(response: requests.Response) -> Any:
         return response.json() if response.content else None

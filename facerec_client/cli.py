@@ -13,6 +13,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -25,28 +26,42 @@ from .redrive import Redrive, RedriveError, stage_dead_letter_queues
 
 
 def _recognize(client: FacerecClient, args: argparse.Namespace) -> int:
-    """Upload every photo at once, then print each result as it finishes."""
-    failures = 0
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        pending = {pool.submit(_submit_and_wait, client, photo, args.timeout): photo for photo in args.photos}
-        for done, future in enumerate(as_completed(pending), start=1):
-            photo = pending[future]
-            try:
-                job = future.result()
-            except (FacerecError, TimeoutError, OSError) as exc:
-                failures += 1
-                print(f"[{done}/{len(pending)}] {photo}: {exc}", file=sys.stderr, flush=True)
-                continue
-            names = [face["identity"] or "unknown" for face in job["result"]["faces"]]
-            print(f"[{done}/{len(pending)}] {photo}: {', '.join(names) or 'no face'}", file=sys.stderr, flush=True)
-            if args.json:
-                print(json.dumps(job["result"]), flush=True)
-    return 1 if failures else 0
+    """One photo as a job; several as batches of up to 100 (one request for their upload slots,
+    one to start them, one poll for them all). Each result prints as it ends."""
+    missing = [str(photo) for photo in args.photos if not photo.is_file()]
+    if missing:
+        print(f"facerec: no such photo: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    done: list[bool] = []
+
+    def report(photo: Path, job: dict[str, Any]) -> None:
+        done.append(job["status"] == "DONE")
+        line = f"[{len(done)}/{len(args.photos)}] {photo}"
+        if not done[-1]:
+            print(f"{line}: {JobFailed(job)}", file=sys.stderr, flush=True)
+            return
+        names = [face["identity"] or "unknown" for face in job["result"]["faces"]]
+        print(f"{line}: {', '.join(names) or 'no face'}", file=sys.stderr, flush=True)
+        if args.json:
+            print(json.dumps(job["result"]), flush=True)
+
+    try:
+        if len(args.photos) == 1:
+            report(args.photos[0], _recognize_one(client, args.photos[0], args.timeout))
+        else:
+            client.recognize_many(args.photos, timeout=args.timeout, on_photo=report)
+    except TimeoutError as exc:
+        print(f"facerec: {exc}", file=sys.stderr)
+        return 1
+    return 0 if all(done) else 1
 
 
-def _submit_and_wait(client: FacerecClient, photo: Path, timeout: float) -> dict:
-    job = client.submit(photo)
-    return client.wait(job["job_id"], timeout=timeout)
+def _recognize_one(client: FacerecClient, photo: Path, timeout: float) -> dict[str, Any]:
+    """The job as it ended, DONE or FAILED."""
+    try:
+        return client.wait(client.submit(photo)["job_id"], timeout=timeout)
+    except JobFailed as failure:
+        return failure.job
 
 
 def _enroll(client: FacerecClient, args: argparse.Namespace) -> int:
@@ -106,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the service's API (FACEREC_URL; default {DEFAULT_URL}, the local stack)")
     parser.add_argument("--admin-token", default=os.environ.get("FACEREC_ADMIN_TOKEN", "local-admin-token"),
                         help="needed to enroll (FACEREC_ADMIN_TOKEN; the local stack's by default)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each job")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each job or batch of photos")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     recognize = commands.add_parser("recognize", help="name the faces in photos")

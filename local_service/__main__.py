@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -12,6 +14,8 @@ from .service import LocalOptions, LocalService
 
 
 def main() -> int:
+    if os.environ.get("FACEREC_COUNT_AWS_CALLS"):  # make bench-cost: count this process's AWS calls (bench/aws_calls.py)
+        importlib.import_module("bench.aws_calls").install("service")
     defaults = LocalOptions()
     parser = argparse.ArgumentParser(prog="python -m local_service", description=__doc__)
     parser.add_argument("--port", type=int, default=defaults.api_port, help="the API and web page")

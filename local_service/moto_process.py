@@ -16,6 +16,7 @@ with the environment the service wrote for it once the stack was deployed.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -157,6 +158,8 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def main() -> int:
+    if os.environ.get("FACEREC_COUNT_AWS_CALLS"):  # make bench-cost: count this process's AWS calls (bench/aws_calls.py)
+        importlib.import_module("bench.aws_calls").install("workflow")
     parser = argparse.ArgumentParser(prog="python -m local_service.moto_process", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

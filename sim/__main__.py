@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .cost import WORKFLOW_TYPES, comparison, ec2_usd, load_prices
 from .engine_rate import load_engine_rate
-from .params import FleetModel, SimParams, WorkerModel
+from .params import FleetModel, SimParams
 from .plots import plot_scenario
 from .report import cost_table, policy_table, sweep_table, targets_table
 from .run import check_targets, run_scenario, sweep
@@ -50,13 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     rate = load_engine_rate(args.engine, args.model, args.workload)
-    worker = WorkerModel.from_engine(rate)
-    # The stage is configured with its workers' measured rate (FACEREC_WORKER_PHOTOS_PER_SECOND):
-    # full batches, the I/O chain included.
-    params = (
-        SimParams(worker=worker)
-        .with_fleet(cold_start_s=args.cold_start, warm_start_s=args.warm_start, describe_lag_s=args.describe_lag)
-        .with_settings(worker_photos_per_second=round(worker.batch_size / worker.service_s(worker.batch_size), 2))
+    params = SimParams.for_engine(
+        rate, cold_start_s=args.cold_start, warm_start_s=args.warm_start, describe_lag_s=args.describe_lag
     )
     prices = load_prices()
     chosen = [s for s in SCENARIOS if not args.scenarios or s.name in args.scenarios.split(",")]
@@ -85,17 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     if COST_SCENARIO in results:
         ours = results[COST_SCENARIO]["ours"]
-        report["cost"] = comparison(ours, ours["policy_calls"], params.settings.scale_up_interval_seconds, prices=prices)
+        report["cost"] = comparison(ours, prices=prices)
         report["cost"]["from_scenario"] = COST_SCENARIO
         report["cost"]["total_by_scenario"] = {
-            name: {w: comparison(runs["ours"], runs["ours"]["policy_calls"], params.settings.scale_up_interval_seconds,
-                                 prices=prices)[w]["usd_per_million_photos"]["total"] for w in WORKFLOW_TYPES}
+            name: {w: comparison(runs["ours"], prices=prices)[w]["usd_per_million_photos"]["total"] for w in WORKFLOW_TYPES}
             for name, runs in results.items() if "ours" in runs
         }
         report["cost"]["deployed_workflow_type"] = deployed_workflow_type()
         print(f"\n### Cost per million photos ({COST_SCENARIO}, ours; prices of {prices['date']}, {prices['region']})\n")
         print(cost_table(report["cost"]))
-        print(f"\ncheaper: {report['cost']['cheaper']}; deployed: {report['cost']['deployed_workflow_type']}")
+        counted = report["cost"]["call_counts"]
+        print(f"\ncalls per photo: the {counted['path']} path's, counted by make bench-cost ({counted['source']})")
+        print(f"cheaper: {report['cost']['cheaper']}; deployed: {report['cost']['deployed_workflow_type']}")
         print("total $/M photos by scenario (Standard / Express): " + "; ".join(
             f"{name} {t['STANDARD']:.2f} / {t['EXPRESS']:.2f}" for name, t in report["cost"]["total_by_scenario"].items()))
     report["targets"] = check_targets(results, report.get("cost"), deployed_workflow_type())

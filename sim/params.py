@@ -84,6 +84,17 @@ class SimParams:
     # upload-events queue, the Lambda poller, StartExecution and the workflow's first two states.
     ingest_delay_s: float = 0.5
 
+    @classmethod
+    def for_engine(cls, rate: EngineRate, **fleet: float) -> SimParams:
+        """The service's defaults with workers of `rate`, the stage configured with their measured
+        rate (FACEREC_WORKER_PHOTOS_PER_SECOND: full batches, the I/O chain included)."""
+        worker = WorkerModel.from_engine(rate)
+        return (
+            cls(worker=worker)
+            .with_fleet(**fleet)
+            .with_settings(worker_photos_per_second=round(worker.batch_size / worker.service_s(worker.batch_size), 2))
+        )
+
     @property
     def max_workers(self) -> int:
         return self.settings.max_workers

@@ -17,9 +17,8 @@ from typing import Any, Iterator, Mapping
 
 import pytest
 
-from chalicelib.contract import GALLERY_PREFIX, RESULT_PREFIX, STAGE_TAG, UPLOAD_PREFIX, WORKER_ROLE_TAG
+from chalicelib.contract import BATCH_UPLOAD_PREFIX, GALLERY_PREFIX, RESULT_PREFIX, STAGE_TAG, UPLOAD_PREFIX, WORKER_ROLE_TAG
 from chalicelib.contract.fleet_plan import PLAN_KEY
-from chalicelib.contract.telemetry import metrics_namespace
 from chalicelib.services import SCALE_UP_LEASE
 from deploy_support import package
 from infra.names import FUNCTIONS
@@ -41,9 +40,6 @@ RESOURCE_STAR_EXCEPTIONS = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
-    # CloudWatch authorizes PutMetricData only on "*"; the statement's namespace condition scopes it
-    # (test_workers_put_metrics_and_logs_only_in_their_stages_namespace_and_group).
-    "cloudwatch:PutMetricData",
 }
 
 
@@ -155,31 +151,29 @@ def test_each_part_has_its_own_role_trusted_by_its_service_only(template):
     assert data["IamInstanceProfile"] == {"Arn": {"Fn::GetAtt": ["WorkerInstanceProfile", "Arn"]}}
 
 
-def test_only_the_api_reads_the_admin_token_and_only_the_upload_handler_starts_workflows(template):
+def test_only_the_api_reads_the_admin_token_and_only_the_upload_handler_and_a_batch_start_start_workflows(template):
     ssm = [name for name, s in policy_statements(template) if any(str(a).startswith("ssm:") for a in _listed(s["Action"]))]
     assert ssm == ["ApiFunctionRole"]
     starts = [(name, s["Resource"]) for name, s in policy_statements(template) if "states:StartExecution" in _listed(s["Action"])]
-    assert starts == [("UploadEventsFunctionRole", {"Ref": "JobWorkflow"})]
+    assert sorted(starts) == [("ApiFunctionRole", {"Ref": "JobWorkflow"}), ("UploadEventsFunctionRole", {"Ref": "JobWorkflow"})]
 
 
-def test_workers_put_metrics_and_logs_only_in_their_stages_namespace_and_group(template):
+def test_workers_write_logs_and_metrics_only_to_their_stages_group(template):
+    """The CloudWatch agent ships the worker's log and its EMF metrics to the stage's group; the
+    functions' metrics are EMF in their own logs: nothing calls PutMetricData."""
     statements = _role_statements(template, "WorkerRole")
-    (metrics,) = [s for s in statements if "cloudwatch:PutMetricData" in _listed(s["Action"])]
-    namespace = metrics["Condition"]["StringEquals"]["cloudwatch:namespace"]
-    assert namespace == {"Fn::Sub": metrics_namespace("${StagePrefix}")}
     logs = [s for s in statements if any(str(a).startswith("logs:") for a in _listed(s["Action"]))]
     assert [s["Resource"] for s in logs] == [{"Fn::GetAtt": ["WorkerLogGroup", "Arn"]}]
     assert "logs:CreateLogGroup" not in _listed(logs[0]["Action"])  # the stack makes the group, with its retention
-    # Nothing else may write metrics or logs anywhere.
-    others = {name for name, s in policy_statements(template) if "cloudwatch:PutMetricData" in _listed(s.get("Action", []))}
-    assert others == {"WorkerRole"}
+    writers = {name for name, s in policy_statements(template) if "cloudwatch:PutMetricData" in _listed(s.get("Action", []))}
+    assert writers == set()
 
 
 def test_workers_list_only_the_prefixes_they_read(template):
     statements = _role_statements(template, "WorkerRole")
     listing = {str(s["Resource"]): s["Condition"]["StringLike"]["s3:prefix"] for s in statements if "s3:ListBucket" in _listed(s["Action"])}
     assert listing == {
-        str({"Fn::GetAtt": ["InputBucket", "Arn"]}): [f"{UPLOAD_PREFIX}*"],
+        str({"Fn::GetAtt": ["InputBucket", "Arn"]}): [f"{UPLOAD_PREFIX}*", f"{BATCH_UPLOAD_PREFIX}*"],
         str({"Fn::GetAtt": ["OutputBucket", "Arn"]}): [f"{RESULT_PREFIX}*", f"{GALLERY_PREFIX}*"],
     }
 

@@ -7,6 +7,7 @@ The service runs as its own process tree (moto, the API, the fleet of worker pro
 from __future__ import annotations
 
 import io
+import json
 import signal
 import time
 from collections import Counter
@@ -135,6 +136,35 @@ def test_a_file_that_is_not_an_image_fails_with_a_reason(client):
     with pytest.raises(JobFailed) as failure:
         client.wait(job["job_id"], timeout=180)
     assert (failure.value.job["error"], failure.value.job["message"]) == ("not_an_image", FAILURE_MESSAGES["not_an_image"])
+
+
+def test_several_photos_go_as_one_batch_and_a_bad_one_fails_alone(client, tmp_path):
+    notes = tmp_path / "notes.jpg"
+    notes.write_bytes(b"these are my notes, not a photo")
+    photos = [FACES / "biden.jpg", notes, FACES / "obama_and_biden.jpg", FACES / "rose_leslie.jpg"]
+    told: list[str] = []
+
+    entries = client.recognize_many(photos, timeout=180, on_photo=lambda photo, entry: told.append(photo.name))
+
+    assert sorted(told) == sorted(photo.name for photo in photos)
+    assert [entry["status"] for entry in entries] == ["DONE", "FAILED", "DONE", "DONE"]
+    assert [len(entry["result"]["faces"]) for entry in entries if "result" in entry] == [1, 3, 1]
+    assert (entries[1]["error"], entries[1]["message"]) == ("not_an_image", FAILURE_MESSAGES["not_an_image"])
+    # One batch: every photo's job is the batch's, numbered in the order sent.
+    batch = entries[0]["job_id"].rsplit("-", 1)[0]
+    assert [entry["job_id"] for entry in entries] == [f"{batch}-{index:02d}" for index in range(len(photos))]
+
+
+def test_the_cli_recognizes_one_photo_as_a_job_and_several_as_a_batch(service, capsys):
+    stranger = str(FACES / "rose_leslie.jpg")
+    assert cli.main(["--url", service.url, "--timeout", "180", "recognize", stranger]) == 0
+    assert capsys.readouterr().err == f"[1/1] {stranger}: unknown\n"
+
+    photos = [str(FACES / "obama_and_biden.jpg"), stranger]
+    assert cli.main(["--url", service.url, "--timeout", "180", "recognize", "--json", *photos]) == 0
+    out, err = capsys.readouterr()
+    assert sorted(line.split("] ", 1)[1].split(": ")[0] for line in err.splitlines()) == sorted(photos)
+    assert sorted(len(json.loads(line)["faces"]) for line in out.splitlines()) == [1, 3]
 
 
 STOP_SECONDS = 10

@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 from local_service.process import ADMIN_TOKEN, RunningService, local_service
+from local_service_fleet import worker_processes, worker_states
 
 from facerec_client import FacerecClient
 
@@ -27,31 +27,12 @@ def service(tmp_path_factory) -> Iterator[RunningService]:
         yield running
 
 
-def worker_states(service: RunningService) -> dict[str, str]:
-    reservations = service.ec2().describe_instances(
-        Filters=[{"Name": "tag:facerec:role", "Values": ["worker"]}]
-    )["Reservations"]
-    return {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
-
-
 def wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while not (value := condition()):
         assert time.monotonic() < deadline, f"{what} not within {timeout:.0f} s"
         time.sleep(0.5)
     return value
-
-
-def worker_processes(service: RunningService) -> list[int]:
-    """The worker processes alive under the service (an ended one may linger as a zombie a moment)."""
-    alive = []
-    for process in psutil.Process(service.process.pid).children(recursive=True):
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE and "facerec_worker" in " ".join(process.cmdline()):
-                alive.append(process.pid)
-        except psutil.Error:
-            continue
-    return alive
 
 
 def test_an_idle_worker_stops_into_the_pool_stays_stopped_and_is_started_again_for_the_next_upload(service):

@@ -1,4 +1,5 @@
-"""The web page, in a real browser: enroll someone, then recognize them and a stranger.
+"""The web page, in a real browser: enroll someone, then recognize them and a stranger; several
+photos dropped at once go as one batch.
 
 Debian's headless Chromium, driven by Playwright for Python (its wheel carries the driver; no
 `playwright install`, which downloads browsers), against the whole service as `make run` starts it.
@@ -7,6 +8,7 @@ Assertions are on what a person sees: status badges, box labels, no errors in th
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,6 +130,61 @@ def assert_box_on_photo(card: Any) -> None:
     assert photo and box and box["width"] > 10 and box["height"] > 10
     assert photo["x"] <= box["x"] and box["x"] + box["width"] <= photo["x"] + photo["width"] + 1
     assert photo["y"] <= box["y"] and box["y"] + box["height"] <= photo["y"] + photo["height"] + 1
+
+
+@pytest.mark.slow
+def test_several_dropped_photos_are_recognized_as_one_batch_polled_no_sooner_than_asked(browser, service_url, tmp_path):
+    from playwright.sync_api import expect
+
+    page, console_errors = page_collecting_errors(browser, height=1400)
+    sent: list[Any] = []
+    page.on("requestfinished", lambda request: request.url.startswith(service_url) and sent.append(request))
+    page.goto(f"{service_url}/app")
+
+    faces = {"obama2.jpg": 1, "obama_and_biden.jpg": 3, "rose_leslie.jpg": 1}
+    drop_files(page, "#dropzone", [FACES / name for name in faces])
+    for name, count in faces.items():
+        card = page.locator("#jobs .card", has_text=name)
+        expect(card.locator(".status")).to_have_text("DONE", timeout=JOB_TIMEOUT_MS)
+        expect(card.locator(".faces li")).to_have_count(count)
+        assert_box_on_photo(card)
+    page.screenshot(path=tmp_path / "batch.png", full_page=True)
+
+    polls = [request for request in sent if request.method == "GET" and "/batches/" in request.url]
+    assert polls, [request.url for request in sent]
+    batch = polls[0].url.removeprefix(service_url).split("/")[2]
+    posts = [request.url.removeprefix(service_url) for request in sent if request.method == "POST"]
+    assert posts == ["/batches", f"/batches/{batch}/start"]
+    # Each poll sends the ETag of the last body it got (a 304 brings none) and waits, from the
+    # end of the answer before it, for that answer's Retry-After or the page's own pause (at
+    # least half a second), whichever is longer.
+    etag = None
+    for earlier, later in zip([None, *polls], polls):
+        assert later.headers.get("if-none-match") == etag
+        if earlier is not None:
+            asked = max(0.5, float(earlier.response().headers.get("retry-after", 0)))
+            answered_at = earlier.timing["startTime"] + earlier.timing["responseEnd"]
+            assert later.timing["startTime"] - answered_at >= asked * 1000 - 20, (earlier.timing, later.timing, asked)
+        if later.response().status == 200:
+            etag = later.response().headers["etag"]
+    assert console_errors == []
+
+
+def drop_files(page: Any, selector: str, photos: list[Path]) -> None:
+    """Drop files on an element as a person drags them from a file manager: a drop event whose
+    DataTransfer holds them."""
+    transfer = page.evaluate_handle(
+        """(photos) => {
+            const transfer = new DataTransfer();
+            for (const [name, base64] of photos) {
+                const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            }
+            return transfer;
+        }""",
+        [[photo.name, base64.b64encode(photo.read_bytes()).decode()] for photo in photos],
+    )
+    page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
 
 
 def test_the_admin_token_stays_in_its_browser_tab_in_session_storage(browser):

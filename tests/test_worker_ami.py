@@ -19,6 +19,7 @@ import yaml
 
 from chalicelib.contract.telemetry import worker_log_group
 from facerec_worker.engine.config import VGGFACE2_SHA256
+from facerec_worker.settings import WorkerSettings
 from infra.stack import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,6 +128,15 @@ def test_the_workers_log_goes_to_the_file_the_cloudwatch_agent_ships_to_the_stag
     group = load_template()["Resources"]["WorkerLogGroup"]["Properties"]
     assert group["LogGroupName"] == {"Fn::Sub": worker_log_group("${StagePrefix}")}
     assert group["RetentionInDays"] == {"Ref": "WorkerLogRetentionDays"}
+
+
+def test_the_workers_metrics_go_to_the_agents_emf_listener():
+    """The agent opens its EMF listener (on its default socket, tcp:25888) and the worker's unit
+    points the worker's metrics at it (facerec_worker/metrics.py)."""
+    agent = json.loads((AMI / "cloudwatch" / "agent.json").read_text())
+    assert agent["logs"]["metrics_collected"] == {"emf": {}}
+    name, _, value = _unit("facerec-worker.service")["Service"]["Environment"].partition("=")
+    assert WorkerSettings.from_env({name: value}).emf_agent_endpoint == "tcp://127.0.0.1:25888"
 
 
 def test_the_ami_build_installs_the_agent_and_the_log_units():

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from botocore.exceptions import ClientError
-
 from .compat import UploadedFile, format_answer
 from .config import Settings
-from .contract import TERMINAL_STATUSES, JobKind, JobStatus, is_job_id, result_key, upload_key, upload_size_problem
-from .exceptions import BadRequestError, NotFoundError, StorageError
+from .contract import TERMINAL_STATUSES, JobKind, JobStatus, is_job_id, upload_key, upload_size_problem
+from .exceptions import BadRequestError, NotFoundError
 from .failures import client_failure
 from .jobs import Job, JobStore, new_job_id
+from .polling import PollAnswer, poll_headers, waited_seconds
+from .results import ResultReader
 from .uploads import UploadRequest, UploadSigner
 from .waiting import JobWaiter
 
@@ -62,6 +61,7 @@ class JobsApi:
         self._settings = settings
         self._clock = clock
         self._waiter = JobWaiter(jobs, settings.compat_poll_seconds)
+        self._results = ResultReader(s3_client, settings.output_bucket)
 
     def create(self, request: UploadRequest, kind: JobKind, person: str | None = None) -> dict[str, Any]:
         """A new job waiting for its photo, and the presigned POST to upload it with."""
@@ -70,15 +70,33 @@ class JobsApi:
         return {**self._summary(job.job_id, kind, JobStatus.AWAITING_UPLOAD), "upload": upload.to_body()}
 
     def status(self, job_id: str) -> dict[str, Any]:
+        return self._body(self._record(job_id))
+
+    def poll(self, job_id: str, if_none_match: str | None = None) -> PollAnswer:
+        """The job's status (and result, once DONE) with its ETag; 304 with no result read when
+        the client's ETag still holds."""
+        item = self._record(job_id)
+        headers = poll_headers(
+            [item["status"], item.get("result_key"), item.get("error")], [item["status"]],
+            waited_seconds(item, self._clock()), self._settings.max_retry_after_seconds,
+        )
+        if if_none_match == headers["ETag"]:
+            return PollAnswer(304, None, headers)
+        return PollAnswer(200, self._body(item), headers)
+
+    def _record(self, job_id: str) -> dict[str, Any]:
         item = self._jobs.get(job_id) if is_job_id(job_id) else None
-        if item is None:
+        if item is None or item["kind"] == JobKind.BATCH.value:
             raise NotFoundError(f"no job {job_id!r}")
+        return item
+
+    def _body(self, item: dict[str, Any]) -> dict[str, Any]:
         # What a client sees of the record: its cause stays in the table and the logs.
-        status = JobStatus(item["status"])
+        job_id, status = item["job_id"], JobStatus(item["status"])
         body = self._summary(job_id, JobKind(item["kind"]), status)
-        body.update({k: item[k] for k in ("created_at", "queued_at", "finished_at", "person") if k in item})
+        body.update({k: item[k] for k in ("created_at", "queued_at", "finished_at", "person", "batch_id") if k in item})
         if status is JobStatus.DONE:
-            body["result"] = self._result(job_id)
+            body["result"] = self._results.read({job_id: item})[job_id]
         elif status is JobStatus.FAILED:
             body.update(client_failure(item.get("error")))
         return body
@@ -116,7 +134,6 @@ class JobsApi:
             job_id=job_id,
             kind=kind,
             upload_key=upload_key(job_id, request.filename),
-            filename=request.filename,
             content_type=request.content_type,
             created_epoch=now,
             upload_expires_epoch=now + self._settings.upload_expiry_minutes * 60,
@@ -135,11 +152,3 @@ class JobsApi:
             "status_url": f"/jobs/{job_id}",
             "final": status in TERMINAL_STATUSES,
         }
-
-    def _result(self, job_id: str) -> Any:
-        key = result_key(job_id)
-        try:
-            body = self._s3.get_object(Bucket=self._settings.output_bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            raise StorageError(f"job {job_id} is done but its result {key} cannot be read", exc) from exc
-        return json.loads(body)

@@ -8,9 +8,9 @@ from typing import Any, Mapping
 from .api import JobsApi
 from .config import Settings
 from .contract import JobKind, upload_key
-from .exceptions import BadRequestError, NotFoundError
+from .exceptions import NotFoundError
 from .people import PeopleStore
-from .uploads import UploadRequest
+from .uploads import UploadRequest, photo_requests
 
 __all__ = ["Enrollments"]
 
@@ -25,7 +25,7 @@ class Enrollments:
         """`{"filename", "content_type"}` answers one job as before; `{"photos": [...]}` answers
         `{"jobs": [...]}`, one job per photo, in order."""
         bulk = isinstance(body, Mapping) and "photos" in body
-        requests = self._requests(body) if bulk else [UploadRequest.from_body(body, self._settings)]
+        requests = photo_requests(body, self._settings) if bulk else [UploadRequest.from_body(body, self._settings)]
         if self._people.get(person_id) is None:
             raise NotFoundError(f"no person {person_id!r}: create them first (POST /people)")
         jobs = [self._jobs_api.create(request, JobKind.ENROLL, person=person_id) for request in requests]
@@ -33,9 +33,3 @@ class Enrollments:
             person_id, {job["job_id"]: upload_key(job["job_id"], request.filename) for job, request in zip(jobs, requests)}
         )
         return {"jobs": jobs} if bulk else jobs[0]
-
-    def _requests(self, body: Mapping[str, Any]) -> list[UploadRequest]:
-        photos, limit = body["photos"], self._settings.max_photos_per_request
-        if set(body) != {"photos"} or not isinstance(photos, list) or not 0 < len(photos) <= limit:
-            raise BadRequestError(f'send {{"photos": [{{"filename": ..., "content_type": ...}}, ...]}} with 1 to {limit} photos')
-        return [UploadRequest.from_body(photo, self._settings) for photo in photos]

@@ -76,7 +76,7 @@ class UploadEventHandler:
             logger.info("ignoring s3://%s/%s: not a job upload", obj.bucket, obj.key)
             return UploadOutcome.IGNORED
         job_id, _ = parsed
-        job = self._jobs.claim_upload(job_id, obj.key, self._settings.upload_claim_stale_seconds)
+        job = self._jobs.claim_upload(job_id, self._settings.upload_claim_stale_seconds)
         if job is None:
             logger.info("job %s: upload already handled, or no such job", job_id)
             return UploadOutcome.DUPLICATE

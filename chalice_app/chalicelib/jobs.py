@@ -5,14 +5,14 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Protocol
 
 from botocore.exceptions import ClientError
 
 from .contract import RECORD_FAILED_UNTAKEN, Clock, batch_get_all, JobKind, JobStatus, is_conditional_failure, utc_now_iso
 from .exceptions import JobStoreError
 
-__all__ = ["Job", "JobStore", "new_job_id"]
+__all__ = ["Job", "JobStore", "NewRecord", "new_job_id"]
 
 def new_job_id() -> str:
     """32 URL-safe characters (192 random bits): knowing a job id is the only credential to read it."""
@@ -26,7 +26,6 @@ class Job:
     job_id: str
     kind: JobKind
     upload_key: str
-    filename: str
     content_type: str
     created_epoch: int
     upload_expires_epoch: int
@@ -38,8 +37,8 @@ class Job:
             "job_id": self.job_id,
             "kind": self.kind.value,
             "status": JobStatus.AWAITING_UPLOAD.value,
+            # The file name is the key's last part: not stored twice in an item paid for by the KB.
             "upload_key": self.upload_key,
-            "filename": self.filename,
             "content_type": self.content_type,
             "created_at": utc_now_iso(lambda: self.created_epoch),
             "upload_expires_epoch": self.upload_expires_epoch,
@@ -52,6 +51,14 @@ class Job:
         return item
 
 
+class NewRecord(Protocol):
+    """A record the API creates: a job, or a batch (chalicelib.batches)."""
+
+    job_id: str
+
+    def to_item(self) -> dict[str, Any]: ...
+
+
 class JobStore:
     """Reads and writes job records; every status change is conditional on the current status."""
 
@@ -59,7 +66,7 @@ class JobStore:
         self._table = table
         self._clock = clock
 
-    def create(self, job: Job) -> None:
+    def create(self, job: NewRecord) -> None:
         try:
             self._table.put_item(
                 Item=job.to_item(),
@@ -94,6 +101,17 @@ class JobStore:
         except ClientError as exc:
             raise JobStoreError(f"could not delete {len(job_ids)} jobs", exc) from exc
 
+    def put_all(self, items: Iterable[dict[str, Any]]) -> None:
+        """Write many new records, 25 a call (a batch's photos as it starts). Unconditional:
+        only the caller holding the batch's start claim writes them, before any is enqueued."""
+        items = list(items)
+        try:
+            with self._table.batch_writer() as batch:
+                for item in items:
+                    batch.put_item(Item=item)
+        except ClientError as exc:
+            raise JobStoreError(f"could not write {len(items)} jobs", exc) from exc
+
     def get(self, job_id: str) -> dict[str, Any] | None:
         try:
             return self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
@@ -102,19 +120,24 @@ class JobStore:
 
     def statuses(self, job_ids: list[str]) -> dict[str, str]:
         """Several jobs' statuses in as few reads as DynamoDB allows (100 keys a call), by job id."""
+        return {job_id: item["status"] for job_id, item in self.records(job_ids, ("status",)).items()}
+
+    def records(self, job_ids: list[str], attributes: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """Several jobs' records, only `attributes` of each (and job_id), by job id: whole records
+        would be read, and paid for, at every poll. 100 keys a call; a missing job is left out."""
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
         try:
             items = batch_get_all(
                 self._table,
                 [{"job_id": job_id} for job_id in job_ids],
-                # Only what a waiter needs: whole records would be read, and paid for, at every poll.
-                ProjectionExpression="job_id, #status",
-                ExpressionAttributeNames={"#status": "status"},
+                ProjectionExpression=", ".join(["job_id", *names]),
+                ExpressionAttributeNames=names,
             )
         except ClientError as exc:
             raise JobStoreError(f"could not read {len(job_ids)} jobs", exc) from exc
-        return {item["job_id"]: item["status"] for item in items}
+        return {item["job_id"]: item for item in items}
 
-    def claim_upload(self, job_id: str, key: str, stale_after_seconds: int) -> dict[str, Any] | None:
+    def claim_upload(self, job_id: str, stale_after_seconds: int) -> dict[str, Any] | None:
         """Mark the job's upload as being handled; None when another event already claimed it.
 
         Express workflows do not deduplicate by execution name and S3 may deliver an event twice,
@@ -126,7 +149,7 @@ class JobStore:
         try:
             response = self._table.update_item(
                 Key={"job_id": job_id},
-                UpdateExpression="SET upload_claimed_epoch = :now, uploaded_key = :key",
+                UpdateExpression="SET upload_claimed_epoch = :now",
                 # The job must exist (an unknown id is somebody else's object, not a job) and
                 # still wait for its upload (a queued or finished job is not started twice), and
                 # no live handler may hold the claim.
@@ -137,7 +160,6 @@ class JobStore:
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":now": int(now),
-                    ":key": key,
                     ":awaiting": JobStatus.AWAITING_UPLOAD.value,
                     ":stale": int(now) - stale_after_seconds,
                 },
@@ -154,7 +176,7 @@ class JobStore:
         try:
             self._table.update_item(
                 Key={"job_id": job_id},
-                UpdateExpression="REMOVE upload_claimed_epoch, uploaded_key",
+                UpdateExpression="REMOVE upload_claimed_epoch",
                 # Only a job still waiting for its upload: a workflow that did start owns it now.
                 ConditionExpression="#status = :awaiting",
                 ExpressionAttributeNames={"#status": "status"},

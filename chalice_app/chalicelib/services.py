@@ -14,6 +14,7 @@ import boto3
 from botocore.config import Config
 
 from .auth import AdminAuth, admin_secret
+from .batches import BatchesApi
 from .config import Settings
 from .contract.fleet_plan import FleetPlanStore
 from .enrollment import Enrollments
@@ -40,6 +41,7 @@ _CLIENT_CONFIG = Config(max_pool_connections=100, retries={"mode": "standard", "
 class Services:
     settings: Settings
     jobs_api: JobsApi
+    batches: BatchesApi
     people: PeopleStore
     eraser: PersonEraser
     enrollments: Enrollments
@@ -63,18 +65,19 @@ class Services:
         leases = dynamodb.Table(settings.leases_table)
         compactions = Compactions(jobs, sqs, s3, settings)
         secret = admin_secret(settings, lambda: session.client("ssm", region_name=region))
-        jobs_api = JobsApi(jobs, UploadSigner(s3, settings), s3, settings)
+        signer = UploadSigner(s3, settings)
+        jobs_api = JobsApi(jobs, signer, s3, settings)
+        starter = WorkflowStarter(session.client("stepfunctions", region_name=region, config=_CLIENT_CONFIG), settings.state_machine_arn)
         return cls(
             settings=settings,
             jobs_api=jobs_api,
+            batches=BatchesApi(jobs, signer, s3, starter, settings),
             enrollments=Enrollments(people, jobs_api, settings),
             people=people,
             eraser=PersonEraser(people, jobs, compactions, s3, settings),
             compactions=compactions,
             admin=AdminAuth(secret),
-            upload_events=UploadEventHandler(
-                jobs, s3, WorkflowStarter(session.client("stepfunctions", region_name=region, config=_CLIENT_CONFIG), settings.state_machine_arn), settings
-            ),
+            upload_events=UploadEventHandler(jobs, s3, starter, settings),
             scale_up=ScaleUp(sqs, ec2, Lease(leases, SCALE_UP_LEASE), FleetPlanStore(leases), settings),
             fleet_view=FleetView(sqs, ec2, jobs_table, settings),
         )

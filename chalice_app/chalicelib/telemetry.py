@@ -2,24 +2,23 @@
 job an upload event is for, and as metrics each scale-up round's decision and each job the upload
 handler fails (counted as the workers count theirs).
 
-The metrics are Powertools' Metrics: embedded metric format, one JSON line on stdout that
-CloudWatch Logs turns into datums in the stage's namespace, with no PutMetricData call and no
-right to make one. Only a function running in Lambda writes them; the local stack's would be
-lines nothing reads.
+The metrics are in the embedded metric format, shaped as the workers' are
+(contract.telemetry.emf_documents): one JSON line on stdout that CloudWatch Logs turns into datums
+in the stage's namespace, with no PutMetricData call and no right to make one. Only a function
+running in Lambda writes them; the local stack's would be lines nothing reads.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 
-from aws_lambda_powertools import Metrics
-
 from .contract import parse_upload_key
 from .contract.logs import configure_json_logging, job_context
-from .contract.telemetry import ERROR_CODE_DIMENSION, Metric, metrics_namespace
+from .contract.telemetry import ERROR_CODE_DIMENSION, Metric, emf_documents
 from .scaling import ScaleUpResult
 
 __all__ = ["configure_function_logging", "in_lambda", "job_of_upload", "put_job_failed", "put_scale_up_metrics"]
@@ -66,11 +65,6 @@ def put_job_failed(error: str, stage_prefix: str, environ: Mapping[str, str] = o
 
 
 def _write(stage_prefix: str, values: Iterable[tuple[Metric, float]], dimensions: Mapping[str, str] | None = None) -> None:
-    """One EMF line. No service name: Powertools would make it a dimension, and the alarms and
-    dashboard read the metrics without dimensions."""
-    metrics = Metrics(namespace=metrics_namespace(stage_prefix))
-    for name, value in (dimensions or {}).items():
-        metrics.add_dimension(name=name, value=value)
-    for metric, amount in values:
-        metrics.add_metric(name=metric.value, unit=metric.unit, value=amount)
-    metrics.flush_metrics()
+    """One EMF line on stdout, which Lambda sends to the function's log group."""
+    for document in emf_documents(stage_prefix, {metric: [amount] for metric, amount in values}, dimensions):
+        print(json.dumps(document), flush=True)

@@ -17,7 +17,7 @@ from .config import Settings
 from .contract import UPLOAD_TOO_LARGE, upload_size_problem
 from .exceptions import BadRequestError, StorageError
 
-__all__ = ["PresignedUpload", "Refusal", "UploadRequest", "UploadSigner", "check_uploaded_object"]
+__all__ = ["PresignedUpload", "Refusal", "UploadRequest", "UploadSigner", "check_uploaded_object", "photo_requests"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_FILENAME = 100
@@ -59,6 +59,15 @@ class UploadRequest:
                 f"{', '.join(settings.allowed_content_types)}"
             )
         return cls(filename=_safe_filename(body.get("filename")), content_type=content_type)
+
+
+def photo_requests(body: Any, settings: Settings) -> list[UploadRequest]:
+    """`{"photos": [{"filename", "content_type"}, ...]}` with 1 to max_photos_per_request photos."""
+    limit = settings.max_photos_per_request
+    photos = body.get("photos") if isinstance(body, Mapping) and set(body) == {"photos"} else None
+    if not isinstance(photos, list) or not 0 < len(photos) <= limit:
+        raise BadRequestError(f'send {{"photos": [{{"filename": ..., "content_type": ...}}, ...]}} with 1 to {limit} photos')
+    return [UploadRequest.from_body(photo, settings) for photo in photos]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 from bench.merge import merge
 from sim import traces
 from sim.__main__ import deployed_workflow_type, main
-from sim.cost import Assumptions, comparison, load_prices, per_million, usage_per_photo
+from sim.cost import comparison, function_memory_mb, load_call_counts, load_prices, per_million, usage_per_photo
 from sim.plots import plot_scenario
 from sim.policies import POLICIES
 from sim.run import run_scenario
@@ -27,10 +27,13 @@ def test_every_policy_runs_the_same_scenario(params, tmp_path):
 
 def test_express_is_cheaper_than_standard_at_load(params):
     ours = run_scenario(params, SMALL)[0]
-    cost = comparison(ours.figures, ours.figures["policy_calls"], interval_s=1)
+    cost = comparison(ours.figures)
     assert cost["cheaper"] == "EXPRESS"
-    standard = cost["STANDARD"]["usd_per_million_photos"]
-    assert standard["step_functions_standard_per_1000_transitions"] >= 5 * 25.0
+    assert cost["call_counts"]["path"] in load_call_counts()["paths"]
+    standard, express = (cost[w]["usd_per_million_photos"] for w in ("STANDARD", "EXPRESS"))
+    assert standard["step_functions_standard_per_1000_transitions"] > (
+        express["step_functions_express_per_million_requests"] + express["step_functions_express_per_gb_second"]
+    )
 
 
 def test_per_million_reads_the_unit_from_the_price_name():
@@ -44,11 +47,14 @@ def test_every_price_used_is_in_the_dated_file_with_a_source_and_a_status(params
     prices = load_prices()
     assert prices["date"] and prices["region"] == "us-east-1"
     ours = run_scenario(params, SMALL)[0].figures
-    used = {
-        line
-        for workflow in ("STANDARD", "EXPRESS")
-        for line in usage_per_photo(ours, ours["policy_calls"], workflow, Assumptions(), interval_s=1)
-    }
+    memory = function_memory_mb("prod")
+    used = set()
+    for counts in load_call_counts()["paths"].values():
+        for workflow in ("STANDARD", "EXPRESS"):
+            usage, unpriced = usage_per_photo(counts, workflow, memory_mb=memory, held_request_s=ours["p50_s"],
+                                              ec2_seconds_per_photo=ours["instance_seconds_billed"] / ours["jobs"])
+            assert unpriced == {}
+            used |= set(usage)
     assert used <= set(prices["prices"])
     for entry in prices["prices"].values():
         assert entry["status"] in {"verified", "secondary", "unverified"} and entry["source"].startswith("http")

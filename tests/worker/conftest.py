@@ -16,6 +16,7 @@ from chalicelib.contract.fleet_plan import FleetPlan, FleetPlanStore
 from chalicelib.exceptions import NotFoundError
 from chalicelib.jobs import new_job_id
 from chalicelib.people import PeopleStore
+from chalicelib.results import ResultReader
 from facerec_worker.engine import Recognizer
 from facerec_worker.instance import Ec2Instance, InstanceMetadata
 from facerec_worker.settings import WorkerSettings
@@ -92,10 +93,8 @@ class WorkerHarness:
         return self.jobs.get_item(Key={"job_id": job_id}, ConsistentRead=True)["Item"]
 
     def result(self, job_id: str) -> dict[str, Any]:
-        import json
-
-        body = self.s3.get_object(Bucket=self.stack.outputs["OutputBucketName"], Key=f"results/{job_id}.json")["Body"]
-        return json.loads(body.read())
+        """The job's result document, from whichever object its DONE record names, as the API reads it."""
+        return ResultReader(self.s3, self.stack.outputs["OutputBucketName"]).read({job_id: self.job(job_id)})[job_id]
 
     def messages_left(self) -> int:
         attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])["Attributes"]
@@ -141,7 +140,6 @@ class WorkerHarness:
             jobs_table=self.jobs,
             people_table=self.people,
             leases_table=self.leases,
-            cloudwatch=self.local_stack.client("cloudwatch"),
             instance=Ec2Instance(self.ec2, settings.instance_id, metadata),
             # The session's engine, kept open across workers: loading it once keeps tests quick.
             engine_factory=engine_factory or (lambda: contextlib.nullcontext(self.shared_engine)),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pytest
+from botocore.exceptions import ClientError
 
 from chalicelib.config import Settings
 from chalicelib.contract import JobKind, JobMessage, JobStatus, legacy_gallery_key, result_key, upload_key
@@ -15,7 +17,7 @@ from chalicelib.erasure import Compactions, PersonEraser
 from chalicelib.jobs import JobStore
 from chalicelib.people import PeopleStore
 from facerec_worker.engine import Owner, PhotoInput
-from facerec_worker.gallery_store import SETTLE_SECONDS, Compaction, GalleryStore
+from facerec_worker.gallery_store import LATEST, SETTLE_SECONDS, Compaction, GalleryStore
 from facerec_worker.ledger import JobLedger
 from facerec_worker.metrics import MetricsPublisher
 from facerec_worker.people import PeopleDirectory
@@ -34,9 +36,24 @@ def store(harness, dimensions=128, **kwargs) -> GalleryStore:
                         detector=engine.detector, dimensions=dimensions, **kwargs)
 
 
+def watched_store(harness) -> tuple[GalleryStore, Any, list[str]]:
+    """A worker's store on an S3 client of its own, that client, and the operations it sends from
+    now on (botocore's before-call event: each request as it leaves)."""
+    s3 = harness.local_stack.client("s3")
+    sent: list[str] = []
+    s3.meta.events.register("before-call.s3", lambda model, **_: sent.append(model.name))
+    engine = harness.engine
+    reader = GalleryStore(s3, harness.stack.outputs["OutputBucketName"], model=engine.model, detector=engine.detector, dimensions=128)
+    return reader, s3, sent
+
+
+def vector(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(128).astype(np.float32)
+
+
 def ledger(harness) -> JobLedger:
     """The jobs table as a worker's ledger reads it; nothing here flushes its metrics."""
-    return JobLedger(harness.jobs, "i-test-compactor", metrics=MetricsPublisher(harness.local_stack.client("cloudwatch"), "facerec-test"))
+    return JobLedger(harness.jobs, "i-test-compactor", metrics=MetricsPublisher("facerec-test"))
 
 
 def compact_through(harness, cut: float) -> Compaction:
@@ -157,6 +174,63 @@ def test_concurrent_enrollments_by_several_workers_lose_none(harness):
     for thread in threads:
         thread.join()
     assert len({o.person for o in store(harness).current().owners}) == 100
+
+
+def test_a_running_worker_reads_one_object_a_batch_until_an_enrollment_or_a_compaction_is_written(harness):
+    store(harness).append(Owner("first", "i"), vector(1), "job-first-padding-xxxxxxx")
+    reader, _, sent = watched_store(harness)
+    assert len(reader.current()) == 1
+    sent.clear()
+    assert len(reader.current()) == 1
+    assert sent == ["GetObject"]  # `latest`, answered 304: no manifest, no LIST
+
+    store(harness).append(Owner("second", "i"), vector(2), "job-second-padding-xxxxxx")
+    sent.clear()
+    assert {o.person for o in reader.current().owners} == {"first", "second"}
+    assert sent.count("ListObjectsV2") == 1
+
+    # Jobs without records read as finished, and everyone is alive: both changes are folded.
+    compacting = store(harness, clock=lambda: time.time() + SETTLE_SECONDS + 1)
+    assert compacting.compact(lambda everyone: set(everyone), ledger(harness).finished_before).folded_changes == 2
+    assert change_keys(harness) == []
+    sent.clear()
+    assert {o.person for o in reader.current().owners} == {"first", "second"}  # from the new snapshot
+    assert sent.count("GetObject") == 3  # `latest`, the manifest, the snapshot
+    sent.clear()
+    reader.current()
+    assert sent == ["GetObject"]
+
+
+def test_a_gallery_from_before_latest_gets_it_at_its_first_read_and_is_not_listed_again(harness):
+    writer = store(harness)
+    bucket, latest = harness.stack.outputs["OutputBucketName"], f"{writer.keys.prefix}{LATEST}"
+    # A change as a worker from before `latest` wrote one: the change alone.
+    writer.append(Owner("old", "i"), vector(1), "job-old-padding-xxxxxxxxx")
+    harness.s3.delete_object(Bucket=bucket, Key=latest)
+
+    reader, _, sent = watched_store(harness)
+    assert len(reader.current()) == 1
+    assert sent.index("PutObject") < sent.index("ListObjectsV2")  # marked before it lists
+    sent.clear()
+
+    assert len(reader.current()) == 1
+    assert sent == ["GetObject"]
+
+
+def test_after_a_gallery_read_failed_the_next_batch_lists_again(harness):
+    reader, s3, _ = watched_store(harness)
+    assert len(reader.current()) == 0
+    store(harness).append(Owner("obama", "i"), vector(1), "job-obama-padding-xxxxxxx")
+    refusals = [ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "ListObjectsV2")]
+
+    def refuse_once(**_) -> None:
+        if refusals:
+            raise refusals.pop()
+
+    s3.meta.events.register("before-call.s3.ListObjectsV2", refuse_once)
+    with pytest.raises(ClientError):
+        reader.current()  # `latest` changed, then the LIST failed: the batch fails
+    assert len(reader.current()) == 1
 
 
 @pytest.fixture

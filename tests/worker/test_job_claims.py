@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from chalicelib.contract import JobStatus
@@ -21,9 +20,8 @@ def jobs_table(local_stack, stack):
 
 
 def ledger(table, worker: str, now: float = 1_000.0) -> JobLedger:
-    # Nothing here flushes the metrics: the publisher only needs a client of the same moto.
-    cloudwatch = boto3.client("cloudwatch", endpoint_url=table.meta.client.meta.endpoint_url)
-    return JobLedger(table, worker_id=worker, metrics=MetricsPublisher(cloudwatch, "facerec-test"), clock=lambda: now)
+    # Nothing here flushes the metrics.
+    return JobLedger(table, worker_id=worker, metrics=MetricsPublisher("facerec-test"), clock=lambda: now)
 
 
 def test_a_redelivery_of_the_holders_message_takes_the_job_over(jobs_table):

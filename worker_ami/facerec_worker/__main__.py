@@ -9,6 +9,8 @@ engine at once: never earlier, so the worker holds no message it cannot work on 
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,8 @@ SERVICE = "facerec-worker"
 
 
 def main() -> int:
+    if os.environ.get("FACEREC_COUNT_AWS_CALLS"):  # make bench-cost: count this process's AWS calls (bench/aws_calls.py)
+        importlib.import_module("bench.aws_calls").install("worker")
     boot = BootTimes()
     settings = WorkerSettings.from_env()
     if not settings.jobs_queue_url:
@@ -42,7 +46,7 @@ def main() -> int:
     instance = Ec2Instance.discover(LazyClient(lambda: session.client("ec2")), settings.instance_id)
     configure_json_logging(SERVICE, instance_id=instance.instance_id)
     dynamodb = session.resource("dynamodb")
-    sqs, s3, cloudwatch = session.client("sqs"), session.client("s3"), session.client("cloudwatch")
+    sqs, s3 = session.client("sqs"), session.client("s3")
     boot.log_at_first_poll(sqs)
     # The loop imports the engine package: this waits until the engine's thread has imported it.
     from .worker import Worker, install_signal_handlers
@@ -55,7 +59,6 @@ def main() -> int:
         jobs_table=dynamodb.Table(settings.jobs_table),
         people_table=dynamodb.Table(settings.people_table),
         leases_table=dynamodb.Table(settings.leases_table),
-        cloudwatch=cloudwatch,
         instance=instance,
         engine_factory=engine,
     )

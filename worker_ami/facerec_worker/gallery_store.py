@@ -11,10 +11,21 @@ Layout (chalicelib.contract.GalleryKeys), one gallery per model and detector:
   meanwhile (If-Match).
 - `pending`: the changes stamped before `through` whose jobs had not finished, left as changes so
   that a retried enrollment's second change of the same face is still taken once per job.
+- `latest`: rewritten after every change object and every manifest, naming what was written (so
+  each write has an ETag of its own). Readers only compare its ETag.
 
-A worker loads the snapshot and the pending changes once and then, before each batch, lists the
+A worker loads the snapshot and the pending changes once. Before each batch it GETs `latest` with
+If-None-Match (the ETag it saw last): S3 answers 304 with no body when nothing was written since,
+one GET-priced request, and the worker reads nothing else. Only when `latest` changed, or is
+missing (a new gallery, or one written before `latest` was: the worker then writes it first), does it read the manifest, list the
 changes stamped after what it has (from SETTLE_SECONDS before its newest, for keys that landed
-late) and fetches only those: one GET of the manifest, one LIST and a GET per new enrollment.
+late; S3 bills a LIST as a PUT) and fetch those: then one GET of the manifest, one LIST and a GET
+per new enrollment.
+
+An enrollment recorded before a batch was received is visible to that batch: its change object,
+then `latest`, were written before the job was recorded, and S3 reads after writes. So the batch's
+GET of `latest` finds a write the worker has not listed after (it lists now, after the change
+landed) or the one it last listed after, which came after the change landed too.
 """
 
 from __future__ import annotations
@@ -54,6 +65,11 @@ _STAMP_LENGTH = len(datetime(2000, 1, 1, tzinfo=timezone.utc).strftime(_STAMP))
 # S3's DeleteObjects takes at most this many keys a call.
 _DELETE_BATCH = 1000
 _LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+# A conditional GET whose If-None-Match matched: S3 sends a bare 304, which botocore raises as a
+# ClientError with the status for its code.
+_NOT_MODIFIED = frozenset({"304", "NotModified"})
+# The object every write of a change or a manifest rewrites after it (see the module's docstring).
+LATEST = "latest"
 # Change objects fetched side by side on a cold start.
 _FETCH_THREADS = 16
 
@@ -87,6 +103,9 @@ class GalleryStore:
         self._dimensions = dimensions
         self._clock = clock
         self._manifest_etag: str | None = None
+        self._latest_key = f"{self.keys.prefix}{LATEST}"
+        # `latest`'s ETag when this worker last read the gallery through (None: not yet read).
+        self._latest: str | None = None
         self._index: FaceIndex | None = None
         self._through = ""
         self._pending: list[str] = []
@@ -97,7 +116,11 @@ class GalleryStore:
         return FaceIndex(self.keys.model, self.keys.detector, self._dimensions)
 
     def current(self) -> FaceIndex:
-        """The snapshot (again only when a compaction replaced it) plus every change since."""
+        """The snapshot (again only when a compaction replaced it) plus every change since; while
+        `latest` is the one this worker last read through, what it already has."""
+        latest = self._latest_etag()
+        if self._index is not None and latest == self._latest:
+            return self._index
         manifest = self._manifest()
         if self._index is None or manifest["etag"] != self._manifest_etag:
             self._load(manifest)
@@ -113,6 +136,8 @@ class GalleryStore:
                 self._index.extend(change)
                 applied_jobs.add(job)
             self._applied.add(key)
+        # Only once everything above was read: after a failed read, the next batch looks again.
+        self._latest = latest
         return self._index
 
     def append(self, owner: Owner, vectors: np.ndarray, job_id: str) -> str:
@@ -121,6 +146,7 @@ class GalleryStore:
         change.add(owner, vectors)
         key = self.keys.change(stamp(self._clock()), job_id)
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=change.to_bytes(), ContentType="application/octet-stream")
+        self._mark_latest(key)
         return key
 
     def compact(
@@ -183,6 +209,7 @@ class GalleryStore:
                 raise
             self._delete([snapshot_key])
             return None
+        self._mark_latest(snapshot_key)
         return snapshot_key
 
     def close(self) -> None:
@@ -214,6 +241,29 @@ class GalleryStore:
 
     def _manifest(self) -> dict[str, Any]:
         return read_manifest(self._s3, self._bucket, self.keys.manifest)
+
+    def _latest_etag(self) -> str:
+        """`latest`'s ETag now: the one this worker has, without a body, when S3 answers that it
+        did not change."""
+        condition = {"IfNoneMatch": self._latest} if self._latest else {}
+        try:
+            response = self._s3.get_object(Bucket=self._bucket, Key=self._latest_key, **condition)
+        except ClientError as exc:
+            if error_code(exc) in _NOT_MODIFIED:
+                return self._latest
+            if is_missing_object(self._s3, self._bucket, self._latest_key, exc):
+                # A gallery nobody wrote to since `latest` exists: mark it now, before this read
+                # lists, so that the batches after it compare ETags instead of listing each time.
+                return self._mark_latest(f"first read {uuid.uuid4().hex}")
+            raise
+        response["Body"].close()
+        return response["ETag"]
+
+    def _mark_latest(self, written: str) -> str:
+        """Tell readers that `written` (a change or a snapshot, each key unique) is there: only
+        after it is, so that a reader who sees this write lists after it landed. Its ETag."""
+        response = self._s3.put_object(Bucket=self._bucket, Key=self._latest_key, Body=written.encode(), ContentType="text/plain")
+        return response["ETag"]
 
     def _snapshot(self, manifest: dict[str, Any]) -> FaceIndex:
         body = self._s3.get_object(Bucket=self._bucket, Key=manifest["snapshot"])["Body"].read()

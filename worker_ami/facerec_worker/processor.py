@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -28,10 +29,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.contract import (
     RESULT_CONTENT_TYPE,
+    SHARED_RESULTS,
     UPLOAD_TOO_LARGE,
     WORKER_GAVE_UP,
     JobKind,
     JobMessage,
+    batch_result_key,
     is_missing_object,
     result_key,
     upload_size_problem,
@@ -274,40 +277,52 @@ class BatchProcessor:
             return self._fetch(delivery, uploaded_at)
 
     def _fetch(self, delivery: Delivery, uploaded_at: dict[str, datetime]) -> PhotoInput | None:
-        """The job's photo; None, with the job recorded FAILED, when there is none to work on."""
+        """The job's photo; None, with the job recorded FAILED, when there is none to work on.
+        One GET: its answer carries the size and upload time a HEAD would, for a tenth of the calls."""
         job = delivery.job
         try:
-            head = self._s3.head_object(Bucket=job.bucket, Key=job.key)
+            response = self._s3.get_object(Bucket=job.bucket, Key=job.key)
         except ClientError as exc:
             if not is_missing_object(self._s3, job.bucket, job.key, exc):
                 raise
             self._ledger.failed(job.job_id, error="photo_missing", cause=f"s3://{job.bucket}/{job.key} does not exist")
             return None
-        # The presigned POST's size limit holds on AWS, not on moto: check again where it is read.
-        too_large = upload_size_problem(head["ContentLength"], self._max_upload_bytes)
-        if too_large:
-            self._ledger.failed(job.job_id, error=UPLOAD_TOO_LARGE, cause=f"s3://{job.bucket}/{job.key}: {too_large}")
-            return None
-        uploaded_at[job.job_id] = head["LastModified"]
-        body = self._s3.get_object(Bucket=job.bucket, Key=job.key)["Body"].read()
-        return PhotoInput(PurePosixPath(job.key).name, body)
+        with response["Body"] as body:
+            # The presigned POST's size limit holds on AWS, not on moto: check again where it is
+            # read, before the body is: a photo too large is never downloaded.
+            too_large = upload_size_problem(response["ContentLength"], self._max_upload_bytes)
+            if too_large:
+                self._ledger.failed(job.job_id, error=UPLOAD_TOO_LARGE, cause=f"s3://{job.bucket}/{job.key}: {too_large}")
+                return None
+            uploaded_at[job.job_id] = response["LastModified"]
+            return PhotoInput(PurePosixPath(job.key).name, body.read())
 
     def _record_recognitions(
         self, recognized: list[tuple[Delivery, PhotoResult | PhotoFailure]], batch: Batch,
     ) -> list[Delivery]:
-        results = [(d.job.job_id, r) for d, r in recognized if isinstance(r, PhotoResult)]
-        # The results go to S3 side by side, first; a job is DONE only once its result is there.
-        list(self._io.map(lambda job: self._store_result(job[0], _recognition_document(*job, batch.people)), results))
-        list(self._io.map(lambda item: self._record_outcome(item[0].job.job_id, item[1], batch.uploaded_at), recognized))
+        results = {d.job.job_id: _recognition_document(d.job.job_id, r, batch.people) for d, r in recognized if isinstance(r, PhotoResult)}
+        # The results go to S3 first, in one object for the batch (one PUT, not one a photo); a
+        # job is DONE only once its result is there. A job recognized alone keeps its own key.
+        key = None
+        if len(results) == 1:
+            [(job_id, document)] = results.items()
+            key = result_key(job_id)
+            self._store_result(key, document)
+        elif results:
+            key = batch_result_key(uuid.uuid4().hex)
+            self._store_result(key, {"schema_version": SCHEMA_VERSION, SHARED_RESULTS: results})
+        list(self._io.map(lambda item: self._record_outcome(item[0].job.job_id, item[1], key, batch.uploaded_at), recognized))
         return [delivery for delivery, _ in recognized]
 
-    def _record_outcome(self, job_id: str, result: PhotoResult | PhotoFailure, uploaded_at: dict[str, datetime]) -> None:
+    def _record_outcome(
+        self, job_id: str, result: PhotoResult | PhotoFailure, key: str | None, uploaded_at: dict[str, datetime],
+    ) -> None:
         if isinstance(result, PhotoFailure):
             self._ledger.failed(job_id, error=result.error["code"], cause=result.error["message"])
         else:
             self._ledger.done(
                 job_id,
-                result_key=result_key(job_id),
+                result_key=key,
                 summary={"faces": len(result.faces), "identities": [f.identity for f in result.faces]},
                 uploaded_at=uploaded_at.get(job_id),
             )
@@ -347,7 +362,7 @@ class BatchProcessor:
                 "photos_enrolled": photos_enrolled,
                 "gallery_change": change,
             }
-            self._store_result(job.job_id, document)
+            self._store_result(result_key(job.job_id), document)
             self._ledger.done(
                 job.job_id, result_key=result_key(job.job_id), summary={"person": job.person},
                 uploaded_at=uploaded_at.get(job.job_id),
@@ -376,17 +391,17 @@ class BatchProcessor:
         with job_context(job.job_id):
             compaction = self._gallery.compact(self._people.alive, self._ledger.finished_before)
         document = {"schema_version": SCHEMA_VERSION, "job_id": job.job_id, "kind": JobKind.COMPACT.value, **asdict(compaction)}
-        self._store_result(job.job_id, document)
+        self._store_result(result_key(job.job_id), document)
         self._ledger.done(
             job.job_id, result_key=result_key(job.job_id),
             summary={"faces": compaction.faces, "dropped_faces": compaction.dropped_faces},
         )
         return delivery
 
-    def _store_result(self, job_id: str, document: dict[str, Any]) -> None:
+    def _store_result(self, key: str, document: dict[str, Any]) -> None:
         self._s3.put_object(
             Bucket=self._output_bucket,
-            Key=result_key(job_id),
+            Key=key,
             Body=json.dumps(document).encode(),
             ContentType=RESULT_CONTENT_TYPE,
         )

@@ -42,3 +42,7 @@ class WorkerSettings(StageSettings):
     # A job that failed this many deliveries is recorded FAILED (SQS then moves it to the DLQ).
     # Read from the queue's redrive policy at boot when the queue has one.
     max_receives: int = setting("FACEREC_WORKER_MAX_RECEIVES", 3)
+    # The CloudWatch agent's EMF listener that the worker's metrics go to (metrics.py), by the name
+    # AWS's embedded-metrics clients read. The AMI's worker unit sets it to the agent's default,
+    # tcp://127.0.0.1:25888; unset (the local stack, the tests), the metrics are lines on stderr.
+    emf_agent_endpoint: str = setting("AWS_EMF_AGENT_ENDPOINT")

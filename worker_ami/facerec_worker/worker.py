@@ -78,7 +78,6 @@ class Worker:
         jobs_table: Any,
         people_table: Any,
         leases_table: Any,
-        cloudwatch: Any,
         instance: Ec2Instance,
         engine_factory: Callable[[], Recognizer] = Recognizer.from_config,
         clock: Callable[[], float] = time.monotonic,
@@ -89,7 +88,7 @@ class Worker:
         self._s3 = s3
         self._jobs_table = jobs_table
         self._people_table = people_table
-        self._metrics = MetricsPublisher(cloudwatch, settings.stage_prefix)
+        self._metrics = MetricsPublisher(settings.stage_prefix, settings.emf_agent_endpoint)
         self._instance = instance
         self._engine_factory = engine_factory
         self._queue_url = settings.jobs_queue_url

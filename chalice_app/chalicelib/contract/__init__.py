@@ -17,6 +17,7 @@ from __future__ import annotations
 from .aws import THROTTLED, batch_get_all, error_code, is_conditional_failure, is_missing, is_missing_object, scan_all
 from .clock import Clock, utc_now_iso
 from .keys import (
+    BATCH_UPLOAD_PREFIX,
     GALLERY_CHANGES,
     GALLERY_MANIFEST,
     GALLERY_PREFIX,
@@ -24,6 +25,9 @@ from .keys import (
     RESULT_PREFIX,
     UPLOAD_PREFIX,
     GalleryKeys,
+    batch_result_key,
+    batch_upload_key,
+    batch_upload_prefix,
     legacy_gallery_key,
     manifest_of_change,
     parse_upload_key,
@@ -38,6 +42,7 @@ from .schema import (
     JOB_ID_PATTERN,
     LEGACY_INCARNATION,
     RESULT_CONTENT_TYPE,
+    SHARED_RESULTS,
     TERMINAL_STATUSES,
     UNCOUNTED_ENROLLMENTS,
     UPLOAD_TOO_LARGE,
@@ -45,6 +50,7 @@ from .schema import (
     JobKind,
     JobMessage,
     JobStatus,
+    batch_job_id,
     is_job_id,
     upload_size_problem,
 )
@@ -52,6 +58,7 @@ from .settings import EnvSettings, StageSettings, setting
 from .transitions import CLAIM, RECORD_DONE, RECORD_FAILED, RECORD_FAILED_UNTAKEN, RECORD_QUEUED, REQUEUE, Transition
 
 __all__ = [
+    "BATCH_UPLOAD_PREFIX",
     "CLAIM",
     "DEFAULT_MAX_UPLOAD_BYTES",
     "DEFAULT_STAGE_PREFIX",
@@ -69,6 +76,7 @@ __all__ = [
     "REQUEUE",
     "RESULT_CONTENT_TYPE",
     "RESULT_PREFIX",
+    "SHARED_RESULTS",
     "STAGE_TAG",
     "TERMINAL_STATUSES",
     "THROTTLED",
@@ -87,6 +95,10 @@ __all__ = [
     "StageSettings",
     "Transition",
     "batch_get_all",
+    "batch_job_id",
+    "batch_result_key",
+    "batch_upload_key",
+    "batch_upload_prefix",
     "error_code",
     "legacy_gallery_key",
     "is_conditional_failure",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .schema import JOB_ID_PATTERN
 
 __all__ = [
+    "BATCH_UPLOAD_PREFIX",
     "GALLERY_CHANGES",
     "GALLERY_MANIFEST",
     "GALLERY_PREFIX",
@@ -15,6 +16,9 @@ __all__ = [
     "RESULT_PREFIX",
     "UPLOAD_PREFIX",
     "GalleryKeys",
+    "batch_result_key",
+    "batch_upload_key",
+    "batch_upload_prefix",
     "legacy_gallery_key",
     "manifest_of_change",
     "parse_upload_key",
@@ -23,6 +27,9 @@ __all__ = [
 ]
 
 UPLOAD_PREFIX = "uploads/"
+# A batch's photos: no S3 notification here (infra/template.yaml notifies for uploads/ only), so a
+# batch costs no event per photo; `POST /batches/{id}/start` lists what arrived instead.
+BATCH_UPLOAD_PREFIX = "batches/"
 RESULT_PREFIX = "results/"
 GALLERY_PREFIX = "gallery/"
 
@@ -41,9 +48,25 @@ def parse_upload_key(key: str) -> tuple[str, str] | None:
     return (match["job_id"], match["filename"]) if match else None
 
 
+def batch_upload_prefix(batch_id: str) -> str:
+    """The folder of one batch's photos, which the start of the batch lists."""
+    return f"{BATCH_UPLOAD_PREFIX}{batch_id}/"
+
+
+def batch_upload_key(batch_id: str, index: int, filename: str) -> str:
+    """Where photo `index` of a batch is uploaded; two photos of one name stay apart by index."""
+    return f"{batch_upload_prefix(batch_id)}{index:02d}/{filename}"
+
+
 def result_key(job_id: str) -> str:
     """Where the worker writes a job's result document in the output bucket."""
     return f"{RESULT_PREFIX}{job_id}.json"
+
+
+def batch_result_key(unique: str) -> str:
+    """Where a worker writes the results of the photos it recognized in one batch of messages:
+    one S3 PUT for them all, not one each. Each job's DONE record names the object it is in."""
+    return f"{RESULT_PREFIX}batches/{unique}.json"
 
 
 def legacy_gallery_key(model: str) -> str:

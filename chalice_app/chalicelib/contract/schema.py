@@ -13,12 +13,14 @@ __all__ = [
     "JOB_ID_PATTERN",
     "LEGACY_INCARNATION",
     "RESULT_CONTENT_TYPE",
+    "SHARED_RESULTS",
     "TERMINAL_STATUSES",
     "UPLOAD_TOO_LARGE",
     "WORKER_GAVE_UP",
     "JobKind",
     "JobMessage",
     "JobStatus",
+    "batch_job_id",
     "is_job_id",
     "upload_size_problem",
 ]
@@ -39,11 +41,14 @@ TERMINAL_STATUSES = frozenset({JobStatus.DONE, JobStatus.FAILED})
 
 class JobKind(str, enum.Enum):
     """What a worker does: name the faces in a photo, add a photo's face to the gallery, or fold
-    the gallery's changes into a new snapshot without the deleted (no photo)."""
+    the gallery's changes into a new snapshot without the deleted (no photo). A BATCH record is
+    no worker's: it holds a batch's photo names and moves through the workflow as a job does,
+    while each of its photos is a RECOGNIZE job of its own."""
 
     RECOGNIZE = "recognize"
     ENROLL = "enroll"
     COMPACT = "compact"
+    BATCH = "batch"
 
 
 # The people row's attribute that is new at every POST /people and carried by each face enrolled
@@ -58,6 +63,9 @@ UNCOUNTED_ENROLLMENTS = "uncounted_enrollments"
 
 
 RESULT_CONTENT_TYPE = "application/json"
+# In an object that holds several jobs' results (contract.keys.batch_result_key), the map from
+# each job id to that job's document.
+SHARED_RESULTS = "results"
 
 # Job ids are URL-safe tokens (secrets.token_urlsafe).
 JOB_ID_PATTERN = r"[A-Za-z0-9_-]{16,64}"
@@ -70,6 +78,11 @@ UPLOAD_TOO_LARGE = "upload_too_large"
 # The error a worker records when a job's deliveries run out (its message then goes to the
 # dead-letter queue); `facerec redrive` requeues jobs failed with it and no other.
 WORKER_GAVE_UP = "worker_error"
+
+
+def batch_job_id(batch_id: str, index: int) -> str:
+    """The job id of photo `index` of a batch: the batch's id is the credential for all of them."""
+    return f"{batch_id}-{index:02d}"
 
 
 def is_job_id(value: str) -> bool:

@@ -1,11 +1,17 @@
 "use strict";
-// facerec's page: upload photos straight to S3 with the API's presigned POST, poll each job, and
-// draw what came back. API paths are relative to where the page is served (/app locally,
-// /<stage>/app behind API Gateway), so the same file works on both.
+// facerec's page: upload photos straight to S3 with the API's presigned POST, poll each job (or
+// one batch for several photos), and draw what came back. API paths are relative to where the page
+// is served (/app locally, /<stage>/app behind API Gateway), so the same file works on both.
 
 const API = location.pathname.replace(/app\/?$/, "");
-const POLL_MS = 1000;
+// Every poll is a request someone pays for: waits grow from half a second to five, and never
+// come sooner than the service's Retry-After (longer while the first worker starts).
+const POLL_FIRST_MS = 500;
+const POLL_GROWTH = 1.5;
+const POLL_CAP_MS = 5000;
 const GIVE_UP_MS = 10 * 60 * 1000;
+// Photos per batch: the service's FACEREC_MAX_PHOTOS_PER_REQUEST default.
+const BATCH_PHOTOS = 100;
 const TYPES = { jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png", webp: "image/webp" };
 const STATUS_TEXT = {
   UPLOADING: "sending the photo",
@@ -30,10 +36,12 @@ class ApiError extends Error {
 
 const tokenInput = $("#admin-token");
 
-async function api(method, path, { body, admin = false } = {}) {
+// The answer's body (null for none) and headers; a 304 to If-None-Match is an answer, not an error.
+async function request(method, path, { body, admin = false, etag = null } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (admin) headers["X-Admin-Token"] = tokenInput.value;
+  if (etag) headers["If-None-Match"] = etag;
   let response;
   try {
     response = await fetch(API + path, {
@@ -45,8 +53,52 @@ async function api(method, path, { body, admin = false } = {}) {
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: the text says what went wrong */ }
-  if (!response.ok) throw new ApiError((data && data.message) || text || response.statusText, response.status);
-  return data;
+  if (!response.ok && response.status !== 304) throw new ApiError((data && data.message) || text || response.statusText, response.status);
+  return { status: response.status, data, headers: response.headers };
+}
+
+async function api(method, path, options) {
+  return (await request(method, path, options)).data;
+}
+
+// Retry-After is seconds or an HTTP date; 0 when absent.
+function retryAfterMs(headers) {
+  const value = headers.get("Retry-After");
+  if (!value) return 0;
+  const seconds = Number(value);
+  return Number.isFinite(seconds) ? seconds * 1000 : Math.max(0, Date.parse(value) - Date.now() || 0);
+}
+
+// GET `path` until `isFinal(body)`, telling `onBody` each new body. The last ETag goes along, so
+// an unchanged answer is a 304 without a body and the last body stands.
+async function poll(path, isFinal, onBody) {
+  const started = Date.now();
+  let backoff = POLL_FIRST_MS;
+  let wait = backoff;
+  let etag = null;
+  let body = null;
+  let unreachable = 0;
+  while (Date.now() - started < GIVE_UP_MS) {
+    await sleep(wait);
+    backoff = Math.min(backoff * POLL_GROWTH, POLL_CAP_MS);
+    wait = backoff;
+    let answer;
+    try {
+      answer = await request("GET", path, { etag });
+      unreachable = 0;
+    } catch (error) {
+      if (error.status === 0 && ++unreachable < 5) continue; // a blip in the network: ask again
+      throw error;
+    }
+    if (answer.status !== 304) {
+      body = answer.data;
+      etag = answer.headers.get("ETag");
+      onBody(body);
+    }
+    if (isFinal(body)) return body;
+    wait = Math.max(backoff, retryAfterMs(answer.headers));
+  }
+  throw new ApiError(`not done after ${GIVE_UP_MS / 60000} minutes; it may still finish later`, 0);
 }
 
 function contentType(file) {
@@ -86,26 +138,54 @@ async function runJob(card, path, file, { admin = false } = {}) {
 }
 
 async function follow(card, jobId) {
-  const started = Date.now();
-  let unreachable = 0;
-  while (Date.now() - started < GIVE_UP_MS) {
-    await sleep(POLL_MS);
-    let job;
-    try {
-      job = await api("GET", `jobs/${encodeURIComponent(jobId)}`);
-      unreachable = 0;
-    } catch (error) {
-      if (error.status === 0 && ++unreachable < 5) continue; // a blip in the network: ask again
-      throw error;
+  const job = await poll(`jobs/${encodeURIComponent(jobId)}`, (job) => job.status === "DONE" || job.status === "FAILED", (job) => {
+    if (job.status !== "FAILED") card.setStatus(job.status);
+  });
+  if (job.status === "DONE") return job.result;
+  card.fail(job.message || job.error || "the job failed");
+  return null;
+}
+
+// Several photos as one batch: one request for every upload slot, one to start, and one poll for
+// all of them; each card shows its photo's result as it arrives. `items` are {card, file} pairs.
+async function runBatch(items) {
+  const ended = new Set(); // the indexes whose cards show how they ended
+  const fail = (index, cause) => {
+    ended.add(index);
+    items[index].card.fail(cause);
+  };
+  const show = (batch) => batch.photos.forEach((photo) => {
+    if (ended.has(photo.index)) return;
+    const { card, file } = items[photo.index];
+    if (photo.status === "FAILED") {
+      fail(photo.index, photo.message || photo.error || "the photo failed");
+    } else if (photo.status === "DONE") {
+      ended.add(photo.index);
+      card.setStatus("DONE");
+      drawFaces(card, file, photo.result);
+    } else {
+      card.setStatus(photo.status);
     }
-    if (job.status === "FAILED") {
-      card.fail(job.message || job.error || "the job failed");
-      return null;
-    }
-    card.setStatus(job.status);
-    if (job.status === "DONE") return job.result;
+  });
+  try {
+    for (const { card } of items) card.setStatus("UPLOADING");
+    const photos = items.map(({ file }) => ({ filename: file.name, content_type: contentType(file) }));
+    const batch = await api("POST", "batches", { body: { photos } });
+    await Promise.all(batch.photos.map(async (photo) => {
+      try {
+        await uploadTo(photo.upload, items[photo.index].file);
+        items[photo.index].card.setStatus(batch.status);
+      } catch (error) {
+        fail(photo.index, error.message); // the service only knows the photo never arrived
+      }
+    }));
+    const path = `batches/${encodeURIComponent(batch.batch_id)}`;
+    const started = await api("POST", `${path}/start`);
+    show(started);
+    if (!started.final) await poll(path, (state) => state.final, show);
+  } catch (error) {
+    items.forEach((_, index) => ended.has(index) || fail(index, error.message));
   }
-  throw new ApiError(`not done after ${GIVE_UP_MS / 60000} minutes; the job may still finish later`, 0);
 }
 
 // ---- a card per photo --------------------------------------------------------------------------
@@ -174,12 +254,16 @@ function describe(faces) {
 // ---- recognize tab -----------------------------------------------------------------------------
 
 // Every file gets a card: one the service refuses shows the service's reason there. Cards go on
-// top, newest first, so a batch goes in reversed to read in the order it was chosen.
+// top, newest first, so several go in reversed to read in the order they were chosen. One photo
+// is a job; several are batches of up to BATCH_PHOTOS.
 function recognize(files) {
-  for (const file of [...files].reverse()) {
-    const card = newCard($("#jobs"), file);
+  const items = [...files].reverse().map((file) => ({ card: newCard($("#jobs"), file), file })).reverse();
+  if (items.length === 1) {
+    const [{ card, file }] = items;
     runJob(card, "jobs", file).then((result) => result && drawFaces(card, file, result));
+    return;
   }
+  for (let start = 0; start < items.length; start += BATCH_PHOTOS) runBatch(items.slice(start, start + BATCH_PHOTOS));
 }
 
 const photosInput = $("#photos");

