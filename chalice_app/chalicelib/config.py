@@ -72,8 +72,8 @@ class Settings(StageSettings):
     # The seed's `POST /` waits this long for a result; API Gateway ends requests at 29 s.
     compat_wait_seconds: float = setting("FACEREC_COMPAT_WAIT_SECONDS", 25.0)
     compat_poll_seconds: float = setting("FACEREC_COMPAT_POLL_SECONDS", 0.5)
-    # A status answer's Retry-After for a job that waits in the queue: half its wait so far, at
-    # most this (chalicelib.polling), so that a client waiting out a cold fleet's boot asks a few
+    # A status answer's Retry-After for a job that waits in the queue: its wait so far, at most
+    # this (chalicelib.polling), so that a client waiting out a cold fleet's boot asks a few
     # times, not sixty.
     max_retry_after_seconds: int = setting("FACEREC_MAX_RETRY_AFTER_SECONDS", 10)
     # The one web origin besides the API's own whose pages may call the API; empty: none. The page

@@ -2,9 +2,10 @@
 result reads, and a Retry-After, so that a client asks again no sooner than the work can change.
 
 Every poll is an API Gateway request and a Lambda invocation (about $4 per million at the
-prod stage's 512 MB), more than the photo's compute: a job waiting for a cold fleet's boot
-(about half a minute on AWS) is asked after less and less often, half its wait so far, up to
-`max_retry_after_seconds`; a job a worker holds is asked after a second.
+prod stage's 512 MB), more than the photo's compute. A job waiting in the queue, as it does for a
+cold fleet's boot (about half a minute on AWS), is asked after as long again as it has waited, up
+to `max_retry_after_seconds`: a few polls whatever the wait, each answer at most that late. A job
+a worker holds is asked after a second.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def retry_after_seconds(statuses: Iterable[str], waited_seconds: float, max_seco
         return None
     if JobStatus.PROCESSING in pending:
         return 1
-    return int(min(max_seconds, max(1.0, waited_seconds / 2)))
+    return int(min(max_seconds, max(1.0, waited_seconds)))
 
 
 def waited_seconds(record: Mapping[str, Any], now: float) -> float:
