@@ -28,6 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench import latency
 from bench.course import engine_batched_rate
 from bench.course_set import CourseSet
@@ -86,6 +88,23 @@ def read_outcomes(table: Any, job_ids: list[str]) -> dict[str, dict]:
         time.sleep(2)
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far by where they went: moto's server, the worker processes (an ended one
+    counts once reaped, as every one is when the fleet is back at zero) and this process (the API,
+    the upload-event pollers, the client). The machine's cores are the local stack's bound: this
+    says which part spends them."""
+    own = os.times()
+    children = {"moto": 0.0, "workers": own.children_user + own.children_system}
+    for child in psutil.Process().children():
+        try:
+            command, times = " ".join(child.cmdline()), child.cpu_times()
+        except psutil.Error:
+            continue
+        part = "moto" if "local_service.moto_process" in command else "workers"
+        children[part] += times.user + times.system
+    return {**children, "api_and_client": own.user + own.system}
+
+
 def wait_for_zero_workers(service: LocalService, timeout: float) -> None:
     deadline = time.time() + timeout
     while service.fleet.live_processes and time.time() < deadline:
@@ -95,14 +114,18 @@ def wait_for_zero_workers(service: LocalService, timeout: float) -> None:
 def run_path(service: LocalService, client: FacerecClient, table: Any, files: list[Path], labels: dict[str, str],
              send: Callable[[FacerecClient, list[Path]], Sent]) -> dict:
     """One way of sending the photos, from a fleet at zero back to zero."""
-    started = time.time()
-    first_worker_before = len(service.fleet.history.samples)
+    started, started_monotonic = time.time(), time.monotonic()
+    cpu_before = cpu_seconds()
+    # Live workers now, then every change (the fleet's samples are monotonic, taken twice a second):
+    # a worker launched for what came before may still be up, and then it is this path's first.
+    samples = [(started_monotonic, service.fleet.live_processes)]
     sent = send(client, files)
     outcomes = read_outcomes(table, list(sent))
     last_result = max(datetime.fromisoformat(o["finished_at"]).timestamp() for o in outcomes.values())
     wait_for_zero_workers(service, service.options.idle_seconds + 300)
     back_to_zero = time.time()
-    samples = service.fleet.history.samples[first_worker_before:]
+    cpu = {part: round(seconds - cpu_before[part], 1) for part, seconds in cpu_seconds().items()}
+    samples += [(at, count) for at, count in service.fleet.history.samples if at > started_monotonic]
 
     latencies = [datetime.fromisoformat(o["finished_at"]).timestamp() - sent[job_id][1] for job_id, o in outcomes.items()]
     wrong = [
@@ -110,18 +133,18 @@ def run_path(service: LocalService, client: FacerecClient, table: Any, files: li
         if o["status"] != "DONE" or o["summary"]["identities"] != [labels[sent[job_id][0].name].lower()]
     ]
     first_worker = next((at for at, count in samples if count > 0), None)
-    wall_offset = time.time() - time.monotonic()  # fleet samples are monotonic
     return {
         "upload_seconds": round(max(at for _, at in sent.values()) - started, 2),
         "done": sum(o["status"] == "DONE" for o in outcomes.values()),
         "failed": sum(o["status"] == "FAILED" for o in outcomes.values()),
-        "lost": len(sent_at) - len(outcomes),
+        "lost": len(sent) - len(outcomes),
         "wrong_or_failed": len(wrong),
         "throughput_photos_per_second": round(len(outcomes) / (last_result - started), 2),
         "upload_to_result_seconds": latency.summary(latencies, digits=2),
-        "first_upload_to_first_worker_seconds": round(first_worker + wall_offset - started, 2) if first_worker else None,
+        "first_upload_to_first_worker_seconds": round(first_worker - started_monotonic, 2) if first_worker is not None else None,
         "last_result_to_zero_workers_seconds": round(back_to_zero - last_result, 2),
         "peak_workers": max((count for _, count in samples), default=0),
+        "cpu_seconds_from_first_upload_to_zero_workers": cpu,
     }
 
 
