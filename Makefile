@@ -73,7 +73,7 @@ eval: setup  ## Identification accuracy on knn-examples, with leave-one-person-o
 
 # --- Measure (on a quiet machine: the figures are ratios within one run) ---------------------
 
-bench: bench-engine bench-worker bench-sim bench-local bench-course bench-gallery  ## Every benchmark, merged into out/bench.json
+bench: bench-engine bench-worker bench-cost bench-sim bench-local bench-course bench-gallery bench-boot  ## Every benchmark, merged into out/bench.json
 	$(BIN)/python -m bench.merge --out-dir $(OUT)
 
 bench-engine: setup  ## Detection on dlib-faces, then photos/s and peak memory per detector x model, face_recognition beside

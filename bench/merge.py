@@ -24,6 +24,8 @@ PARTS = {
     "local_stack": ("local-stack.json", None),
     "course": ("bench-course.json", None),
     "gallery": ("bench-gallery.json", None),
+    "boot": ("bench-boot.json", None),
+    "calls": ("bench-cost.json", None),
 }
 
 
