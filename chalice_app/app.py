@@ -12,11 +12,11 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError
 from chalice import Chalice, CORSConfig, Rate, Response
 
-from chalicelib.compat import parse_multipart_file
+from chalicelib.compat import ANSWER_HEADERS, parse_multipart_file
 from chalicelib.config import Settings
 from chalicelib.contract import JobKind
 from chalicelib.events import iter_uploaded_objects
-from chalicelib.exceptions import RequestError, ServiceError, uniform_error_body
+from chalicelib.exceptions import BadRequestError, RequestError, ServiceError, uniform_error_body
 from chalicelib.people import validate_person
 from chalicelib.polling import PollAnswer
 from chalicelib.scaling import ScaleUpResult
@@ -69,11 +69,20 @@ def _admin() -> None:
     get_services().admin.require(app.current_request.headers)
 
 
+def _json_body() -> Any:
+    """The request's JSON body. Python's parser recurses once per level of nesting, and Chalice
+    turns only a ValueError into a 400: a body of some thousand `[` would be a 500 otherwise."""
+    try:
+        return app.current_request.json_body
+    except RecursionError as exc:
+        raise BadRequestError("the JSON body is nested too deeply") from exc
+
+
 @app.route("/jobs", methods=["POST"], cors=_CORS)
 @_json_errors
 def create_job() -> Response:
     services = get_services()
-    request = UploadRequest.from_body(app.current_request.json_body, services.settings)
+    request = UploadRequest.from_body(_json_body(), services.settings)
     return Response(body=services.jobs_api.create(request, JobKind.RECOGNIZE), status_code=201)
 
 
@@ -87,7 +96,7 @@ def get_job(job_id: str) -> Response:
 @_json_errors
 def create_batch() -> Response:
     """Up to 100 photos' upload slots; upload them all, then POST the batch's start_url."""
-    return Response(body=get_services().batches.create(app.current_request.json_body), status_code=201)
+    return Response(body=get_services().batches.create(_json_body()), status_code=201)
 
 
 @app.route("/batches/{batch_id}/start", methods=["POST"], cors=_CORS)
@@ -114,7 +123,7 @@ def _poll_response(answer: PollAnswer) -> Response:
 @_json_errors
 def create_person() -> Response:
     _admin()
-    person_id, display_name = validate_person(app.current_request.json_body)
+    person_id, display_name = validate_person(_json_body())
     return Response(body=get_services().people.create(person_id, display_name), status_code=201)
 
 
@@ -138,7 +147,7 @@ def delete_person(person_id: str) -> Response:
 @_json_errors
 def create_enrollment_upload(person_id: str) -> Response:
     _admin()
-    return Response(body=get_services().enrollments.create(person_id, app.current_request.json_body), status_code=201)
+    return Response(body=get_services().enrollments.create(person_id, _json_body()), status_code=201)
 
 
 @app.route("/admin/fleet", methods=["GET"], cors=_CORS)
@@ -164,7 +173,7 @@ def recognize_seed_style() -> Response:
     upload = parse_multipart_file(request.raw_body, request.headers.get("content-type", ""))
     answer = get_services().jobs_api.recognize_and_wait(upload)
     if answer.text is not None:
-        return Response(body=answer.text, status_code=200, headers={"Content-Type": "text/plain"})
+        return Response(body=answer.text, status_code=200, headers=dict(ANSWER_HEADERS))
     headers = {"Location": answer.body["status_url"]} if answer.status_code == 202 else {}
     return Response(body=answer.body, status_code=answer.status_code, headers=headers)
 

@@ -100,8 +100,23 @@ def test_the_seed_route_answers_stem_and_name(client, stack, worker, jpeg_bytes,
     worker(document={"schema_version": 1, "faces": faces})
     response = post_photo(client, jpeg_bytes)
     assert response.status_code == 200
-    assert response.headers["Content-Type"] == "text/plain"
     assert response.body.decode() == answer
+
+
+def test_the_answer_is_utf8_text_that_no_browser_may_sniff_as_html(client, stack, worker, jpeg_bytes):
+    """Display names are whatever an admin typed, markup included."""
+    worker(document={"schema_version": 1, "faces": [{"identity": "x", "display_name": "<script>alert(1)</script>"}]})
+    response = post_photo(client, jpeg_bytes)
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.body.decode() == "test_00:<script>alert(1)</script>"
+
+
+def test_a_file_name_in_another_script_is_answered_with_its_own_stem(client, stack, worker, jpeg_bytes):
+    """The seed's clients match each answer to the file they sent by its stem (bench/course.py)."""
+    worker(document={"schema_version": 1, "faces": [{"identity": "paul", "display_name": "Paul"}]})
+    response = post_photo(client, jpeg_bytes, filename="写真.jpg")
+    assert response.body.decode("utf-8") == "写真:Paul"
 
 
 def test_a_cold_fleet_gets_202_and_the_job_to_poll(client, stack, settings_env, jpeg_bytes):

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from control_plane import JSON, create_job, job_item, post_json
+from control_plane import ADMIN_TOKEN, JSON, create_job, job_item, post_json
 
-from chalicelib.contract import JobStatus, result_key
+from chalicelib.contract import JobStatus, is_job_id, result_key
 from chalicelib.failures import FAILURE_MESSAGES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,9 +96,22 @@ def test_a_body_that_is_not_json_is_400(client, shared_stack):
     assert "Message" in response.json_body or "message" in response.json_body
 
 
+@pytest.mark.parametrize("path", ["/jobs", "/batches", "/people", "/people/obama/photos"])
+def test_a_body_nested_past_the_parsers_depth_is_400(client, shared_stack, path):
+    nested = "[" * 100_000 + "]" * 100_000
+    response = client.http.post(path, headers={**JSON, "X-Admin-Token": ADMIN_TOKEN}, body=nested)
+    assert response.status_code == 400
+    assert response.json_body == {"error": "BadRequest", "message": "the JSON body is nested too deeply"}
+
+
 def test_paths_in_file_names_are_dropped(client, shared_stack):
     job = create_job(client, filename="C:\\Users\\me\\..\\holiday pic.jpeg")
     assert job["upload"]["fields"]["key"].endswith("/holiday_pic.jpeg")
+
+
+def test_a_file_name_in_another_script_keeps_a_stem_and_its_extension(client, shared_stack):
+    job = create_job(client, filename="写真.jpg")
+    assert job["upload"]["fields"]["key"] == f"uploads/{job['job_id']}/photo.jpg"
 
 
 @pytest.mark.parametrize("job_id", ["A" * 32, "short", "has%2Fslash0000000000000000000000", "x" * 65])
@@ -106,6 +119,10 @@ def test_unknown_or_malformed_job_ids_are_404(client, shared_stack, job_id):
     response = client.http.get(f"/jobs/{job_id}")
     assert response.status_code == 404
     assert response.json_body == {"error": "NotFound", "message": f"no job {job_id!r}"}
+
+
+def test_a_job_id_followed_by_a_newline_is_malformed():
+    assert is_job_id("A" * 32) and not is_job_id("A" * 32 + "\n")
 
 
 def test_a_new_job_awaits_its_upload(client, shared_stack):

@@ -1,12 +1,16 @@
-"""Inside the workflow: an AWS call that fails ends the job FAILED with its cause; duplicates change nothing."""
+"""Inside the workflow: an AWS call that fails before the job is on the queue ends it FAILED with its
+cause, a scale-up that fails after leaves it queued for the schedule; duplicates change nothing."""
 
 from __future__ import annotations
 
 import json
 
-from control_plane import create_job, deliver_upload_events, job_item, receive_all, upload, wait_for_execution
+from control_plane import create_job, deliver_upload_events, job_item, post_json, receive_all, upload, wait_for_execution
 
+from chalicelib.contract import JobMessage
 from chalicelib.failures import client_failure
+
+LEFT_TO_THE_SCHEDULE = "Job is queued, its workers left to the schedule"
 
 
 def run_one_upload(local_stack, stack, client, app_module, jpeg_bytes) -> tuple[dict, dict]:
@@ -31,14 +35,42 @@ def test_a_failing_sqs_call_fails_the_job_with_its_cause(local_stack, stack, cli
     assert (status["error"], status["message"]) == ("job_failed", client_failure(None)["message"])
 
 
-def test_a_failing_scale_up_fails_the_job_with_its_cause(local_stack, stack, client, app_module, jpeg_bytes):
+def states_entered(local_stack, execution: dict) -> list[str]:
+    history = local_stack.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"])["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+
+
+def queued_job_ids(local_stack, stack) -> list[str]:
+    return [JobMessage.from_json(m["Body"]).job_id for m in receive_all(local_stack.client("sqs"), stack.outputs["JobsQueueUrl"])]
+
+
+def test_a_failing_scale_up_leaves_the_queued_job_to_the_schedule(local_stack, stack, client, app_module, jpeg_bytes):
+    """One RequestLimitExceeded in a burst must not fail the uploads whose messages were sent:
+    scale_up_every_minute launches their workers."""
     local_stack.client("ec2").delete_launch_template(LaunchTemplateName=stack.outputs["WorkerLaunchTemplateName"])
     job, execution = run_one_upload(local_stack, stack, client, app_module, jpeg_bytes)
 
-    assert execution["status"] == "FAILED"
+    assert execution["status"] == "SUCCEEDED", execution
+    assert states_entered(local_stack, execution)[-2:] == ["Launch workers if needed", LEFT_TO_THE_SCHEDULE]
+    failure = json.loads(execution["output"])["scale_up_failure"]
+    assert failure["Error"] == "ScalingError" and "could not launch 1 workers" in json.loads(failure["Cause"])["errorMessage"]
     item = job_item(local_stack, stack, job["job_id"])
-    assert (item["status"], item["error"]) == ("FAILED", "ScalingError")
-    assert "could not launch 1 workers" in json.loads(item["cause"])["errorMessage"]
+    assert item["status"] == "QUEUED" and "error" not in item
+    assert queued_job_ids(local_stack, stack) == [job["job_id"]]
+
+
+def test_a_failing_scale_up_leaves_a_sent_batch_queued(local_stack, stack, client, app_module, jpeg_bytes):
+    local_stack.client("ec2").delete_launch_template(LaunchTemplateName=stack.outputs["WorkerLaunchTemplateName"])
+    batch = post_json(client, "/batches", {"photos": [{"filename": "a.jpg", "content_type": "image/jpeg"}] * 2}).json_body
+    for photo in batch["photos"]:
+        upload(photo, jpeg_bytes)
+    assert client.http.post(batch["start_url"]).status_code == 202
+    execution = wait_for_execution(local_stack.client("stepfunctions"), stack.outputs["StateMachineArn"], batch["batch_id"])
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert states_entered(local_stack, execution)[-1] == LEFT_TO_THE_SCHEDULE
+    assert job_item(local_stack, stack, batch["batch_id"])["status"] == "QUEUED"
+    assert sorted(queued_job_ids(local_stack, stack)) == sorted(photo["job_id"] for photo in batch["photos"])
 
 
 def test_a_duplicate_execution_for_a_queued_job_changes_nothing(local_stack, stack, client, app_module, jpeg_bytes):
@@ -71,6 +103,6 @@ def test_a_job_a_worker_took_is_not_failed_by_the_workflow(local_stack, stack, c
     local_stack.client("ec2").delete_launch_template(LaunchTemplateName=stack.outputs["WorkerLaunchTemplateName"])
     job, execution = run_one_upload(local_stack, stack, client, app_module, jpeg_bytes)
 
-    assert execution["status"] == "FAILED"
+    assert execution["status"] == "SUCCEEDED"
     item = job_item(local_stack, stack, job["job_id"])
     assert item["status"] == "PROCESSING" and "error" not in item

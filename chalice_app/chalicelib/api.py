@@ -124,7 +124,7 @@ class JobsApi:
             # API Gateway would cut the request at 29 s: hand over the job to poll instead.
             return CompatAnswer(202, body=body)
         if body["status"] == JobStatus.DONE.value:
-            return CompatAnswer(200, text=format_answer(request.filename, body["result"]))
+            return CompatAnswer(200, text=format_answer(upload.filename, body["result"]))
         return CompatAnswer(422, body={"error": body["error"], "message": body["message"], "job": body})
 
     def _new_job(self, request: UploadRequest, kind: JobKind, person: str | None) -> Job:

@@ -6,13 +6,17 @@ import email.parser
 import email.policy
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from .exceptions import BadRequestError
 
-__all__ = ["UploadedFile", "format_answer", "parse_multipart_file"]
+__all__ = ["ANSWER_HEADERS", "UploadedFile", "format_answer", "parse_multipart_file"]
 
 FIELD = "inputFile"
+# The answer carries display names as an admin typed them, markup included, and the client's own
+# file name: UTF-8 text that no browser may sniff into HTML.
+ANSWER_HEADERS = MappingProxyType({"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"})
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,10 @@ def parse_multipart_file(body: bytes, content_type: str, field: str = FIELD) -> 
 
 
 def format_answer(filename: str, result: Mapping[str, Any] | None) -> str:
-    """`<file stem>:<name>`: the display name of the first face's person (the seed's graders
-    compare it with names such as `Paul`), `unknown` when no face matched anyone.
+    """`<file stem>:<name>`: the stem of the file name the client sent, in any script (the seed's
+    clients find their file by it; the name the photo is stored under keeps only ASCII), and the
+    display name of the first face's person (the seed's graders compare it with names such as
+    `Paul`), `unknown` when no face matched anyone.
 
     A result written before faces carried display names falls back to the person id.
     """

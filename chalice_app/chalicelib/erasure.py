@@ -51,7 +51,8 @@ class Compactions:
 
     def request_if_changes_wait(self) -> str | None:
         """A compaction when any gallery has enrollments not yet in its snapshot that its last
-        compaction did not leave pending (one LIST, and a GET of each manifest with changes).
+        compaction did not leave pending (one LIST per 1,000 objects, and a GET of each manifest
+        with changes).
 
         A pending change is one whose job had not finished; should that job never finish (its
         last delivery's worker died), counting its change as waiting would bring a worker up
@@ -59,12 +60,12 @@ class Compactions:
         compaction that a new enrollment or a deletion asks for once its job is over.
         """
         bucket = self._settings.output_bucket
-        page = self._s3.list_objects_v2(Bucket=bucket, Prefix=GALLERY_PREFIX)
+        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=GALLERY_PREFIX)
         changes: dict[str, set[str]] = {}
-        for item in page.get("Contents", []):
-            manifest = manifest_of_change(item["Key"])
+        for key in (item["Key"] for page in pages for item in page.get("Contents", [])):
+            manifest = manifest_of_change(key)
             if manifest:
-                changes.setdefault(manifest, set()).add(item["Key"])
+                changes.setdefault(manifest, set()).add(key)
         waiting = any(
             keys - set(read_manifest(self._s3, bucket, manifest)[MANIFEST_PENDING]) for manifest, keys in changes.items()
         )

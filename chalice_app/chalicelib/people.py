@@ -15,7 +15,9 @@ from .exceptions import BadRequestError, ConflictError, NotFoundError, PeopleSto
 __all__ = ["PeopleStore", "validate_person"]
 
 # A person id is what results call the person ("identity"), so it is a short, URL-safe slug.
-_PERSON_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Matched whole (fullmatch): `$` also matches before a final newline, and `bob\n` accepted once
+# could never be named again in a DELETE.
+_PERSON_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 # The record's set of its enrollment photos' upload keys (uploads/<job>/<file>); a DynamoDB item
 # holds up to 400 KB, some 5,000 photos a person.
 ENROLLMENT_UPLOADS = "enrollment_uploads"
@@ -26,7 +28,7 @@ def validate_person(body: Any) -> tuple[str, str]:
     if not isinstance(body, Mapping):
         raise BadRequestError("the request body must be a JSON object")
     person_id = body.get("person_id")
-    if not isinstance(person_id, str) or not _PERSON_ID.match(person_id):
+    if not isinstance(person_id, str) or not is_person_id(person_id):
         raise BadRequestError(
             "person_id must be 1-64 characters: lowercase letters, digits, '_' or '-', "
             "starting with a letter or digit"
@@ -38,7 +40,7 @@ def validate_person(body: Any) -> tuple[str, str]:
 
 
 def is_person_id(value: str) -> bool:
-    return bool(_PERSON_ID.match(value))
+    return bool(_PERSON_ID.fullmatch(value))
 
 
 # What a client is shown of a record: the incarnation and the upload keys are the service's own.

@@ -21,18 +21,24 @@ __all__ = ["PresignedUpload", "Refusal", "UploadRequest", "UploadSigner", "check
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_FILENAME = 100
+# The stem of a photo sent without a name, or with one in another script that keeps no character.
+_FALLBACK_STEM = "photo"
 
 
 def _safe_filename(raw: Any) -> str:
+    """The last path segment of the client's name, in characters that need no escaping in a key or
+    URL. A stem written in another script keeps none of them and becomes `photo`, with the
+    extension kept (`写真.jpg` is `photo.jpg`, not `jpg`); a name that is only a path is refused."""
     if raw is None:
-        return "photo"
+        return _FALLBACK_STEM
     if not isinstance(raw, str):
         raise BadRequestError("filename must be a string")
-    # Keep the last path segment only, and only characters that need no escaping in a key or URL.
-    name = _UNSAFE.sub("_", PurePosixPath(raw.replace("\\", "/")).name).strip("._")[:_MAX_FILENAME]
-    if not name:
+    name = PurePosixPath(raw.replace("\\", "/")).name
+    if not name.strip("."):
         raise BadRequestError(f"filename {raw!r} has no usable characters")
-    return name
+    path = PurePosixPath(name)
+    stem = _UNSAFE.sub("_", path.stem).strip("._") or _FALLBACK_STEM
+    return (stem + _UNSAFE.sub("", path.suffix).rstrip("."))[:_MAX_FILENAME]
 
 
 @dataclass(frozen=True)

@@ -57,10 +57,10 @@ def test_a_spot_interruption_notice_drains_the_worker_before_it_takes_work(harne
 
 
 def test_the_heartbeat_keeps_a_long_batch_invisible_to_other_workers(harness):
-    harness.queue(photo_bytes("obama2.jpg"))
+    job_id = harness.queue(photo_bytes("obama2.jpg"))
     [message] = harness.sqs.receive_message(QueueUrl=harness.queue_url, VisibilityTimeout=1)["Messages"]
-    heartbeat = VisibilityHeartbeat(harness.sqs, harness.queue_url, every_seconds=0.3, extend_seconds=2)
-    with heartbeat.holding([message["ReceiptHandle"]]):
+    heartbeat = VisibilityHeartbeat(harness.sqs, harness.queue_url, every_seconds=0.3, extend_seconds=2, max_seconds=60)
+    with heartbeat.holding([message["ReceiptHandle"]], job_ids=[job_id]):
         time.sleep(2.5)  # longer than the visibility the message was received with
         stolen = harness.sqs.receive_message(QueueUrl=harness.queue_url, WaitTimeSeconds=0).get("Messages", [])
     assert stolen == []

@@ -36,9 +36,24 @@ class WorkerSettings(StageSettings):
     # Whether the launch template configures hibernation: a pooled worker then keeps its memory
     # (models loaded) and resumes polling where it stopped.
     hibernate: bool = setting("FACEREC_WORKER_HIBERNATE", False)
-    # While a batch runs, its messages' visibility is pushed this far ahead, this often.
-    visibility_extension_seconds: int = setting("FACEREC_WORKER_VISIBILITY_SECONDS", 120)
-    heartbeat_seconds: float = setting("FACEREC_WORKER_HEARTBEAT_SECONDS", 30.0)
+    # A batch's messages are received hidden for this long, and the heartbeat (heartbeat.py) keeps
+    # pushing their visibility this far ahead while the batch is held: a killed worker's jobs are
+    # visible again at most this long after its last beat, and another worker's poll takes them
+    # (issue 19: retaken within 30 s). A batch is usually held for about three of its engine steps
+    # (one batch ahead, one behind; ten photos take ~0.5 s), so most batches never need a beat.
+    # The jobs queue's own VisibilityTimeout (infra/template.yaml) is the same.
+    visibility_extension_seconds: int = setting("FACEREC_WORKER_VISIBILITY_SECONDS", 20)
+    # A quarter of the visibility: the messages stay hidden through three missed beats, or a beat
+    # 15 s late. That is the most botocore's retries of a failed ChangeMessageVisibilityBatch wait
+    # (legacy mode: 4 retries, up to 1 + 2 + 4 + 8 s), against a call's usual tens of ms; and on a
+    # machine loaded by its engine the beat's thread may run a little late.
+    heartbeat_seconds: float = setting("FACEREC_WORKER_HEARTBEAT_SECONDS", 5.0)
+    # The longest a batch holds its messages, from their receipt: the heartbeat then lets them go,
+    # and other workers retake the jobs of a batch that hangs (a stuck engine or call). About a
+    # hundred times a batch's usual hold: room for ten photos at the 80-megapixel limit (~1.3 s
+    # each to decode), a gallery refresh, botocore's retries and a loaded machine, while a hung
+    # batch's jobs still return within two minutes. A claim older than this is stale (worker.py).
+    max_batch_seconds: float = setting("FACEREC_WORKER_MAX_BATCH_SECONDS", 120.0)
     # A job that failed this many deliveries is recorded FAILED (SQS then moves it to the DLQ).
     # Read from the queue's redrive policy at boot when the queue has one.
     max_receives: int = setting("FACEREC_WORKER_MAX_RECEIVES", 3)

@@ -131,6 +131,7 @@ class Worker:
                 self._sqs, self._queue_url,
                 every_seconds=self.settings.heartbeat_seconds,
                 extend_seconds=self.settings.visibility_extension_seconds,
+                max_seconds=self.settings.max_batch_seconds,
             )
             # The stages beside the engine: the next batch's receipt and preparation, the last
             # batch's finish. The loop waits for each before it starts another of its kind, so
@@ -301,9 +302,9 @@ class Worker:
             output_bucket=settings.output_bucket,
             max_upload_bytes=settings.max_upload_bytes,
             max_receives=self._max_receives(),
-            # A live holder keeps extending the visibility; a claim older than one extension
-            # belongs to a worker that stopped doing so.
-            claim_stale_after_seconds=self.settings.visibility_extension_seconds,
+            # A holder's messages are hidden for at most the maximum batch time after their
+            # receipt, which comes before its claims: an older claim's messages are back.
+            claim_stale_after_seconds=self.settings.max_batch_seconds,
             metrics=self._metrics,
         )
 
@@ -336,7 +337,9 @@ class Worker:
         if not deliveries:
             return None
         beat = contextlib.ExitStack()
-        beat.enter_context(heartbeat.holding([d.receipt_handle for d in deliveries]))
+        beat.enter_context(heartbeat.holding(
+            [d.receipt_handle for d in deliveries], job_ids=[d.job.job_id for d in deliveries if d.job],
+        ))
         self._count_held(len(deliveries))
         try:
             started = time.perf_counter()

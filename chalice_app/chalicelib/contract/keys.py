@@ -34,7 +34,7 @@ RESULT_PREFIX = "results/"
 GALLERY_PREFIX = "gallery/"
 
 # File names are whatever the client sent, minus path separators.
-_UPLOAD_KEY = re.compile(rf"^{UPLOAD_PREFIX}(?P<job_id>{JOB_ID_PATTERN})/(?P<filename>[^/]+)$")
+_UPLOAD_KEY = re.compile(rf"{UPLOAD_PREFIX}(?P<job_id>{JOB_ID_PATTERN})/(?P<filename>[^/]+)")
 
 
 def upload_key(job_id: str, filename: str) -> str:
@@ -44,7 +44,7 @@ def upload_key(job_id: str, filename: str) -> str:
 
 def parse_upload_key(key: str) -> tuple[str, str] | None:
     """(job_id, filename) for a key under uploads/, or None for any other object."""
-    match = _UPLOAD_KEY.match(key)
+    match = _UPLOAD_KEY.fullmatch(key)
     return (match["job_id"], match["filename"]) if match else None
 
 

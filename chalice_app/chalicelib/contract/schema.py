@@ -69,7 +69,7 @@ SHARED_RESULTS = "results"
 
 # Job ids are URL-safe tokens (secrets.token_urlsafe).
 JOB_ID_PATTERN = r"[A-Za-z0-9_-]{16,64}"
-_JOB_ID = re.compile(rf"^{JOB_ID_PATTERN}$")
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 
 # The largest upload, in bytes: the presigned POST's policy, and every place that reads the photo
 # again (moto does not enforce the policy) refuses anything larger with the same code and sentence.
@@ -86,8 +86,9 @@ def batch_job_id(batch_id: str, index: int) -> str:
 
 
 def is_job_id(value: str) -> bool:
-    """True for a string shaped like a job id, so a malformed id is a 404 without a table read."""
-    return bool(_JOB_ID.match(value))
+    """True for a string shaped like a job id, so a malformed id is a 404 without a table read.
+    Whole: `$` would let a trailing newline through."""
+    return bool(_JOB_ID.fullmatch(value))
 
 
 def upload_size_problem(size: int, limit: int) -> str | None:

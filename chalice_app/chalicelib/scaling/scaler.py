@@ -307,11 +307,12 @@ class ScaleUp:
         return describe_instances(self._ec2, [{"Name": "instance-id", "Values": instance_ids}], "could not look up workers by id")
 
     def _launch(self, count: int, client_token: str) -> list[str]:
-        """Launch `count` workers in one call; none when EC2 has no capacity for them now.
+        """Launch up to `count` workers in one call: the ids EC2 returns, none when it has no
+        capacity for even one now.
 
-        MinCount equals MaxCount: moto launches MinCount instances, so anything else would test a
-        different fleet than AWS launches. A capacity refusal is not the job's failure: the job
-        stays queued and the next round, a second later, asks again.
+        MinCount 1: EC2 launches as many as it has room for rather than none when it lacks room
+        for all. The round counts and records the ids it got, so the next round, a second later,
+        asks for the rest; a capacity refusal is not the job's failure, the job stays queued.
         """
         try:
             response = self._ec2.run_instances(
@@ -319,7 +320,7 @@ class ScaleUp:
                     "LaunchTemplateName": self._settings.worker_launch_template,
                     "Version": "$Default",
                 },
-                MinCount=count,
+                MinCount=1,
                 MaxCount=count,
                 # Idempotent on AWS when botocore retries this call; moto ignores it, and the
                 # lease is what keeps concurrent runs from launching twice.
@@ -330,4 +331,7 @@ class ScaleUp:
                 logger.warning("scale-up: no capacity for %d workers: %s", count, exc)
                 return []
             raise ScalingError(f"could not launch {count} workers", exc) from exc
-        return [instance["InstanceId"] for instance in response["Instances"]]
+        launched = [instance["InstanceId"] for instance in response["Instances"]]
+        if len(launched) < count:
+            logger.warning("scale-up: EC2 had room for %d of %d workers; the next round asks for the rest", len(launched), count)
+        return launched

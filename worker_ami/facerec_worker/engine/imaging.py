@@ -20,6 +20,16 @@ from .errors import (
 )
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+# PNG and WebP have no reduced-scale decoding: every pixel is decoded, then all but the detector's
+# ~1 MP thrown away, and a file of a few hundred KB can declare 80 MP. Measured on 2 cores (the
+# decode and the shrink, memory over the process's): an 8900x8900 PNG 1.6 s and +316 MB, an
+# 8000x6000 WebP 1.6 s and +740 MB; at 4096x4096, 0.25 s and +77 MB (PNG), 0.32 s and +260 MB
+# (WebP). That is the cost of the dearest JPEG under max_pixels, a progressive 8900x8900 (libjpeg
+# keeps the whole photo's coefficients: 0.41 s, +233 MB; a baseline 8000x6000 phone photo takes
+# 0.15 s, +29 MB). It takes a screenshot of any screen up to 5K and a 12 MP phone photo saved as
+# PNG or WebP; phones write their 48 MP photos as JPEG (or HEIC, which is refused anyway).
+DECODED_WHOLE_MAX_PIXELS = 4096 * 4096
+_DECODED_WHOLE = frozenset({"PNG", "WEBP"})
 # EXIF orientations 5-8 rotate by 90 degrees: width and height trade places.
 _ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _EXIF_ORIENTATION = 0x0112
@@ -47,10 +57,11 @@ class Photo:
 def load_photo(data: bytes, *, max_pixels: int, long_side: int, min_side: int) -> Photo:
     """Decode, check and orient a photo, scaled so its long side is at most `long_side`.
 
-    The pixel limit and the `min_side` minimum are checked on the header, before any pixel is
+    The pixel limits and the `min_side` minimum are checked on the header, before any pixel is
     decoded, so a decompression bomb or a thumbnail costs nothing (a long thin photo's short side
     is checked again once scaled). JPEGs are decoded straight at a reduced scale (`draft`), which
-    keeps a 40 MP photo from ever existing in memory at full size.
+    keeps a 48 MP photo from ever existing in memory at full size, so `max_pixels` bounds them;
+    PNG and WebP, decoded whole, are held to DECODED_WHOLE_MAX_PIXELS as well.
     """
     if not data:
         raise EmptyPhotoError("the photo is empty (0 bytes): upload the file again")
@@ -79,6 +90,12 @@ def load_photo(data: bytes, *, max_pixels: int, long_side: int, min_side: int) -
         raise PhotoTooLargeError(
             f"the photo is {width}x{height} = {width * height:,} pixels, over the limit of "
             f"{max_pixels:,}: scale it down before uploading"
+        )
+    if image.format in _DECODED_WHOLE and width * height > DECODED_WHOLE_MAX_PIXELS:
+        raise PhotoTooLargeError(
+            f"the photo is a {image.format} of {width}x{height} = {width * height:,} pixels; a "
+            f"{image.format} is decoded whole, so it may have at most {DECODED_WHOLE_MAX_PIXELS:,}: "
+            f"scale it down, or send it as a JPEG (up to {max_pixels:,} pixels)"
         )
     if image.format == "JPEG":
         # draft() picks the largest 1/2, 1/4 or 1/8 scale that is still at least this big.
