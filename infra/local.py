@@ -31,6 +31,7 @@ from botocore.config import Config
 from moto import backends as moto_backends
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.utils import unix_time as moto_unix_time
+from moto.ec2.responses.instances import InstanceResponse
 from moto.sqs.models import SQSBackend
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
@@ -138,6 +139,22 @@ def _speed_up_moto() -> None:
     for module in list(sys.modules.values()):
         if getattr(module, "boto_client_for", None) is new_client:
             module.boto_client_for = client_for
+
+
+def _launch_max_count() -> None:
+    """RunInstances launches MaxCount instances, as EC2 does when it has room for all of them, and
+    moto always has: moto launches MinCount, and the scale-up task asks for 1 to n so that EC2
+    launches what it can when it lacks room for all. Safe to call twice."""
+    run_instances = InstanceResponse.run_instances
+    if getattr(run_instances, "launches_max_count", False):
+        return
+
+    def launch_max_count(self: InstanceResponse) -> Any:
+        self.params["MinCount"] = self.params["MaxCount"]
+        return run_instances(self)
+
+    launch_max_count.launches_max_count = True  # type: ignore[attr-defined]
+    InstanceResponse.run_instances = launch_max_count  # type: ignore[method-assign]
 
 
 def ignore_moto_template_warnings() -> None:
@@ -251,6 +268,7 @@ class LocalStack:
         os.environ["MOTO_PORT"] = str(self.port)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         _speed_up_moto()
+        _launch_max_count()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         # werkzeug listens with a backlog of 128: the API's threads, a request each of a burst,

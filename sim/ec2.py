@@ -141,8 +141,9 @@ class SimEc2:
         ]
         return [{"Reservations": [{"Instances": instances}]}]
 
-    def run_instances(self, *, MinCount: int, **_: Any) -> dict[str, Any]:  # noqa: N803
-        launched = self.run(self._clock(), MinCount)
+    def run_instances(self, *, MaxCount: int, **_: Any) -> dict[str, Any]:  # noqa: N803
+        # EC2 launches up to MaxCount, as many as it has capacity for, and the model never runs short.
+        launched = self.run(self._clock(), MaxCount)
         if launched is None:
             raise _client_error("RequestLimitExceeded", "RunInstances")
         return {"Instances": [{"InstanceId": i.instance_id} for i in launched]}

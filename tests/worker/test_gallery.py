@@ -1,7 +1,9 @@
-"""The gallery in S3 as workers share it: appended enrollments, retried ones, snapshots, deletion, migration."""
+"""The gallery in S3 as workers share it: appended enrollments, retried ones, snapshots, deletion,
+migration, and objects that cannot be read."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,11 +15,12 @@ from botocore.exceptions import ClientError
 
 from chalicelib.config import Settings
 from chalicelib.contract import JobKind, JobMessage, JobStatus, legacy_gallery_key, result_key, upload_key
+from chalicelib.contract.telemetry import METRIC_FIELD, Metric
 from chalicelib.erasure import Compactions, PersonEraser
 from chalicelib.jobs import JobStore
 from chalicelib.people import PeopleStore
-from facerec_worker.engine import Owner, PhotoInput
-from facerec_worker.gallery_store import LATEST, SETTLE_SECONDS, Compaction, GalleryStore
+from facerec_worker.engine import GalleryError, Owner, PhotoInput
+from facerec_worker.gallery_store import LATEST, QUARANTINE, SETTLE_SECONDS, Compaction, GalleryStore, stamp
 from facerec_worker.ledger import JobLedger
 from facerec_worker.metrics import MetricsPublisher
 from facerec_worker.people import PeopleDirectory
@@ -359,3 +362,80 @@ def test_a_compaction_leaves_the_change_of_a_running_job_and_folds_it_once_the_j
     # The retry's own change of the same face too: both folded, as one face.
     assert (once_done.faces, once_done.folded_changes, once_done.pending_changes) == (1, 2, 0)
     assert change_keys(harness) == []
+
+
+def put_garbage_change(harness) -> str:
+    """An object under changes/ that is no face index; its key."""
+    key = store(harness).keys.change(stamp(time.time()), "job-garbage-padding-xxxxxx")
+    harness.s3.put_object(Bucket=harness.stack.outputs["OutputBucketName"], Key=key, Body=b"not a face index")
+    return key
+
+
+def counted_unreadable(caplog) -> list[str]:
+    """The gallery objects the log lines counted by the GalleryObjectsQuarantined metric filter name."""
+    metric = Metric.GALLERY_OBJECTS_QUARANTINED.value
+    return [record.gallery_object for record in caplog.records if getattr(record, METRIC_FIELD, None) == metric]
+
+
+def compact_everyone(harness) -> Compaction:
+    """A compaction past the settling time of every change so far; everyone alive, every job finished."""
+    compacting = store(harness, clock=lambda: time.time() + SETTLE_SECONDS + 1)
+    return compacting.compact(lambda everyone: set(everyone), ledger(harness).finished_before)
+
+
+def quarantined_body(harness, change_key: str) -> bytes:
+    keys = store(harness).keys
+    aside = f"{keys.prefix}{QUARANTINE}{change_key[len(keys.changes):]}"
+    return harness.s3.get_object(Bucket=harness.stack.outputs["OutputBucketName"], Key=aside)["Body"].read()
+
+
+def test_a_change_that_cannot_be_read_is_quarantined_and_recognition_goes_on(harness, caplog):
+    harness.add_person("obama")
+    harness.queue(photo_bytes("obama.jpg"), filename="obama.jpg", kind=JobKind.ENROLL, person="obama")
+    harness.worker().run()
+    garbage = put_garbage_change(harness)
+
+    probe = harness.queue(photo_bytes("obama2.jpg"), filename="obama2.jpg")
+    with caplog.at_level("ERROR", logger="facerec_worker.gallery_store"):
+        harness.worker().run()
+
+    assert harness.job(probe)["status"] == JobStatus.DONE.value
+    assert identities(harness, probe) == ["obama"]
+    assert garbage not in change_keys(harness)
+    assert quarantined_body(harness, garbage) == b"not a face index"
+    assert counted_unreadable(caplog) == [garbage]
+
+
+def test_a_compaction_sets_a_change_that_cannot_be_read_aside_and_folds_the_rest(harness, caplog):
+    store(harness).append(Owner("obama", "i"), vector(1), "job-obama-padding-xxxxxxx")
+    garbage = put_garbage_change(harness)
+
+    with caplog.at_level("ERROR", logger="facerec_worker.gallery_store"):
+        compaction = compact_everyone(harness)
+
+    assert (compaction.faces, compaction.folded_changes, compaction.quarantined_changes) == (1, 1, 1)
+    assert change_keys(harness) == []
+    assert quarantined_body(harness, garbage) == b"not a face index"
+    assert counted_unreadable(caplog) == [garbage]
+    assert [owner.person for owner in store(harness).current().owners] == ["obama"]
+
+
+def test_a_worker_keeps_the_gallery_it_holds_when_the_new_snapshot_cannot_be_read(harness, caplog):
+    store(harness).append(Owner("obama", "i"), vector(1), "job-obama-padding-xxxxxxx")
+    running = store(harness)
+    assert len(running.current()) == 1
+    snapshot = compact_everyone(harness).snapshot
+    bucket = harness.stack.outputs["OutputBucketName"]
+    harness.s3.put_object(Bucket=bucket, Key=snapshot, Body=b"not a face index")
+    store(harness).append(Owner("biden", "i"), vector(2), "job-biden-padding-xxxxxxx")
+
+    with caplog.at_level("ERROR", logger="facerec_worker.gallery_store"):
+        # The worker that held the old snapshot's faces keeps them, and takes the changes after.
+        assert {owner.person for owner in running.current().owners} == {"obama", "biden"}
+        # One with nothing to keep fails its batch, and a compaction keeps the snapshot there is.
+        with pytest.raises(GalleryError):
+            store(harness).current()
+        with pytest.raises(GalleryError):
+            compact_everyone(harness)
+    assert counted_unreadable(caplog) == [snapshot] * 3
+    assert json.loads(harness.s3.get_object(Bucket=bucket, Key=store(harness).keys.manifest)["Body"].read())["snapshot"] == snapshot

@@ -26,6 +26,13 @@ An enrollment recorded before a batch was received is visible to that batch: its
 then `latest`, were written before the job was recorded, and S3 reads after writes. So the batch's
 GET of `latest` finds a write the worker has not listed after (it lists now, after the change
 landed) or the one it last listed after, which came after the change landed too.
+
+An object that cannot be parsed stops nothing but itself. A change is quarantined: skipped, copied
+under `quarantine/` and deleted from `changes/`, so that neither recognition nor a compaction reads
+it again. A snapshot the manifest names cannot be moved aside (the manifest would name nothing):
+a worker that holds an index keeps serving it with the changes after it, a compaction refuses to
+replace the snapshot, and only a worker with nothing to serve fails its batches. Each is an ERROR
+line that the stage's GalleryObjectsQuarantined metric counts and alarms on.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.contract import (
     GALLERY_PREFIX,
@@ -53,7 +60,8 @@ from chalicelib.contract import (
     legacy_gallery_key,
     read_manifest,
 )
-from facerec_worker.engine import FaceIndex, Gallery, Owner
+from chalicelib.contract.telemetry import METRIC_FIELD, Metric
+from facerec_worker.engine import FaceIndex, Gallery, GalleryError, Owner
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +80,9 @@ _NOT_MODIFIED = frozenset({"304", "NotModified"})
 LATEST = "latest"
 # Change objects fetched side by side on a cold start.
 _FETCH_THREADS = 16
+# Where a change that cannot be read is set aside, under its gallery's prefix; not under changes/,
+# whose objects the compaction schedule counts as waiting (contract.manifest_of_change).
+QUARANTINE = "quarantine/"
 
 
 def stamp(epoch: float) -> str:
@@ -88,6 +99,8 @@ class Compaction:
     folded_changes: int
     deleted_changes: int
     pending_changes: int
+    # Changes that could not be read, set aside under quarantine/ and left out.
+    quarantined_changes: int
 
 
 class GalleryStore:
@@ -110,6 +123,8 @@ class GalleryStore:
         self._through = ""
         self._pending: list[str] = []
         self._applied: set[str] = set()
+        # Changes this worker found unreadable: never read again, whether or not it could move them.
+        self._quarantined: set[str] = set()
         self._io = ThreadPoolExecutor(max_workers=_FETCH_THREADS, thread_name_prefix="gallery-io")
 
     def empty(self) -> FaceIndex:
@@ -124,12 +139,17 @@ class GalleryStore:
         manifest = self._manifest()
         if self._index is None or manifest["etag"] != self._manifest_etag:
             self._load(manifest)
-        fresh = [key for key in self._pending + self._changes_since(self._newest_applied()) if key not in self._applied]
+        fresh = [
+            key for key in self._pending + self._changes_since(self._newest_applied())
+            if key not in self._applied and key not in self._quarantined
+        ]
         applied_jobs = {self.keys.unique_of_change(key) for key in self._applied} if fresh else set()
         for key, change in zip(fresh, self._io.map(self._fetch_change, fresh)):
+            if key in self._quarantined:
+                continue
             if change is None:
                 # A compaction folded it and deleted it after we listed it: start from its snapshot.
-                self._index = None
+                self._load(self._manifest())
                 return self.current()
             job = self.keys.unique_of_change(key)
             if job not in applied_jobs:  # see _one_per_job
@@ -169,6 +189,7 @@ class GalleryStore:
         cut = self._clock() - SETTLE_SECONDS
         through = stamp(cut)
         keys = manifest[MANIFEST_PENDING] + self._changes_since(manifest["through"])
+        # A change that cannot be read is quarantined as it is fetched, and left out as a gone one is.
         changes = dict(zip(keys, self._io.map(self._fetch_change, keys)))
         settled = [key for key in keys if self._stamp_of(key) < through and changes[key] is not None]
         done = finished({self.keys.unique_of_change(key) for key in settled}, datetime.fromtimestamp(cut, timezone.utc))
@@ -183,13 +204,17 @@ class GalleryStore:
         dead_changes = [key for key in left if not set(changes[key].owners) <= living]
         pending = [key for key in left if set(changes[key].owners) <= living and self._stamp_of(key) < through]
         snapshot_key = self.publish(snapshot, through, manifest["etag"], pending)
+        quarantined = len(self._quarantined.intersection(keys))
         if snapshot_key is None:
             logger.info("another compaction of %s won; dropping ours", self.keys.prefix)
-            return Compaction(None, 0, 0, 0, 0, 0)
+            return Compaction(None, 0, 0, 0, 0, 0, quarantined)
         self._delete(folding + dead_changes + ([manifest["snapshot"]] if manifest["snapshot"] else []))
-        logger.info("compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted, %d of running jobs left",
-                    self.keys.prefix, len(snapshot), len(folded) - len(snapshot), len(folding), len(dead_changes), len(pending))
-        return Compaction(snapshot_key, len(snapshot), len(folded) - len(snapshot), len(folding), len(dead_changes), len(pending))
+        logger.info("compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted, %d of running jobs left, "
+                    "%d unreadable quarantined", self.keys.prefix, len(snapshot), len(folded) - len(snapshot), len(folding),
+                    len(dead_changes), len(pending), quarantined)
+        return Compaction(
+            snapshot_key, len(snapshot), len(folded) - len(snapshot), len(folding), len(dead_changes), len(pending), quarantined,
+        )
 
     def publish(self, snapshot: FaceIndex, through: str, etag: str | None, pending: Sequence[str] = ()) -> str | None:
         """Store `snapshot` and point the manifest at it, if the manifest is still `etag` (None:
@@ -216,12 +241,27 @@ class GalleryStore:
         self._io.shutdown()
 
     def _load(self, manifest: dict[str, Any]) -> None:
+        """Start again from the manifest's snapshot. One that cannot be read leaves this worker
+        with the index it holds, and the changes after it, until another manifest: a gallery
+        short of what was folded since is better than no recognition at all. With no index to
+        keep, the batch fails: an empty gallery would answer `unknown` for everyone enrolled."""
         if manifest["etag"] is None and self._migrate_legacy():
             manifest = self._manifest()
         elif manifest["etag"] is None:
             self._warn_of_other_galleries()
-        # The snapshot's arrays are views of the downloaded bytes; the first change copies them once.
-        self._index = self._snapshot(manifest) if manifest["snapshot"] else self.empty()
+        try:
+            # The snapshot's arrays are views of the downloaded bytes; the first change copies them once.
+            index = self._snapshot(manifest) if manifest["snapshot"] else self.empty()
+        except GalleryError:
+            if self._index is None:
+                raise
+            logger.error("gallery %s: keeping the %d faces this worker holds (through %s and %d changes since), without "
+                         "what was folded into %s after them, until a readable snapshot replaces it", self.keys.prefix,
+                         len(self._index), self._through or "-", len(self._applied), manifest["snapshot"])
+            # Not read again for this manifest; its pending changes are the ones the snapshot lacks.
+            self._manifest_etag, self._pending = manifest["etag"], manifest[MANIFEST_PENDING]
+            return
+        self._index = index
         self._manifest_etag, self._through, self._applied = manifest["etag"], manifest["through"], set()
         self._pending = manifest[MANIFEST_PENDING]
         logger.info("gallery %s: snapshot of %d faces through %s, %d changes pending", self.keys.prefix, len(self._index),
@@ -266,10 +306,14 @@ class GalleryStore:
         return response["ETag"]
 
     def _snapshot(self, manifest: dict[str, Any]) -> FaceIndex:
-        body = self._s3.get_object(Bucket=self._bucket, Key=manifest["snapshot"])["Body"].read()
-        index = FaceIndex.from_bytes(body)
-        index.require(self.keys.model, self.keys.detector)
-        return index
+        """The manifest's snapshot; a GalleryError, reported, when it cannot be read. A compaction
+        then fails rather than replace it with one that lacks its faces."""
+        key = manifest["snapshot"]
+        try:
+            return self._parsed(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
+        except GalleryError as exc:
+            self._report_unreadable(key, exc)
+            raise
 
     def _newest_applied(self) -> str:
         """Where to list from: SETTLE_SECONDS before the newest change applied, or the snapshot's end."""
@@ -298,15 +342,46 @@ class GalleryStore:
         return list(first.values())
 
     def _fetch_change(self, key: str) -> FaceIndex | None:
+        """The change; None when it is gone (a compaction folded it) or cannot be read (then it
+        is quarantined, and in `_quarantined`)."""
         try:
             body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if is_missing_object(self._s3, self._bucket, key, exc):
                 return None
             raise
-        change = FaceIndex.from_bytes(body)
-        change.require(self.keys.model, self.keys.detector)
-        return change
+        try:
+            return self._parsed(body)
+        except GalleryError as exc:
+            self._quarantine(key, body, exc)
+            return None
+
+    def _parsed(self, body: bytes) -> FaceIndex:
+        index = FaceIndex.from_bytes(body)
+        index.require(self.keys.model, self.keys.detector)
+        return index
+
+    def _quarantine(self, key: str, body: bytes, exc: GalleryError) -> None:
+        """Set a change that cannot be read aside: skipped by this worker from now on, copied under
+        quarantine/ (to look at, or to put back under changes/ once a worker reads it: one of a
+        newer format, say), and deleted, so that no other reader or compaction fetches it again.
+        A move that fails leaves it for the next reader to try."""
+        self._quarantined.add(key)
+        self._report_unreadable(key, exc)
+        aside = f"{self.keys.prefix}{QUARANTINE}{key[len(self.keys.changes):]}"
+        try:
+            self._s3.put_object(Bucket=self._bucket, Key=aside, Body=body, ContentType="application/octet-stream")
+            self._s3.delete_object(Bucket=self._bucket, Key=key)
+        except (BotoCoreError, ClientError):
+            logger.exception("could not move the unreadable change %s to %s; this worker skips it", key, aside)
+            return
+        logger.warning("moved the unreadable change %s to %s", key, aside)
+
+    def _report_unreadable(self, key: str, exc: GalleryError) -> None:
+        """One ERROR line per object found unreadable, which the GalleryObjectsQuarantined metric
+        counts (contract.telemetry.METRIC_FIELD) and an alarm watches."""
+        logger.error("gallery object %s cannot be read: %s", key, exc,
+                     extra={METRIC_FIELD: Metric.GALLERY_OBJECTS_QUARANTINED.value, "gallery_object": key})
 
     def _migrate_legacy(self) -> bool:
         """The one-JSON-document gallery of before becomes this gallery's first snapshot, once.

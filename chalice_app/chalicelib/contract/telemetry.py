@@ -11,10 +11,16 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
-__all__ = ["EMF_MAX_VALUES", "ERROR_CODE_DIMENSION", "Metric", "emf_documents", "metrics_namespace", "worker_log_group"]
+__all__ = [
+    "EMF_MAX_VALUES", "ERROR_CODE_DIMENSION", "METRIC_FIELD", "Metric", "emf_documents", "metrics_namespace", "worker_log_group",
+]
 
 # JobsFailed is put twice: without dimensions (the total an alarm or graph sums) and by this one.
 ERROR_CODE_DIMENSION = "ErrorCode"
+# A worker log line that counts one of a metric names it in this field, and a metric filter on the
+# worker log group in infra/template.yaml counts the lines: for what happens where the batch's
+# MetricsPublisher is not at hand.
+METRIC_FIELD = "metric"
 
 
 class Metric(Enum):
@@ -32,6 +38,9 @@ class Metric(Enum):
     # Pooled (stopped) workers started instead of launching new ones.
     SCALE_UP_STARTED = "ScaleUpStartedFromPool"
     FLEET_SIZE = "FleetSize"
+    # Gallery objects a worker could not read (worker gallery_store.py): changes set aside under
+    # quarantine/, snapshots named by the manifest. Counted from the workers' log (METRIC_FIELD).
+    GALLERY_OBJECTS_QUARANTINED = "GalleryObjectsQuarantined"
 
     @property
     def unit(self) -> str:
