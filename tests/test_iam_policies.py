@@ -1,11 +1,13 @@
 """Least privilege, read from the template every deploy path uses: no statement grants every action
-or every resource except the documented few, workers end only workers, scale-up launches only
-tagged workers from the launch template, and each part runs as its own role.
+or every resource except the documented few, a worker stops and ends only itself, scale-up launches
+only tagged workers of the launch template's instance type from the launch template, and each part
+runs as its own role.
 
-Where a right hangs on conditions (tags, leading keys), `allowed` evaluates the role's statements
-for one request the way IAM does for identity policies (an explicit deny wins, else any allow):
-Resource and Action wildcards, and the condition operators the template uses. An operator it does
-not know fails the test rather than pass it.
+Where a right hangs on conditions (tags, leading keys, the source instance), `allowed` evaluates
+the role's statements for one request the way IAM does for identity policies (an explicit deny
+wins, else any allow): Resource and Action wildcards, policy variables (`${key}`, filled from the
+request's keys), and the condition operators the template uses. An operator it does not know fails
+the test rather than pass it.
 """
 
 from __future__ import annotations
@@ -244,7 +246,8 @@ def resolve(value: Any, template: Mapping[str, Any]) -> Any:
         if "Fn::Sub" in value:
             text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
             given = {key: resolve(item, template) for key, item in variables.items()}
-            return _SUB.sub(lambda match: given.get(match[1]) or name(match[1]), text)
+            # ${!Name} is CloudFormation's escape for a literal ${Name}: here, an IAM policy variable.
+            return _SUB.sub(lambda match: given.get(match[1]) or name(match[1]), text).replace("${!", "${")
         return {key: resolve(item, template) for key, item in value.items()}
     return value
 
@@ -257,6 +260,27 @@ class Request:
     context: Mapping[str, str | list[str]] = field(default_factory=dict)
 
 
+_POLICY_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+def _fill(pattern: str, context: Mapping[str, Any]) -> str | None:
+    """`pattern` with its policy variables replaced by the request's values, as IAM does in the
+    Resource element and in string and ARN conditions; None when one has no single value in the
+    request (IAM then matches nothing with it)."""
+    missing = False
+
+    def value(match: re.Match[str]) -> str:
+        nonlocal missing
+        found = context.get(match[1])
+        if found is None or isinstance(found, list):
+            missing = True
+            return ""
+        return str(found)
+
+    filled = _POLICY_VARIABLE.sub(value, pattern)
+    return None if missing else filled
+
+
 def _compare(operator: str, actual: str, expected: str) -> bool:
     if operator in ("StringEquals", "ArnEquals"):
         return actual == expected
@@ -267,7 +291,7 @@ def _compare(operator: str, actual: str, expected: str) -> bool:
 
 def _condition_holds(operator: str, key: str, expected: Any, context: Mapping[str, Any]) -> bool:
     qualifier, _, base = operator.rpartition(":")
-    wanted = [str(e) for e in _listed(expected)]
+    wanted = [w for w in (_fill(str(e), context) for e in _listed(expected)) if w is not None]
     actual = context.get(key)
     if qualifier == "ForAllValues":  # every value the request carries is wanted (none: holds)
         return all(any(_compare(base, str(v), e) for e in wanted) for v in _listed(actual if actual is not None else []))
@@ -280,7 +304,8 @@ def _applies(statement: Mapping[str, Any], request: Request) -> bool:
     actions = [str(a).lower() for a in _listed(statement["Action"])]
     if not any(fnmatchcase(request.action.lower(), a) for a in actions):
         return False
-    if not any(fnmatchcase(request.resource, str(r)) for r in _listed(statement["Resource"])):
+    resources = (_fill(str(r), request.context) for r in _listed(statement["Resource"]))
+    if not any(r is not None and fnmatchcase(request.resource, r) for r in resources):
         return False
     return all(
         _condition_holds(operator, key, expected, request.context)
@@ -303,6 +328,8 @@ def test_the_evaluator_reads_conditions_as_iam_does():
         {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "arn:t",
          "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["a"]}}},
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:s", "Condition": {"NumericLessThan": {"k": "1"}}},
+        {"Effect": "Allow", "Action": "ec2:RebootInstances", "Resource": "arn:aws:ec2:*:*:instance/*",
+         "Condition": {"ArnEquals": {"ec2:SourceInstanceARN": "arn:aws:ec2:us-east-1:1:instance/${ec2:InstanceID}"}}},
     ]}}]}}}}
     instance = "arn:aws:ec2:us-east-1:1:instance/i-1"
     assert allowed(template, "R", Request("ec2:StopInstances", instance, {"ec2:ResourceTag/k": "v"}))
@@ -313,13 +340,28 @@ def test_the_evaluator_reads_conditions_as_iam_does():
     assert not allowed(template, "R", Request("dynamodb:GetItem", "arn:t", {"dynamodb:LeadingKeys": ["a", "b"]}))
     with pytest.raises(AssertionError, match="NumericLessThan"):
         allowed(template, "R", Request("s3:GetObject", "arn:s", {"k": "0"}))
+    # A policy variable takes the request's value; a request without the key matches nothing.
+    itself = {"ec2:SourceInstanceARN": instance, "ec2:InstanceID": "i-1"}
+    assert allowed(template, "R", Request("ec2:RebootInstances", instance, itself))
+    assert not allowed(template, "R", Request("ec2:RebootInstances", instance, {**itself, "ec2:InstanceID": "i-2"}))
+    assert not allowed(template, "R", Request("ec2:RebootInstances", instance, {"ec2:SourceInstanceARN": instance}))
+    assert _fill("a/${k}", {"k": "v"}) == "a/v" and _fill("a/${k}", {}) is None and _fill("a/${k}", {"k": ["v"]}) is None
 
 
-def _instance(template: Mapping[str, Any], role: str = "worker", stage: str | None = None) -> tuple[str, dict[str, str]]:
-    """An instance's ARN and the tag keys a request on it carries."""
+def _instance(
+    template: Mapping[str, Any], role: str = "worker", stage: str | None = None, instance_id: str = "i-0123456789abcdef0"
+) -> tuple[str, dict[str, str]]:
+    """An instance's ARN and the keys a request on it carries: its tags and its id."""
     role_key, _ = WORKER_ROLE_TAG
     tags = {role_key: role, STAGE_TAG: stage or resolve({"Ref": "StagePrefix"}, template)}
-    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0123456789abcdef0", {f"ec2:ResourceTag/{k}": v for k, v in tags.items()}
+    context = {f"ec2:ResourceTag/{k}": v for k, v in tags.items()}
+    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}", {**context, "ec2:InstanceID": instance_id}
+
+
+def _from(source: str, request: tuple[str, dict[str, str]]) -> tuple[str, dict[str, str]]:
+    """The request made with the instance-profile credentials of the instance `source` (its ARN)."""
+    resource, context = request
+    return resource, {**context, "ec2:SourceInstanceARN": source}
 
 
 @pytest.mark.parametrize("action", ["ec2:StartInstances", "ec2:TerminateInstances"])
@@ -331,6 +373,46 @@ def test_scale_up_starts_and_terminates_only_this_stages_workers(template, actio
     assert not allowed(template, "ScaleUpFunctionRole", Request(action, worker))  # untagged
     # Pooling is the workers' own decision: scale-up never stops one.
     assert not allowed(template, "ScaleUpFunctionRole", Request("ec2:StopInstances", worker, tags))
+
+
+def _launch(template: Mapping[str, Any], resource: str, **keys: str | None) -> Request:
+    """RunInstances as scale-up asks it, for one of its resources (`resource`: instance, volume):
+    from the worker launch template, with its tags and its instance type; `keys` change them (None
+    leaves a key out)."""
+    role_key, role_value = WORKER_ROLE_TAG
+    context = {
+        "ec2:LaunchTemplate": resolve(
+            {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:launch-template/${WorkerLaunchTemplate}"}, template
+        ),
+        f"aws:RequestTag/{role_key}": role_value,
+        f"aws:RequestTag/{STAGE_TAG}": resolve({"Ref": "StagePrefix"}, template),
+    }
+    if resource == "instance":  # only the instance carries its type
+        context["ec2:InstanceType"] = resolve({"Ref": "WorkerInstanceType"}, template)
+    context.update(keys)
+    given = {key: value for key, value in context.items() if value is not None}
+    return Request("ec2:RunInstances", f"arn:aws:ec2:{REGION}:{ACCOUNT}:{resource}/{resource[:3]}-0123456789abcdef0", given)
+
+
+def test_scale_up_launches_only_the_launch_templates_instance_type_from_it(template):
+    """Issue 19: RunInstances takes overrides of the launch template, the instance type among them;
+    the template's type is the only one scale-up may launch (and the volumes come with it)."""
+    for resource in ("instance", "volume"):
+        assert allowed(template, "ScaleUpFunctionRole", _launch(template, resource))
+    assert not allowed(template, "ScaleUpFunctionRole", _launch(template, "instance", **{"ec2:InstanceType": "p5.48xlarge"}))
+    other_template = f"arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/lt-0123456789abcdef0"
+    for resource in ("instance", "volume"):
+        assert not allowed(template, "ScaleUpFunctionRole", _launch(template, resource, **{"ec2:LaunchTemplate": other_template}))
+    assert not allowed(template, "ScaleUpFunctionRole", _launch(template, "instance", **{"ec2:LaunchTemplate": None}))
+    statements = _role_statements(template, "ScaleUpFunctionRole")
+    (instances,) = [
+        s for s in statements
+        if "ec2:RunInstances" in _listed(s["Action"]) and any("instance/" in str(r) for r in _listed(s["Resource"]))
+    ]
+    assert instances["Condition"]["StringEquals"]["ec2:InstanceType"] == {"Ref": "WorkerInstanceType"}
+    assert "ec2:LaunchTemplate" in instances["Condition"]["ArnLike"]
+    data = template["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    assert data["InstanceType"] == {"Ref": "WorkerInstanceType"}  # the type the policy allows is the template's
 
 
 def test_scale_up_reads_the_launch_templates_version(template):
@@ -349,13 +431,34 @@ def test_scale_up_reads_and_writes_the_leases_table_it_did_before(template):
 
 
 def test_workers_stop_and_terminate_only_this_stages_workers(template):
-    worker, tags = _instance(template)
+    instance = _instance(template)
+    worker, keys = _from(instance[0], instance)  # a worker on itself
     for action in ("ec2:StopInstances", "ec2:TerminateInstances"):
-        assert allowed(template, "WorkerRole", Request(action, worker, tags))
+        assert allowed(template, "WorkerRole", Request(action, worker, keys))
         for other in (_instance(template, stage="facerec-other"), _instance(template, role="database")):
-            assert not allowed(template, "WorkerRole", Request(action, *other))
-        assert not allowed(template, "WorkerRole", Request(action, worker))
-    assert not allowed(template, "WorkerRole", Request("ec2:StartInstances", worker, tags))
+            assert not allowed(template, "WorkerRole", Request(action, *_from(other[0], other)))
+        untagged = {k: v for k, v in keys.items() if not k.startswith("ec2:ResourceTag/")}
+        assert not allowed(template, "WorkerRole", Request(action, worker, untagged))
+    assert not allowed(template, "WorkerRole", Request("ec2:StartInstances", worker, keys))
+
+
+def test_a_worker_stops_and_terminates_only_itself_not_another_worker_of_its_stage(template):
+    """Issue 19: the tags alone let any worker end every worker of its stage. IAM puts the ARN of
+    the instance whose instance-profile credentials signed the request in ec2:SourceInstanceARN;
+    the statements allow a request only on that instance."""
+    itself = _instance(template, instance_id="i-0000000000000aaaa")
+    another = _instance(template, instance_id="i-0000000000000bbbb")
+    for action in ("ec2:StopInstances", "ec2:TerminateInstances"):
+        assert allowed(template, "WorkerRole", Request(action, *_from(itself[0], itself)))
+        assert not allowed(template, "WorkerRole", Request(action, *_from(itself[0], another)))
+        # Not signed with an instance's credentials: no source instance, nothing allowed.
+        assert not allowed(template, "WorkerRole", Request(action, *itself))
+    statements = _role_statements(template, "WorkerRole")
+    ec2 = [s for s in statements if any(str(a).startswith("ec2:") for a in _listed(s["Action"]))]
+    for statement in ec2:
+        (source,) = statement["Condition"]["ArnEquals"].items()
+        assert source[0] == "ec2:SourceInstanceARN"
+        assert resolve(source[1], template) == f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/${{ec2:InstanceID}}"
 
 
 def test_workers_may_touch_only_the_fleet_plan_item_of_the_leases_table(template):
