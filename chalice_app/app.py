@@ -12,6 +12,7 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError
 from chalice import Chalice, CORSConfig, Rate, Response
 
+from chalicelib.auth import ADMIN_HEADER
 from chalicelib.compat import ANSWER_HEADERS, parse_multipart_file
 from chalicelib.config import Settings
 from chalicelib.contract import JobKind
@@ -19,6 +20,7 @@ from chalicelib.events import iter_uploaded_objects
 from chalicelib.exceptions import BadRequestError, RequestError, ServiceError, uniform_error_body
 from chalicelib.people import validate_person
 from chalicelib.polling import PollAnswer
+from chalicelib.results import ResultView, result_view
 from chalicelib.scaling import ScaleUpResult
 from chalicelib.services import get_services
 from chalicelib.telemetry import configure_function_logging, job_of_upload, put_scale_up_metrics
@@ -89,7 +91,7 @@ def create_job() -> Response:
 @app.route("/jobs/{job_id}", methods=["GET"], cors=_CORS)
 @_json_errors
 def get_job(job_id: str) -> Response:
-    return _poll_response(get_services().jobs_api.poll(job_id, _if_none_match()))
+    return _poll_response(get_services().jobs_api.poll(job_id, _if_none_match(), _result_view()))
 
 
 @app.route("/batches", methods=["POST"], cors=_CORS)
@@ -102,21 +104,27 @@ def create_batch() -> Response:
 @app.route("/batches/{batch_id}/start", methods=["POST"], cors=_CORS)
 @_json_errors
 def start_batch(batch_id: str) -> Response:
-    return _poll_response(get_services().batches.start(batch_id))
+    return _poll_response(get_services().batches.start(batch_id, _result_view()))
 
 
 @app.route("/batches/{batch_id}", methods=["GET"], cors=_CORS)
 @_json_errors
 def get_batch(batch_id: str) -> Response:
-    return _poll_response(get_services().batches.status(batch_id, _if_none_match()))
+    return _poll_response(get_services().batches.status(batch_id, _if_none_match(), _result_view()))
 
 
 def _if_none_match() -> str | None:
     return (app.current_request.headers or {}).get("if-none-match")
 
 
+def _result_view() -> ResultView:
+    return result_view(app.current_request.headers, get_services().admin)
+
+
 def _poll_response(answer: PollAnswer) -> Response:
-    return Response(body=answer.body if answer.body is not None else "", status_code=answer.status_code, headers=answer.headers)
+    # The answer depends on the admin token as well as the URL: no cache may hand one view to the other.
+    headers = {**answer.headers, "Vary": ADMIN_HEADER}
+    return Response(body=answer.body if answer.body is not None else "", status_code=answer.status_code, headers=headers)
 
 
 @app.route("/people", methods=["POST"], cors=_CORS)

@@ -139,7 +139,8 @@ class FacerecClient:
         return self._json("GET", "/people", headers=self._admin)["people"]
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/jobs/{job_id}")
+        """The job's status; with the admin token, its result's distances too (the operator's view)."""
+        return self._json("GET", f"/jobs/{job_id}", headers=self._admin)
 
     def wait(self, job_id: str, *, timeout: float = 300.0,
              on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -183,7 +184,8 @@ class FacerecClient:
         body: dict[str, Any] = {}
         etag: str | None = None
         while True:
-            response = self._request("GET", path, headers={"If-None-Match": etag} if etag else {})
+            # The admin token, when this client has one, asks for the operator's view (distances).
+            response = self._request("GET", path, headers={**self._admin, **({"If-None-Match": etag} if etag else {})})
             if response.status_code != 304:
                 body, etag = self._body(response), response.headers.get("ETag")
                 on_change(body)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from control_plane import job_item, post_json, receive_all, upload, wait_for_execution
+from control_plane import ADMIN_TOKEN, job_item, post_json, receive_all, upload, wait_for_execution
 
 from chalicelib.contract import JobKind, JobMessage, JobStatus, batch_upload_key
 
@@ -75,7 +75,8 @@ def test_a_batch_answers_every_photo_with_its_result_or_its_failure(local_stack,
     start(client, batch)
     done_id = batch["photos"][0]["job_id"]
     # What a worker does with a batch of messages: one object for its results, then each outcome.
-    document = {"schema_version": 1, "faces": [], "job_id": done_id}
+    face = {"box": [1, 2, 3, 4], "probability": 0.99, "landmarks": [], "identity": "obama", "display_name": "Barack Obama"}
+    document = {"schema_version": 1, "faces": [{**face, "distance": 0.4}], "job_id": done_id}
     key = "results/batches/test.json"
     local_stack.client("s3").put_object(
         Bucket=shared_stack.outputs["OutputBucketName"], Key=key, Body=json.dumps({"schema_version": 1, "results": {done_id: document}})
@@ -92,10 +93,15 @@ def test_a_batch_answers_every_photo_with_its_result_or_its_failure(local_stack,
     body = response.json_body
     assert (body["status"], body["final"]) == ("DONE", True)
     assert body["counts"]["DONE"] == 1 and body["counts"]["FAILED"] == 1
-    assert body["photos"][0]["result"] == document
+    # Anyone polling learns whom each face shows, never how close it came: that is for operators.
+    assert body["photos"][0]["result"] == {**document, "faces": [face]}
+    assert b"distance" not in response.body
     assert (body["photos"][1]["status"], body["photos"][1]["error"]) == ("FAILED", "photo_missing")
     assert "Retry-After" not in response.headers
-    assert client.http.get(f"/jobs/{done_id}").json_body["result"] == document
+    assert client.http.get(f"/jobs/{done_id}").json_body["result"] == {**document, "faces": [face]}
+    admin = client.http.get(batch["status_url"], headers={"X-Admin-Token": ADMIN_TOKEN})
+    assert admin.json_body["photos"][0]["result"] == document
+    assert admin.headers["ETag"] != response.headers["ETag"]
 
 
 def test_a_poll_that_finds_nothing_new_is_a_304(client, shared_stack):

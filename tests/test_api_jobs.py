@@ -132,27 +132,72 @@ def test_a_new_job_awaits_its_upload(client, shared_stack):
     assert "result" not in body and "error" not in body and "cause" not in body
 
 
-def test_a_done_job_carries_its_result_document(local_stack, shared_stack, client):
-    job = create_job(client)
-    document = {
-        "schema_version": 1,
-        "faces": [{"identity": "obama", "distance": 0.4, "box": [10, 20, 110, 140]}],
-        "model": "dlib",
-    }
-    # What a worker does when it finishes: the result document first, then the status.
+# A recognition as a worker writes it (worker_ami/facerec_worker/processor.py): every face's fields.
+DOCUMENT = {
+    "schema_version": 1,
+    "photo": "obama.jpg",
+    "width": 200,
+    "height": 200,
+    "model": {"name": "dlib", "threshold": 0.6},
+    "faces": [
+        {
+            "box": [10, 20, 110, 140], "probability": 0.99, "landmarks": [[40, 60], [80, 60], [60, 80], [45, 110], [75, 110]],
+            "identity": "obama", "display_name": "Barack Obama", "distance": 0.4,
+        },
+        {"box": [120, 20, 190, 100], "probability": 0.95, "landmarks": [], "identity": None, "display_name": None, "distance": 0.83},
+    ],
+}
+
+
+def finish_job(local_stack, shared_stack, job_id: str, document: dict) -> None:
+    """What a worker does when it finishes: the result document first, then the status."""
     local_stack.client("s3").put_object(
-        Bucket=shared_stack.outputs["OutputBucketName"], Key=result_key(job["job_id"]), Body=json.dumps(document)
+        Bucket=shared_stack.outputs["OutputBucketName"], Key=result_key(job_id), Body=json.dumps(document)
     )
-    table = local_stack.table(shared_stack.outputs["JobsTableName"])
-    table.update_item(
-        Key={"job_id": job["job_id"]},
+    local_stack.table(shared_stack.outputs["JobsTableName"]).update_item(
+        Key={"job_id": job_id},
         UpdateExpression="SET #s = :done, finished_at = :t",
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":done": "DONE", ":t": "2026-01-01T00:00:00.000+00:00"},
     )
-    body = client.http.get(job["status_url"]).json_body
-    assert (body["status"], body["final"], body["result"]) == ("DONE", True, document)
+
+
+def test_a_done_job_names_its_faces_people_to_anyone_but_not_how_close_they_came(local_stack, shared_stack, client):
+    job = create_job(client)
+    finish_job(local_stack, shared_stack, job["job_id"], DOCUMENT)
+
+    response = client.http.get(job["status_url"])
+
+    body = response.json_body
+    assert (body["status"], body["final"]) == ("DONE", True)
+    assert b"distance" not in response.body
+    assert body["result"] == {**DOCUMENT, "faces": [{k: v for k, v in face.items() if k != "distance"} for face in DOCUMENT["faces"]]}
     assert job_item(local_stack, shared_stack, job["job_id"])["status"] == "DONE"
+
+
+def test_an_operator_polling_with_the_admin_token_gets_the_whole_document_under_another_etag(local_stack, shared_stack, client):
+    job = create_job(client)
+    finish_job(local_stack, shared_stack, job["job_id"], DOCUMENT)
+    public = client.http.get(job["status_url"])
+
+    admin = client.http.get(job["status_url"], headers={"X-Admin-Token": ADMIN_TOKEN})
+
+    assert admin.status_code == 200 and admin.json_body["result"] == DOCUMENT
+    assert admin.headers["ETag"] != public.headers["ETag"]
+    assert admin.headers["Vary"] == "X-Admin-Token"
+    # The public ETag must not vouch for the admin body it never saw, nor the other way round.
+    assert client.http.get(job["status_url"], headers={"X-Admin-Token": ADMIN_TOKEN, "If-None-Match": public.headers["ETag"]}).status_code == 200
+    assert client.http.get(job["status_url"], headers={"If-None-Match": admin.headers["ETag"]}).status_code == 200
+
+
+def test_a_poll_with_a_wrong_admin_token_is_refused_rather_than_answered_publicly(local_stack, shared_stack, client):
+    job = create_job(client)
+    finish_job(local_stack, shared_stack, job["job_id"], DOCUMENT)
+
+    response = client.http.get(job["status_url"], headers={"X-Admin-Token": "not-the-token"})
+
+    assert response.status_code == 403
+    assert b"distance" not in response.body
 
 
 def test_a_failed_job_says_why_in_a_fixed_sentence_without_its_cause(local_stack, shared_stack, client):

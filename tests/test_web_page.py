@@ -147,6 +147,8 @@ def test_several_dropped_photos_are_recognized_as_one_batch_polled_no_sooner_tha
         card = page.locator("#jobs .card", has_text=name)
         expect(card.locator(".status")).to_have_text("DONE", timeout=JOB_TIMEOUT_MS)
         expect(card.locator(".faces li")).to_have_count(count)
+        # Without the admin token, a page learns who is in the photo but not how close they came.
+        expect(card.locator(".faces li", has_text="distance")).to_have_count(0)
         assert_box_on_photo(card)
     page.screenshot(path=tmp_path / "batch.png", full_page=True)
 
@@ -155,6 +157,7 @@ def test_several_dropped_photos_are_recognized_as_one_batch_polled_no_sooner_tha
     batch = polls[0].url.removeprefix(service_url).split("/")[2]
     posts = [request.url.removeprefix(service_url) for request in sent if request.method == "POST"]
     assert posts == ["/batches", f"/batches/{batch}/start"]
+    assert not any("x-admin-token" in request.headers for request in sent)
     # Each poll sends the ETag of the last body it got (a 304 brings none) and waits, from the
     # end of the answer before it, for that answer's Retry-After or the page's own pause (at
     # least half a second), whichever is longer.

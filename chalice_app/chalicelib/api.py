@@ -13,7 +13,7 @@ from .exceptions import BadRequestError, NotFoundError
 from .failures import client_failure
 from .jobs import Job, JobStore, new_job_id
 from .polling import PollAnswer, poll_headers, waited_seconds
-from .results import ResultReader
+from .results import ResultReader, ResultView
 from .uploads import UploadRequest, UploadSigner
 from .waiting import JobWaiter
 
@@ -69,20 +69,18 @@ class JobsApi:
         upload = self._signer.presign(job.upload_key, request.content_type)
         return {**self._summary(job.job_id, kind, JobStatus.AWAITING_UPLOAD), "upload": upload.to_body()}
 
-    def status(self, job_id: str) -> dict[str, Any]:
-        return self._body(self._record(job_id))
-
-    def poll(self, job_id: str, if_none_match: str | None = None) -> PollAnswer:
-        """The job's status (and result, once DONE) with its ETag; 304 with no result read when
-        the client's ETag still holds."""
+    def poll(self, job_id: str, if_none_match: str | None, view: ResultView) -> PollAnswer:
+        """The job's status (and result, once DONE, as `view` sees it) with its ETag; 304 with no
+        result read when the client's ETag still holds. The view is part of the ETag: a client
+        that gains or drops the admin token must not keep the other view's body."""
         item = self._record(job_id)
         headers = poll_headers(
-            [item["status"], item.get("result_key"), item.get("error")], [item["status"]],
+            [item["status"], item.get("result_key"), item.get("error"), view.value], [item["status"]],
             waited_seconds(item, self._clock()), self._settings.max_retry_after_seconds,
         )
         if if_none_match == headers["ETag"]:
             return PollAnswer(304, None, headers)
-        return PollAnswer(200, self._body(item), headers)
+        return PollAnswer(200, self._body(item, view), headers)
 
     def _record(self, job_id: str) -> dict[str, Any]:
         item = self._jobs.get(job_id) if is_job_id(job_id) else None
@@ -90,13 +88,13 @@ class JobsApi:
             raise NotFoundError(f"no job {job_id!r}")
         return item
 
-    def _body(self, item: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, item: dict[str, Any], view: ResultView) -> dict[str, Any]:
         # What a client sees of the record: its cause stays in the table and the logs.
         job_id, status = item["job_id"], JobStatus(item["status"])
         body = self._summary(job_id, JobKind(item["kind"]), status)
         body.update({k: item[k] for k in ("created_at", "queued_at", "finished_at", "person", "batch_id") if k in item})
         if status is JobStatus.DONE:
-            body["result"] = self._results.read({job_id: item})[job_id]
+            body["result"] = self._results.read({job_id: item}, view)[job_id]
         elif status is JobStatus.FAILED:
             body.update(client_failure(item.get("error")))
         return body
@@ -119,7 +117,8 @@ class JobsApi:
         job = self._new_job(request, JobKind.RECOGNIZE, None)
         self._signer.put(job.upload_key, upload.data, content_type)
         finished = self._waiter.wait(job.job_id, self._settings.compat_wait_seconds)
-        body = self.status(job.job_id)
+        # The seed's route takes no admin token: a job done since the wait gave up is answered publicly.
+        body = self._body(self._record(job.job_id), ResultView.PUBLIC)
         if not finished:
             # API Gateway would cut the request at 29 s: hand over the job to poll instead.
             return CompatAnswer(202, body=body)

@@ -38,7 +38,7 @@ from .exceptions import NotFoundError, StorageError
 from .failures import client_failure
 from .jobs import JobStore, new_job_id
 from .polling import PollAnswer, poll_headers, waited_seconds
-from .results import ResultReader
+from .results import ResultReader, ResultView
 from .uploads import UploadRequest, UploadSigner, check_uploaded_object, photo_requests
 from .workflow import WorkflowStarter
 
@@ -119,26 +119,27 @@ class BatchesApi:
             "photos": photos,
         }
 
-    def start(self, batch_id: str) -> PollAnswer:
+    def start(self, batch_id: str, view: ResultView) -> PollAnswer:
         """Record the photos that arrived and start the batch's workflow; a batch started before
-        answers its status (a client that lost the answer may start again)."""
+        answers its status as `view` sees it (a client that lost the answer may start again)."""
         batch = self._batch(batch_id)
         claimed = None
         if batch["status"] == JobStatus.AWAITING_UPLOAD.value:
             claimed = self._jobs.claim_upload(batch_id, self._settings.upload_claim_stale_seconds)
         if claimed is None:
-            return self.status(batch_id)
+            return self.status(batch_id, None, view)
         try:
             self._start_claimed(claimed)
         except Exception:
             # The next start tries again rather than waiting for the claim to go stale.
             self._jobs.release_claim(batch_id)
             raise
-        answer = self.status(batch_id)
+        answer = self.status(batch_id, None, view)
         return PollAnswer(202, answer.body, answer.headers)
 
-    def status(self, batch_id: str, if_none_match: str | None = None) -> PollAnswer:
-        """Every photo's status, and the results of those done; 304 when nothing changed."""
+    def status(self, batch_id: str, if_none_match: str | None, view: ResultView) -> PollAnswer:
+        """Every photo's status, and the results of those done as `view` sees them; 304 when
+        nothing changed. The view is part of the ETag, as a job's is (`JobsApi.poll`)."""
         batch = self._batch(batch_id)
         job_ids = [batch_job_id(batch_id, index) for index in range(len(batch["photos"]))]
         started = batch["status"] != JobStatus.AWAITING_UPLOAD.value or "upload_claimed_epoch" in batch
@@ -146,12 +147,12 @@ class BatchesApi:
         photos = [_photo_state(batch, records.get(job_id)) for job_id in job_ids]
         statuses = [photo["status"] for photo in photos]
         headers = poll_headers(
-            [batch["status"], photos], statuses, waited_seconds(batch, self._clock()), self._settings.max_retry_after_seconds
+            [batch["status"], photos, view.value], statuses, waited_seconds(batch, self._clock()), self._settings.max_retry_after_seconds
         )
         if if_none_match == headers["ETag"]:
             return PollAnswer(304, None, headers)
         done = {job_id: records[job_id] for job_id, photo in zip(job_ids, photos) if photo["status"] == JobStatus.DONE.value}
-        results = self._results.read(done)
+        results = self._results.read(done, view)
         body_photos = []
         for index, (job_id, photo) in enumerate(zip(job_ids, photos)):
             entry = {"index": index, "job_id": job_id, "filename": batch["photos"][index]["filename"], "status": photo["status"]}

@@ -61,6 +61,10 @@ async function api(method, path, options) {
   return (await request(method, path, options)).data;
 }
 
+// Results name the people in a photo to anyone; how close each face came (its distance) is for
+// operators: with the admin token on this page, polls send it and the faces show their distances.
+const asOperator = () => tokenInput.value !== "";
+
 // Retry-After is seconds or an HTTP date; 0 when absent.
 function retryAfterMs(headers) {
   const value = headers.get("Retry-After");
@@ -84,7 +88,7 @@ async function poll(path, isFinal, onBody) {
     wait = backoff;
     let answer;
     try {
-      answer = await request("GET", path, { etag });
+      answer = await request("GET", path, { etag, admin: asOperator() });
       unreachable = 0;
     } catch (error) {
       if (error.status === 0 && ++unreachable < 5) continue; // a blip in the network: ask again
@@ -180,7 +184,7 @@ async function runBatch(items) {
       }
     }));
     const path = `batches/${encodeURIComponent(batch.batch_id)}`;
-    const started = await api("POST", `${path}/start`);
+    const started = await api("POST", `${path}/start`, { admin: asOperator() });
     show(started);
     if (!started.final) await poll(path, (state) => state.final, show);
   } catch (error) {
@@ -284,7 +288,7 @@ dropzone.addEventListener("drop", (event) => {
   recognize(event.dataTransfer.files);
 });
 
-// ---- the admin token (enroll and fleet tabs) ---------------------------------------------------
+// ---- the admin token (enroll and fleet tabs, distances in results) -----------------------------
 
 // sessionStorage, not localStorage: the token lives as long as this browser tab, survives a
 // reload, and is gone when the tab closes; no other tab or later visit finds it on disk.
