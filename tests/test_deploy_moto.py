@@ -156,7 +156,10 @@ def test_the_packaged_stage_has_its_alarms_dashboard_and_log_group_and_a_dead_le
         alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix=f"{PROD.prefix}-")["MetricAlarms"]}
         assert set(alarms) == {
             f"{PROD.prefix}-{name}"
-            for name in ("jobs-dead-letters", "upload-events-dead-letters", "jobs-waiting", "workflow-failed", "scale-up-errors")
+            for name in (
+                "jobs-dead-letters", "upload-events-dead-letters", "jobs-waiting", "workflow-failed", "scale-up-errors",
+                "gallery-quarantine",
+            )
         }
         assert {tuple(a["AlarmActions"]) for a in alarms.values()} == {(outputs["AlarmTopicArn"],)}
         topics = {t["TopicArn"] for t in local_stack.client("sns").list_topics()["Topics"]}

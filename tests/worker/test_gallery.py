@@ -439,3 +439,23 @@ def test_a_worker_keeps_the_gallery_it_holds_when_the_new_snapshot_cannot_be_rea
             compact_everyone(harness)
     assert counted_unreadable(caplog) == [snapshot] * 3
     assert json.loads(harness.s3.get_object(Bucket=bucket, Key=store(harness).keys.manifest)["Body"].read())["snapshot"] == snapshot
+
+
+def test_a_change_another_reader_set_aside_after_it_was_listed_is_skipped_without_a_reload(harness):
+    store(harness).append(Owner("obama", "i"), vector(1), "job-obama-padding-xxxxxxx")
+    garbage = put_garbage_change(harness)
+    # A client of its own: the stack's is shared, and the other reader below must not meet the hook.
+    s3 = harness.local_stack.session().client("s3", endpoint_url=harness.local_stack.endpoint_url)
+    reader = GalleryStore(s3, harness.stack.outputs["OutputBucketName"], model=harness.engine.model,
+                          detector=harness.engine.detector, dimensions=128)
+    sent: list[str] = []
+    s3.meta.events.register("before-call.s3", lambda model, **_: sent.append(model.name))
+
+    def another_reader_first(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"] == garbage:
+            store(harness).current()
+
+    s3.meta.events.register("before-parameter-build.s3.GetObject", another_reader_first)
+    assert [owner.person for owner in reader.current().owners] == ["obama"]
+    # The first read's two (a look for other galleries, the changes); a reload would list both again.
+    assert sent.count("ListObjectsV2") == 2

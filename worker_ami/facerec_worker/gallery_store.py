@@ -148,8 +148,13 @@ class GalleryStore:
             if key in self._quarantined:
                 continue
             if change is None:
+                manifest = self._manifest()
+                if manifest["etag"] == self._manifest_etag:
+                    # Gone under the manifest that was there when it was listed: another reader
+                    # quarantined it, as this one would have.
+                    continue
                 # A compaction folded it and deleted it after we listed it: start from its snapshot.
-                self._load(self._manifest())
+                self._load(manifest)
                 return self.current()
             job = self.keys.unique_of_change(key)
             if job not in applied_jobs:  # see _one_per_job
@@ -363,9 +368,8 @@ class GalleryStore:
 
     def _quarantine(self, key: str, body: bytes, exc: GalleryError) -> None:
         """Set a change that cannot be read aside: skipped by this worker from now on, copied under
-        quarantine/ (to look at, or to put back under changes/ once a worker reads it: one of a
-        newer format, say), and deleted, so that no other reader or compaction fetches it again.
-        A move that fails leaves it for the next reader to try."""
+        quarantine/ for someone to look at, and deleted, so that no other reader or compaction
+        fetches it again. A move that fails leaves it for the next reader to try."""
         self._quarantined.add(key)
         self._report_unreadable(key, exc)
         aside = f"{self.keys.prefix}{QUARANTINE}{key[len(self.keys.changes):]}"
