@@ -159,9 +159,10 @@ def _launch_max_count() -> None:
 
 def ignore_moto_template_warnings() -> None:
     """moto's CloudFormation has no AWS::SQS::QueuePolicy (S3's permission to notify the queue;
-    moto's S3 notifies without one) and no AWS::CloudWatch::Alarm (the local stack raises none),
-    so the warnings say nothing about the template."""
-    warnings.filterwarnings("ignore", message=r"Tried to parse AWS::(SQS::QueuePolicy|CloudWatch::Alarm)")
+    moto's S3 notifies without one), no AWS::CloudWatch::Alarm (the local stack raises none) and no
+    AWS::Logs::MetricFilter (the gallery-quarantine count; the local stack ships no logs), so the
+    warnings say nothing about the template."""
+    warnings.filterwarnings("ignore", message=r"Tried to parse AWS::(SQS::QueuePolicy|CloudWatch::Alarm|Logs::MetricFilter)")
 
 
 def scale_up_function_name(prefix: str) -> str:
