@@ -135,8 +135,8 @@ class JobsApi:
             upload_key=upload_key(job_id, request.filename),
             content_type=request.content_type,
             created_epoch=now,
-            upload_expires_epoch=now + self._settings.upload_expiry_minutes * 60,
-            ttl_epoch=now + self._settings.job_ttl_days * 86400,
+            upload_expires_epoch=now + self._settings.upload_expiry_seconds,
+            ttl_epoch=now + self._settings.job_ttl_seconds,
             person=person,
         )
         self._jobs.create(job)

@@ -47,7 +47,7 @@ __all__ = ["Batch", "BatchesApi"]
 # SendMessageBatch takes at most this many entries: the workflow sends one chunk a call.
 _SQS_BATCH = 10
 # What a poll reads of each photo's job.
-_PHOTO_ATTRIBUTES = ("status", "error", "result_key", "finished_at")
+_PHOTO_ATTRIBUTES = ("status", "error", "result_key")
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,8 @@ class BatchesApi:
             job_id=new_job_id(),
             photos=tuple(requests),
             created_epoch=now,
-            upload_expires_epoch=now + self._settings.upload_expiry_minutes * 60,
-            ttl_epoch=now + self._settings.job_ttl_days * 86400,
+            upload_expires_epoch=now + self._settings.upload_expiry_seconds,
+            ttl_epoch=now + self._settings.job_ttl_seconds,
         )
         self._jobs.create(batch)
         photos = [

@@ -83,6 +83,16 @@ class Settings(StageSettings):
     cors_allow_origin: str = setting("FACEREC_CORS_ALLOW_ORIGIN", "")
 
     @property
+    def upload_expiry_seconds(self) -> int:
+        """How long an upload slot (a presigned POST) accepts its photo."""
+        return self.upload_expiry_minutes * 60
+
+    @property
+    def job_ttl_seconds(self) -> int:
+        """How long a job's record lives before DynamoDB's TTL deletes it."""
+        return self.job_ttl_days * 86400
+
+    @property
     def is_local_stack(self) -> bool:
         """Every AWS call goes to another endpoint (moto's) and no Lambda runs this: nothing the
         plaintext admin token guards is real data, and no function configuration shows it."""

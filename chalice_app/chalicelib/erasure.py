@@ -44,7 +44,7 @@ class Compactions:
 
     def request(self) -> str:
         job_id = new_job_id()
-        self._jobs.create_queued(job_id, JobKind.COMPACT, int(time.time()) + self._settings.job_ttl_days * 86400)
+        self._jobs.create_queued(job_id, JobKind.COMPACT, int(time.time()) + self._settings.job_ttl_seconds)
         message = JobMessage(job_id=job_id, kind=JobKind.COMPACT, bucket=self._settings.output_bucket, key=GALLERY_PREFIX)
         self._sqs.send_message(QueueUrl=self._settings.jobs_queue_url, MessageBody=message.to_json())
         return job_id

@@ -101,7 +101,7 @@ class UploadSigner:
         self._settings = settings
 
     def presign(self, key: str, content_type: str) -> PresignedUpload:
-        expires = self._settings.upload_expiry_minutes * 60
+        expires = self._settings.upload_expiry_seconds
         try:
             post = self._s3.generate_presigned_post(
                 Bucket=self._settings.input_bucket,
