@@ -31,6 +31,7 @@ from botocore.config import Config
 from moto import backends as moto_backends
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.utils import unix_time as moto_unix_time
+from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.responses.instances import InstanceResponse
 from moto.sqs.models import SQSBackend
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
@@ -157,6 +158,32 @@ def _launch_max_count() -> None:
     InstanceResponse.run_instances = launch_max_count  # type: ignore[method-assign]
 
 
+# DynamoDBBackend's methods that read or write one item, or several in one transaction.
+_DYNAMODB_ITEM_OPERATIONS = ("get_item", "put_item", "update_item", "delete_item", "transact_write_items")
+_DYNAMODB_ITEMS_LOCK = threading.RLock()
+
+
+def _serialize_dynamodb_items() -> None:
+    """DynamoDB applies the writes to an item one at a time, each condition checked against what the
+    last write left, and the lease, the job claims and the manifest rest on that: of concurrent
+    conditional writes exactly one wins. moto's server runs each request on a thread of its own and
+    checks a condition and writes in separate steps, so two racing writes could both pass (the
+    scale-up lease then had two holders). One lock around moto's item operations restores
+    DynamoDB's order; at one process and one GIL it costs no parallelism. Safe to call twice."""
+    for name in _DYNAMODB_ITEM_OPERATIONS:
+        operation = getattr(DynamoDBBackend, name)
+        if getattr(operation, "serialized", False):
+            continue
+
+        @functools.wraps(operation)
+        def serialized(*args: Any, _operation: Callable[..., Any] = operation, **kwargs: Any) -> Any:
+            with _DYNAMODB_ITEMS_LOCK:
+                return _operation(*args, **kwargs)
+
+        serialized.serialized = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, serialized)
+
+
 def ignore_moto_template_warnings() -> None:
     """moto's CloudFormation has no AWS::SQS::QueuePolicy (S3's permission to notify the queue;
     moto's S3 notifies without one), no AWS::CloudWatch::Alarm (the local stack raises none) and no
@@ -270,6 +297,7 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         _speed_up_moto()
         _launch_max_count()
+        _serialize_dynamodb_items()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         # werkzeug listens with a backlog of 128: the API's threads, a request each of a burst,
