@@ -19,9 +19,11 @@ import os
 import socket
 import sys
 import threading
+import time
 import traceback
 import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -30,10 +32,13 @@ import requests
 from botocore.config import Config
 from moto import backends as moto_backends
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.utils import camelcase_to_underscores
 from moto.core.utils import unix_time as moto_unix_time
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoResult
 from moto.ec2.responses.instances import InstanceResponse
-from moto.sqs.models import SQSBackend
+from moto.sqs import models as moto_sqs_models
+from moto.sqs.models import Queue, SQSBackend
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
@@ -85,6 +90,18 @@ def _speed_up_moto() -> None:
       counts included: a pass over all the queue's messages each. With the course's 1000 jobs
       queued that made each receive O(messages²) and 37% of the server's samples (py-spy); the
       period is the queue's own field.
+    - SQS's SendMessage reads one attribute of the queue (ContentBasedDeduplication) through the
+      same property, which builds every attribute, the counts' passes over all messages included:
+      a batch of 100 photos put on a queue of hundreds made that 30% of the server's samples. The
+      attributes are now a mapping that computes an attribute when it is read (`_QueueAttributes`).
+    - SQS reads the clock twice per queued message on every receive and count (is it visible, is
+      it delayed), each time through datetime arithmetic; the clock is now `time.time()`, the
+      same seconds since the epoch.
+    - DynamoDB's answers went through moto's model-driven serializer, which walks the shape of
+      every attribute of every item (a poll's BatchGetItem of 100 jobs, each claim's UpdateItem):
+      15% of the server's samples. The answers of the item operations are already in DynamoDB's
+      wire form, so they are written with `json.dumps` (`_dynamodb_items_as_json`); an answer
+      with binary values or timestamps goes through the serializer as before.
 
     The results are what moto computes; only the repetition goes. Safe to call twice.
     """
@@ -135,11 +152,92 @@ def _speed_up_moto() -> None:
         return retain_until > moto_unix_time()
 
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+    moto_sqs_models.unix_time = _unix_time
+    moto_sqs_models.unix_time_millis = _unix_time_millis
+    Queue.attributes = property(_QueueAttributes)  # type: ignore[method-assign,assignment]
+    DynamoResult.execute_result = _dynamodb_items_as_json(DynamoResult.execute_result)  # type: ignore[method-assign]
 
     # Each task module imported the function by name: replace it where it was imported.
     for module in list(sys.modules.values()):
         if getattr(module, "boto_client_for", None) is new_client:
             module.boto_client_for = client_for
+
+
+def _unix_time(dt: Any = None) -> float:
+    """moto's `unix_time`, from `time.time()` for now rather than through datetime arithmetic."""
+    return time.time() if dt is None else moto_unix_time(dt)
+
+
+def _unix_time_millis(dt: Any = None) -> float:
+    return _unix_time(dt) * 1000.0
+
+
+class _QueueAttributes(Mapping[str, Any]):
+    """A moto queue's attributes as its `attributes` property gives them (the same names, the same
+    values, booleans as "true"/"false"), each computed when it is read rather than all of them on
+    every read of one."""
+
+    # What moto's own property computes, for the tests that hold the two side by side.
+    moto_attributes = Queue.attributes.fget
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+
+    def _names(self) -> list[str]:
+        queue = self._queue
+        names = list(queue.BASE_ATTRIBUTES)
+        if queue.fifo_queue:
+            names += queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:  # type: ignore[attr-defined]
+            names += queue.KMS_ATTRIBUTES
+        if queue.policy:
+            names.append("Policy")
+        if queue.redrive_policy:
+            names.append("RedrivePolicy")
+        return names
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names():
+            raise KeyError(name)
+        if name == "Policy":
+            return self._queue.policy
+        if name == "RedrivePolicy":
+            return json.dumps(self._queue.redrive_policy)
+        value = getattr(self._queue, camelcase_to_underscores(name))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+# DynamoDB's operations whose answers are items and item keys in the wire's own JSON.
+_DYNAMODB_ITEM_ANSWERS = frozenset(
+    {"GetItem", "BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems"}
+)
+# DynamoDB's protocol is JSON 1.0 (botocore's service model).
+_DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
+
+
+def _dynamodb_items_as_json(execute_result: Callable[..., Any]) -> Callable[..., Any]:
+    """`DynamoResult.execute_result`, writing the answers of item operations with `json.dumps`.
+    moto's value for a binary attribute is bytes and for a timestamp a datetime, neither of which
+    `json.dumps` takes: those answers, and every other operation's, go through moto's serializer."""
+
+    def execute(result: DynamoResult, context: Any) -> Any:
+        if context.operation_model.name in _DYNAMODB_ITEM_ANSWERS:
+            try:
+                body = json.dumps(result.result, separators=(",", ":"))
+            except TypeError:
+                pass
+            else:
+                return 200, {"Content-Type": _DYNAMODB_CONTENT_TYPE}, body
+        return execute_result(result, context)
+
+    execute.moto_execute_result = execute_result  # type: ignore[attr-defined]
+    return execute
 
 
 def _launch_max_count() -> None:
@@ -186,10 +284,16 @@ def _serialize_dynamodb_items() -> None:
 
 def ignore_moto_template_warnings() -> None:
     """moto's CloudFormation has no AWS::SQS::QueuePolicy (S3's permission to notify the queue;
-    moto's S3 notifies without one), no AWS::CloudWatch::Alarm (the local stack raises none) and no
-    AWS::Logs::MetricFilter (the gallery-quarantine count; the local stack ships no logs), so the
-    warnings say nothing about the template."""
-    warnings.filterwarnings("ignore", message=r"Tried to parse AWS::(SQS::QueuePolicy|CloudWatch::Alarm|Logs::MetricFilter)")
+    moto's S3 notifies without one), no AWS::CloudWatch::Alarm (the local stack raises none), no
+    AWS::Logs::MetricFilter (the gallery-quarantine count; the local stack ships no logs), no API
+    keys or usage plan (local_service.gateway stands in for them), no budget or its topic
+    policy (nothing local costs money) and no AWS::S3::BucketPolicy (the buckets' TLS-only rule;
+    the local stack speaks plain HTTP on the loopback), so the warnings say nothing about the
+    template."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"Tried to parse AWS::(SQS::QueuePolicy|CloudWatch::Alarm|Logs::MetricFilter|ApiGateway::(UsagePlan|UsagePlanKey|ApiKey)|Budgets::Budget|SNS::TopicPolicy|S3::BucketPolicy) ",
+    )
 
 
 def scale_up_function_name(prefix: str) -> str:
