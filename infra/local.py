@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import boto3
+import moto
 import requests
 from botocore.config import Config
 from moto import backends as moto_backends
@@ -71,8 +72,33 @@ Handler = Callable[[Any, Any], Any]
 LISTEN_BACKLOG = 4096
 # Connections each of the workflow interpreter's clients keeps open to moto's server.
 TASK_CLIENT_CONNECTIONS = 200
+# The moto release whose internals the patches below were written against (pyproject.toml pins it).
+MOTO_VERSION = "5.2.5"
 
 
+class MotoVersionError(RuntimeError):
+    """A patch of moto's internals met a moto release it was not written for."""
+
+
+def _written_for_this_moto(patch: Callable[..., Any]) -> Callable[..., Any]:
+    """Each patch replaces moto functions by name and leans on their code as MOTO_VERSION has it:
+    under another release it could patch nothing, or the wrong thing, and the stack fail far from
+    the cause. So the patch refuses to run there, naming itself."""
+
+    @functools.wraps(patch)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if moto.__version__ != MOTO_VERSION:
+            raise MotoVersionError(
+                f"infra.local's moto patch {patch.__qualname__} was written for moto {MOTO_VERSION}, and this is "
+                f"moto {moto.__version__}: install moto[server]=={MOTO_VERSION} (make setup), or check the patch "
+                f"against the new moto's code and then raise MOTO_VERSION and the pin in pyproject.toml together"
+            )
+        return patch(*args, **kwargs)
+
+    return guarded
+
+
+@_written_for_this_moto
 def _speed_up_moto() -> None:
     """Work moto's server does again on every request, done once: under the course's burst of
     1000 photos the server's process was the bottleneck of the whole local stack, at one core.
@@ -240,6 +266,7 @@ def _dynamodb_items_as_json(execute_result: Callable[..., Any]) -> Callable[...,
     return execute
 
 
+@_written_for_this_moto
 def _launch_max_count() -> None:
     """RunInstances launches MaxCount instances, as EC2 does when it has room for all of them, and
     moto always has: moto launches MinCount, and the scale-up task asks for 1 to n so that EC2
@@ -256,11 +283,20 @@ def _launch_max_count() -> None:
     InstanceResponse.run_instances = launch_max_count  # type: ignore[method-assign]
 
 
+@_written_for_this_moto
+def _accept_bursts(server: ThreadedMotoServer) -> None:
+    """werkzeug listens with a backlog of 128: the API's threads, a request each of a burst, had
+    connections reset. listen() on a listening socket sets its backlog anew; the socket is reached
+    through the server's private attribute."""
+    server._server.socket.listen(LISTEN_BACKLOG)  # type: ignore[union-attr]
+
+
 # DynamoDBBackend's methods that read or write one item, or several in one transaction.
 _DYNAMODB_ITEM_OPERATIONS = ("get_item", "put_item", "update_item", "delete_item", "transact_write_items")
 _DYNAMODB_ITEMS_LOCK = threading.RLock()
 
 
+@_written_for_this_moto
 def _serialize_dynamodb_items() -> None:
     """DynamoDB applies the writes to an item one at a time, each condition checked against what the
     last write left, and the lease, the job claims and the manifest rest on that: of concurrent
@@ -319,6 +355,7 @@ class LambdaRouter:
         self._handlers[function_name] = handler
         return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
 
+    @_written_for_this_moto
     def install(self) -> None:
         router = self
         self._original = LambdaSimpleBackend.invoke
@@ -404,9 +441,7 @@ class LocalStack:
         _serialize_dynamodb_items()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
-        # werkzeug listens with a backlog of 128: the API's threads, a request each of a burst,
-        # had connections reset. listen() on a listening socket sets its backlog anew.
-        self._server._server.socket.listen(LISTEN_BACKLOG)
+        _accept_bursts(self._server)
         requests.post(f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
         self.router.install()
         return self

@@ -1,0 +1,36 @@
+"""Every patch of moto's internals refuses a moto release it was not written for, naming itself."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import moto
+import pytest
+
+from infra import local
+from infra.local import MOTO_VERSION, LambdaRouter, MotoVersionError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PATCHES = {
+    "_speed_up_moto": lambda: local._speed_up_moto(),
+    "_launch_max_count": lambda: local._launch_max_count(),
+    "_serialize_dynamodb_items": lambda: local._serialize_dynamodb_items(),
+    "_accept_bursts": lambda: local._accept_bursts(None),
+    "LambdaRouter.install": lambda: LambdaRouter().install(),
+}
+
+
+@pytest.mark.parametrize("name", PATCHES)
+def test_a_patch_refuses_another_moto_and_names_itself(name, monkeypatch):
+    monkeypatch.setattr(moto, "__version__", "99.0.0")
+    with pytest.raises(MotoVersionError, match=rf"patch {name} was written for moto {MOTO_VERSION}, and this is moto 99.0.0"):
+        PATCHES[name]()
+
+
+def test_the_installed_moto_is_the_one_the_patches_were_written_for():
+    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    dependencies = [d for group in pins["project"].get("optional-dependencies", {}).values() for d in group] + pins["project"].get("dependencies", [])
+    assert f"moto[server]=={MOTO_VERSION}" in dependencies
+    assert moto.__version__ == MOTO_VERSION
