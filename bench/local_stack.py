@@ -35,6 +35,7 @@ from bench.course import engine_batched_rate
 from bench.course_set import CourseSet
 from facerec_client import FacerecClient
 from facerec_client.api import BULK_PHOTOS
+from local_service.gateway import UsagePlanLimits
 from local_service.service import LocalOptions, LocalService
 
 FINAL = {"DONE", "FAILED"}
@@ -161,7 +162,9 @@ def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float, path
         "worker_idle_seconds": idle_seconds,
         "engine_batched": engine,
     }
-    options = LocalOptions(api_port=0, max_workers=max_workers, idle_seconds=idle_seconds)
+    # The stack's capacity is measured, not a key's usage plan: no limit this run reaches.
+    unlimited = UsagePlanLimits(rate_per_second=1e6, burst=10**6, daily_quota=10**9)
+    options = LocalOptions(api_port=0, max_workers=max_workers, idle_seconds=idle_seconds, usage_plan=unlimited)
     service = LocalService(options).start()
     try:
         client = FacerecClient(service.api_url, admin_token=options.admin_token)

@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError
 from chalice import Chalice, CORSConfig, Rate, Response
 
 from chalicelib.auth import ADMIN_HEADER
+from chalicelib.callers import seed_route_access, seed_route_needs_key
 from chalicelib.compat import ANSWER_HEADERS, parse_multipart_file
 from chalicelib.config import Settings
 from chalicelib.contract import JobKind
@@ -37,6 +38,7 @@ app.api.binary_types.append("multipart/form-data")
 # Read at import for decorator arguments only; handlers use get_services().settings.
 _SETTINGS = Settings.from_env()
 _CORS = CORSConfig(allow_origin=_SETTINGS.cors_allow_origin, allow_headers=["X-Admin-Token"]) if _SETTINGS.cors_allow_origin else False
+app.log.info(seed_route_access(_SETTINGS))
 
 
 def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,7 +82,7 @@ def _json_body() -> Any:
         raise BadRequestError("the JSON body is nested too deeply") from exc
 
 
-@app.route("/jobs", methods=["POST"], cors=_CORS)
+@app.route("/jobs", methods=["POST"], cors=_CORS, api_key_required=True)
 @_json_errors
 def create_job() -> Response:
     services = get_services()
@@ -88,26 +90,26 @@ def create_job() -> Response:
     return Response(body=services.jobs_api.create(request, JobKind.RECOGNIZE), status_code=201)
 
 
-@app.route("/jobs/{job_id}", methods=["GET"], cors=_CORS)
+@app.route("/jobs/{job_id}", methods=["GET"], cors=_CORS, api_key_required=True)
 @_json_errors
 def get_job(job_id: str) -> Response:
     return _poll_response(get_services().jobs_api.poll(job_id, _if_none_match(), _result_view()))
 
 
-@app.route("/batches", methods=["POST"], cors=_CORS)
+@app.route("/batches", methods=["POST"], cors=_CORS, api_key_required=True)
 @_json_errors
 def create_batch() -> Response:
     """Up to 100 photos' upload slots; upload them all, then POST the batch's start_url."""
     return Response(body=get_services().batches.create(_json_body()), status_code=201)
 
 
-@app.route("/batches/{batch_id}/start", methods=["POST"], cors=_CORS)
+@app.route("/batches/{batch_id}/start", methods=["POST"], cors=_CORS, api_key_required=True)
 @_json_errors
 def start_batch(batch_id: str) -> Response:
     return _poll_response(get_services().batches.start(batch_id, _result_view()))
 
 
-@app.route("/batches/{batch_id}", methods=["GET"], cors=_CORS)
+@app.route("/batches/{batch_id}", methods=["GET"], cors=_CORS, api_key_required=True)
 @_json_errors
 def get_batch(batch_id: str) -> Response:
     return _poll_response(get_services().batches.status(batch_id, _if_none_match(), _result_view()))
@@ -173,16 +175,19 @@ def web_page() -> Response:
     return Response(body=web.html, status_code=200, headers=web.headers)
 
 
-@app.route("/", methods=["POST"], content_types=["multipart/form-data"])
+@app.route("/", methods=["POST"], content_types=["multipart/form-data"], api_key_required=seed_route_needs_key(_SETTINGS))
 @_json_errors
 def recognize_seed_style() -> Response:
-    """The seed's route: answers `<stem>:<name>` as text, or 202 and the job when it runs long."""
+    """The seed's route: answers `<stem>:<name>` as text, or 202 and the job to poll when the
+    answer is not expected within a short hold, or the hold ran out."""
     request = app.current_request
     upload = parse_multipart_file(request.raw_body, request.headers.get("content-type", ""))
     answer = get_services().jobs_api.recognize_and_wait(upload)
     if answer.text is not None:
         return Response(body=answer.text, status_code=200, headers=dict(ANSWER_HEADERS))
-    headers = {"Location": answer.body["status_url"]} if answer.status_code == 202 else {}
+    headers: dict[str, str] = {}
+    if answer.status_code == 202:
+        headers = {"Location": answer.body["status_url"], "Retry-After": str(answer.retry_after)}
     return Response(body=answer.body, status_code=answer.status_code, headers=headers)
 
 

@@ -18,6 +18,13 @@ import requests
 from .polling import Backoff, retry_after_seconds
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+# The API key `make run` accepts unless told otherwise; a deployed stage's comes from API Gateway.
+LOCAL_API_KEY = "local-api-key"
+API_KEY_HEADER = "X-Api-Key"
+# A request the gateway throttled (429) is sent again after its Retry-After, this many times,
+# when that wait is at most MAX_THROTTLED_WAIT_SECONDS (a spent daily quota's is hours).
+THROTTLED_RETRIES = 5
+MAX_THROTTLED_WAIT_SECONDS = 30.0
 FINAL_STATUSES = frozenset({"DONE", "FAILED"})
 # Photos per batch and per bulk enrollment request: the service's FACEREC_MAX_PHOTOS_PER_REQUEST default.
 BULK_PHOTOS = 100
@@ -50,10 +57,12 @@ class JobFailed(FacerecError):
 
 
 class FacerecClient:
-    def __init__(self, url: str = DEFAULT_URL, *, admin_token: str | None = None, timeout: float = 30.0,
-                 backoff: Backoff = Backoff()) -> None:
+    def __init__(self, url: str = DEFAULT_URL, *, admin_token: str | None = None, api_key: str | None = LOCAL_API_KEY,
+                 timeout: float = 30.0, backoff: Backoff = Backoff()) -> None:
         self.url = url.rstrip("/")
         self._admin = {"X-Admin-Token": admin_token} if admin_token else {}
+        # Sent to the API only: the presigned uploads go to storage, which must not see it.
+        self._key = {API_KEY_HEADER: api_key} if api_key else {}
         self._timeout = timeout
         self._backoff = backoff
         self._http = requests.Session()
@@ -211,8 +220,14 @@ class FacerecClient:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._body(self._request(method, path, **kwargs))
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        response = self._http.request(method, self.url + path, timeout=self._timeout, **kwargs)
+    def _request(self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
+        headers = {**self._key, **(headers or {})}
+        for attempt in range(1 + THROTTLED_RETRIES):
+            response = self._http.request(method, self.url + path, headers=headers, timeout=self._timeout, **kwargs)
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if response.status_code != 429 or wait > MAX_THROTTLED_WAIT_SECONDS or attempt == THROTTLED_RETRIES:
+                break
+            time.sleep(max(1.0, wait))
         if response.status_code >= 400:
             try:
                 detail = response.json().get("message") or response.text

@@ -21,7 +21,7 @@ from chalicelib.contract import ResourceNames, StageSettings
 
 from tqdm import tqdm
 
-from .api import DEFAULT_URL, FacerecClient, FacerecError, JobFailed
+from .api import DEFAULT_URL, LOCAL_API_KEY, FacerecClient, FacerecError, JobFailed
 from .redrive import Redrive, RedriveError, stage_dead_letter_queues
 
 
@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the service's API (FACEREC_URL; default {DEFAULT_URL}, the local stack)")
     parser.add_argument("--admin-token", default=os.environ.get("FACEREC_ADMIN_TOKEN", "local-admin-token"),
                         help="needed to enroll (FACEREC_ADMIN_TOKEN; the local stack's by default)")
+    parser.add_argument("--api-key", default=os.environ.get("FACEREC_API_KEY", LOCAL_API_KEY),
+                        help="sent as X-Api-Key, needed to recognize (FACEREC_API_KEY; the local stack's by default)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each job or batch of photos")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     redrive.set_defaults(run=_redrive)
 
     args = parser.parse_args(argv)
-    client = FacerecClient(args.url, admin_token=args.admin_token)
+    client = FacerecClient(args.url, admin_token=args.admin_token, api_key=args.api_key)
     try:
         return args.run(client, args)
     except FacerecError as exc:

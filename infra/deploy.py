@@ -30,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG, ResourceNames, error_code
 
-from .merge import CHALICE_APP, ChalicePackageError, package_stage
+from .merge import CHALICE_APP, STAGE_THROTTLE_PARAMETERS, ChalicePackageError, package_stage
 from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, stage_prefix
 from .stack import ROOT, load_template, package_template
 
@@ -258,8 +258,9 @@ def stack_parameters(stage: Stage, ami: str, extra: Mapping[str, str]) -> dict[s
 
 def parse_parameters(given: list[str], template: Mapping[str, Any] | None = None) -> dict[str, str]:
     """`NAME=VALUE` pairs (--parameter) as stack parameters; NAME must be one of the template's
-    (infra/template.yaml, infra/README.md for what each does), other than those deploy sets itself."""
-    known = set((template or load_template())["Parameters"]) - {"StagePrefix", "WorkerImageId", "ScaleUpFunctionArn"}
+    (infra/template.yaml, infra/README.md for what each does) or the merged stack's throttle, other
+    than those deploy sets itself."""
+    known = (set((template or load_template())["Parameters"]) | set(STAGE_THROTTLE_PARAMETERS)) - {"StagePrefix", "WorkerImageId", "ScaleUpFunctionArn"}
     parameters = {}
     for pair in given:
         name, equals, value = pair.partition("=")
@@ -342,7 +343,8 @@ def _terminate_workers(ec2: Any, stage: Stage, delay_seconds: int) -> None:
 
 def teardown(session: Any, stage: Stage, delay_seconds: int = 10) -> None:
     """Delete everything the stage made: workers, bucket contents, the stack, the token, the
-    functions' log groups (Lambda makes them, not the stack) and the artifacts bucket.
+    functions' log groups (the stack's, but a function still running as the stack goes makes its
+    group again, with no retention) and the artifacts bucket.
 
     Workers go first, so none writes into a bucket being emptied; running it again finishes
     whatever an interrupted run left."""
@@ -396,6 +398,11 @@ def _print_outputs(outputs: Mapping[str, str], stage: Stage, token_made: bool) -
     print(
         f"admin token ({made}): aws ssm get-parameter --name {stage.admin_token_parameter} "
         f"--with-decryption --query Parameter.Value --output text"
+    )
+    # The key's value is API Gateway's to make; it is read, never printed into a log here.
+    print(
+        f"API key (X-Api-Key): aws apigateway get-api-keys --name-query {stage.prefix}-default "
+        f"--include-values --query 'items[0].value' --output text"
     )
 
 

@@ -15,7 +15,10 @@ halves together inside the one stack:
 - each function runs with AWS's Powertools layer (`PowertoolsLayerArn`, resolved from the public
   SSM parameter infra.names names), which the functions' JSON logs and metrics import: the
   functions' own bundle stays app.py and chalicelib, needing nothing beyond Lambda's runtime;
-- the REST API is named for the stage, and API Gateway's own refusals have the API's error shape.
+- the REST API is named for the stage, and API Gateway's own refusals have the API's error shape;
+- callers are limited (chalicelib.callers): the stage throttles every caller together
+  (STAGE_THROTTLE_PARAMETERS), and the template's usage plan, each API key's limits, is attached to
+  the API's stage; a refused key, throttled burst or spent quota says what to do in its message.
 - `StagePrefix` may only be the stage's own prefix: Chalice wrote the upload-events queue's name
   (from that prefix) into the SQS event source. That source keeps Chalice's Fn::Sub ARN (a merge
   cannot swap it for a Fn::GetAtt); the function's role names the queue by reference, so the queue
@@ -36,18 +39,34 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
+
+from chalicelib.callers import KEY_MISSING_MESSAGE, QUOTA_MESSAGE, THROTTLED_MESSAGE
 
 from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, stage_prefix
 from .stack import ROOT, load_template, package_template
 
-__all__ = ["ChalicePackageError", "build_merge_template", "chalice_package", "package_stage"]
+__all__ = ["STAGE_THROTTLE_PARAMETERS", "ChalicePackageError", "build_merge_template", "chalice_package", "package_stage"]
 
 CHALICE_APP = ROOT / "chalice_app"
 _SCALE_UP_PARAMETER = "ScaleUpFunctionArn"
 # Chalice's scale_up function, by the logical id `chalice package` gives it.
 _SCALE_UP_ARN = {"Fn::GetAtt": ["ScaleUp", "Arn"]}
 _POWERTOOLS_LAYER = "PowertoolsLayerArn"
+# The stage's throttle for all callers together (keys, the web page, an open seed route): what
+# the account pays for at most, whatever the keys' own limits add up to. Parameters of the merged
+# stack only, as the API is; infra.deploy takes them like the template's.
+STAGE_THROTTLE_PARAMETERS = MappingProxyType(
+    {
+        "ApiStageRateLimit": {"Type": "Number", "Default": 100, "MinValue": 1,
+                              "Description": "Requests a second the whole API takes, steadily, before API Gateway answers 429."},
+        "ApiStageBurstLimit": {"Type": "Number", "Default": 200, "MinValue": 1,
+                               "Description": "Requests the whole API takes at once."},
+    }
+)
+# What a throttled client is told to wait: API Gateway's buckets refill every second.
+_THROTTLED_RETRY_AFTER = "'1'"
 # What `chalice package` reads from chalice_app/ (config.json is written, not copied).
 _COPIED = ("app.py", "chalicelib", "requirements.txt")
 
@@ -109,8 +128,19 @@ def build_merge_template(prefix: str, template: dict[str, Any] | None = None) ->
             # every stage); moto's CloudFormation needs a Name too, to make the API at all.
             "Name": {"Fn::Sub": "${StagePrefix}"},
             "GatewayResponses": _gateway_responses(),
+            "MethodSettings": [
+                {
+                    "ResourcePath": "/*",
+                    "HttpMethod": "*",
+                    "ThrottlingRateLimit": {"Ref": "ApiStageRateLimit"},
+                    "ThrottlingBurstLimit": {"Ref": "ApiStageBurstLimit"},
+                }
+            ],
         }
     }
+    merged["Parameters"].update({name: dict(spec) for name, spec in STAGE_THROTTLE_PARAMETERS.items()})
+    # SAM's `<api>.Stage` names the stage it makes, and makes the plan wait for it.
+    merged["Resources"]["ApiUsagePlan"]["Properties"]["ApiStages"] = [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}]
     merged["Outputs"]["WebPageURL"] = {
         "Description": "The web page: recognize photos, enroll people.",
         "Value": {"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/app"},
@@ -124,7 +154,17 @@ def _gateway_responses() -> dict[str, Any]:
     API's OpenAPI body: as resources of their own, the next import of that body would drop them
     (cfn-lint's W3660 on the transformed template)."""
     template = '{"error": "$context.error.responseType", "message": $context.error.messageString}'
-    return {kind: {"ResponseTemplates": {"application/json": template}} for kind in ("DEFAULT_4XX", "DEFAULT_5XX")}
+    responses: dict[str, Any] = {kind: {"ResponseTemplates": {"application/json": template}} for kind in ("DEFAULT_4XX", "DEFAULT_5XX")}
+    # The caller's refusals (chalicelib.callers) say what to send or how long to wait, as the
+    # local gateway's do.
+    for kind, error, message in (
+        ("INVALID_API_KEY", "Forbidden", KEY_MISSING_MESSAGE),
+        ("THROTTLED", "TooManyRequests", THROTTLED_MESSAGE),
+        ("QUOTA_EXCEEDED", "QuotaExceeded", QUOTA_MESSAGE),
+    ):
+        responses[kind] = {"ResponseTemplates": {"application/json": json.dumps({"error": error, "message": message})}}
+    responses["THROTTLED"]["ResponseParameters"] = {"Headers": {"Retry-After": _THROTTLED_RETRY_AFTER}}
+    return responses
 
 
 def _project_copy(stage: str, destination: Path) -> Path:

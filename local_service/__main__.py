@@ -10,6 +10,9 @@ import signal
 import sys
 import threading
 
+from chalicelib.callers import seed_route_access
+from chalicelib.config import Settings
+
 from .service import LocalOptions, LocalService
 
 
@@ -27,6 +30,9 @@ def main() -> int:
                         help="leaving workers stop into a pool of this many, started again before new launches")
     parser.add_argument("--hibernate", action="store_true",
                         help="a pooled worker's process is paused, models loaded, rather than ended")
+    parser.add_argument("--api-key", default=defaults.api_key, help="the API key (X-Api-Key) recognition needs")
+    parser.add_argument("--close-seed-route", action="store_true",
+                        help="the seed's POST / needs the API key too, as on a deployed stage by default")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("werkzeug", "transitions", "botocore", "chalice", "moto"):
@@ -34,7 +40,8 @@ def main() -> int:
 
     options = LocalOptions(
         api_port=args.port, moto_port=args.moto_port, max_workers=args.max_workers, idle_seconds=args.idle_seconds,
-        warm_pool_size=args.warm_pool_size, hibernate=args.hibernate,
+        warm_pool_size=args.warm_pool_size, hibernate=args.hibernate, api_key=args.api_key,
+        open_seed_route=not args.close_seed_route,
     )
     service = LocalService(options)
     stopped = threading.Event()
@@ -59,6 +66,8 @@ def main() -> int:
             f"\nfacerec is running.\n"
             f"  web page:    {service.api_url}/app\n"
             f"  API:         {service.api_url}  (admin token for enrollment: {options.admin_token})\n"
+            f"  API key:     {options.api_key}  (X-Api-Key; {_limits(service)})\n"
+            f"  seed route:  {seed_route_access(Settings.from_env())}\n"
             f"  AWS (moto):  {service.moto.endpoint_url}\n"
             f"  worker logs: {options.log_dir / 'workers'}\n"
             f"Ctrl-C stops everything.\n",
@@ -71,6 +80,11 @@ def main() -> int:
         print("stopping: workers, API, moto …", file=sys.stderr, flush=True)
         service.stop()
     return 0
+
+
+def _limits(service: LocalService) -> str:
+    limits = service.usage_plan.limits
+    return f"{limits.rate_per_second:g} requests/s, bursts of {limits.burst}, {limits.daily_quota} a day"
 
 
 if __name__ == "__main__":

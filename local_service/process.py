@@ -25,6 +25,7 @@ from infra.local import free_port
 from .service import LocalOptions
 
 ADMIN_TOKEN = LocalOptions().admin_token
+API_KEY = LocalOptions().api_key
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
     moto server, in a process of its own (S3, SQS, DynamoDB, EC2, Step Functions executing the
       real ASL), where moto's lambda:invoke is answered by the app's scale-up handler
       └─ infra/template.yaml deployed into it, as on AWS
-    Chalice app, served over HTTP (the API and the web page)
+    Chalice app, served over HTTP (the API and the web page) behind a stand-in for API Gateway's
+      key check and usage plan (gateway)
     upload events: S3 → SQS notifications handed to the app's handler (Lambda's event source)
     schedule: the app's one-minute safety-net scale-up and its gallery compaction, fired by timers (EventBridge's part)
     fleet: one worker process per worker instance in moto's EC2
@@ -12,7 +13,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 import sys
@@ -25,13 +25,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from chalice.config import Config
-from chalice.local import LocalDevServer, create_local_server
+from chalice.local import LocalDevServer
 
 from chalicelib.config import Settings
-from infra.local import ACCOUNT_ID, LISTEN_BACKLOG, REGION, Stack, free_port, pump_sqs_to_handler
+from facerec_client import LOCAL_API_KEY
+from infra.local import ACCOUNT_ID, REGION, Stack, free_port, pump_sqs_to_handler
 
 from .fleet import LocalFleet, hibernates
+from .gateway import LocalUsagePlan, UsagePlanLimits, keyed_server
 from .moto_process import MotoProcess
 
 logger = logging.getLogger(__name__)
@@ -71,12 +72,20 @@ class LocalOptions:
     warm_pool_size: int = 0
     hibernate: bool = False
     admin_token: str = "local-admin-token"
+    # The one API key the local gateway accepts (X-Api-Key), with the stage's usage plan's limits.
+    api_key: str = LOCAL_API_KEY
+    # The course's workload generator posts to `POST /` without a key: open here unless told.
+    open_seed_route: bool = True
+    # None: the stage's usage plan's limits (the template's); a benchmark of the stack's own
+    # capacity sets limits no client reaches.
+    usage_plan: UsagePlanLimits | None = None
     schedule_seconds: float = 60.0
     # Lambda's SQS event source starts with 5 batches at once and adds more while the queue grows.
     upload_event_pollers: int = 8
-    # The seed's `POST /` holds a request until its answer. On AWS API Gateway ends it at 29 s,
-    # so the route hands over a job to poll after 25 s; no gateway stands in front here, and the
-    # course's clients wait for the answer itself, however long a burst of 1000 takes.
+    # The seed's `POST /` holds a request until its answer. On AWS a held request holds a Lambda
+    # function, so the route holds a few seconds at most (chalicelib.config); here no gateway or
+    # function stands in front, and the course's clients wait for the answer itself, however long
+    # a burst of 1000 or a cold fleet's boot takes.
     compat_wait_seconds: float = 1800.0
     # Every waiting request shares one batched read per poll, so polling often costs little.
     compat_poll_seconds: float = 0.2
@@ -93,6 +102,7 @@ class LocalService:
         self.stack: Stack | None = None
         self.fleet: LocalFleet | None = None
         self.app: ModuleType | None = None
+        self.usage_plan: LocalUsagePlan | None = None
         self._api: LocalDevServer | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -114,15 +124,15 @@ class LocalService:
             "FACEREC_ADMIN_TOKEN": options.admin_token,
             "FACEREC_COMPAT_WAIT_SECONDS": str(options.compat_wait_seconds),
             "FACEREC_COMPAT_POLL_SECONDS": str(options.compat_poll_seconds),
+            # Read when the app is imported: its routes' api_key_required (chalicelib.callers).
+            "FACEREC_OPEN_SEED_ROUTE": str(options.open_seed_route).lower(),
         }
         self.moto.write_function_environment(environment)
         os.environ.update(environment)
         self.app = load_chalice_app()
 
-        self._api = create_local_server(self.app.app, self._chalice_config(), options.host, options.api_port)
-        # Chalice's dev server listens with socketserver's backlog of 5, which reset most of 100
-        # concurrent `POST /`; listen() on a listening socket sets its backlog anew.
-        self._api.server.socket.listen(LISTEN_BACKLOG)
+        self.usage_plan = LocalUsagePlan([options.api_key], options.usage_plan or UsagePlanLimits.from_template())
+        self._api = keyed_server(self.app.app, CHALICE_PROJECT, options.host, options.api_port, self.usage_plan)
         self._spawn("api", self._api.serve_forever)
         for poller in range(options.upload_event_pollers):
             self._spawn(f"upload-events-{poller}", self._pump_upload_events)
@@ -199,11 +209,3 @@ class LocalService:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
-
-    def _chalice_config(self) -> Config:
-        config = json.loads((CHALICE_PROJECT / ".chalice" / "config.json").read_text())
-        return Config(
-            chalice_stage="dev",
-            user_provided_params={"chalice_app": self.app.app, "project_dir": str(CHALICE_PROJECT)},
-            config_from_disk=config,
-        )

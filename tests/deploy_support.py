@@ -26,7 +26,8 @@ def references(value: Any) -> Iterator[str]:
     elif isinstance(value, dict):
         for key, item in value.items():
             if key == "Ref":
-                yield item
+                # SAM's `<api>.Stage` refers to the API, whose stage SAM makes.
+                yield item.split(".")[0]
             elif key == "Fn::GetAtt":
                 yield item[0] if isinstance(item, list) else item.split(".")[0]
             elif key == "Fn::Sub":

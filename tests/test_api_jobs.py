@@ -69,7 +69,7 @@ def test_a_deployer_may_let_one_origins_pages_call_the_api():
     assert done.returncode == 0, done.stderr
     routes = json.loads(done.stdout.splitlines()[-1])
     assert "/jobs" in routes and "/app" not in routes
-    assert all(origin == "https://photos.example.org" and "X-Admin-Token" in headers for origin, headers in routes.values())
+    assert all(origin == "https://photos.example.org" and {"X-Admin-Token", "X-Api-Key"} <= set(headers.split(",")) for origin, headers in routes.values())
 
 
 @pytest.mark.parametrize(

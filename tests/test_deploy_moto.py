@@ -77,9 +77,10 @@ def _deploy_into_moto(local_stack, package_dir, stage=STAGE, extra=None):
     return template, parameters, outputs
 
 
-# moto's CloudFormation has no AWS::SQS::QueuePolicy (its S3 notifies the queue without one) and no
-# AWS::CloudWatch::Alarm (put through the API instead).
-@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*(QueuePolicy|Alarm) but:UserWarning")
+# moto's CloudFormation has no AWS::SQS::QueuePolicy (its S3 notifies the queue without one), no
+# AWS::CloudWatch::Alarm (put through the API instead), nor the other types
+# infra.local.ignore_moto_template_warnings names.
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*(QueuePolicy|Alarm|MetricFilter|UsagePlan|UsagePlanKey|ApiKey|Budget|TopicPolicy) but:UserWarning")
 def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
     local_stack, app_module, settings_env, client, tmp_path, jpeg_bytes
 ):
@@ -119,9 +120,14 @@ def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
         )["LaunchTemplateVersions"]
         profile = local_stack.client("iam").get_instance_profile(InstanceProfileName=f"{STAGE.prefix}-worker")
         assert version["LaunchTemplateData"]["IamInstanceProfile"]["Arn"] == profile["InstanceProfile"]["Arn"]
-        # No hibernation by default: the AMI's own root volume.
+        # No hibernation by default: the AMI's own root volume, encrypted.
         assert version["LaunchTemplateData"]["HibernationOptions"] == {"Configured": False}
-        assert not version["LaunchTemplateData"].get("BlockDeviceMappings")
+        (root,) = version["LaunchTemplateData"]["BlockDeviceMappings"]
+        assert root["Ebs"]["Encrypted"] is True
+        # The workers' own group, which lets nothing in.
+        (group_id,) = version["LaunchTemplateData"]["SecurityGroupIds"]
+        (group,) = local_stack.client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+        assert group["IpPermissions"] == []
     finally:
         teardown(local_stack, STAGE, delay_seconds=1)
 
@@ -134,7 +140,7 @@ def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
     teardown(local_stack, STAGE, delay_seconds=1)  # again: nothing left, and that is no error
 
 
-@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*(QueuePolicy|Alarm) but:UserWarning")
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*(QueuePolicy|Alarm|MetricFilter|UsagePlan|UsagePlanKey|ApiKey|Budget|TopicPolicy) but:UserWarning")
 def test_the_packaged_stage_has_its_alarms_dashboard_and_log_group_and_a_dead_letter_trips_its_alarms_metric(local_stack, tmp_path):
     """moto computes no AWS/SQS metrics and evaluates no alarms: what can be checked is that the
     alarm watches this stack's DLQ by the metric SQS reports for it, and that a dead-lettered job

@@ -21,11 +21,13 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
+from chalicelib.callers import KEY_MISSING_MESSAGE
 from chalicelib.config import Settings
 from deploy_support import PSEUDO_PARAMETERS, package, references, sam_transform
 from infra.deploy import DeployError, Stage, parse_parameters, write_chalice_config
 from infra.names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, stage_prefix
 from infra.stack import load_template
+from local_service.gateway import UsagePlanLimits
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = sorted(json.loads(CHALICE_CONFIG.read_text())["stages"])
@@ -78,10 +80,82 @@ def test_api_gateways_own_refusals_have_the_apis_error_shape(packaged):
     api = merged["Resources"]["RestAPI"]
     assert api["Type"] == "AWS::Serverless::Api" and api["Properties"]["Name"] == {"Fn::Sub": "${StagePrefix}"}
     responses = api["Properties"]["GatewayResponses"]
-    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "INVALID_API_KEY", "THROTTLED", "QUOTA_EXCEEDED"}
     for response in responses.values():
         template = response["ResponseTemplates"]["application/json"]
         assert '"error":' in template and '"message":' in template
+    # The caller's refusals say what to send, or when to come back, as the local gateway's do.
+    assert json.loads(responses["INVALID_API_KEY"]["ResponseTemplates"]["application/json"])["message"] == KEY_MISSING_MESSAGE
+    assert responses["THROTTLED"]["ResponseParameters"]["Headers"]["Retry-After"] == "'1'"
+
+
+# The recognition routes, by their OpenAPI path and method.
+RECOGNITION_ROUTES = {("/jobs", "post"), ("/jobs/{job_id}", "get"), ("/batches", "post"),
+                      ("/batches/{batch_id}/start", "post"), ("/batches/{batch_id}", "get")}
+
+
+def test_recognition_needs_an_api_key_and_the_seed_route_one_unless_the_stage_opens_it(packaged):
+    stage, _, merged = packaged
+    paths = merged["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    keyed = {(path, method) for path, methods in paths.items() for method, operation in methods.items()
+             if isinstance(operation, dict) and {"api_key": []} in operation.get("security", [])}
+    stage_environment = json.loads(CHALICE_CONFIG.read_text())["stages"][stage].get("environment_variables", {})
+    seed_open = Settings.from_env(stage_environment).open_seed_route
+    assert keyed == RECOGNITION_ROUTES | (set() if seed_open else {("/", "post")})
+
+
+def test_the_stage_throttles_every_caller_and_each_key_has_a_usage_plan_with_a_daily_quota(packaged):
+    _, _, merged = packaged
+    parameters = merged["Parameters"]
+    (throttle,) = merged["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
+    assert (throttle["ResourcePath"], throttle["HttpMethod"]) == ("/*", "*")
+    assert throttle["ThrottlingRateLimit"] == {"Ref": "ApiStageRateLimit"} and throttle["ThrottlingBurstLimit"] == {"Ref": "ApiStageBurstLimit"}
+    assert parameters["ApiStageRateLimit"]["Default"] > 0 and parameters["ApiStageBurstLimit"]["Default"] > 0
+    plan = merged["Resources"]["ApiUsagePlan"]
+    assert plan["Type"] == "AWS::ApiGateway::UsagePlan"
+    properties = plan["Properties"]
+    assert properties["Throttle"] == {"RateLimit": {"Ref": "ApiKeyRateLimit"}, "BurstLimit": {"Ref": "ApiKeyBurstLimit"}}
+    assert properties["Quota"] == {"Limit": {"Ref": "ApiKeyDailyQuota"}, "Period": "DAY"}
+    assert properties["ApiStages"] == [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}]
+    # The local gateway's limits are these parameters' defaults: one place for both.
+    limits = UsagePlanLimits.from_template(merged)
+    assert (limits.rate_per_second, limits.burst, limits.daily_quota) == tuple(
+        parameters[name]["Default"] for name in ("ApiKeyRateLimit", "ApiKeyBurstLimit", "ApiKeyDailyQuota"))
+    key = merged["Resources"]["DefaultApiKeyInPlan"]
+    assert key["Type"] == "AWS::ApiGateway::UsagePlanKey"
+    assert key["Properties"] == {"KeyId": {"Ref": "DefaultApiKey"}, "KeyType": "API_KEY", "UsagePlanId": {"Ref": "ApiUsagePlan"}}
+    # Through SAM's transform, the plan names the stage SAM makes, which carries the throttle.
+    transformed = sam_transform(_uploaded(merged), boto3.client("iam", region_name="us-east-1"))["Resources"]
+    (api_stage,) = transformed["ApiUsagePlan"]["Properties"]["ApiStages"]
+    stage_resource = transformed[api_stage["Stage"]["Ref"]]
+    assert stage_resource["Type"] == "AWS::ApiGateway::Stage"
+    assert stage_resource["Properties"]["MethodSettings"] == [throttle]
+
+
+def test_each_function_has_reserved_concurrency(packaged):
+    """A flood of one route cannot take the account's concurrency from the upload events and scale-up."""
+    _, _, merged = packaged
+    reserved = {f.name: merged["Resources"][f.logical_id]["Properties"].get("ReservedConcurrentExecutions") for f in FUNCTIONS}
+    assert all(isinstance(n, int) and n > 0 for n in reserved.values()), reserved
+    # AWS keeps 100 of an account's default 1,000 unreserved.
+    assert sum(reserved.values()) <= 900
+
+
+def test_a_monthly_budget_warns_the_alarm_topic(packaged):
+    _, _, merged = packaged
+    resources = merged["Resources"]
+    budget = resources["MonthlyBudget"]
+    assert budget["Type"] == "AWS::Budgets::Budget"
+    limit = budget["Properties"]["Budget"]["BudgetLimit"]
+    assert limit == {"Amount": {"Ref": "MonthlyBudgetUsd"}, "Unit": "USD"} and merged["Parameters"]["MonthlyBudgetUsd"]["Default"] > 0
+    notifications = budget["Properties"]["NotificationsWithSubscribers"]
+    assert {n["Notification"]["NotificationType"] for n in notifications} == {"ACTUAL", "FORECASTED"}
+    for notification in notifications:
+        assert notification["Subscribers"] == [{"SubscriptionType": "SNS", "Address": {"Ref": "AlarmTopic"}}]
+    # Budgets may publish to the topic, which mails AlarmEmail when one is given.
+    (statement,) = resources["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "budgets.amazonaws.com"} and statement["Action"] == "sns:Publish"
+    assert resources["AlarmEmailSubscription"]["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
 
 
 def test_every_reference_in_the_package_resolves(packaged):
@@ -157,8 +231,8 @@ _NO_VALUE = object()
 @pytest.mark.parametrize("hibernation", ["true", "false"])
 def test_the_launch_template_renders_valid_with_hibernation_either_way(packaged, hibernation):
     """EC2's own request shape (botocore's model of CreateLaunchTemplate) takes the launch
-    template's data either way; hibernating, the root volume (the AMI's device) is encrypted and
-    holds the AMI's disk plus c6i.large's 4 GiB of RAM."""
+    template's data either way; the root volume (the AMI's device) is encrypted either way and,
+    hibernating, holds the AMI's disk plus c6i.large's 4 GiB of RAM."""
     _, _, merged = packaged
     parameters = {name: str(spec.get("Default", "")) for name, spec in merged["Parameters"].items()}
     parameters["WorkerHibernation"] = hibernation
@@ -170,19 +244,60 @@ def test_the_launch_template_renders_valid_with_hibernation_either_way(packaged,
     assert not report.has_errors(), report.generate_report()
     assert data["HibernationOptions"] == {"Configured": hibernation == "true"}
     assert data["InstanceInitiatedShutdownBehavior"] == "terminate"  # pooling goes through StopInstances
-    if hibernation == "false":
-        assert "BlockDeviceMappings" not in data  # the AMI's own root volume
-        return
     device, ami_gb = _packer_root_volume()
     (root,) = data["BlockDeviceMappings"]
     assert root["DeviceName"] == device
     assert root["Ebs"]["Encrypted"] is True and root["Ebs"]["DeleteOnTermination"] is True
+    if hibernation == "false":
+        assert root["Ebs"]["VolumeSize"] == ami_gb  # the AMI's own size
+        return
     c6i_large_ram_gib = 4
     assert parameters["WorkerInstanceType"] == "c6i.large" and root["Ebs"]["VolumeSize"] >= ami_gb + c6i_large_ram_gib
 
 
+def test_the_tables_point_in_time_recovery_is_decided_for_each(packaged):
+    """On for the people table, kept a week (a deleted person's row outlives the DELETE in the
+    backups that long, as infra/README.md states); off, explicitly, for the jobs and leases."""
+    _, _, merged = packaged
+    tables = {name: r["Properties"] for name, r in merged["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"}
+    recovery = {name: properties["PointInTimeRecoverySpecification"] for name, properties in tables.items()}
+    assert recovery == {
+        "JobsTable": {"PointInTimeRecoveryEnabled": False},
+        "PeopleTable": {"PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": 7},
+        "LeasesTable": {"PointInTimeRecoveryEnabled": False},
+    }
+    assert "RecoveryPeriodInDays: 7" in (ROOT / "infra" / "README.md").read_text()
+
+
+def test_both_buckets_refuse_every_request_without_tls(packaged):
+    _, _, merged = packaged
+    resources = merged["Resources"]
+    buckets = {name for name, r in resources.items() if r["Type"] == "AWS::S3::Bucket"}
+    policies = {r["Properties"]["Bucket"]["Ref"]: r["Properties"]["PolicyDocument"] for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"}
+    assert buckets == {"InputBucket", "OutputBucket"} and set(policies) == buckets
+    for bucket, document in policies.items():
+        (deny,) = [s for s in document["Statement"] if s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}]
+        assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:*")
+        # The bucket (LIST) and every object in it.
+        assert deny["Resource"] == [{"Fn::GetAtt": [bucket, "Arn"]}, {"Fn::Sub": f"${{{bucket}.Arn}}/*"}]
+
+
+def test_workers_run_in_a_group_of_their_own_that_lets_nothing_in(packaged):
+    _, _, merged = packaged
+    resources = merged["Resources"]
+    group = resources["WorkerSecurityGroup"]
+    assert group["Type"] == "AWS::EC2::SecurityGroup"
+    assert "SecurityGroupIngress" not in group["Properties"]
+    assert not [name for name, r in resources.items() if r["Type"] == "AWS::EC2::SecurityGroupIngress"]
+    data = resources["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    assert data["SecurityGroupIds"] == [{"Fn::GetAtt": ["WorkerSecurityGroup", "GroupId"]}]
+    assert "NetworkInterfaces" not in data  # which would take its own groups instead
+
+
 def test_deploy_takes_any_other_stack_parameter_by_name():
     assert parse_parameters(["WarmPoolSize=2", "WorkerHibernation=true"]) == {"WarmPoolSize": "2", "WorkerHibernation": "true"}
+    # The merged stack's throttle too, though infra/template.yaml does not declare it.
+    assert parse_parameters(["ApiStageRateLimit=50", "ApiKeyDailyQuota=500"]) == {"ApiStageRateLimit": "50", "ApiKeyDailyQuota": "500"}
     for wrong in ("WarmPool=2", "WarmPoolSize", "StagePrefix=facerec-x"):
         with pytest.raises(DeployError, match="NAME=VALUE"):
             parse_parameters([wrong])
@@ -231,16 +346,21 @@ def test_the_package_passes_cfn_lint_with_the_sam_transform(packaged):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_real_sam_transform_of_the_package_passes_cfn_lint(packaged, tmp_path):
-    """What CloudFormation runs: SAM's own transform on the package as deploy uploads it (the code
-    at an S3 location), linted as the plain template it becomes."""
-    _, _, merged = packaged
+def _uploaded(merged: dict[str, Any]) -> dict[str, Any]:
+    """The package as deploy uploads it: the functions' code at an S3 location."""
     uploaded = json.loads(json.dumps(merged))
     for resource in uploaded["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = {"Bucket": "facerec-artifacts", "Key": "deployment.zip"}
+    return uploaded
+
+
+def test_the_real_sam_transform_of_the_package_passes_cfn_lint(packaged, tmp_path):
+    """What CloudFormation runs: SAM's own transform on the package as deploy uploads it (the code
+    at an S3 location), linted as the plain template it becomes."""
+    _, _, merged = packaged
     # No function names a managed policy, so the transform asks IAM nothing: a client suffices.
-    transformed = sam_transform(uploaded, boto3.client("iam", region_name="us-east-1"))
+    transformed = sam_transform(_uploaded(merged), boto3.client("iam", region_name="us-east-1"))
     assert "Transform" not in transformed
     kinds = {r["Type"] for r in transformed["Resources"].values()}
     assert not {k for k in kinds if k.startswith("AWS::Serverless::")}

@@ -180,14 +180,20 @@ def test_workers_list_only_the_prefixes_they_read(template):
     }
 
 
-def test_only_the_api_and_the_workers_delete_objects_and_only_what_a_deletion_or_compaction_removes(template):
-    """The API deletes a person's photos and results; a worker's compaction, gallery objects."""
+def test_only_the_api_the_upload_handler_and_the_workers_delete_objects_and_only_what_a_deletion_or_compaction_removes(template):
+    """The API deletes a person's photos (a batch's too) and results; the upload handler, an upload
+    through the slot of a job deleted with its person; a worker's compaction, gallery objects."""
     deletes: dict[str, list[Any]] = {}
     for name, statement in policy_statements(template):
         if "s3:DeleteObject" in _listed(statement["Action"]):
             deletes.setdefault(name, []).extend(_listed(statement["Resource"]))
     assert deletes == {
-        "ApiFunctionRole": [{"Fn::Sub": "${InputBucket.Arn}/uploads/*"}, {"Fn::Sub": "${OutputBucket.Arn}/results/*"}],
+        "ApiFunctionRole": [
+            {"Fn::Sub": "${InputBucket.Arn}/uploads/*"},
+            {"Fn::Sub": "${InputBucket.Arn}/batches/*"},
+            {"Fn::Sub": "${OutputBucket.Arn}/results/*"},
+        ],
+        "UploadEventsFunctionRole": [{"Fn::Sub": "${InputBucket.Arn}/uploads/*"}],
         "WorkerRole": [{"Fn::Sub": "${OutputBucket.Arn}/gallery/*"}],
     }
 
@@ -473,3 +479,11 @@ def test_workers_may_touch_only_the_fleet_plan_item_of_the_leases_table(template
     statements = _role_statements(template, "WorkerRole")
     (leases_statement,) = [s for s in statements if s["Resource"] == {"Fn::GetAtt": ["LeasesTable", "Arn"]}]
     assert leases_statement["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [PLAN_KEY]}}
+
+
+def test_the_api_reads_only_the_fleet_plan_item_of_the_leases_table(template):
+    """The seed's route reads the live workers before it holds (chalicelib.outlook), nothing else there."""
+    leases = stand_in("LeasesTable")
+    assert allowed(template, "ApiFunctionRole", Request("dynamodb:GetItem", leases, {"dynamodb:LeadingKeys": [PLAN_KEY]}))
+    assert not allowed(template, "ApiFunctionRole", Request("dynamodb:GetItem", leases, {"dynamodb:LeadingKeys": [SCALE_UP_LEASE]}))
+    assert not allowed(template, "ApiFunctionRole", Request("dynamodb:UpdateItem", leases, {"dynamodb:LeadingKeys": [PLAN_KEY]}))

@@ -18,7 +18,10 @@ import pytest
 
 from chalicelib.web import page as web_page
 from facerec_client.api import FacerecClient
-from local_service.process import ADMIN_TOKEN, RunningService, local_service
+from local_service.process import ADMIN_TOKEN, API_KEY, RunningService, local_service
+
+from conftest import wait_for
+from local_service_fleet import worker_processes
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -80,6 +83,7 @@ def test_a_person_enrolls_obama_then_sees_him_named_and_a_stranger_unknown(brows
 
     page, console_errors = page_collecting_errors(browser, height=1000)
     page.goto(f"{service_url}/app")
+    page.get_by_label("API key").fill(API_KEY)
 
     # Keyboard: the arrow key moves from the Recognize tab to the Enroll tab.
     page.get_by_role("tab", name="Recognize").focus()
@@ -140,6 +144,7 @@ def test_several_dropped_photos_are_recognized_as_one_batch_polled_no_sooner_tha
     sent: list[Any] = []
     page.on("requestfinished", lambda request: request.url.startswith(service_url) and sent.append(request))
     page.goto(f"{service_url}/app")
+    page.get_by_label("API key").fill(API_KEY)
 
     faces = {"obama2.jpg": 1, "obama_and_biden.jpg": 3, "rose_leslie.jpg": 1}
     drop_files(page, "#dropzone", [FACES / name for name in faces])
@@ -190,9 +195,9 @@ def drop_files(page: Any, selector: str, photos: list[Path]) -> None:
     page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
 
 
-def test_the_admin_token_stays_in_its_browser_tab_in_session_storage(browser):
-    """The page as /app serves it, in a browser context of its own; the API is out of reach, as
-    only where the token is kept matters here."""
+def _page_alone(browser: Any) -> Any:
+    """A browser context of its own where http://facerec.test/app is the page as /app serves it
+    and the API is out of reach."""
     web = web_page()
     context = browser.new_context()
 
@@ -203,6 +208,30 @@ def test_the_admin_token_stays_in_its_browser_tab_in_session_storage(browser):
             route.abort()
 
     context.route("http://facerec.test/**", serve)
+    return context
+
+
+def test_the_page_asks_for_the_api_key_before_it_sends_a_photo(browser):
+    context = _page_alone(browser)
+    try:
+        page = context.new_page()
+        sent: list[str] = []
+        page.on("request", lambda request: request.url.startswith("http://facerec.test/jobs") and sent.append(request.url))
+        page.goto("http://facerec.test/app")
+        page.get_by_label("Drop photos here").set_input_files(FACES / "obama2.jpg")
+        key = page.get_by_label("API key")
+        assert key.evaluate("input => document.activeElement === input && input.validationMessage") == "Enter the API key first."
+        assert page.locator("#jobs .card").count() == 0 and not sent
+        key.fill(API_KEY)
+        key.blur()
+        assert page.evaluate("[sessionStorage.getItem('facerec.apiKey'), localStorage.length]") == [API_KEY, 0]
+    finally:
+        context.close()
+
+
+def test_the_admin_token_stays_in_its_browser_tab_in_session_storage(browser):
+    """Only where the token is kept matters here."""
+    context = _page_alone(browser)
     try:
         page = context.new_page()
         page.goto("http://facerec.test/app#enroll")
@@ -230,6 +259,9 @@ def end_workers(service: RunningService) -> None:
     ids = [instance["InstanceId"] for reservation in reservations for instance in reservation["Instances"]]
     if ids:
         ec2.terminate_instances(InstanceIds=ids)
+    # A terminated worker's process ends its last long poll before it exits: a job sent meanwhile
+    # would be done by it, and no worker launched for it.
+    wait_for(lambda: not worker_processes(service), timeout=60)
 
 
 @pytest.mark.slow

@@ -12,7 +12,8 @@ from .contract import TERMINAL_STATUSES, JobKind, JobStatus, is_job_id, upload_k
 from .exceptions import BadRequestError, NotFoundError
 from .failures import client_failure
 from .jobs import Job, JobStore, new_job_id
-from .polling import PollAnswer, poll_headers, waited_seconds
+from .outlook import WaitOutlook
+from .polling import PollAnswer, poll_headers, retry_after_seconds, waited_seconds
 from .results import ResultReader, ResultView
 from .uploads import UploadRequest, UploadSigner
 from .waiting import JobWaiter
@@ -37,11 +38,13 @@ def sniff_image_type(data: bytes) -> str | None:
 
 @dataclass(frozen=True)
 class CompatAnswer:
-    """Either the seed's plain-text answer, or the job to poll when the budget ran out first."""
+    """Either the seed's plain-text answer, or the job to poll (202, its next poll's time in
+    `retry_after`) when the answer is not expected within the hold, or the hold ran out."""
 
     status_code: int
     text: str | None = None
     body: dict[str, Any] | None = None
+    retry_after: int | None = None
 
 
 class JobsApi:
@@ -53,9 +56,11 @@ class JobsApi:
         signer: UploadSigner,
         s3_client: Any,
         settings: Settings,
+        outlook: WaitOutlook,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._jobs = jobs
+        self._outlook = outlook
         self._signer = signer
         self._s3 = s3_client
         self._settings = settings
@@ -100,7 +105,9 @@ class JobsApi:
         return body
 
     def recognize_and_wait(self, upload: UploadedFile) -> CompatAnswer:
-        """Store the photo as a recognition job and wait, within budget, for it to finish."""
+        """Store the photo as a recognition job and hold, within `compat_wait_seconds`, for it to
+        finish; answer 202 at once when it is expected to take longer (a cold fleet's boot, a
+        backlog): a held function waits at the account's expense (chalicelib.outlook)."""
         if not upload.data:
             raise BadRequestError("the inputFile part is empty")
         too_large = upload_size_problem(len(upload.data), self._settings.max_upload_bytes)
@@ -116,12 +123,18 @@ class JobsApi:
         )
         job = self._new_job(request, JobKind.RECOGNIZE, None)
         self._signer.put(job.upload_key, upload.data, content_type)
-        finished = self._waiter.wait(job.job_id, self._settings.compat_wait_seconds)
+        hold = self._settings.compat_wait_seconds
+        expected = self._outlook.expected_wait_seconds()
+        if expected <= hold:
+            self._waiter.wait(job.job_id, hold)
         # The seed's route takes no admin token: a job done since the wait gave up is answered publicly.
-        body = self._body(self._record(job.job_id), ResultView.PUBLIC)
-        if not finished:
-            # API Gateway would cut the request at 29 s: hand over the job to poll instead.
-            return CompatAnswer(202, body=body)
+        item = self._record(job.job_id)
+        body = self._body(item, ResultView.PUBLIC)
+        if not body["final"]:
+            # Poll when the answer is expected, or, once the hold ran out, as the status route says.
+            waited = max(expected, waited_seconds(item, self._clock()))
+            retry_after = retry_after_seconds([item["status"]], waited, self._settings.max_retry_after_seconds)
+            return CompatAnswer(202, body=body, retry_after=retry_after)
         if body["status"] == JobStatus.DONE.value:
             return CompatAnswer(200, text=format_answer(upload.filename, body["result"]))
         return CompatAnswer(422, body={"error": body["error"], "message": body["message"], "job": body})

@@ -59,6 +59,7 @@ class UploadOutcome(str, enum.Enum):
     DUPLICATE = "duplicate"  # another event for this job was handled, or its execution exists
     IGNORED = "ignored"  # not a job upload: outside uploads/, or no such job
     REJECTED = "rejected"  # a job upload we refuse (size, type, late): the job is FAILED
+    REMOVED = "removed"  # an upload for a job with no record (deleted with its person): the object is deleted
 
 
 class UploadEventHandler:
@@ -78,14 +79,27 @@ class UploadEventHandler:
         job_id, _ = parsed
         job = self._jobs.claim_upload(job_id, self._settings.upload_claim_stale_seconds)
         if job is None:
-            logger.info("job %s: upload already handled, or no such job", job_id)
-            return UploadOutcome.DUPLICATE
+            return self._unclaimed(job_id, obj)
         try:
             return self._handle_claimed(job, obj)
         except Exception:
             # Let the next delivery of this event try again rather than wait for the claim to go stale.
             self._jobs.release_claim(job_id)
             raise
+
+    def _unclaimed(self, job_id: str, obj: UploadedObject) -> UploadOutcome:
+        """An upload whose job could not be claimed: a repeated event, or a job with no record. A
+        slot outlives its job's record only when the record was deleted with its person (records
+        expire days after their 15-minute slots): the upload is theirs, and is removed (issue 19)."""
+        if self._jobs.get(job_id) is not None:
+            logger.info("job %s: upload already handled", job_id)
+            return UploadOutcome.DUPLICATE
+        try:
+            self._s3.delete_object(Bucket=obj.bucket, Key=obj.key)
+        except ClientError as exc:
+            raise StorageError(f"could not remove s3://{obj.bucket}/{obj.key}", exc) from exc
+        logger.info("job %s: no such job (deleted with its person); upload removed", job_id)
+        return UploadOutcome.REMOVED
 
     def _handle_claimed(self, job: dict[str, Any], obj: UploadedObject) -> UploadOutcome:
         job_id = job["job_id"]

@@ -29,6 +29,7 @@ FAILURE_MESSAGES: Mapping[str, str] = MappingProxyType({
     "person_not_found": "The person was deleted before this photo was enrolled: create them again (POST /people), then enroll the photo.",
     # The service's own trouble: the operator has the details under the job id.
     "engine_error": "The recognition engine failed on this photo: try another photo, or give the operator the job id.",
+    "photo_crashed_worker": "The photo stopped the recognition engine each time it was tried: send it re-encoded or another photo, or give the operator the job id.",
     "gallery_error": "The gallery could not be updated: try again later, or give the operator the job id.",
     "gallery_model_mismatch": "The gallery was made by another model: the operator must rebuild it; give them the job id.",
     "worker_error": "The job could not be processed after several attempts: upload the photo again later.",

@@ -5,14 +5,18 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
 from botocore.exceptions import ClientError
 
-from .contract import RECORD_FAILED_UNTAKEN, Clock, batch_get_all, JobKind, JobStatus, is_conditional_failure, utc_now_iso
+from .contract import IDENTITIES, RECORD_FAILED_UNTAKEN, Clock, batch_get_all, JobKind, JobStatus, is_conditional_failure, utc_now_iso
 from .exceptions import JobStoreError
 
 __all__ = ["Job", "JobStore", "NewRecord", "new_job_id"]
+
+# Records a Scan evaluates per call when looking for a person's recognitions (1 MB is DynamoDB's own cap).
+_SCAN_PAGE = 1000
+
 
 def new_job_id() -> str:
     """32 URL-safe characters (192 random bits): knowing a job id is the only credential to read it."""
@@ -91,6 +95,44 @@ class JobStore:
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
         except ClientError as exc:
             raise JobStoreError(f"could not create job {job_id}", exc) from exc
+
+    def naming(self, person_id: str) -> Iterator[list[dict[str, Any]]]:
+        """The recognitions whose summary names the person, a page at a time (each page at most
+        `_SCAN_PAGE` records evaluated): job id, result key, upload key and summary. A Scan with a
+        filter, read to the end: deletions are rare, and records expire (ttl_epoch), so the table
+        holds a few days of jobs."""
+        request: dict[str, Any] = {
+            "FilterExpression": "contains(#summary.#identities, :person)",
+            "ProjectionExpression": "job_id, result_key, upload_key, #summary",
+            "ExpressionAttributeNames": {"#summary": "summary", "#identities": IDENTITIES},
+            "ExpressionAttributeValues": {":person": person_id},
+            "Limit": _SCAN_PAGE,
+        }
+        while True:
+            try:
+                page = self._table.scan(**request)
+            except ClientError as exc:
+                raise JobStoreError("could not scan the jobs for a person's recognitions", exc) from exc
+            if page.get("Items"):
+                yield page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def redact_identities(self, job_id: str, identities: list[str | None]) -> None:
+        """Replace a recognition's summary of whom it named (a deleted person taken out)."""
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET #summary.#identities = :identities",
+                # A record that expired meanwhile is not written back into being.
+                ConditionExpression="attribute_exists(job_id)",
+                ExpressionAttributeNames={"#summary": "summary", "#identities": IDENTITIES},
+                ExpressionAttributeValues={":identities": identities},
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise JobStoreError(f"could not redact job {job_id}", exc) from exc
 
     def delete(self, job_ids: list[str]) -> None:
         """Forget these jobs' records (a deleted person's enrollments)."""

@@ -1,4 +1,8 @@
-"""The people enrolled in the gallery: who they are; their embeddings are the workers' business."""
+"""The people enrolled in the gallery: who they are; their embeddings are the workers' business.
+
+A person being erased (their row marked ERASING, chalicelib.erasure) is no longer anybody's to
+list, enroll or create again; only the erasure reads their row, until it deletes it last.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 from botocore.exceptions import ClientError
 
-from .contract import INCARNATION, UNCOUNTED_ENROLLMENTS, is_conditional_failure, scan_all, utc_now_iso
+from .contract import ERASING, INCARNATION, UNCOUNTED_ENROLLMENTS, is_conditional_failure, scan_all, utc_now_iso
 from .exceptions import BadRequestError, ConflictError, NotFoundError, PeopleStoreError
 
 __all__ = ["PeopleStore", "validate_person"]
@@ -69,17 +73,20 @@ class PeopleStore:
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(person_id)")
         except ClientError as exc:
             if is_conditional_failure(exc):
-                raise ConflictError(f"person {person_id!r} exists already") from exc
-            raise PeopleStoreError(f"could not create person {person_id}", exc) from exc
+                raise ConflictError(f"person {person_id!r} exists already, or is still being deleted") from exc
+            raise PeopleStoreError("could not create a person", exc) from exc
         return _public(item)
 
     def get(self, person_id: str) -> dict[str, Any] | None:
+        """The person's row; None for no one, or for a person being erased."""
         if not is_person_id(person_id):
             return None
         try:
-            return self._table.get_item(Key={"person_id": person_id}).get("Item")
+            row = self._table.get_item(Key={"person_id": person_id}).get("Item")
         except ClientError as exc:
-            raise PeopleStoreError(f"could not read person {person_id}", exc) from exc
+            # A service error is logged (app.py): its message names no person (issue 19).
+            raise PeopleStoreError("could not read a person", exc) from exc
+        return None if row is None or ERASING in row else row
 
     def list(self) -> list[dict[str, Any]]:
         """Everyone, sorted by id; a gallery is small enough for a scan."""
@@ -87,7 +94,7 @@ class PeopleStore:
             people = scan_all(self._table)
         except ClientError as exc:
             raise PeopleStoreError("could not list people", exc) from exc
-        return sorted((_public(person) for person in people), key=lambda person: person["person_id"])
+        return sorted((_public(person) for person in people if ERASING not in person), key=lambda person: person["person_id"])
 
     def record_uploads(self, person_id: str, uploads: Mapping[str, str]) -> None:
         """Note enrollment photos' upload keys (by job id) on the person's record, so deleting the
@@ -97,25 +104,49 @@ class PeopleStore:
             self._table.update_item(
                 Key={"person_id": person_id},
                 UpdateExpression=f"ADD {ENROLLMENT_UPLOADS} :keys, {UNCOUNTED_ENROLLMENTS} :jobs",
-                ConditionExpression="attribute_exists(person_id)",
+                # An erasure that began reads the uploads once it has marked the row: none may join after.
+                ConditionExpression="attribute_exists(person_id) AND attribute_not_exists(#erasing)",
+                ExpressionAttributeNames={"#erasing": ERASING},
                 ExpressionAttributeValues={":keys": set(uploads.values()), ":jobs": set(uploads)},
             )
         except ClientError as exc:
             if is_conditional_failure(exc):
                 raise NotFoundError(f"no person {person_id!r}: create them first (POST /people)") from exc
-            raise PeopleStoreError(f"could not record uploads for person {person_id}", exc) from exc
+            raise PeopleStoreError("could not record a person's uploads", exc) from exc
 
-    def delete(self, person_id: str) -> dict[str, Any]:
-        """Remove the record and return it as it was: from this write on no worker names the person."""
+    def begin_erasure(self, person_id: str) -> dict[str, Any]:
+        """Mark the person as being erased (once: a retry keeps the first mark) and return their row:
+        from this write on no worker names or enrolls them. A 404 when there is no such person,
+        whether never created or erased to the end."""
         if not is_person_id(person_id):
             raise NotFoundError(f"no person {person_id!r}")
         try:
-            # Deleting someone who is not there is a 404, so the caller learns of a typo.
-            response = self._table.delete_item(
-                Key={"person_id": person_id}, ConditionExpression="attribute_exists(person_id)", ReturnValues="ALL_OLD"
+            response = self._table.update_item(
+                Key={"person_id": person_id},
+                UpdateExpression="SET #erasing = if_not_exists(#erasing, :now)",
+                # Marking someone who is not there is a 404, so the caller learns of a typo
+                # (and an update must not create a row).
+                ConditionExpression="attribute_exists(person_id)",
+                ExpressionAttributeNames={"#erasing": ERASING},
+                ExpressionAttributeValues={":now": utc_now_iso(self._clock)},
+                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if is_conditional_failure(exc):
                 raise NotFoundError(f"no person {person_id!r}") from exc
-            raise PeopleStoreError(f"could not delete person {person_id}", exc) from exc
+            raise PeopleStoreError("could not mark a person as being erased", exc) from exc
         return response["Attributes"]
+
+    def finish_erasure(self, person_id: str) -> None:
+        """Delete the row of a person whose erasure removed everything else; the last write of it."""
+        try:
+            # Only a row still marked: a retry that finds it gone, or a new person of the same
+            # id created meanwhile, is left alone.
+            self._table.delete_item(
+                Key={"person_id": person_id},
+                ConditionExpression="attribute_exists(#erasing)",
+                ExpressionAttributeNames={"#erasing": ERASING},
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise PeopleStoreError("could not delete an erased person's row", exc) from exc

@@ -22,6 +22,7 @@ from .erasure import Compactions, PersonEraser
 from .events import UploadEventHandler
 from .fleet_view import FleetView
 from .jobs import JobStore
+from .outlook import WaitOutlook
 from .people import PeopleStore
 from .scaling import Lease, ScaleUp
 from .uploads import UploadSigner
@@ -63,10 +64,13 @@ class Services:
         ec2 = session.client("ec2", region_name=region, config=_CLIENT_CONFIG)
         people = PeopleStore(dynamodb.Table(settings.people_table))
         leases = dynamodb.Table(settings.leases_table)
+        plan = FleetPlanStore(leases)
         compactions = Compactions(jobs, sqs, s3, settings)
         secret = admin_secret(settings, lambda: session.client("ssm", region_name=region))
         signer = UploadSigner(s3, settings)
-        jobs_api = JobsApi(jobs, signer, s3, settings)
+        # The seed's waiting requests read the fleet's figures as often as their jobs' statuses.
+        outlook = WaitOutlook(sqs, plan, settings, settings.compat_poll_seconds)
+        jobs_api = JobsApi(jobs, signer, s3, settings, outlook)
         starter = WorkflowStarter(session.client("stepfunctions", region_name=region, config=_CLIENT_CONFIG), settings.state_machine_arn)
         return cls(
             settings=settings,
@@ -78,7 +82,7 @@ class Services:
             compactions=compactions,
             admin=AdminAuth(secret),
             upload_events=UploadEventHandler(jobs, s3, starter, settings),
-            scale_up=ScaleUp(sqs, ec2, Lease(leases, SCALE_UP_LEASE), FleetPlanStore(leases), settings),
+            scale_up=ScaleUp(sqs, ec2, Lease(leases, SCALE_UP_LEASE), plan, settings),
             fleet_view=FleetView(sqs, ec2, jobs_table, settings),
         )
 

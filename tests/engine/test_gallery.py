@@ -52,6 +52,16 @@ def test_a_name_that_is_not_a_name_is_refused(dlib_engine):
         dlib_engine.enroll(dlib_engine.new_gallery(), "../etc/passwd", [photo("obama.jpg")])
 
 
+@pytest.mark.parametrize("name", ["bob\n", "bob\n\n"])
+def test_a_name_with_a_newline_is_refused(name):
+    """`re.match` with `$` let `bob\n` through: a person no other name could then reach."""
+    gallery = Gallery(model="dlib", dimensions=128)
+    with pytest.raises(EnrollmentError, match="not a usable name"):
+        gallery.enroll(name, np.ones((1, 128), dtype=np.float32))
+    gallery.enroll("bob", np.ones((1, 128), dtype=np.float32))
+    assert gallery.names() == {"bob": 1}
+
+
 def test_a_corrupt_gallery_file_names_the_file(tmp_path):
     path = tmp_path / "gallery.json"
     path.write_text('{"format_version": 1, "model": "dlib"')

@@ -77,7 +77,7 @@ class WorkerHarness:
         key = upload_key(job_id, filename)
         bucket = self.stack.outputs["InputBucketName"]
         self.s3.put_object(Bucket=bucket, Key=key, Body=data)
-        self.jobs.put_item(Item={"job_id": job_id, "kind": kind.value, "status": status.value})
+        self.jobs.put_item(Item={"job_id": job_id, "kind": kind.value, "status": status.value, "upload_key": key})
         if kind is JobKind.ENROLL and person is not None:
             # The API's own note of the enrollment on the person's record; an enrollment for a
             # person who is gone (a test of that) finds no record to note it on.

@@ -55,6 +55,7 @@ from chalicelib.contract import (
     LEGACY_INCARNATION,
     MANIFEST_PENDING,
     GalleryKeys,
+    delete_objects,
     error_code,
     is_missing_object,
     legacy_gallery_key,
@@ -70,8 +71,8 @@ logger = logging.getLogger(__name__)
 SETTLE_SECONDS = 30
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
 _STAMP_LENGTH = len(datetime(2000, 1, 1, tzinfo=timezone.utc).strftime(_STAMP))
-# S3's DeleteObjects takes at most this many keys a call.
-_DELETE_BATCH = 1000
+# Tries of a compaction that keeps losing the manifest to others, before its job is left to come back.
+COMPACTION_ATTEMPTS = 3
 _LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 # A conditional GET whose If-None-Match matched: S3 sends a bare 304, which botocore raises as a
 # ClientError with the status for its code.
@@ -85,6 +86,10 @@ _FETCH_THREADS = 16
 QUARANTINE = "quarantine/"
 
 
+class CompactionContendedError(RuntimeError):
+    """Other compactions replaced the manifest under every attempt of this one."""
+
+
 def stamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime(_STAMP)
 
@@ -93,7 +98,7 @@ def stamp(epoch: float) -> str:
 class Compaction:
     """What a compaction did, for its job's result and the log."""
 
-    snapshot: str | None
+    snapshot: str
     faces: int
     dropped_faces: int
     folded_changes: int
@@ -188,7 +193,25 @@ class GalleryStore:
         manifest's `pending` as it is stamped before `through`: its job may yet be retried and
         write its face again, which only a change, carrying the job id, lets readers and the next
         compaction take once.
+
+        A compaction that loses the manifest to another starts again from the winner's snapshot:
+        the winner may have read the people before a deletion that asked for this one, and kept
+        the deleted person's faces (issue 19). After COMPACTION_ATTEMPTS lost races it raises, and
+        its job's message comes back for another try.
         """
+        for _ in range(COMPACTION_ATTEMPTS):
+            compaction = self._compact_once(alive, finished)
+            if compaction is not None:
+                return compaction
+            logger.info("another compaction of %s won; compacting again from its snapshot", self.keys.prefix)
+        raise CompactionContendedError(f"{self.keys.prefix}: lost the manifest {COMPACTION_ATTEMPTS} times in a row")
+
+    def _compact_once(
+        self,
+        alive: Callable[[Collection[Owner]], set[Owner]],
+        finished: Callable[[Collection[str], datetime], set[str]],
+    ) -> Compaction | None:
+        """One compaction from the manifest as it is now; None when another replaced it first."""
         manifest = self._manifest()
         base = self._snapshot(manifest) if manifest["snapshot"] else self.empty()
         cut = self._clock() - SETTLE_SECONDS
@@ -209,10 +232,9 @@ class GalleryStore:
         dead_changes = [key for key in left if not set(changes[key].owners) <= living]
         pending = [key for key in left if set(changes[key].owners) <= living and self._stamp_of(key) < through]
         snapshot_key = self.publish(snapshot, through, manifest["etag"], pending)
-        quarantined = len(self._quarantined.intersection(keys))
         if snapshot_key is None:
-            logger.info("another compaction of %s won; dropping ours", self.keys.prefix)
-            return Compaction(None, 0, 0, 0, 0, 0, quarantined)
+            return None
+        quarantined = len(self._quarantined.intersection(keys))
         self._delete(folding + dead_changes + ([manifest["snapshot"]] if manifest["snapshot"] else []))
         logger.info("compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted, %d of running jobs left, "
                     "%d unreadable quarantined", self.keys.prefix, len(snapshot), len(folded) - len(snapshot), len(folding),
@@ -414,6 +436,4 @@ class GalleryStore:
         return True
 
     def _delete(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), _DELETE_BATCH):
-            chunk = keys[start : start + _DELETE_BATCH]
-            self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+        delete_objects(self._s3, self._bucket, keys)

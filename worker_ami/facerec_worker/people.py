@@ -1,5 +1,9 @@
 """The people table as a worker reads it: always consistently, because a deletion that the API
-has answered must stop every match from the next read on, and a re-created id must start empty."""
+has begun must stop every match from the next read on, and a re-created id must start empty.
+
+A row marked ERASING is a person being deleted (chalicelib.erasure): read as if it were gone
+already, so that nobody is named, enrolled or kept in a snapshot as them while the rest goes.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import ClientError
 
-from chalicelib.contract import INCARNATION, LEGACY_INCARNATION, UNCOUNTED_ENROLLMENTS, batch_get_all, is_conditional_failure
+from chalicelib.contract import ERASING, INCARNATION, LEGACY_INCARNATION, UNCOUNTED_ENROLLMENTS, batch_get_all, is_conditional_failure
 from facerec_worker.engine import EnrollmentError, GalleryModelMismatchError, Match, Owner
 
-__all__ = ["LiveGallery", "PeopleDirectory", "PersonNotFoundError", "incarnation_of"]
+__all__ = ["LiveGallery", "PeopleDirectory", "PersonNotFoundError", "live_incarnation"]
 
 
 class PersonNotFoundError(EnrollmentError):
@@ -21,7 +25,11 @@ class PersonNotFoundError(EnrollmentError):
     code = "person_not_found"
 
 
-def incarnation_of(row: Mapping[str, Any]) -> str:
+def live_incarnation(row: Mapping[str, Any] | None) -> str | None:
+    """The incarnation faces must carry to be this row's person; None for no one (no row, or a
+    person being erased)."""
+    if row is None or ERASING in row:
+        return None
     return str(row.get(INCARNATION, LEGACY_INCARNATION))
 
 
@@ -40,12 +48,12 @@ class PeopleDirectory:
     def alive(self, owners: Collection[Owner]) -> set[Owner]:
         """The owners whose person's record is the one their faces were enrolled under."""
         rows = self.rows(owner.person for owner in owners)
-        return {o for o in owners if o.person in rows and incarnation_of(rows[o.person]) == o.incarnation}
+        return {o for o in owners if live_incarnation(rows.get(o.person)) == o.incarnation}
 
     def count_photos(self, owner: Owner, photos: int, job_id: str) -> int | None:
         """Add `photos` to the person's enrolled count, once per job: the person's count after,
-        or None when the record is no longer the one `owner` was read from (deleted, or deleted
-        and created again meanwhile).
+        or None when the record is no longer the one `owner` was read from (deleted or being
+        erased, or deleted and created again meanwhile).
 
         The API put the job in the record's UNCOUNTED_ENROLLMENTS when it handed out the upload;
         the count takes it out in the same conditional write, so a job run again (its worker died
@@ -57,9 +65,11 @@ class PeopleDirectory:
             response = self._table.update_item(
                 Key={"person_id": owner.person},
                 UpdateExpression="ADD photos_enrolled :photos DELETE #uncounted :jobs",
-                ConditionExpression="attribute_exists(person_id) AND contains(#uncounted, :job) AND "
+                # A person being erased counts nothing more: their erasure is removing this photo.
+                ConditionExpression="attribute_exists(person_id) AND attribute_not_exists(#erasing) AND "
+                "contains(#uncounted, :job) AND "
                 + ("attribute_not_exists(#incarnation)" if legacy else "#incarnation = :incarnation"),
-                ExpressionAttributeNames={"#incarnation": INCARNATION, "#uncounted": UNCOUNTED_ENROLLMENTS},
+                ExpressionAttributeNames={"#incarnation": INCARNATION, "#uncounted": UNCOUNTED_ENROLLMENTS, "#erasing": ERASING},
                 ExpressionAttributeValues={
                     ":photos": photos, ":jobs": {job_id}, ":job": job_id,
                     **({} if legacy else {":incarnation": owner.incarnation}),
@@ -71,7 +81,7 @@ class PeopleDirectory:
                 raise
             # Either the record changed, or this job was counted by an earlier run.
             row = self.get(owner.person)
-            if row is None or incarnation_of(row) != owner.incarnation:
+            if live_incarnation(row) != owner.incarnation:
                 return None
             return int(row.get("photos_enrolled", 0))
         return int(response["Attributes"]["photos_enrolled"])
@@ -107,6 +117,6 @@ class LiveGallery:
     def _first_alive(self, candidates: list[Any], threshold: float) -> Match:
         for candidate in candidates:
             row = self.people.get(candidate.owner.person)
-            if candidate.distance <= threshold and row and incarnation_of(row) == candidate.owner.incarnation:
+            if candidate.distance <= threshold and live_incarnation(row) == candidate.owner.incarnation:
                 return Match(candidate.owner.person, candidate.distance)
         return Match(None, candidates[0].distance if candidates else None)

@@ -17,17 +17,18 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.contract import (
+    IDENTITIES,
     RESULT_CONTENT_TYPE,
     SHARED_RESULTS,
     UPLOAD_TOO_LARGE,
@@ -53,7 +54,7 @@ from facerec_worker.engine import (
 
 from .gallery_store import GalleryStore
 from .ledger import Claim, JobLedger
-from .people import LiveGallery, PeopleDirectory, PersonNotFoundError, incarnation_of
+from .people import LiveGallery, PeopleDirectory, PersonNotFoundError, live_incarnation
 from .metrics import MetricsPublisher
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ logger = logging.getLogger(__name__)
 # One per message of the largest batch SQS hands out, for each of the two batches whose round
 # trips run at once: the one being prepared and the one being finished.
 IO_THREADS = 20
+# The error of a job whose photo ended a worker's process when it was alone in the engine.
+PHOTO_CRASHED_WORKER = "photo_crashed_worker"
+_R = TypeVar("_R")
 # Any outcome recorded so far (JobLedger.finished_before's cut).
 _EVER = datetime.max.replace(tzinfo=timezone.utc)
 
@@ -168,6 +172,7 @@ class BatchProcessor:
             logger.exception("batch of %d: an AWS call failed; its messages will return", len(deliveries))
             batch.claimed = False
             return batch
+        crashed = [delivery for delivery, claim in zip(jobs, claims) if claim is Claim.CRASHED_ALONE]
         for delivery, claim in zip(jobs, claims):
             if claim is Claim.FINISHED:
                 logger.info("job %s already has an outcome; dropping the repeat delivery", delivery.job.job_id,
@@ -176,6 +181,12 @@ class BatchProcessor:
             elif claim is Claim.TAKEN:
                 batch.taken.append(delivery)
         try:
+            for delivery in crashed:
+                self._ledger.failed(
+                    delivery.job.job_id, error=PHOTO_CRASHED_WORKER,
+                    cause=f"a worker's process ended or hung with this photo alone in its engine (delivery {delivery.receive_count - 1})",
+                )
+            batch.settled += crashed
             with_photo = [d for d in batch.taken if d.job.kind is not JobKind.COMPACT]
             photos = self._fetch_all(with_photo, batch.uploaded_at)
             batch.settled += [d for d in with_photo if photos[d.message_id] is None]
@@ -196,7 +207,9 @@ class BatchProcessor:
             if recognizing:
                 gallery = LiveGallery(self._gallery.current(), self._people, self._engine.detector)
                 started = time.perf_counter()
-                results = self._engine.recognize([batch.photos[d.message_id] for d in recognizing], gallery)
+                results = self._in_engine(
+                    recognizing, lambda some: self._engine.recognize([batch.photos[d.message_id] for d in some], gallery),
+                )
                 self._metrics.put(
                     Metric.ENGINE_MS_PER_PHOTO, (time.perf_counter() - started) * 1000 / len(recognizing), count=len(recognizing),
                 )
@@ -206,12 +219,31 @@ class BatchProcessor:
                 batch.recognized, batch.people = list(zip(recognizing, results)), gallery.people
             enrolling = [d for d in batch.of_kind(JobKind.ENROLL) if d.message_id in batch.photos]
             if enrolling:
-                vectors = self._engine.enrollment_vectors(
-                    [d.job.person for d in enrolling], [batch.photos[d.message_id] for d in enrolling],
+                vectors = self._in_engine(
+                    enrolling, lambda some: self._engine.enrollment_vectors([batch.photos[d.message_id] for d in some]),
                 )
                 batch.enrolled = list(zip(enrolling, vectors))
         except Exception as exc:
             self._failed(batch, exc)
+
+    def _in_engine(self, deliveries: list[Delivery], work: Callable[[list[Delivery]], list[_R]]) -> list[_R]:
+        """`work` (the engine) on the deliveries' photos, answers in their order: first deliveries
+        together, and each delivery received before alone, its job's record marked meanwhile.
+
+        A photo that ends the process (a crash in a decoder, the kernel's OOM killer) ends its
+        batch-mates' delivery too: they all come back. Run alone, it ends its process again, this
+        time with the mark on its record and on no other, and the next claim fails it
+        (Claim.CRASHED_ALONE) instead of running it a third time. So a batch-mate is charged at
+        most two deliveries by one such photo (its batch's end, and being held beside the photo's
+        run alone), within the queue's three: it is never dead-lettered for it.
+        """
+        fresh = [d for d in deliveries if d.receive_count <= 1]
+        answers = dict(zip((d.message_id for d in fresh), work(fresh) if fresh else []))
+        for delivery in deliveries:
+            if delivery.message_id not in answers:
+                with self._ledger.alone_in_engine(delivery.job.job_id):
+                    (answers[delivery.message_id],) = work([delivery])
+        return [answers[d.message_id] for d in deliveries]
 
     def finish(self, batch: Batch) -> list[Delivery]:
         """Everything after the engine: results, gallery writes and outcomes, then the batch's
@@ -273,7 +305,7 @@ class BatchProcessor:
         return dict(zip((d.message_id for d in deliveries), photos))
 
     def _fetch_for_job(self, delivery: Delivery, uploaded_at: dict[str, datetime]) -> PhotoInput | None:
-        with job_context(delivery.job.job_id, delivery.job.person):
+        with job_context(delivery.job.job_id):
             return self._fetch(delivery, uploaded_at)
 
     def _fetch(self, delivery: Delivery, uploaded_at: dict[str, datetime]) -> PhotoInput | None:
@@ -323,7 +355,7 @@ class BatchProcessor:
             self._ledger.done(
                 job_id,
                 result_key=key,
-                summary={"faces": len(result.faces), "identities": [f.identity for f in result.faces]},
+                summary={"faces": len(result.faces), IDENTITIES: [f.identity for f in result.faces]},
                 uploaded_at=uploaded_at.get(job_id),
             )
 
@@ -343,7 +375,7 @@ class BatchProcessor:
     ) -> None:
         """One enrollment's gallery writes, result and outcome; the batch's run side by side."""
         job = delivery.job
-        with job_context(job.job_id, job.person):
+        with job_context(job.job_id):
             try:
                 if isinstance(vectors, EnrollmentError):
                     raise vectors
@@ -373,16 +405,17 @@ class BatchProcessor:
         object's key and how many photos the person is now enrolled from. A retry (the worker
         before died short of DONE) appends again, which the gallery takes once per job, and
         counts nothing if the run before counted."""
-        row = self._people.get(job.person)
-        if row is None:
-            raise PersonNotFoundError(f"person {job.person!r} no longer exists")
-        owner = Owner(job.person, incarnation_of(row))
+        # The messages say "the person", never who: they go to the job's record and the log.
+        incarnation = live_incarnation(self._people.get(job.person))
+        if incarnation is None:
+            raise PersonNotFoundError("the person was deleted before the photo was enrolled")
+        owner = Owner(job.person, incarnation)
         change = self._gallery.append(owner, vectors, job.job_id)
         photos_enrolled = self._people.count_photos(owner, len(vectors), job.job_id)
         if photos_enrolled is None:
             # Deleted while we enrolled: the change names a record that is gone, so it matches
             # nobody, and the compaction the deletion asked for removes it.
-            raise PersonNotFoundError(f"person {job.person!r} was deleted during the enrollment")
+            raise PersonNotFoundError("the person was deleted during the enrollment")
         return change, photos_enrolled
 
     def _compact(self, delivery: Delivery) -> Delivery:

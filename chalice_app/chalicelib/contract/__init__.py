@@ -14,7 +14,17 @@ copy of every name below:
 
 from __future__ import annotations
 
-from .aws import THROTTLED, batch_get_all, error_code, is_conditional_failure, is_missing, is_missing_object, scan_all
+from .aws import (
+    THROTTLED,
+    ObjectsNotDeletedError,
+    batch_get_all,
+    delete_objects,
+    error_code,
+    is_conditional_failure,
+    is_missing,
+    is_missing_object,
+    scan_all,
+)
 from .clock import Clock, utc_now_iso
 from .keys import (
     BATCH_UPLOAD_PREFIX,
@@ -38,6 +48,8 @@ from .manifest import read_manifest
 from .naming import DEFAULT_STAGE_PREFIX, STAGE_TAG, WORKER_ROLE_TAG, ResourceNames, stage_prefix
 from .schema import (
     DEFAULT_MAX_UPLOAD_BYTES,
+    ERASING,
+    IDENTITIES,
     INCARNATION,
     JOB_ID_PATTERN,
     LEGACY_INCARNATION,
@@ -62,9 +74,11 @@ __all__ = [
     "CLAIM",
     "DEFAULT_MAX_UPLOAD_BYTES",
     "DEFAULT_STAGE_PREFIX",
+    "ERASING",
     "GALLERY_CHANGES",
     "GALLERY_MANIFEST",
     "GALLERY_PREFIX",
+    "IDENTITIES",
     "INCARNATION",
     "JOB_ID_PATTERN",
     "LEGACY_INCARNATION",
@@ -91,6 +105,7 @@ __all__ = [
     "JobKind",
     "JobMessage",
     "JobStatus",
+    "ObjectsNotDeletedError",
     "ResourceNames",
     "StageSettings",
     "Transition",
@@ -99,6 +114,7 @@ __all__ = [
     "batch_result_key",
     "batch_upload_key",
     "batch_upload_prefix",
+    "delete_objects",
     "error_code",
     "legacy_gallery_key",
     "is_conditional_failure",

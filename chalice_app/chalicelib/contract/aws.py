@@ -1,4 +1,5 @@
-"""AWS's answers read in one place: error codes, and paging through DynamoDB scans and batch reads.
+"""AWS's answers read in one place: error codes, paging through DynamoDB scans and batch reads, and
+S3's batch deletes, whose refusals come back in a 200.
 
 Modeled exceptions (`client.exceptions.ConditionalCheckFailedException`) are not enough here: S3
 answers a HEAD of a missing key with a bare "404", and the simulator's stand-ins raise plain
@@ -11,7 +12,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-__all__ = ["THROTTLED", "batch_get_all", "error_code", "is_conditional_failure", "is_missing", "is_missing_object", "scan_all"]
+__all__ = [
+    "THROTTLED",
+    "ObjectsNotDeletedError",
+    "batch_get_all",
+    "delete_objects",
+    "error_code",
+    "is_conditional_failure",
+    "is_missing",
+    "is_missing_object",
+    "scan_all",
+]
 
 # How S3 says a key or bucket is not there: a HEAD has no body, so only the status comes back.
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -78,3 +89,35 @@ def batch_get_all(table: Any, keys: list[dict[str, Any]], **request: Any) -> lis
             items += response["Responses"].get(table.name, [])
             pending = response.get("UnprocessedKeys") or {}
     return items
+
+
+# S3's DeleteObjects takes at most this many keys a call.
+_DELETE_BATCH = 1000
+# Calls for the keys a DeleteObjects answered with an error (S3 names SlowDown and InternalError
+# per key), before the keys still there are raised.
+_DELETE_ATTEMPTS = 3
+
+
+class ObjectsNotDeletedError(RuntimeError):
+    """Keys S3 would not delete, with its code for each, after every attempt."""
+
+    def __init__(self, bucket: str, errors: dict[str, str]) -> None:
+        super().__init__(f"{len(errors)} objects of {bucket} not deleted: {sorted(set(errors.values()))}")
+        self.errors = errors
+
+
+def delete_objects(s3: Any, bucket: str, keys: list[str]) -> None:
+    """Delete every key, 1,000 a call. DeleteObjects answers 200 even when it deleted nothing, and
+    names each key it failed on in `Errors`: those are asked again, and raised when they stay.
+    A key that is not there counts as deleted, as S3 itself counts it."""
+    for start in range(0, len(keys), _DELETE_BATCH):
+        pending = keys[start : start + _DELETE_BATCH]
+        errors: dict[str, str] = {}
+        for _ in range(_DELETE_ATTEMPTS):
+            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in pending], "Quiet": True})
+            errors = {error["Key"]: error.get("Code", "") for error in response.get("Errors", [])}
+            pending = list(errors)
+            if not pending:
+                break
+        if errors:
+            raise ObjectsNotDeletedError(bucket, errors)

@@ -1,6 +1,8 @@
 """The one JSON shape of every log line, the functions' and the workers': Powertools for AWS
 Lambda's formatter, the logger's name, the process's own keys (a worker's instance id), and the job
-(and the person, for an enrollment) that the line was written for.
+that the line was written for. Never the person a job enrolls or recognizes: a log line outlives a
+deletion of the person (issue 19), so a line names the job, whose record the deletion removes or
+redacts.
 
 Powertools is in a worker's own dependencies, and reaches the functions as AWS's published layer
 (infra/merge.py); nothing else in the contract needs it, so only importing this module does.
@@ -23,9 +25,9 @@ _JOB: ContextVar[Mapping[str, str]] = ContextVar("facerec_job", default={})
 
 
 @contextmanager
-def job_context(job_id: str, person: str | None = None) -> Iterator[None]:
-    """Every line logged inside, by any module, in this thread, names this job (and person)."""
-    token = _JOB.set({"job_id": job_id, **({"person": person} if person else {})})
+def job_context(job_id: str) -> Iterator[None]:
+    """Every line logged inside, by any module, in this thread, names this job."""
+    token = _JOB.set({"job_id": job_id})
     try:
         yield
     finally:

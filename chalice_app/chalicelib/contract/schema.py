@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",
+    "ERASING",
+    "IDENTITIES",
     "INCARNATION",
     "JOB_ID_PATTERN",
     "LEGACY_INCARNATION",
@@ -60,9 +62,17 @@ LEGACY_INCARNATION = "legacy"
 # as it hands out the upload, and the worker's count takes it out in the same conditional write,
 # so a job run again (its worker died before DONE, or an operator's redrive) counts once.
 UNCOUNTED_ENROLLMENTS = "uncounted_enrollments"
+# The people row's mark that the person is being erased (when it began): written first by
+# DELETE /people, so that from then on no worker names, enrolls or keeps the person's faces, while
+# the rest of them is removed; the row itself goes last, so a DELETE that failed half way can be
+# asked again and finds what is left to remove.
+ERASING = "erasing_since"
 
 
 RESULT_CONTENT_TYPE = "application/json"
+# In a DONE recognition's record, its summary's list of whom each face was (a person id, or None):
+# what deleting a person finds the recognitions that named them by, and redacts.
+IDENTITIES = "identities"
 # In an object that holds several jobs' results (contract.keys.batch_result_key), the map from
 # each job id to that job's document.
 SHARED_RESULTS = "results"

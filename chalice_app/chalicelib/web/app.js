@@ -35,12 +35,15 @@ class ApiError extends Error {
 // ---- talking to the API and to S3 -------------------------------------------------------------
 
 const tokenInput = $("#admin-token");
+const keyInput = $("#api-key");
 
 // The answer's body (null for none) and headers; a 304 to If-None-Match is an answer, not an error.
 async function request(method, path, { body, admin = false, etag = null } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (admin) headers["X-Admin-Token"] = tokenInput.value;
+  // Every call may send the key: recognition needs it, and an enrollment's job is polled by it.
+  if (keyInput.value) headers["X-Api-Key"] = keyInput.value;
   if (etag) headers["If-None-Match"] = etag;
   let response;
   try {
@@ -261,6 +264,13 @@ function describe(faces) {
 // top, newest first, so several go in reversed to read in the order they were chosen. One photo
 // is a job; several are batches of up to BATCH_PHOTOS.
 function recognize(files) {
+  // Without a key each card would show the service's refusal; ask for it first, as for the token.
+  if (!keyInput.value) {
+    keyInput.focus();
+    keyInput.setCustomValidity("Enter the API key first.");
+    keyInput.reportValidity();
+    return;
+  }
   const items = [...files].reverse().map((file) => ({ card: newCard($("#jobs"), file), file })).reverse();
   if (items.length === 1) {
     const [{ card, file }] = items;
@@ -288,7 +298,14 @@ dropzone.addEventListener("drop", (event) => {
   recognize(event.dataTransfer.files);
 });
 
-// ---- the admin token (enroll and fleet tabs, distances in results) -----------------------------
+// ---- the API key (recognition) and the admin token (enroll and fleet tabs, distances) ------------
+
+// Both kept in sessionStorage, for the reasons the token's comment below gives.
+const API_KEY_KEY = "facerec.apiKey";
+keyInput.value = sessionStorage.getItem(API_KEY_KEY) ?? "";
+keyInput.addEventListener("input", () => keyInput.setCustomValidity(""));
+keyInput.addEventListener("change", () => sessionStorage.setItem(API_KEY_KEY, keyInput.value));
+$("#key-form").addEventListener("submit", (event) => event.preventDefault());
 
 // sessionStorage, not localStorage: the token lives as long as this browser tab, survives a
 // reload, and is gone when the tab closes; no other tab or later visit finds it on disk.

@@ -12,7 +12,8 @@ import numpy as np
 from .errors import EnrollmentError, GalleryError, GalleryModelMismatchError
 
 GALLERY_FORMAT_VERSION = 1
-_PERSON_NAME = re.compile(r"^\w[\w .'-]{0,63}$")
+# Matched whole (fullmatch): `$` also matches before a final newline, and `bob\n` would be enrolled.
+_PERSON_NAME = re.compile(r"\w[\w .'-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Gallery:
     revision: int = 0
 
     def enroll(self, name: str, embeddings: np.ndarray) -> None:
-        if not _PERSON_NAME.match(name):
+        if not _PERSON_NAME.fullmatch(name):
             raise EnrollmentError(
                 f"{name!r} is not a usable name: 1-64 letters, digits, spaces, '.', '-' or \"'\""
             )

@@ -193,38 +193,39 @@ class Recognizer:
             for analysis in analyses
         ]
 
-    def enrollment_embeddings(self, name: str, photos: Sequence[PhotoInput]) -> np.ndarray:
+    def enrollment_embeddings(self, photos: Sequence[PhotoInput]) -> np.ndarray:
         """One embedding per photo, each of which must show exactly one face.
 
         A photo with no face or several faces is refused rather than guessed at: enrolling the
         wrong face would put a stranger's name on every later match.
         """
-        vectors = self.enrollment_vectors([name] * len(photos), photos)
+        vectors = self.enrollment_vectors(photos)
         for outcome in vectors:
             if isinstance(outcome, EnrollmentError):
                 raise outcome
         return np.concatenate(vectors)
 
-    def enrollment_vectors(self, names: Sequence[str], photos: Sequence[PhotoInput]) -> list[np.ndarray | EnrollmentError]:
+    def enrollment_vectors(self, photos: Sequence[PhotoInput]) -> list[np.ndarray | EnrollmentError]:
         """Per photo, in one engine batch: its one face's embedding (1 x dimensions), or why it
-        cannot enroll `names[i]` (see enrollment_embeddings)."""
+        cannot be enrolled (see enrollment_embeddings)."""
         analyses, _ = self.analyze(photos)
-        return [_enrollment_vector(name, analysis) for name, analysis in zip(names, analyses)]
+        return [_enrollment_vector(analysis) for analysis in analyses]
 
     def enroll(self, gallery: Gallery, name: str, photos: Sequence[PhotoInput]) -> int:
         """Add `name` to `gallery` from `photos` (see enrollment_embeddings); returns how many."""
         gallery.require_model(self.model)
-        vectors = self.enrollment_embeddings(name, photos)
+        vectors = self.enrollment_embeddings(photos)
         gallery.enroll(name, vectors)
         return len(vectors)
 
 
-def _enrollment_vector(name: str, analysis: Analysis | PhotoFailure) -> np.ndarray | EnrollmentError:
+def _enrollment_vector(analysis: Analysis | PhotoFailure) -> np.ndarray | EnrollmentError:
     if isinstance(analysis, PhotoFailure):
         return EnrollmentError(f"{analysis.photo}: {analysis.error['message']}")
     if len(analysis.faces) != 1:
+        # Not the person's name: the message is the job's logged cause, which outlives their deletion.
         return EnrollmentError(
-            f"{analysis.name}: found {len(analysis.faces)} faces; an enrollment photo must show exactly one face, {name}'s"
+            f"{analysis.name}: found {len(analysis.faces)} faces; an enrollment photo must show exactly one face, the person's"
         )
     return analysis.embeddings
 

@@ -44,7 +44,7 @@ def verify(engine: Recognizer, pairs: list[Pair]) -> dict[str, object]:
     unusable: dict[str, str] = {}
     for photo in sorted({p for pair in pairs for p in (pair.a, pair.b)}):
         try:
-            vectors[photo] = engine.enrollment_embeddings(photo.name, [PhotoInput(str(photo), photo.read_bytes())])[0]
+            vectors[photo] = engine.enrollment_embeddings([PhotoInput(str(photo), photo.read_bytes())])[0]
         except EnrollmentError as exc:
             unusable[str(photo)] = str(exc)
     judged = [pair for pair in pairs if pair.a in vectors and pair.b in vectors]
