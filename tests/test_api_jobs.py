@@ -14,7 +14,10 @@ import pytest
 from control_plane import ADMIN_TOKEN, JSON, create_job, job_item, post_json
 
 from chalicelib.contract import JobStatus, is_job_id, result_key
+from chalicelib.config import Settings
 from chalicelib.failures import FAILURE_MESSAGES
+from chalicelib.jobs import JobStore
+from chalicelib.redaction import RecognitionRedactor
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,3 +218,23 @@ def test_a_failed_job_says_why_in_a_fixed_sentence_without_its_cause(local_stack
     assert body["status"] == "FAILED"
     assert (body["error"], body["message"]) == ("truncated_photo", FAILURE_MESSAGES["truncated_photo"])
     assert "cause" not in body
+
+
+def test_a_poll_after_a_deletion_redacted_the_result_is_answered_anew_not_304(local_stack, shared_stack, client):
+    """A client holding the ETag of an answer that named a deleted person must not be told to keep it."""
+    job = create_job(client)
+    leaver = f"leaver-{job['job_id'][:8].lower()}"
+    named = {**DOCUMENT, "faces": [{**DOCUMENT["faces"][0], "identity": leaver, "display_name": "Leaver"}]}
+    finish_job(local_stack, shared_stack, job["job_id"], named)
+    local_stack.table(shared_stack.outputs["JobsTableName"]).update_item(
+        Key={"job_id": job["job_id"]}, UpdateExpression="SET summary = :summary", ExpressionAttributeValues={":summary": {"faces": 1, "identities": [leaver]}},
+    )
+    before = client.http.get(job["status_url"])
+
+    settings = Settings.from_env(shared_stack.app_environment())
+    RecognitionRedactor(JobStore(local_stack.table(settings.jobs_table)), local_stack.client("s3"), settings).redact(leaver)
+    after = client.http.get(job["status_url"], headers={"If-None-Match": before.headers["ETag"]})
+
+    assert before.json_body["result"]["faces"][0]["identity"] == leaver
+    assert after.status_code == 200
+    assert after.json_body["result"]["faces"][0]["identity"] is None

@@ -6,6 +6,7 @@ import json
 import uuid
 
 from moto import backends
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.responses import DynamoResult
 
 from infra.local import ACCOUNT_ID, REGION
@@ -127,3 +128,34 @@ def test_dynamodb_item_answers_read_as_moto_serializes_them(local_stack, monkeyp
     assert json.loads(json.dumps(as_moto, default=repr).replace("speedups-items-moto", "speedups-items")) == json.loads(
         json.dumps(fast, default=repr)
     )
+
+
+def test_an_update_expression_applied_again_with_other_values_updates_as_the_first_time(local_stack):
+    """moto parses each distinct update expression once: the second request's values must not
+    meet anything the first left in the tree."""
+    client = local_stack.client("dynamodb")
+    client.create_table(
+        TableName="speedups-updates",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    expression = "SET #s = :status, attempts = if_not_exists(attempts, :zero) + :one, tags = list_append(if_not_exists(tags, :none), :tag) REMOVE gone"
+
+    def update(job: str, status: str, tag: str) -> dict:
+        return client.update_item(
+            TableName="speedups-updates", Key={"id": {"S": job}}, UpdateExpression=expression,
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":status": {"S": status}, ":zero": {"N": "0"}, ":one": {"N": "1"}, ":none": {"L": []}, ":tag": {"L": [{"S": tag}]},
+            },
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+
+    first = update("a", "PROCESSING", "x")
+    second = update("a", "DONE", "y")
+    other = update("b", "QUEUED", "z")
+    assert UpdateExpressionParser.make(expression) is UpdateExpressionParser.make(expression)
+    assert (first["status"], first["attempts"], first["tags"]) == ({"S": "PROCESSING"}, {"N": "1"}, {"L": [{"S": "x"}]})
+    assert (second["status"], second["attempts"], second["tags"]) == ({"S": "DONE"}, {"N": "2"}, {"L": [{"S": "x"}, {"S": "y"}]})
+    assert (other["status"], other["attempts"], other["tags"]) == ({"S": "QUEUED"}, {"N": "1"}, {"L": [{"S": "z"}]})

@@ -80,7 +80,8 @@ class JobsApi:
         that gains or drops the admin token must not keep the other view's body."""
         item = self._record(job_id)
         headers = poll_headers(
-            [item["status"], item.get("result_key"), item.get("error"), view.value], [item["status"]],
+            # The summary names who was recognized; a deletion redacts it, and the ETag must change.
+            [item["status"], item.get("result_key"), item.get("error"), item.get("summary"), view.value], [item["status"]],
             waited_seconds(item, self._clock()), self._settings.max_retry_after_seconds,
         )
         if if_none_match == headers["ETag"]:

@@ -47,7 +47,8 @@ __all__ = ["Batch", "BatchesApi"]
 # SendMessageBatch takes at most this many entries: the workflow sends one chunk a call.
 _SQS_BATCH = 10
 # What a poll reads of each photo's job.
-_PHOTO_ATTRIBUTES = ("status", "error", "result_key")
+# The summary names who was recognized: a deletion redacts it, and that must change the ETag.
+_PHOTO_ATTRIBUTES = ("status", "error", "result_key", "summary")
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ def _photo_state(batch: Mapping[str, Any], record: Mapping[str, Any] | None) -> 
         record = {"status": status}
     if batch["status"] == JobStatus.FAILED.value and JobStatus(record["status"]) not in TERMINAL_STATUSES:
         return {"status": JobStatus.FAILED.value, "error": batch.get("error"), "result_key": None}
-    return {"status": record["status"], "error": record.get("error"), "result_key": record.get("result_key")}
+    return {"status": record["status"], "error": record.get("error"), "result_key": record.get("result_key"), "summary": record.get("summary")}
 
 
 def _batch_status(statuses: list[str], final: bool) -> str:
