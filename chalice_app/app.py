@@ -12,13 +12,15 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError
 from chalice import Chalice, CORSConfig, Rate, Response
 
+from chalicelib import audit
+from chalicelib.audit import AdminRequest
 from chalicelib.auth import ADMIN_HEADER
 from chalicelib.callers import seed_route_access, seed_route_needs_key
 from chalicelib.compat import ANSWER_HEADERS, parse_multipart_file
 from chalicelib.config import Settings
 from chalicelib.contract import JobKind
 from chalicelib.events import iter_uploaded_objects
-from chalicelib.exceptions import BadRequestError, RequestError, ServiceError, uniform_error_body
+from chalicelib.exceptions import BadRequestError, ForbiddenError, RequestError, ServiceError, UnauthorizedError, uniform_error_body
 from chalicelib.people import validate_person
 from chalicelib.polling import PollAnswer
 from chalicelib.results import ResultView, result_view
@@ -69,8 +71,17 @@ def _one_error_shape(event: Any, get_response: Callable[[Any], Response]) -> Res
     return response
 
 
-def _admin() -> None:
-    get_services().admin.require(app.current_request.headers)
+def _admin(action: str, person_id: str | None = None) -> None:
+    """Refuse the request unless it carries the admin token; either way, audit it."""
+    request = app.current_request
+    auth = get_services().admin
+    entry = AdminRequest.of(action, auth.digest(person_id) if person_id else None, request.context or {}, request.headers)
+    try:
+        auth.require(request.headers)
+    except (UnauthorizedError, ForbiddenError):
+        audit.record(entry, allowed=False)
+        raise
+    audit.record(entry, allowed=True)
 
 
 def _json_body() -> Any:
@@ -132,8 +143,10 @@ def _poll_response(answer: PollAnswer) -> Response:
 @app.route("/people", methods=["POST"], cors=_CORS)
 @_json_errors
 def create_person() -> Response:
-    _admin()
-    person_id, display_name = validate_person(_json_body())
+    body = _json_body()
+    named = body.get("person_id") if isinstance(body, dict) else None
+    _admin("create person", named if isinstance(named, str) else None)
+    person_id, display_name = validate_person(body)
     return Response(body=get_services().people.create(person_id, display_name), status_code=201)
 
 
@@ -141,14 +154,14 @@ def create_person() -> Response:
 @_json_errors
 def list_people() -> dict[str, Any]:
     # Names of enrolled people are personal data: listing them needs the admin token too.
-    _admin()
+    _admin("list people")
     return {"people": get_services().people.list()}
 
 
 @app.route("/people/{person_id}", methods=["DELETE"], cors=_CORS)
 @_json_errors
 def delete_person(person_id: str) -> Response:
-    _admin()
+    _admin("delete person", person_id)
     get_services().eraser.erase(person_id)
     return Response(body="", status_code=204)
 
@@ -156,7 +169,7 @@ def delete_person(person_id: str) -> Response:
 @app.route("/people/{person_id}/photos", methods=["POST"], cors=_CORS)
 @_json_errors
 def create_enrollment_upload(person_id: str) -> Response:
-    _admin()
+    _admin("enroll photos", person_id)
     return Response(body=get_services().enrollments.create(person_id, _json_body()), status_code=201)
 
 
@@ -164,7 +177,7 @@ def create_enrollment_upload(person_id: str) -> Response:
 @_json_errors
 def fleet_view() -> dict[str, Any]:
     """The admin view: the jobs queue's depth, the live workers, the last hour's jobs by status."""
-    _admin()
+    _admin("fleet view")
     return get_services().fleet_view.snapshot()
 
 

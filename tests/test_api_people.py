@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import json
+import logging
 
 import pytest
 from control_plane import ADMIN_TOKEN, post_json
@@ -132,3 +134,28 @@ def test_the_people_list_shows_no_internal_fields(client, stack):
     post_json(client, "/people/private/photos", {"filename": "p.jpg"}, headers=ADMIN)
     (person,) = client.http.get("/people", headers=ADMIN).json_body["people"]
     assert set(person) == {"person_id", "display_name", "created_at"}
+
+
+def audit_lines(caplog) -> list[dict]:
+    return [record.audit for record in caplog.records if record.name == "facerec.audit"]
+
+
+def test_each_admin_request_is_audited_with_its_caller_and_the_person_as_a_keyed_digest(client, stack, caplog):
+    caplog.set_level(logging.INFO, logger="facerec.audit")
+    create_person(client, "audited", "Audrey Audit")
+    client.http.request("DELETE", "/people/audited", headers={**ADMIN, "User-Agent": "ops-console/1.0"})
+
+    created, deleted = audit_lines(caplog)
+    digest = hmac.new(ADMIN_TOKEN.encode(), b"audited", "sha256").hexdigest()[:16]
+    assert (created["action"], created["person_digest"], created["allowed"]) == ("create person", digest, True)
+    assert (deleted["action"], deleted["person_digest"], deleted["allowed"]) == ("delete person", digest, True)
+    assert deleted["user_agent"] == "ops-console/1.0" and deleted["source_ip"]
+    assert not [r for r in caplog.records if r.name == "facerec.audit" and "audited" in r.getMessage() + json.dumps(r.audit)]
+
+
+def test_a_refused_admin_request_is_audited_too(client, shared_stack, caplog):
+    caplog.set_level(logging.INFO, logger="facerec.audit")
+    client.http.request("DELETE", "/people/someone", headers={"X-Admin-Token": "guess"})
+
+    (refused,) = audit_lines(caplog)
+    assert (refused["action"], refused["allowed"]) == ("delete person", False)

@@ -54,6 +54,15 @@ class AdminAuth:
     def __init__(self, secret: Callable[[], str]) -> None:
         self._secret = secret
 
+    def digest(self, value: str) -> str | None:
+        """`value` keyed by the admin token (HMAC-SHA256, 16 hex digits): the audit names a person
+        by it, so that only someone holding the token can tell whom a line is about. None when
+        no token is configured (every admin request is refused then)."""
+        secret = self._secret()
+        if not secret:
+            return None
+        return hmac.new(secret.encode(), value.encode(), "sha256").hexdigest()[:16]
+
     def require(self, headers: Mapping[str, str]) -> None:
         """Raise unless the request carries the configured admin token."""
         presented = headers.get(ADMIN_HEADER.lower()) or headers.get(ADMIN_HEADER)
