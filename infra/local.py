@@ -99,48 +99,30 @@ def _written_for_this_moto(patch: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
-@_written_for_this_moto
 def _speed_up_moto() -> None:
     """Work moto's server does again on every request, done once: under the course's burst of
     1000 photos the server's process was the bottleneck of the whole local stack, at one core.
+    Each patch in _SPEED_UPS says what it saves; the answers are what moto computes, only the
+    repetition goes. Safe to call twice."""
+    for patch in _SPEED_UPS:
+        patch()
 
-    - It lists its own package directory (a stat per service, ~200) to route each request, under
-      the one lock every request takes.
-    - Its interpreter parses the workflow definition with ANTLR (pure Python, ~40 ms) for every
-      execution; the parse tree depends only on the text, and each execution still gets evaluation
-      components of its own from the preprocessor, as moto builds them.
-    - It compiles each JSONPath (`$.job_id`, …) anew, building jsonpath-ng's parser tables each time.
-    - It makes a new boto3 client for every task state it runs (three a job here); clients are
-      thread-safe, so one per region and service serves every execution.
-    - SQS's ReceiveMessage checks each message it hands out against the queue's retention period,
-      which it reads by building every attribute of the queue three times over, the approximate
-      counts included: a pass over all the queue's messages each. With the course's 1000 jobs
-      queued that made each receive O(messages²) and 37% of the server's samples (py-spy); the
-      period is the queue's own field.
-    - SQS's SendMessage reads one attribute of the queue (ContentBasedDeduplication) through the
-      same property, which builds every attribute, the counts' passes over all messages included:
-      a batch of 100 photos put on a queue of hundreds made that 30% of the server's samples. The
-      attributes are now a mapping that computes an attribute when it is read (`_QueueAttributes`).
-    - SQS reads the clock twice per queued message on every receive and count (is it visible, is
-      it delayed), each time through datetime arithmetic; the clock is now `time.time()`, the
-      same seconds since the epoch.
-    - DynamoDB's answers went through moto's model-driven serializer, which walks the shape of
-      every attribute of every item (a poll's BatchGetItem of 100 jobs, each claim's UpdateItem):
-      15% of the server's samples. The answers of the item operations are already in DynamoDB's
-      wire form, so they are written with `json.dumps` (`_dynamodb_items_as_json`); an answer
-      with binary values or timestamps goes through the serializer as before.
-    - It parses an UpdateItem's update expression twice per request (the handler's checks and the
-      backend's), in pure Python: 8% of the server's time holding the GIL. The tree depends only
-      on the text and moto never changes it (its validator works on a deep copy), so one parse
-      per distinct expression serves every request.
 
-    The results are what moto computes; only the repetition goes. Safe to call twice.
-    """
-    if getattr(AmazonStateLanguageParser.parse, "keeps_trees", False):
-        return
+@_written_for_this_moto
+def _route_from_a_fixed_module_list() -> None:
+    """moto lists its own package directory (a stat per service, ~200) to route each request,
+    under the one lock every request takes; the list does not change while it runs."""
     modules = tuple(moto_backends.list_of_moto_modules())
     moto_backends.list_of_moto_modules = lambda: modules
 
+
+@_written_for_this_moto
+def _parse_each_workflow_once() -> None:
+    """The interpreter parses the workflow definition with ANTLR (pure Python, ~40 ms) for every
+    execution; the parse tree depends only on the text, and each execution still gets evaluation
+    components of its own from the preprocessor, as moto builds them."""
+    if getattr(AmazonStateLanguageParser.parse, "keeps_trees", False):
+        return
     parse_anew = AmazonStateLanguageParser.parse
     parse_tree = functools.lru_cache(maxsize=64)(lambda definition: parse_anew(definition)[1])
 
@@ -150,9 +132,23 @@ def _speed_up_moto() -> None:
 
     parse.keeps_trees = True  # type: ignore[attr-defined]
     AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
-    moto_json_path.parse = functools.lru_cache(maxsize=1024)(moto_json_path.parse)
 
+
+@_written_for_this_moto
+def _compile_each_json_path_once() -> None:
+    """The interpreter compiles each JSONPath (`$.job_id`, …) anew, building jsonpath-ng's parser
+    tables each time."""
+    if not hasattr(moto_json_path.parse, "cache_info"):
+        moto_json_path.parse = functools.lru_cache(maxsize=1024)(moto_json_path.parse)
+
+
+@_written_for_this_moto
+def _share_task_clients() -> None:
+    """The interpreter makes a new boto3 client for every task state it runs (three a job here);
+    clients are thread-safe, so one per region and service serves every execution."""
     new_client = moto_boto_client.boto_client_for
+    if getattr(new_client, "shares_clients", False):
+        return
 
     @functools.lru_cache(maxsize=None)
     def shared_client(region: str, service: str, port: str) -> Any:
@@ -178,21 +174,80 @@ def _speed_up_moto() -> None:
         # second server.
         return shared_client(region, service, os.environ.get("MOTO_PORT", ""))
 
+    client_for.shares_clients = True  # type: ignore[attr-defined]
+    # Each task module imported the function by name: replace it where it was imported.
+    for module in list(sys.modules.values()):
+        if getattr(module, "boto_client_for", None) is new_client:
+            module.boto_client_for = client_for
+
+
+@_written_for_this_moto
+def _retention_from_the_queue() -> None:
+    """SQS's ReceiveMessage checks each message it hands out against the queue's retention period,
+    which it read by building every attribute of the queue three times over, the approximate counts
+    included: a pass over all the queue's messages each. With the course's 1000 jobs queued that
+    made each receive O(messages²) and 37% of the server's samples (py-spy); the period is the
+    queue's own field."""
+
     def is_message_valid_based_on_retention_period(backend: SQSBackend, queue_name: str, message: Any) -> bool:
         retain_until = backend.get_queue(queue_name).message_retention_period + message.sent_timestamp / 1000
         return retain_until > moto_unix_time()
 
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+
+
+@_written_for_this_moto
+def _queue_attributes_on_demand() -> None:
+    """SQS's SendMessage reads one attribute of the queue (ContentBasedDeduplication) through a
+    property that builds every attribute, the counts' passes over all messages included: a batch
+    of 100 photos put on a queue of hundreds made that 30% of the server's samples. The attributes
+    are a mapping that computes an attribute when it is read (`_QueueAttributes`)."""
+    Queue.attributes = property(_QueueAttributes)  # type: ignore[method-assign,assignment]
+
+
+@_written_for_this_moto
+def _cheap_sqs_clock() -> None:
+    """SQS reads the clock twice per queued message on every receive and count (is it visible, is
+    it delayed), each time through datetime arithmetic; `time.time()` gives the same seconds."""
     moto_sqs_models.unix_time = _unix_time
     moto_sqs_models.unix_time_millis = _unix_time_millis
-    Queue.attributes = property(_QueueAttributes)  # type: ignore[method-assign,assignment]
-    DynamoResult.execute_result = _dynamodb_items_as_json(DynamoResult.execute_result)  # type: ignore[method-assign]
-    UpdateExpressionParser.make = classmethod(functools.lru_cache(maxsize=256)(UpdateExpressionParser.make.__func__))  # type: ignore[method-assign,assignment,attr-defined]
 
-    # Each task module imported the function by name: replace it where it was imported.
-    for module in list(sys.modules.values()):
-        if getattr(module, "boto_client_for", None) is new_client:
-            module.boto_client_for = client_for
+
+@_written_for_this_moto
+def _dynamodb_items_as_json() -> None:
+    """DynamoDB's answers went through moto's model-driven serializer, which walks the shape of
+    every attribute of every item (a poll's BatchGetItem of 100 jobs, each claim's UpdateItem):
+    15% of the server's samples. The answers of the item operations are already in DynamoDB's wire
+    form, so they are written with `json.dumps`. moto's value for a binary attribute is bytes and
+    for a timestamp a datetime, neither of which `json.dumps` takes: those answers, and every other
+    operation's, go through moto's serializer."""
+    execute_result = DynamoResult.execute_result
+    if hasattr(execute_result, "moto_execute_result"):
+        return
+
+    def execute(result: DynamoResult, context: Any) -> Any:
+        if context.operation_model.name in _DYNAMODB_ITEM_ANSWERS:
+            try:
+                body = json.dumps(result.result, separators=(",", ":"))
+            except TypeError:
+                pass
+            else:
+                return 200, {"Content-Type": _DYNAMODB_CONTENT_TYPE}, body
+        return execute_result(result, context)
+
+    execute.moto_execute_result = execute_result  # type: ignore[attr-defined]
+    DynamoResult.execute_result = execute  # type: ignore[method-assign]
+
+
+@_written_for_this_moto
+def _parse_each_update_expression_once() -> None:
+    """UpdateItem parses its update expression twice per request (the handler's checks and the
+    backend's), in pure Python: 8% of the server's time holding the GIL. The tree depends only on
+    the text and moto never changes it (its validator works on a deep copy), so one parse per
+    distinct expression serves every request."""
+    make = UpdateExpressionParser.__dict__["make"].__func__
+    if not hasattr(make, "cache_info"):
+        UpdateExpressionParser.make = classmethod(functools.lru_cache(maxsize=256)(make))  # type: ignore[method-assign,assignment]
 
 
 def _unix_time(dt: Any = None) -> float:
@@ -253,23 +308,17 @@ _DYNAMODB_ITEM_ANSWERS = frozenset(
 _DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
 
 
-def _dynamodb_items_as_json(execute_result: Callable[..., Any]) -> Callable[..., Any]:
-    """`DynamoResult.execute_result`, writing the answers of item operations with `json.dumps`.
-    moto's value for a binary attribute is bytes and for a timestamp a datetime, neither of which
-    `json.dumps` takes: those answers, and every other operation's, go through moto's serializer."""
-
-    def execute(result: DynamoResult, context: Any) -> Any:
-        if context.operation_model.name in _DYNAMODB_ITEM_ANSWERS:
-            try:
-                body = json.dumps(result.result, separators=(",", ":"))
-            except TypeError:
-                pass
-            else:
-                return 200, {"Content-Type": _DYNAMODB_CONTENT_TYPE}, body
-        return execute_result(result, context)
-
-    execute.moto_execute_result = execute_result  # type: ignore[attr-defined]
-    return execute
+_SPEED_UPS: tuple[Callable[[], None], ...] = (
+    _route_from_a_fixed_module_list,
+    _parse_each_workflow_once,
+    _compile_each_json_path_once,
+    _share_task_clients,
+    _retention_from_the_queue,
+    _queue_attributes_on_demand,
+    _cheap_sqs_clock,
+    _dynamodb_items_as_json,
+    _parse_each_update_expression_once,
+)
 
 
 @_written_for_this_moto
