@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from facerec_worker.engine import DETECTORS, EngineConfig
-from facerec_worker.engine.detection import load_detector
+from facerec_worker.engine.detectors import load_detector
 from facerec_worker.engine.imaging import load_photo
 
 from .engine import import_face_recognition

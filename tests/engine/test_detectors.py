@@ -22,7 +22,7 @@ from facerec_worker.engine import (
     Recognizer,
     WeightsChecksumError,
 )
-from facerec_worker.engine.detection import load_detector
+from facerec_worker.engine.detectors import load_detector
 from facerec_worker.engine.yunet import YUNET_SHA256, check_model_file, model_path
 
 from .conftest import FACES, encode, photo

@@ -14,7 +14,7 @@ from facenet_pytorch.models.mtcnn import ONet as PackageONet
 from PIL import Image
 
 from facerec_worker.engine import EngineConfig
-from facerec_worker.engine.detection import load_detector
+from facerec_worker.engine.detectors import load_detector
 from facerec_worker.engine.onet import INPUT_SIDE, WEIGHTS_SHA256, check_weights_file, load_onet, weights_path
 from facerec_worker.engine.yunet import YunetDetector
 

@@ -1,4 +1,4 @@
-"""Face detection: what a detector gives the embedders, and the choice between the two detectors.
+"""Face detection: what a detector gives the embedders (the choice between the two is `detectors`).
 
 Both end in MTCNN's last stage, O-Net, which scores each candidate, regresses its box and places
 its five landmarks: `mtcnn` finds candidates with MTCNN's own image pyramid (P-Net, R-Net),
@@ -15,7 +15,6 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from .config import EngineConfig
 
 
 @dataclass(frozen=True)
@@ -54,18 +53,3 @@ def faces_from(
         if probability >= min_probability
     ]
     return sorted(faces, key=lambda face: -face.probability)
-
-
-def load_detector(config: EngineConfig) -> FaceDetector:
-    """The detector `config.chosen_detector()` names, loaded and ready; imports only what it needs."""
-    if config.chosen_detector() == "mtcnn":
-        from .mtcnn import MtcnnDetector
-
-        return MtcnnDetector(min_face_size=config.min_face_size, min_probability=config.min_face_probability)
-    from .yunet import YunetDetector
-
-    return YunetDetector.from_package(
-        min_score=config.yunet_min_score,
-        min_probability=config.min_face_probability,
-        threads=config.threads,
-    )

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from .config import MODELS, EngineConfig
-from .detection import DetectedFace, FaceDetector, load_detector
+from .detection import DetectedFace, FaceDetector
+from .detectors import load_detector
 from .embedders import Embedder, load_embedder
 from .errors import EngineError, EnrollmentError, PhotoError
 from .gallery import Gallery
