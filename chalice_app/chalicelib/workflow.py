@@ -17,7 +17,11 @@ logger = logging.getLogger(__name__)
 
 
 class WorkflowStarter:
-    """StartExecution named after the job id: on a Standard workflow a second start is refused."""
+    """StartExecution named after the job id. The stage's workflow is Express, which does not refuse
+    a second start of the same name as Standard does: the upload event's claim on the job
+    (JobStore.claim_upload) is what keeps one job to one execution. The name still ties an
+    execution to its job in the console, and the ExecutionAlreadyExists answer is handled for a
+    stage whose workflow is Standard."""
 
     def __init__(self, sfn_client: Any, state_machine_arn: str) -> None:
         self._sfn = sfn_client
