@@ -1,6 +1,6 @@
 """The control plane's exceptions: one base, request errors that map to 4xx, service errors that wrap AWS.
 
-    FacerecError
+    ControlPlaneError
     ├── RequestError            the client sent something we refuse; carries its HTTP status
     │   ├── BadRequestError     400: malformed or invalid input
     │   ├── UnauthorizedError   401: no admin credential
@@ -23,7 +23,7 @@ from typing import Any
 __all__ = [
     "BadRequestError",
     "ConflictError",
-    "FacerecError",
+    "ControlPlaneError",
     "ForbiddenError",
     "JobStoreError",
     "LeaseError",
@@ -39,11 +39,12 @@ __all__ = [
 ]
 
 
-class FacerecError(Exception):
-    """Base of every error the control plane raises on purpose."""
+class ControlPlaneError(Exception):
+    """Base of every error the control plane raises on purpose (the Python client's own base is
+    facerec_client.FacerecError)."""
 
 
-class RequestError(FacerecError):
+class RequestError(ControlPlaneError):
     """A request we refuse; `code` and `message` become the JSON error body."""
 
     status_code = 400
@@ -82,7 +83,7 @@ class ConflictError(RequestError):
     code = "Conflict"
 
 
-class ServiceError(FacerecError):
+class ServiceError(ControlPlaneError):
     """An AWS call failed; `raise XError("what we were doing", exc) from exc`."""
 
 
