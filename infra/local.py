@@ -47,7 +47,7 @@ from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
 from moto.server import ThreadedMotoServer
 
-from .names import APP_ENVIRONMENT
+from .names import APP_ENVIRONMENT, FUNCTIONS
 from .stack import (
     RenderedStateMachine,
     apply_bucket_settings,
@@ -389,7 +389,8 @@ def ignore_moto_template_warnings() -> None:
 
 def scale_up_function_name(prefix: str) -> str:
     """The scale-up function a stack deployed here invokes (named as `chalice deploy` names it)."""
-    return f"{prefix}-scale_up"
+    (scale_up,) = [function for function in FUNCTIONS if function.name == "scale_up"]
+    return scale_up.function_name(prefix)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -27,7 +27,7 @@ from infra.deploy import (
     template_url,
     upload_package,
 )
-from infra.local import LOCAL_CREDENTIALS, REGION, Stack
+from infra.local import LOCAL_CREDENTIALS, REGION, Stack, scale_up_function_name
 from infra.names import APP_ENVIRONMENT, FUNCTIONS, SCALING_ENVIRONMENT
 from infra.stack import apply_bucket_settings, create_state_machines_via_api, resolve_in_stack
 from chalicelib.contract.telemetry import worker_log_group
@@ -86,7 +86,7 @@ def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
 ):
     package_dir = tmp_path / "dev"
     package("dev", package_dir)
-    local_stack.router.register(f"{STAGE.prefix}-scale_up", app_module.scale_up)
+    local_stack.router.register(scale_up_function_name(STAGE.prefix), app_module.scale_up)
     try:
         template, parameters, outputs = _deploy_into_moto(local_stack, package_dir)
         functions = {f.name: template["Resources"][f.logical_id]["Properties"] for f in FUNCTIONS}

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from control_plane import create_job, deliver_upload_events, execution_arn, upload, worker_instances
 
+from infra.local import scale_up_function_name
+
 UPLOADS = 500
 # A worker drains 50 messages within the objective (5 photos/s for 10 s).
 WORKER_PHOTOS_PER_SECOND, DRAIN_OBJECTIVE_SECONDS = 5, 10
@@ -75,7 +77,7 @@ def scale_up_invocations(local_stack, stack, app_module) -> list[dict]:
         answers.append(answer)
         return answer
 
-    local_stack.router.register(f"{stack.prefix}-scale_up", counting)
+    local_stack.router.register(scale_up_function_name(stack.prefix), counting)
     return answers
 
 

@@ -9,6 +9,7 @@ from control_plane import create_job, deliver_upload_events, job_item, post_json
 
 from chalicelib.contract import JobMessage
 from chalicelib.failures import client_failure
+from infra.local import scale_up_function_name
 
 LEFT_TO_THE_SCHEDULE = "Job is queued, its workers left to the schedule"
 
@@ -99,7 +100,7 @@ def test_a_job_a_worker_took_is_not_failed_by_the_workflow(local_stack, stack, c
         )
         return app_module.scale_up(event, context)
 
-    local_stack.router.register(f"{stack.prefix}-scale_up", worker_takes_the_job_then_scale_up_runs)
+    local_stack.router.register(scale_up_function_name(stack.prefix), worker_takes_the_job_then_scale_up_runs)
     local_stack.client("ec2").delete_launch_template(LaunchTemplateName=stack.outputs["WorkerLaunchTemplateName"])
     job, execution = run_one_upload(local_stack, stack, client, app_module, jpeg_bytes)
 
