@@ -28,7 +28,8 @@ from typing import Any, Mapping
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG, ResourceNames, error_code
+from chalicelib.contract import ResourceNames, error_code
+from chalicelib.scaling import LIVE_STATES, POOLED_STATES, worker_states
 
 from .merge import CHALICE_APP, STAGE_THROTTLE_PARAMETERS, ChalicePackageError, package_stage
 from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, stage_prefix
@@ -326,15 +327,8 @@ def _empty_bucket(s3: Any, bucket: str) -> None:
 
 def _terminate_workers(ec2: Any, stage: Stage, delay_seconds: int) -> None:
     """Workers still running would outlive their role and keep costing: end them and wait."""
-    role_key, role_value = WORKER_ROLE_TAG
-    reservations = ec2.describe_instances(
-        Filters=[
-            {"Name": f"tag:{role_key}", "Values": [role_value]},
-            {"Name": f"tag:{STAGE_TAG}", "Values": [stage.prefix]},
-            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-        ]
-    )["Reservations"]
-    ids = [i["InstanceId"] for r in reservations for i in r["Instances"]]
+    # The scaler's own listing (paginated): live workers, and stopped ones in the warm pool.
+    ids = [i for i, state in worker_states(ec2, stage.prefix).items() if state in (*LIVE_STATES, *POOLED_STATES)]
     if ids:
         print(f"terminating {len(ids)} worker(s)")
         ec2.terminate_instances(InstanceIds=ids)

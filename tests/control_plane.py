@@ -9,6 +9,8 @@ from typing import Any
 
 import requests
 
+from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG
+from chalicelib.scaling import LIVE_STATES
 from infra.local import pump_sqs_to_handler
 
 JSON = {"Content-Type": "application/json"}
@@ -75,11 +77,12 @@ def job_item(local_stack: Any, stack: Any, job_id: str) -> dict[str, Any]:
 def worker_instances(local_stack: Any, stack: Any) -> list[dict[str, Any]]:
     """The stack's live workers in moto's EC2, found by the launch template's tags."""
     ec2 = local_stack.client("ec2")
+    role_key, role_value = WORKER_ROLE_TAG
     reservations = ec2.describe_instances(
         Filters=[
-            {"Name": "tag:facerec:role", "Values": ["worker"]},
-            {"Name": "tag:facerec:stage", "Values": [stack.prefix]},
-            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            {"Name": f"tag:{role_key}", "Values": [role_value]},
+            {"Name": f"tag:{STAGE_TAG}", "Values": [stack.prefix]},
+            {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
         ]
     )["Reservations"]
     return [instance for reservation in reservations for instance in reservation["Instances"]]
