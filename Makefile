@@ -65,8 +65,8 @@ test: setup  ## The whole suite, slow end-to-end tests included
 test-fast: setup  ## The suite without the slow tests
 	$(BIN)/python -m pytest -m 'not slow'
 
-test-control-plane: setup  ## Only the control plane's tests (API, workflow, scaling) against moto
-	$(BIN)/python -m pytest tests/test_api_*.py tests/test_workflow_*.py tests/test_scaling_*.py
+test-control-plane: setup  ## Only the control plane's tests (API, workflow, scaling, erasure, schedules) against moto: the control_plane marker
+	$(BIN)/python -m pytest -m control_plane
 
 eval: setup  ## Identification accuracy on knn-examples, with leave-one-person-out: out/eval.json
 	$(BIN)/python -m bench.eval_identification --datasets $(DATASETS) --out $(OUT)/eval.json

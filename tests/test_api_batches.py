@@ -10,6 +10,8 @@ from control_plane import ADMIN_TOKEN, job_item, post_json, receive_all, upload,
 
 from chalicelib.contract import JobKind, JobMessage, JobStatus, batch_upload_key
 
+pytestmark = pytest.mark.control_plane
+
 
 def create_batch(client, names: list[str]) -> dict:
     response = post_json(client, "/batches", {"photos": [{"filename": name, "content_type": "image/jpeg"} for name in names]})

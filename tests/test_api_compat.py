@@ -14,6 +14,8 @@ from chalicelib.contract import parse_upload_key, result_key
 from chalicelib.contract.fleet_plan import FleetPlanStore
 from chalicelib.failures import FAILURE_MESSAGES
 
+pytestmark = pytest.mark.control_plane
+
 
 def multipart(files: dict, data: dict | None = None) -> tuple[bytes, str]:
     """A body and Content-Type the way the seed's clients (requests) build them."""

@@ -10,6 +10,8 @@ import pytest
 
 from chalicelib.config import Settings
 
+pytestmark = pytest.mark.control_plane
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from control_plane import ADMIN_TOKEN, create_job
+
+pytestmark = pytest.mark.control_plane
 
 ADMIN = {"X-Admin-Token": ADMIN_TOKEN}
 

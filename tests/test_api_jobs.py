@@ -19,6 +19,8 @@ from chalicelib.failures import FAILURE_MESSAGES
 from chalicelib.jobs import JobStore
 from chalicelib.redaction import RecognitionRedactor
 
+pytestmark = pytest.mark.control_plane
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

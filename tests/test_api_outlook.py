@@ -3,11 +3,14 @@ once per refresh for every request, and no reason to refuse a hold when the figu
 
 from __future__ import annotations
 
+import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.config import Settings
 from chalicelib.contract.fleet_plan import FleetPlan
 from chalicelib.outlook import WaitOutlook
+
+pytestmark = pytest.mark.control_plane
 
 
 class Figures:

@@ -11,6 +11,8 @@ from control_plane import ADMIN_TOKEN, post_json
 
 from chalicelib.contract import JobStatus
 
+pytestmark = pytest.mark.control_plane
+
 ADMIN = {"X-Admin-Token": ADMIN_TOKEN}
 
 

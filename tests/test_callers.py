@@ -27,6 +27,8 @@ from local_service.gateway import LocalUsagePlan, UsagePlanLimits, keyed_server
 from local_service.process import API_KEY
 from local_service.service import CHALICE_PROJECT
 
+pytestmark = pytest.mark.control_plane
+
 # Routes that recognize, and how each is asked for; the admin token guards the others.
 RECOGNITION_ROUTES = [
     ("POST", "/jobs"), ("GET", "/jobs/0123456789abcdef0123456789abcdef"), ("POST", "/batches"),

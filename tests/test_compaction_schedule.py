@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from chalicelib.contract import MANIFEST_PENDING, GalleryKeys
 from control_plane import load_event
+
+pytestmark = pytest.mark.control_plane
 
 GALLERY = GalleryKeys("dlib", "yunet")
 CHANGE = GALLERY.change("20261201T120000.000000Z", "job-of-the-change")

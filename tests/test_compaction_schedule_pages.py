@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_compaction_schedule import CHANGE, GALLERY, put, queued_compactions
 
 from chalicelib.config import Settings
 from chalicelib.contract import MANIFEST_PENDING
 from chalicelib.erasure import Compactions
 from chalicelib.jobs import JobStore
+
+pytestmark = pytest.mark.control_plane
 
 
 def test_a_change_on_a_later_page_of_the_listing_queues_a_compaction(stack, local_stack):

@@ -23,6 +23,8 @@ from chalicelib.people import PeopleStore
 from infra.names import FUNCTIONS
 from infra.stack import load_template
 
+pytestmark = pytest.mark.control_plane
+
 ADMIN = {"X-Admin-Token": ADMIN_TOKEN}
 README = Path(__file__).resolve().parents[1] / "README.md"
 

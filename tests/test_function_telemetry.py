@@ -18,6 +18,8 @@ from chalicelib.contract import JobMessage, JobKind
 from chalicelib.contract.telemetry import Metric, metrics_namespace
 from chalicelib.telemetry import configure_function_logging
 
+pytestmark = pytest.mark.control_plane
+
 
 @pytest.fixture
 def as_lambda(monkeypatch):

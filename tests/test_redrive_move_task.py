@@ -10,6 +10,8 @@ from botocore.stub import Stubber
 
 from facerec_client.redrive import DeadLetterQueue, Redrive, RedriveError
 
+pytestmark = pytest.mark.control_plane
+
 ARN = "arn:aws:sqs:us-east-1:111122223333:facerec-prod-upload-events-dlq"
 QUEUE = DeadLetterQueue(
     "facerec-prod-upload-events-dlq",

@@ -17,6 +17,8 @@ from control_plane import create_job, deliver_upload_events, execution_arn, uplo
 
 from infra.local import scale_up_function_name
 
+pytestmark = pytest.mark.control_plane
+
 UPLOADS = 500
 # A worker drains 50 messages within the objective (5 photos/s for 10 s).
 WORKER_PHOTOS_PER_SECOND, DRAIN_OBJECTIVE_SECONDS = 5, 10

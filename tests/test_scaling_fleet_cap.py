@@ -19,6 +19,8 @@ from chalicelib.config import Settings
 from chalicelib.contract.fleet_plan import FleetPlanStore
 from chalicelib.scaling import Lease, ScaleUp
 
+pytestmark = pytest.mark.control_plane
+
 CAP = 4
 INTERVAL = 1
 LEASE = "scale-up"

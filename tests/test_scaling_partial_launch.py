@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 from control_plane import worker_instances
 from test_scaling_fleet_cap import INTERVAL, clock, lease_table, ledger_ids, make_scale_up, own_ec2, settings  # noqa: F401 (fixtures)
 from test_scaling_task import enqueue
+
+pytestmark = pytest.mark.control_plane
 
 
 class Capacity:

@@ -6,6 +6,8 @@ import pytest
 
 from chalicelib.scaling import desired_workers, workers_to_launch
 
+pytestmark = pytest.mark.control_plane
+
 
 # The objective is 10 s and the rate `target / 10` photos/s: the table below reads in
 # "messages per worker".

@@ -14,6 +14,8 @@ from chalicelib.config import Settings
 from chalicelib.contract.fleet_plan import FleetPlanStore
 from chalicelib.scaling import Lease, ScaleUp
 
+pytestmark = pytest.mark.control_plane
+
 CAP = 4
 
 

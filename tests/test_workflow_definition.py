@@ -15,6 +15,8 @@ from chalicelib.scaling.scaler import PREVIOUS_ANSWER
 from infra.stack import DEFAULT_TEMPLATE, StackError, load_template, package_template
 from statemachine import RenderError, load_definition, placeholders, render
 
+pytestmark = pytest.mark.control_plane
+
 
 def test_render_fills_placeholders_and_leaves_paths_alone():
     text = '{"a": "${Table}", "b.$": "$.job_id", "c.$": "$$.Execution.Id", "d": "${Table}-x"}'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from control_plane import (
     ADMIN_TOKEN,
     create_job,
@@ -15,6 +16,8 @@ from control_plane import (
 )
 
 from chalicelib.contract import JobKind, JobMessage, JobStatus, upload_key
+
+pytestmark = pytest.mark.control_plane
 
 
 def test_an_upload_queues_the_job_and_launches_a_worker(local_stack, stack, workflow, client, app_module, jpeg_bytes):

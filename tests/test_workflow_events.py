@@ -22,6 +22,8 @@ from chalicelib.failures import FAILURE_MESSAGES
 from chalicelib.services import get_services
 from chalicelib.workflow import WorkflowStarter
 
+pytestmark = pytest.mark.control_plane
+
 
 def test_notifications_are_parsed_as_s3_sends_them():
     created = list(iter_uploaded_objects(json.dumps(load_event("s3_object_created.json"))))

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from control_plane import create_job, deliver_upload_events, job_item, post_json, receive_all, upload, wait_for_execution
 
 from chalicelib.contract import JobMessage
 from chalicelib.failures import client_failure
 from infra.local import scale_up_function_name
+
+pytestmark = pytest.mark.control_plane
 
 LEFT_TO_THE_SCHEDULE = "Job is queued, its workers left to the schedule"
 
