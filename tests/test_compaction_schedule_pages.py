@@ -10,7 +10,7 @@ from test_compaction_schedule import CHANGE, GALLERY, put, queued_compactions
 
 from chalicelib.config import Settings
 from chalicelib.contract import MANIFEST_PENDING
-from chalicelib.erasure import Compactions
+from chalicelib.compactions import Compactions
 from chalicelib.jobs import JobStore
 
 pytestmark = pytest.mark.control_plane

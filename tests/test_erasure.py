@@ -16,7 +16,8 @@ from control_plane import ADMIN_TOKEN, deliver_upload_events, post_json, upload
 
 from chalicelib.config import Settings
 from chalicelib.contract import ERASING, SHARED_RESULTS, JobKind, JobStatus, ObjectsNotDeletedError, delete_objects
-from chalicelib.erasure import Compactions, PersonEraser
+from chalicelib.compactions import Compactions
+from chalicelib.erasure import PersonEraser
 from chalicelib.exceptions import StorageError
 from chalicelib.jobs import JobStore
 from chalicelib.people import PeopleStore

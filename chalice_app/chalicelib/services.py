@@ -18,7 +18,8 @@ from .batches import BatchesApi
 from .config import Settings
 from .contract.fleet_plan import FleetPlanStore
 from .enrollment import Enrollments
-from .erasure import Compactions, PersonEraser
+from .compactions import Compactions
+from .erasure import PersonEraser
 from .events import UploadEventHandler
 from .fleet_view import FleetView
 from .jobs import JobStore

@@ -15,7 +15,8 @@ import numpy as np
 
 from chalicelib.config import Settings
 from chalicelib.contract import SHARED_RESULTS, JobKind, JobStatus
-from chalicelib.erasure import Compactions, PersonEraser
+from chalicelib.compactions import Compactions
+from chalicelib.erasure import PersonEraser
 from chalicelib.jobs import JobStore
 from chalicelib.people import PeopleStore
 from facerec_worker.engine import Owner

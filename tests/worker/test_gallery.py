@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 from chalicelib.config import Settings
 from chalicelib.contract import JobKind, JobMessage, JobStatus, legacy_gallery_key, result_key, upload_key
 from chalicelib.contract.telemetry import METRIC_FIELD, Metric
-from chalicelib.erasure import Compactions, PersonEraser
+from chalicelib.compactions import Compactions
+from chalicelib.erasure import PersonEraser
 from chalicelib.jobs import JobStore
 from chalicelib.people import PeopleStore
 from facerec_worker.engine import GalleryError, Owner, PhotoInput
