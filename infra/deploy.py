@@ -32,7 +32,7 @@ from chalicelib.contract import ResourceNames, error_code
 from chalicelib.scaling import LIVE_STATES, POOLED_STATES, worker_states
 
 from .merge import CHALICE_APP, STAGE_THROTTLE_PARAMETERS, ChalicePackageError, package_stage
-from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, stage_prefix
+from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, configured_stage_prefix
 from .stack import ROOT, load_template, package_template
 
 __all__ = [
@@ -68,7 +68,7 @@ class Stage:
 
     @classmethod
     def of(cls, name: str, region: str, account: str) -> Stage:
-        return cls(name, stage_prefix(name), region, account)
+        return cls(name, configured_stage_prefix(name), region, account)
 
     @property
     def stack_name(self) -> str:

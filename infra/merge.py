@@ -44,7 +44,7 @@ from typing import Any
 
 from chalicelib.callers import KEY_MISSING_MESSAGE, QUOTA_MESSAGE, THROTTLED_MESSAGE
 
-from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, stage_prefix
+from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, configured_stage_prefix
 from .stack import ROOT, load_template, package_template
 
 __all__ = ["STAGE_THROTTLE_PARAMETERS", "ChalicePackageError", "build_merge_template", "chalice_package", "package_stage"]
@@ -212,7 +212,7 @@ def package_stage(stage: str, out_dir: Path, region: str = "us-east-1") -> Path:
     """The stage's merged template (sam.json) and code (deployment.zip) in out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     merge_path = out_dir.parent / f"{out_dir.name}.merge.json"
-    merge_path.write_text(json.dumps(build_merge_template(stage_prefix(stage)), indent=2), encoding="utf-8")
+    merge_path.write_text(json.dumps(build_merge_template(configured_stage_prefix(stage)), indent=2), encoding="utf-8")
     return chalice_package(stage, merge_path, out_dir, region)
 
 
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out or ROOT / "out" / "deploy" / args.stage
     print(package_stage(args.stage, out))
-    print(f"stage prefix: {stage_prefix(args.stage)}", file=sys.stderr)
+    print(f"stage prefix: {configured_stage_prefix(args.stage)}", file=sys.stderr)
     return 0
 
 

@@ -17,7 +17,7 @@ from chalicelib.contract import stage_prefix as _stage_prefix
 
 __all__ = [
     "APP_ENVIRONMENT", "CHALICE_CONFIG", "FUNCTIONS", "POWERTOOLS_LAYER_PARAMETER", "SCALING_ENVIRONMENT", "Function", "app_name",
-    "stage_prefix",
+    "configured_stage_prefix",
 ]
 
 CHALICE_CONFIG = Path(__file__).resolve().parent.parent / "chalice_app" / ".chalice" / "config.json"
@@ -88,6 +88,7 @@ def app_name(config_path: Path = CHALICE_CONFIG) -> str:
     return json.loads(config_path.read_text(encoding="utf-8"))["app_name"]
 
 
-def stage_prefix(stage: str, config_path: Path = CHALICE_CONFIG) -> str:
-    """The stage's StagePrefix: Chalice's own `<app_name>-<stage>`."""
+def configured_stage_prefix(stage: str, config_path: Path = CHALICE_CONFIG) -> str:
+    """The stage's StagePrefix, `<app_name>-<stage>` as Chalice names it, the app's name read from
+    .chalice/config.json (contract.stage_prefix takes the name as given)."""
     return _stage_prefix(app_name(config_path), stage)

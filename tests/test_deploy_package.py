@@ -25,7 +25,7 @@ from chalicelib.callers import KEY_MISSING_MESSAGE
 from chalicelib.config import Settings
 from deploy_support import PSEUDO_PARAMETERS, package, references, sam_transform
 from infra.deploy import DeployError, Stage, parse_parameters, write_chalice_config
-from infra.names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, stage_prefix
+from infra.names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, configured_stage_prefix
 from infra.stack import load_template
 from local_service.gateway import UsagePlanLimits
 
@@ -45,7 +45,7 @@ def test_config_has_the_stages_and_hand_written_iam():
     assert {"dev", "prod"} <= set(config["stages"])
     assert config["autogen_policy"] is False and config["manage_iam_role"] is False
     for stage, block in config["stages"].items():
-        assert block["environment_variables"]["FACEREC_STAGE_PREFIX"] == stage_prefix(stage)
+        assert block["environment_variables"]["FACEREC_STAGE_PREFIX"] == configured_stage_prefix(stage)
         assert set(block["lambda_functions"]) == {f.name for f in FUNCTIONS}
 
 
@@ -331,7 +331,7 @@ def test_the_workflow_invokes_the_packaged_scale_up_function(packaged):
 
 def test_the_upload_events_source_is_the_stacks_queue(packaged):
     stage, _, merged = packaged
-    prefix = stage_prefix(stage)
+    prefix = configured_stage_prefix(stage)
     assert merged["Parameters"]["StagePrefix"]["AllowedValues"] == [prefix]
     (source,) = merged["Resources"]["OnUploadEvents"]["Properties"]["Events"].values()
     queue_name = merged["Resources"]["UploadEventsQueue"]["Properties"]["QueueName"]["Fn::Sub"].replace("${StagePrefix}", prefix)
