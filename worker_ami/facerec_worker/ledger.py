@@ -85,7 +85,7 @@ class JobLedger:
 
         A PROCESSING claim is taken over when the same message comes back, so a job held by a
         dead worker is rescued on its first redelivery, or when it is older than
-        `stale_after_seconds` (contract.transitions.CLAIM says why).
+        `stale_after_seconds` (contract.job_transitions.CLAIM says why).
         """
         epoch = self._clock()
         before = self._apply(

@@ -67,7 +67,7 @@ from .schema import (
     upload_size_problem,
 )
 from .settings import EnvSettings, StageSettings, setting
-from .transitions import CLAIM, RECORD_DONE, RECORD_FAILED, RECORD_FAILED_UNTAKEN, RECORD_QUEUED, REQUEUE, Transition
+from .job_transitions import CLAIM, RECORD_DONE, RECORD_FAILED, RECORD_FAILED_UNTAKEN, RECORD_QUEUED, REQUEUE, Transition
 
 __all__ = [
     "BATCH_UPLOAD_PREFIX",
