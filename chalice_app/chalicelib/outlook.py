@@ -21,14 +21,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import Settings
-from .contract import Clock
+from .contract import Clock, queue_backlog
 from .contract.fleet_plan import FleetPlanStore
 
 __all__ = ["WaitOutlook"]
 
 logger = logging.getLogger(__name__)
-
-_BACKLOG = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
 
 
 class WaitOutlook:
@@ -66,6 +64,5 @@ class WaitOutlook:
         staying = self._plan.read().staying
         if staying == 0:
             return settings.worker_boot_seconds
-        attributes = self._sqs.get_queue_attributes(QueueUrl=settings.jobs_queue_url, AttributeNames=list(_BACKLOG))
-        backlog = sum(int(attributes["Attributes"][name]) for name in _BACKLOG)
+        backlog = queue_backlog(self._sqs, settings.jobs_queue_url)
         return (backlog + 1) / (staying * settings.worker_photos_per_second)

@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.contract import queue_backlog
 from chalicelib.contract.fleet_plan import FleetPlanStore
 from facerec_worker.engine import Recognizer
 
@@ -32,11 +33,6 @@ from .settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
-_DEPTH_ATTRIBUTES = [
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-]
 # A pooled worker waits for its OS to shut down, or to be resumed, in steps this long: a step that
 # took more than HIBERNATION_JUMP_SECONDS longer on the wall clock spanned a hibernation. Every
 # POOL_STATE_CHECK_STEPS steps it also asks EC2 whether its instance runs again, for a pause too
@@ -121,8 +117,7 @@ class Worker:
         return self._held
 
     def queue_depth(self) -> int:
-        attributes = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=_DEPTH_ATTRIBUTES)
-        return sum(int(attributes["Attributes"].get(name, 0)) for name in _DEPTH_ATTRIBUTES)
+        return queue_backlog(self._sqs, self._queue_url)
 
     def run(self) -> None:
         with self._engine_factory() as engine:

@@ -23,6 +23,7 @@ from .aws import (
     is_conditional_failure,
     is_missing,
     is_missing_object,
+    queue_backlog,
     scan_all,
 )
 from .clock import Clock, utc_now_iso
@@ -121,6 +122,7 @@ __all__ = [
     "is_job_id",
     "is_missing",
     "is_missing_object",
+    "queue_backlog",
     "manifest_of_change",
     "parse_upload_key",
     "read_manifest",

@@ -21,12 +21,17 @@ __all__ = [
     "is_conditional_failure",
     "is_missing",
     "is_missing_object",
+    "queue_backlog",
     "scan_all",
 ]
 
 # How S3 says a key or bucket is not there: a HEAD has no body, so only the status comes back.
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 _DENIED = frozenset({"403", "AccessDenied"})
+# The jobs queue's messages that still need a worker: waiting, in flight (a worker holds them until
+# it deletes them), or delayed. One count for the scaler, the seed route's outlook and a worker's
+# idle check.
+_BACKLOG = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")
 # DynamoDB's and EC2's ways of saying "slow down".
 THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 
@@ -121,3 +126,9 @@ def delete_objects(s3: Any, bucket: str, keys: list[str]) -> None:
                 break
         if errors:
             raise ObjectsNotDeletedError(bucket, errors)
+
+
+def queue_backlog(sqs: Any, queue_url: str) -> int:
+    """The queue's messages that still need a worker (`_BACKLOG`); an attribute SQS leaves out counts 0."""
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(_BACKLOG))["Attributes"]
+    return sum(int(attributes.get(name, 0)) for name in _BACKLOG)

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from botocore.exceptions import ClientError
 
 from ..config import Settings
-from ..contract import STAGE_TAG, WORKER_ROLE_TAG, error_code
+from ..contract import STAGE_TAG, WORKER_ROLE_TAG, error_code, queue_backlog
 from ..contract.fleet_plan import FleetPlan, FleetPlanStore
 from ..exceptions import ScalingError
 from .fleet import LIVE_STATES, POOLED_STATES, WorkerInstance, describe_instances, worker_instances
@@ -283,20 +283,11 @@ class ScaleUp:
         return _Fleet(live=len(live) + reserved, ledger=kept, instances=instances)
 
     def _backlog(self) -> int:
-        """Messages waiting plus messages in flight: both need a worker until they are deleted."""
+        """The messages that need a worker (contract.queue_backlog): waiting, in flight, delayed."""
         try:
-            attributes = self._sqs.get_queue_attributes(
-                QueueUrl=self._settings.jobs_queue_url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"]
+            return queue_backlog(self._sqs, self._settings.jobs_queue_url)
         except ClientError as exc:
             raise ScalingError("could not read the jobs queue's backlog", exc) from exc
-        return int(attributes["ApproximateNumberOfMessages"]) + int(
-            attributes["ApproximateNumberOfMessagesNotVisible"]
-        )
 
     def _instances_by_id(self, instance_ids: list[str]) -> dict[str, WorkerInstance]:
         """EC2's view of each of these instances it knows, whatever their tags.
