@@ -46,9 +46,10 @@ CHALICE_PROJECT = ROOT / "chalice_app"
 THREADS_GRACE_SECONDS = 3.0
 
 
-def load_chalice_app() -> ModuleType:
-    """chalice_app/app.py as a module; its decorators read the environment, so set that first."""
-    spec = importlib.util.spec_from_file_location("facerec_chalice_app", CHALICE_PROJECT / "app.py")
+def load_chalice_app(module_name: str = "facerec_chalice_app") -> ModuleType:
+    """chalice_app/app.py as a module named `module_name`; its decorators read the environment, so
+    set that first. Another name imports it anew, as Chalice does for each stage it packages."""
+    spec = importlib.util.spec_from_file_location(module_name, CHALICE_PROJECT / "app.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

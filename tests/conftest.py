@@ -7,11 +7,9 @@ never see each other's jobs, messages or workers. The Chalice app runs in-proces
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,12 +41,9 @@ def local_stack() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def app_module() -> Any:
     """chalice_app/app.py, imported once (its decorator arguments are read at import)."""
-    spec = importlib.util.spec_from_file_location("facerec_chalice_app", ROOT / "chalice_app" / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    from local_service.service import load_chalice_app
+
+    return load_chalice_app()
 
 
 @pytest.fixture

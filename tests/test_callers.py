@@ -8,7 +8,6 @@ packaged template (tests/test_deploy_package.py).
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from facerec_client import FacerecClient, FacerecError
 from infra.local import free_port
 from local_service.gateway import LocalUsagePlan, UsagePlanLimits, keyed_server
 from local_service.process import API_KEY
-from local_service.service import CHALICE_PROJECT
+from local_service.service import CHALICE_PROJECT, load_chalice_app
 
 pytestmark = pytest.mark.control_plane
 
@@ -52,12 +51,7 @@ def _load_app(monkeypatch: pytest.MonkeyPatch, open_seed_route: str | None) -> M
         monkeypatch.delenv("FACEREC_OPEN_SEED_ROUTE", raising=False)
     else:
         monkeypatch.setenv("FACEREC_OPEN_SEED_ROUTE", open_seed_route)
-    name = f"facerec_app_seed_{open_seed_route}"
-    spec = importlib.util.spec_from_file_location(name, CHALICE_PROJECT / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_chalice_app(f"facerec_app_seed_{open_seed_route}")
 
 
 @contextmanager
