@@ -23,7 +23,7 @@ WORKER_AMI_FILE := $(OUT)/worker-ami-id
 WORKER_AMI      ?= $(shell cat $(WORKER_AMI_FILE) 2>/dev/null)
 DEPLOY          := $(BIN)/python -m infra.deploy
 
-.PHONY: help setup setup-system run demo test test-fast test-control-plane eval \
+.PHONY: help setup setup-system run demo test test-fast test-control-plane lint eval \
         bench bench-engine bench-worker bench-sim bench-local bench-course bench-gallery bench-boot bench-cost package ami deploy deploy-infra destroy clean
 
 help:  ## List the targets
@@ -64,6 +64,10 @@ test: setup  ## The whole suite, slow end-to-end tests included
 
 test-fast: setup  ## The suite without the slow tests
 	$(BIN)/python -m pytest -m 'not slow'
+
+lint: setup  ## ruff (pyflakes' checks) on the tree and mypy on the control plane (chalicelib)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test-control-plane: setup  ## Only the control plane's tests (API, workflow, scaling, erasure, schedules) against moto: the control_plane marker
 	$(BIN)/python -m pytest -m control_plane

@@ -164,7 +164,7 @@ class BatchesApi:
             body_photos.append(entry)
         counts = {status.value: statuses.count(status.value) for status in JobStatus}
         final = "Retry-After" not in headers
-        body = {
+        body: dict[str, Any] = {
             **_summary(batch_id, _batch_status(statuses, final), final=final),
             "counts": counts,
             "photos": body_photos,

@@ -38,7 +38,8 @@ def parse_multipart_file(body: bytes, content_type: str, field: str = FIELD) -> 
         raise BadRequestError("the multipart body could not be parsed")
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == field:
-            data = part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
+            data = payload if isinstance(payload, bytes) else b""
             filename = part.get_filename() or "photo.jpg"
             return UploadedFile(filename, part.get_content_type(), data)
     raise BadRequestError(f"the form has no {field!r} file field")

@@ -41,6 +41,6 @@ _UNKNOWN = "The job could not be completed: upload the photo again, or give the 
 def client_failure(code: str | None) -> dict[str, str]:
     """`{"error": code, "message": sentence}` for a failed job; codes outside the catalogue
     (Step Functions' `States.*`, an AWS error name) become `job_failed`."""
-    if code in FAILURE_MESSAGES:
+    if code is not None and code in FAILURE_MESSAGES:
         return {"error": code, "message": FAILURE_MESSAGES[code]}
     return {"error": _JOB_FAILED, "message": _UNKNOWN}

@@ -58,7 +58,8 @@ class Job:
 class NewRecord(Protocol):
     """A record the API creates: a job, or a batch (chalicelib.batches)."""
 
-    job_id: str
+    @property
+    def job_id(self) -> str: ...
 
     def to_item(self) -> dict[str, Any]: ...
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import IO
+from typing import IO, Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
@@ -49,7 +49,9 @@ def configure_json_logging(service: str, stream: IO[str] | None = None, level: i
     """JSON lines for the whole process on `stream` (stderr), replacing any handler there was;
     `keys` go on every line."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(LambdaPowertoolsFormatter(service=service, utc=True, use_rfc3339=True, **keys))
+    # The formatter takes the keys as extra keyword arguments, beside options of other types.
+    extra: dict[str, Any] = dict(keys)
+    handler.setFormatter(LambdaPowertoolsFormatter(service=service, utc=True, use_rfc3339=True, **extra))
     handler.addFilter(_Fields())
     root = logging.getLogger()
     root.handlers[:] = [handler]
