@@ -9,7 +9,7 @@ from typing import Any, Iterable, Iterator, Protocol
 
 from botocore.exceptions import ClientError
 
-from .contract import IDENTITIES, RECORD_FAILED_UNTAKEN, Clock, batch_get_all, JobKind, JobStatus, is_conditional_failure, utc_now_iso
+from .contract import IDENTITIES, RECORD_FAILED_UNTAKEN, Clock, batch_get_all, JobKind, JobStatus, is_conditional_failure, scan_pages, utc_now_iso
 from .exceptions import JobStoreError
 
 __all__ = ["Job", "JobStore", "NewRecord", "new_job_id"]
@@ -102,23 +102,18 @@ class JobStore:
         `_SCAN_PAGE` records evaluated): job id, result key, upload key and summary. A Scan with a
         filter, read to the end: deletions are rare, and records expire (ttl_epoch), so the table
         holds a few days of jobs."""
-        request: dict[str, Any] = {
-            "FilterExpression": "contains(#summary.#identities, :person)",
-            "ProjectionExpression": "job_id, result_key, upload_key, #summary",
-            "ExpressionAttributeNames": {"#summary": "summary", "#identities": IDENTITIES},
-            "ExpressionAttributeValues": {":person": person_id},
-            "Limit": _SCAN_PAGE,
-        }
-        while True:
-            try:
-                page = self._table.scan(**request)
-            except ClientError as exc:
-                raise JobStoreError("could not scan the jobs for a person's recognitions", exc) from exc
-            if page.get("Items"):
-                yield page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pages = scan_pages(
+            self._table,
+            FilterExpression="contains(#summary.#identities, :person)",
+            ProjectionExpression="job_id, result_key, upload_key, #summary",
+            ExpressionAttributeNames={"#summary": "summary", "#identities": IDENTITIES},
+            ExpressionAttributeValues={":person": person_id},
+            Limit=_SCAN_PAGE,
+        )
+        try:
+            yield from (items for items in pages if items)
+        except ClientError as exc:
+            raise JobStoreError("could not scan the jobs for a person's recognitions", exc) from exc
 
     def redact_identities(self, job_id: str, identities: list[str | None]) -> None:
         """Replace a recognition's summary of whom it named (a deleted person taken out)."""

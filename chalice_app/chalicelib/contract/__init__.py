@@ -25,6 +25,7 @@ from .aws import (
     is_missing_object,
     queue_backlog,
     scan_all,
+    scan_pages,
 )
 from .clock import Clock, utc_now_iso
 from .keys import (
@@ -128,6 +129,7 @@ __all__ = [
     "read_manifest",
     "result_key",
     "scan_all",
+    "scan_pages",
     "setting",
     "stage_prefix",
     "upload_key",

@@ -8,6 +8,7 @@ ClientErrors, so codes are read off the ClientError, here and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,6 +24,7 @@ __all__ = [
     "is_missing_object",
     "queue_backlog",
     "scan_all",
+    "scan_pages",
 ]
 
 # How S3 says a key or bucket is not there: a HEAD has no body, so only the status comes back.
@@ -67,15 +69,19 @@ def is_missing_object(s3: Any, bucket: str, key: str, exc: ClientError) -> bool:
     return all(item["Key"] != key for item in listed.get("Contents", []))
 
 
-def scan_all(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """Every item of a table resource's scan, page after page."""
-    items: list[dict[str, Any]] = []
+def scan_pages(table: Any, **kwargs: Any) -> Iterator[list[dict[str, Any]]]:
+    """A table resource's scan, each page's items as it is read."""
     while True:
         page = table.scan(**kwargs)
-        items.extend(page.get("Items", []))
+        yield page.get("Items", [])
         if "LastEvaluatedKey" not in page:
-            return items
+            return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def scan_all(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a table resource's scan, page after page."""
+    return [item for items in scan_pages(table, **kwargs) for item in items]
 
 
 # BatchGetItem's most keys per call.
