@@ -65,8 +65,9 @@ test: setup  ## The whole suite, slow end-to-end tests included
 test-fast: setup  ## The suite without the slow tests
 	$(BIN)/python -m pytest -m 'not slow'
 
-lint: setup  ## ruff (pyflakes' checks) on the tree and mypy on the control plane (chalicelib)
+lint: setup  ## ruff (lint and format check) on the tree and mypy on the control plane (chalicelib)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test-control-plane: setup  ## Only the control plane's tests (API, workflow, scaling, erasure, schedules) against moto: the control_plane marker

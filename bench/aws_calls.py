@@ -107,11 +107,19 @@ def read(folder: Path) -> dict[str, dict[str, Any]]:
 
 def empty_tallies() -> dict[str, Any]:
     """One origin's tallies before its first call."""
-    return {"calls": Counter(), "idle_calls": Counter(), "dynamodb_units": Counter(), "messages_received": 0}
+    return {
+        "calls": Counter(),
+        "idle_calls": Counter(),
+        "dynamodb_units": Counter(),
+        "messages_received": 0,
+    }
 
 
 def _plain(tallies: dict[str, Any]) -> dict[str, Any]:
-    return {key: dict(sorted(value.items())) if isinstance(value, Counter) else value for key, value in tallies.items()}
+    return {
+        key: dict(sorted(value.items())) if isinstance(value, Counter) else value
+        for key, value in tallies.items()
+    }
 
 
 class _Counter:
@@ -125,12 +133,26 @@ class _Counter:
         """The call's parameters, for its DynamoDB units: botocore hands after-call the same context."""
         context["facerec_parameters"] = params
 
-    def count(self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+    def count(
+        self,
+        http_response: Any,
+        parsed: dict[str, Any],
+        model: Any,
+        context: dict[str, Any],
+        **_: Any,
+    ) -> None:
         service, operation = model.service_model.service_name, model.name
         key = f"{service}.{operation}"
         messages = len(parsed.get("Messages", ())) if key == "sqs.ReceiveMessage" else None
-        units = _dynamodb_units(operation, context.get("facerec_parameters") or {}, len(http_response.content or b"")) \
-            if service == "dynamodb" else None
+        units = (
+            _dynamodb_units(
+                operation,
+                context.get("facerec_parameters") or {},
+                len(http_response.content or b""),
+            )
+            if service == "dynamodb"
+            else None
+        )
         with self._lock:
             tallies = self._origins.setdefault(self._origin(), empty_tallies())
             (tallies["idle_calls"] if messages == 0 else tallies["calls"])[key] += 1
@@ -147,32 +169,50 @@ class _Counter:
         if self._role != "service":
             return self._role
         name = threading.current_thread().name
-        return next((origin for prefix, origin in ORIGIN_OF_THREAD.items() if name.startswith(prefix)), API_ORIGIN)
+        return next(
+            (origin for prefix, origin in ORIGIN_OF_THREAD.items() if name.startswith(prefix)),
+            API_ORIGIN,
+        )
 
     def _write_locked(self) -> None:
         partial = self._path.with_suffix(".partial")
-        partial.write_text(json.dumps({
-            "role": self._role, "pid": os.getpid(),
-            "origins": {origin: _plain(tallies) for origin, tallies in self._origins.items()},
-        }))
+        partial.write_text(
+            json.dumps(
+                {
+                    "role": self._role,
+                    "pid": os.getpid(),
+                    "origins": {
+                        origin: _plain(tallies) for origin, tallies in self._origins.items()
+                    },
+                }
+            )
+        )
         partial.replace(self._path)
 
 
 def _dynamodb_units(operation: str, params: dict[str, Any], answer_bytes: int) -> Counter:
     """The read and write units one DynamoDB call consumes (READ_UNIT_BYTES, WRITE_OPERATIONS)."""
+
     def read_unit(request: dict[str, Any]) -> float:
         return 1.0 if request.get("ConsistentRead") else 0.5
 
     if operation in WRITE_OPERATIONS:
         return Counter(write=1.0)
     if operation == "BatchWriteItem":
-        return Counter(write=float(sum(len(requests) for requests in params.get("RequestItems", {}).values())))
+        return Counter(
+            write=float(sum(len(requests) for requests in params.get("RequestItems", {}).values()))
+        )
     if operation == "TransactWriteItems":
         return Counter(write=2.0 * len(params.get("TransactItems", ())))
     if operation == "GetItem":
         return Counter(read=read_unit(params))
     if operation == "BatchGetItem":
-        return Counter(read=sum(len(table["Keys"]) * read_unit(table) for table in params.get("RequestItems", {}).values()))
+        return Counter(
+            read=sum(
+                len(table["Keys"]) * read_unit(table)
+                for table in params.get("RequestItems", {}).values()
+            )
+        )
     if operation == "TransactGetItems":
         return Counter(read=2.0 * len(params.get("TransactItems", ())))
     if operation in ("Query", "Scan"):

@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,14 @@ from local_service.process import ADMIN_TOKEN, RunningService, local_service
 from local_service.service import load_chalice_app
 from sim.__main__ import COST_SCENARIO, deployed_workflow_type
 from sim.cost import (
-    CALL_COUNTS_FILE, PER_PHOTO_ORIGINS, Assumptions, calls_per_photo, function_memory_mb, load_prices, per_million, usage_per_photo,
+    CALL_COUNTS_FILE,
+    PER_PHOTO_ORIGINS,
+    Assumptions,
+    calls_per_photo,
+    function_memory_mb,
+    load_prices,
+    per_million,
+    usage_per_photo,
 )
 from sim.engine_rate import load_engine_rate
 from sim.params import FleetModel, SimParams
@@ -115,7 +122,7 @@ class HttpTally:
         url = response.request.url or ""
         with self._lock:
             if url.startswith(self._api + "/"):
-                path = url[len(self._api):].split("?")[0]
+                path = url[len(self._api) :].split("?")[0]
                 self.api[f"{response.request.method} {self._routes.match_route(path).route}"] += 1
             elif response.request.method == "POST":
                 self.uploads += 1
@@ -145,8 +152,11 @@ class CostRun:
         self.http.attach(self.client._http)
         self._ec2 = service.ec2()
         self._sfn = boto3.client(
-            "stepfunctions", endpoint_url=service.moto_url, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            "stepfunctions",
+            endpoint_url=service.moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
         )
 
     def measure(self, path: str, photos: Sequence[Path]) -> dict[str, Any]:
@@ -157,7 +167,7 @@ class CostRun:
             self.client.wait(self.client.submit(photos[0])["job_id"], timeout=WAIT_TIMEOUT_SECONDS)
         before = self._quiet()
         self.http.take()
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         seconds = SENDERS[path](self, photos)
         after = self._quiet()
         http, uploads = self.http.take()
@@ -173,10 +183,12 @@ class CostRun:
         }
 
     def live_workers(self) -> int:
-        reservations = self._ec2.describe_instances(Filters=[
-            {"Name": "tag:facerec:role", "Values": ["worker"]},
-            {"Name": "instance-state-name", "Values": ["pending", "running"]},
-        ])["Reservations"]
+        reservations = self._ec2.describe_instances(
+            Filters=[
+                {"Name": "tag:facerec:role", "Values": ["worker"]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            ]
+        )["Reservations"]
         return sum(len(r["Instances"]) for r in reservations)
 
     def _send_singles(self, photos: Sequence[Path], at_once: int) -> list[float]:
@@ -207,7 +219,9 @@ class CostRun:
             answer = post_photo(self._service.url, photo)
             self.http.add("POST /")
             if answer.status != 200:
-                raise RuntimeError(f"POST / of {photo.name} answered {answer.status}: {answer.text[:200]}")
+                raise RuntimeError(
+                    f"POST / of {photo.name} answered {answer.status}: {answer.text[:200]}"
+                )
             return answer.seconds
 
         with ThreadPoolExecutor(max_workers=WARM_CONCURRENCY) as pool:
@@ -220,7 +234,9 @@ class CostRun:
         deadline = quiet_since + QUIET_TIMEOUT_SECONDS
         while time.monotonic() - quiet_since < QUIET_SECONDS:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the stack made calls for {QUIET_TIMEOUT_SECONDS:.0f} s after the photos were done")
+                raise RuntimeError(
+                    f"the stack made calls for {QUIET_TIMEOUT_SECONDS:.0f} s after the photos were done"
+                )
             time.sleep(0.5)
             now = aws_calls.read(self._counts)
             if _per_photo_calls(now) != _per_photo_calls(last):
@@ -234,17 +250,28 @@ class CostRun:
         executions = transitions = 0
         billed_s = 0.0
         for machine in self._sfn.list_state_machines()["stateMachines"]:
-            for page in self._sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"]):
+            for page in self._sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=machine["stateMachineArn"]
+            ):
                 for execution in page["executions"]:
                     if execution["startDate"] < since:
                         continue
                     described = self._sfn.describe_execution(executionArn=execution["executionArn"])
-                    stopped = described.get("stopDate") or datetime.now(timezone.utc)
-                    history = self._sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+                    stopped = described.get("stopDate") or datetime.now(UTC)
+                    history = self._sfn.get_execution_history(
+                        executionArn=execution["executionArn"]
+                    )["events"]
                     executions += 1
                     transitions += sum(event["type"].endswith("StateEntered") for event in history)
-                    billed_s += math.ceil(round((stopped - described["startDate"]).total_seconds() * 10, 6)) / 10
-        return {"executions": executions, "state_transitions": transitions, "billed_seconds": round(billed_s, 1)}
+                    billed_s += (
+                        math.ceil(round((stopped - described["startDate"]).total_seconds() * 10, 6))
+                        / 10
+                    )
+        return {
+            "executions": executions,
+            "state_transitions": transitions,
+            "billed_seconds": round(billed_s, 1),
+        }
 
     def _wait_for(self, condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + WAIT_TIMEOUT_SECONDS
@@ -272,8 +299,13 @@ def _difference(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]
     for origin, tallies in after.items():
         earlier = before.get(origin, aws_calls.empty_tallies())
         counted = {
-            key: {name: round(n - earlier[key].get(name, 0), 3) for name, n in value.items() if n != earlier[key].get(name, 0)}
-            for key, value in tallies.items() if isinstance(value, dict)
+            key: {
+                name: round(n - earlier[key].get(name, 0), 3)
+                for name, n in value.items()
+                if n != earlier[key].get(name, 0)
+            }
+            for key, value in tallies.items()
+            if isinstance(value, dict)
         }
         counted["messages_received"] = tallies["messages_received"] - earlier["messages_received"]
         if any(counted.values()):
@@ -289,13 +321,19 @@ def simulated_fleet(engine: Path) -> dict[str, Any]:
     (ours,) = run_scenario(SimParams.for_engine(rate), replace(scenario, policies=("ours",)))
     figures = ours.figures
     return {
-        "scenario": COST_SCENARIO, "model": MODEL, "rate_source": rate.source,
-        "instance_seconds_per_photo": round(figures["instance_seconds_billed"] / figures["jobs"], 5),
+        "scenario": COST_SCENARIO,
+        "model": MODEL,
+        "rate_source": rate.source,
+        "instance_seconds_per_photo": round(
+            figures["instance_seconds_billed"] / figures["jobs"], 5
+        ),
         "p50_s": figures["p50_s"],
     }
 
 
-def price(paths: dict[str, Any], fleet: dict[str, Any], assumptions: Assumptions = Assumptions()) -> dict[str, Any]:
+def price(
+    paths: dict[str, Any], fleet: dict[str, Any], assumptions: Assumptions = Assumptions()
+) -> dict[str, Any]:
     """Each path's dollars per million photos, by price line, from its counts."""
     prices = load_prices()
     memory = function_memory_mb(assumptions.stage)
@@ -303,8 +341,12 @@ def price(paths: dict[str, Any], fleet: dict[str, Any], assumptions: Assumptions
     by_path = {}
     for path, counts in paths.items():
         usage, unpriced = usage_per_photo(
-            counts, workflow, memory_mb=memory, assumptions=assumptions,
-            ec2_seconds_per_photo=fleet["instance_seconds_per_photo"], held_request_s=fleet["p50_s"],
+            counts,
+            workflow,
+            memory_mb=memory,
+            assumptions=assumptions,
+            ec2_seconds_per_photo=fleet["instance_seconds_per_photo"],
+            held_request_s=fleet["p50_s"],
         )
         calls = calls_per_photo(counts)
         by_path[path] = {
@@ -313,15 +355,34 @@ def price(paths: dict[str, Any], fleet: dict[str, Any], assumptions: Assumptions
             "api_requests_per_photo": round(sum(counts["http"].values()) / counts["photos"], 3),
             "calls_per_photo": calls,
             "unpriced_calls_per_photo": unpriced,
-            "not_per_photo": {origin: tallies["calls"] for origin, tallies in counts["origins"].items()
-                              if origin not in PER_PHOTO_ORIGINS and tallies["calls"]},
-            "idle_calls": {origin: tallies["idle_calls"] for origin, tallies in counts["origins"].items() if tallies["idle_calls"]},
+            "not_per_photo": {
+                origin: tallies["calls"]
+                for origin, tallies in counts["origins"].items()
+                if origin not in PER_PHOTO_ORIGINS and tallies["calls"]
+            },
+            "idle_calls": {
+                origin: tallies["idle_calls"]
+                for origin, tallies in counts["origins"].items()
+                if tallies["idle_calls"]
+            },
         }
-    per_million_photos = {path: figures["usd_per_million_by_line"]["total"] for path, figures in by_path.items()}
-    calls_per_photo_by_path = {path: figures["aws_calls_per_photo"] for path, figures in by_path.items()}
+    per_million_photos = {
+        path: figures["usd_per_million_by_line"]["total"] for path, figures in by_path.items()
+    }
+    calls_per_photo_by_path = {
+        path: figures["aws_calls_per_photo"] for path, figures in by_path.items()
+    }
     targets = {
-        **{f"per_million_photos.{p} <= {t:g}": per_million_photos[p] <= t for p, t in USD_TARGETS.items() if p in paths},
-        **{f"aws_calls_per_photo.{p} <= {t:g}": calls_per_photo_by_path[p] <= t for p, t in CALLS_TARGETS.items() if p in paths},
+        **{
+            f"per_million_photos.{p} <= {t:g}": per_million_photos[p] <= t
+            for p, t in USD_TARGETS.items()
+            if p in paths
+        },
+        **{
+            f"aws_calls_per_photo.{p} <= {t:g}": calls_per_photo_by_path[p] <= t
+            for p, t in CALLS_TARGETS.items()
+            if p in paths
+        },
     }
     return {
         "per_million_photos": per_million_photos,
@@ -340,19 +401,45 @@ def price(paths: dict[str, Any], fleet: dict[str, Any], assumptions: Assumptions
 def markdown(report: dict[str, Any]) -> str:
     """The README's table: each price line's dollars per million photos, a column per path."""
     paths = [path for path in PATHS if path in report["by_path"]]
-    lines = sorted({line for path in paths for line in report["by_path"][path]["usd_per_million_by_line"]} - {"total"})
-    rows = ["| $ per million course photos | " + " | ".join(paths) + " |", "|---|" + "---:|" * len(paths)]
+    lines = sorted(
+        {line for path in paths for line in report["by_path"][path]["usd_per_million_by_line"]}
+        - {"total"}
+    )
+    rows = [
+        "| $ per million course photos | " + " | ".join(paths) + " |",
+        "|---|" + "---:|" * len(paths),
+    ]
     for line in lines:
         cells = [report["by_path"][path]["usd_per_million_by_line"].get(line) for path in paths]
-        rows.append(f"| {line} | " + " | ".join("—" if c is None else f"{c:.2f}" for c in cells) + " |")
-    rows.append("| **total** | " + " | ".join(f"**{report['per_million_photos'][path]:.2f}**" for path in paths) + " |")
-    for title, key in (("AWS calls per photo", "aws_calls_per_photo"), ("API requests per photo", "api_requests_per_photo")):
-        rows.append(f"| {title} | " + " | ".join(f"{report['by_path'][path][key]:.2f}" for path in paths) + " |")
+        rows.append(
+            f"| {line} | " + " | ".join("—" if c is None else f"{c:.2f}" for c in cells) + " |"
+        )
+    rows.append(
+        "| **total** | "
+        + " | ".join(f"**{report['per_million_photos'][path]:.2f}**" for path in paths)
+        + " |"
+    )
+    for title, key in (
+        ("AWS calls per photo", "aws_calls_per_photo"),
+        ("API requests per photo", "api_requests_per_photo"),
+    ):
+        rows.append(
+            f"| {title} | "
+            + " | ".join(f"{report['by_path'][path][key]:.2f}" for path in paths)
+            + " |"
+        )
     return "\n".join(rows)
 
 
-def run(datasets: Path, photos: int, cold_photos: int, paths: Sequence[str], max_workers: int, idle_seconds: float,
-        log: Path) -> dict[str, Any]:
+def run(
+    datasets: Path,
+    photos: int,
+    cold_photos: int,
+    paths: Sequence[str],
+    max_workers: int,
+    idle_seconds: float,
+    log: Path,
+) -> dict[str, Any]:
     """Every path in `paths` on one local stack: their counts."""
     course = CourseSet(datasets / "cse546-1000")
     files = course.photos()[:photos]
@@ -362,8 +449,11 @@ def run(datasets: Path, photos: int, cold_photos: int, paths: Sequence[str], max
         os.environ.update(aws_calls.environment(Path(counts), FleetModel.cold_start_s))
         with local_service(log, idle_seconds, max_workers=max_workers) as service:
             bench = CostRun(service, Path(counts), routes)
-            print(f"bench-cost: enrolling the course's people (workers boot in {FleetModel.cold_start_s:.0f} s) …",
-                  file=sys.stderr, flush=True)
+            print(
+                f"bench-cost: enrolling the course's people (workers boot in {FleetModel.cold_start_s:.0f} s) …",
+                file=sys.stderr,
+                flush=True,
+            )
             enroll(bench.client, CourseSet(datasets / "cse546-100"))
             measured = {}
             for path in paths:
@@ -371,7 +461,7 @@ def run(datasets: Path, photos: int, cold_photos: int, paths: Sequence[str], max
                 print(f"bench-cost: {path}: {len(sent)} photos …", file=sys.stderr, flush=True)
                 measured[path] = bench.measure(path, sent)
     return {
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
         "cold_start_s": FleetModel.cold_start_s,
         "paths": measured,
@@ -381,39 +471,74 @@ def run(datasets: Path, photos: int, cold_photos: int, paths: Sequence[str], max
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
-    parser.add_argument("--photos", type=int, default=100, help="photos per path (a batch holds 100 at most)")
-    parser.add_argument("--cold-photos", type=int, default=10, help="photos arriving at once at a cold fleet")
-    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated, of " + ", ".join(PATHS))
+    parser.add_argument(
+        "--photos", type=int, default=100, help="photos per path (a batch holds 100 at most)"
+    )
+    parser.add_argument(
+        "--cold-photos", type=int, default=10, help="photos arriving at once at a cold fleet"
+    )
+    parser.add_argument(
+        "--paths", default=",".join(PATHS), help="comma-separated, of " + ", ".join(PATHS)
+    )
     parser.add_argument("--max-workers", type=int, default=2)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
-    parser.add_argument("--engine", type=Path, default=Path("out/bench-engine.json"),
-                        help="bench-engine figures for the simulated fleet (defaults when absent)")
+    parser.add_argument(
+        "--engine",
+        type=Path,
+        default=Path("out/bench-engine.json"),
+        help="bench-engine figures for the simulated fleet (defaults when absent)",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/bench-cost.json"))
-    parser.add_argument("--counts", type=Path, default=CALL_COUNTS_FILE, help="the counts alone, for the simulator")
+    parser.add_argument(
+        "--counts", type=Path, default=CALL_COUNTS_FILE, help="the counts alone, for the simulator"
+    )
     args = parser.parse_args()
     if not (args.datasets / "cse546-1000").is_dir():
-        print(f"bench-cost: {args.datasets / 'cse546-1000'} not found: pass --datasets", file=sys.stderr)
+        print(
+            f"bench-cost: {args.datasets / 'cse546-1000'} not found: pass --datasets",
+            file=sys.stderr,
+        )
         return 2
     paths = [path for path in args.paths.split(",") if path]
     unknown = set(paths) - set(PATHS)
     if unknown:
-        print(f"bench-cost: no path {', '.join(sorted(unknown))}; choose of {', '.join(PATHS)}", file=sys.stderr)
+        print(
+            f"bench-cost: no path {', '.join(sorted(unknown))}; choose of {', '.join(PATHS)}",
+            file=sys.stderr,
+        )
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    counts = run(args.datasets, args.photos, args.cold_photos, paths, args.max_workers, args.idle_seconds,
-                 args.out.parent / "bench-cost-service.log")
+    counts = run(
+        args.datasets,
+        args.photos,
+        args.cold_photos,
+        paths,
+        args.max_workers,
+        args.idle_seconds,
+        args.out.parent / "bench-cost-service.log",
+    )
     fleet = simulated_fleet(args.engine)
     report = price(counts["paths"], fleet)
-    report["notes"] = [note.format(**fleet, cold_start_s=counts["cold_start_s"], stage=report["stage"],
-                                   held_s=fleet["p50_s"]) for note in NOTES]
+    report["notes"] = [
+        note.format(
+            **fleet,
+            cold_start_s=counts["cold_start_s"],
+            stage=report["stage"],
+            held_s=fleet["p50_s"],
+        )
+        for note in NOTES
+    ]
     report["counts"] = counts
     args.out.write_text(json.dumps(report, indent=2))
     args.counts.write_text(json.dumps(counts, indent=2) + "\n")
     print(markdown(report))
     print("\n" + "\n".join(f"- {note}" for note in report["notes"]))
-    print(f"\nbench-cost: {json.dumps(report['per_million_photos'])} $/M; "
-          f"AWS calls per photo {json.dumps(report['aws_calls_per_photo'])}; targets {json.dumps(report['targets_met'])}; "
-          f"figures in {args.out}, counts in {args.counts}", file=sys.stderr)
+    print(
+        f"\nbench-cost: {json.dumps(report['per_million_photos'])} $/M; "
+        f"AWS calls per photo {json.dumps(report['aws_calls_per_photo'])}; targets {json.dumps(report['targets_met'])}; "
+        f"figures in {args.out}, counts in {args.counts}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -52,7 +52,9 @@ def post_photo(url: str, path: Path) -> Answer:
     """What the course's workload generator sends: a fresh connection, the photo as `inputFile`."""
     started = time.perf_counter()
     try:
-        response = requests.post(url + "/", files={"inputFile": (path.name, path.read_bytes())}, timeout=3600)
+        response = requests.post(
+            url + "/", files={"inputFile": (path.name, path.read_bytes())}, timeout=3600
+        )
     except requests.ConnectionError as exc:
         return Answer(None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
     return Answer(response.status_code, response.text, time.perf_counter() - started)
@@ -76,7 +78,11 @@ def engine_batched_rate(paths: Sequence[Path]) -> dict:
             started = time.perf_counter()
             run()
             times.append(time.perf_counter() - started)
-        return {"model": engine.model, "threads": config.threads, "photos_per_second": round(len(photos) / statistics.median(times), 2)}
+        return {
+            "model": engine.model,
+            "threads": config.threads,
+            "photos_per_second": round(len(photos) / statistics.median(times), 2),
+        }
 
 
 def enroll(client: FacerecClient, course: CourseSet) -> int:
@@ -102,7 +108,8 @@ def score(answers: list[Answer], expected: list[str], seconds: float) -> dict:
         "photos_per_second": round(len(answered) / seconds, 2) if seconds else 0.0,
         "wrong_examples": [
             {"expected": want, "status": a.status, "answer": a.text[:200]}
-            for a, want in zip(answers, expected) if not (a.status == 200 and a.text == want)
+            for a, want in zip(answers, expected)
+            if not (a.status == 200 and a.text == want)
         ][:5],
     }
 
@@ -112,7 +119,11 @@ def burst(url: str, course: CourseSet) -> dict:
     labels = course.labels()
     photos = course.photos()
     expected = [f"{path.stem}:{labels[path.name]}" for path in photos]
-    print(f"course: {course.folder.name}: sending {len(photos)} photos at once …", file=sys.stderr, flush=True)
+    print(
+        f"course: {course.folder.name}: sending {len(photos)} photos at once …",
+        file=sys.stderr,
+        flush=True,
+    )
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=len(photos)) as pool:
         answers = list(pool.map(lambda path: post_photo(url, path), photos))
@@ -135,18 +146,26 @@ def run(datasets: Path, max_workers: int | None) -> dict:
     report: dict = {"cores": os.cpu_count(), "engine_batched": engine}
     log = Path(tempfile.mkdtemp(prefix="bench-course-")) / "service.log"
     with local_service(log, IDLE_SECONDS, max_workers=max_workers) as service:
-        report["enrolled_photos"] = enroll(FacerecClient(service.url, admin_token=ADMIN_TOKEN), enrollment)
+        report["enrolled_photos"] = enroll(
+            FacerecClient(service.url, admin_token=ADMIN_TOKEN), enrollment
+        )
         report["warm_single_photo"] = warm_singles(service.url, enrollment)
         for name in WORKLOADS:
             report[name] = burst(service.url, CourseSet(datasets / name))
     report["service_log"] = str(log)
     rate = engine["photos_per_second"]
     report["targets"] = {
-        "every_photo_answered_correctly": all(report[n]["correct"] == report[n]["sent"] for n in WORKLOADS),
+        "every_photo_answered_correctly": all(
+            report[n]["correct"] == report[n]["sent"] for n in WORKLOADS
+        ),
         "none_refused": all(report[n]["refused"] == 0 for n in WORKLOADS),
-        "local_throughput_fraction_of_engine": round(report["cse546-1000"]["photos_per_second"] / rate, 2),
-        "local_throughput_at_least_half_the_engine": report["cse546-1000"]["photos_per_second"] >= TARGET_FRACTION_OF_ENGINE * rate,
-        "warm_single_p50_within_target": report["warm_single_photo"]["latency_seconds"]["p50"] <= TARGET_SINGLE_P50_SECONDS,
+        "local_throughput_fraction_of_engine": round(
+            report["cse546-1000"]["photos_per_second"] / rate, 2
+        ),
+        "local_throughput_at_least_half_the_engine": report["cse546-1000"]["photos_per_second"]
+        >= TARGET_FRACTION_OF_ENGINE * rate,
+        "warm_single_p50_within_target": report["warm_single_photo"]["latency_seconds"]["p50"]
+        <= TARGET_SINGLE_P50_SECONDS,
     }
     return report
 
@@ -154,12 +173,20 @@ def run(datasets: Path, max_workers: int | None) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
-    parser.add_argument("--max-workers", type=int, default=None, help="the local fleet's cap (make run's default otherwise)")
+    parser.add_argument(
+        "--max-workers",
+        type=int,
+        default=None,
+        help="the local fleet's cap (make run's default otherwise)",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/bench-course.json"))
     args = parser.parse_args()
     missing = [name for name in WORKLOADS if not (args.datasets / name).is_dir()]
     if missing:
-        print(f"course: {', '.join(missing)} not found under {args.datasets}: pass --datasets", file=sys.stderr)
+        print(
+            f"course: {', '.join(missing)} not found under {args.datasets}: pass --datasets",
+            file=sys.stderr,
+        )
         return 2
     report = run(args.datasets, args.max_workers)
     args.out.parent.mkdir(parents=True, exist_ok=True)

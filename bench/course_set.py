@@ -48,4 +48,6 @@ class CourseSet:
             if digest not in seen:
                 seen.add(digest)
                 photos.setdefault(label, []).append(self.images / name)
-        return [Person(label.lower(), label, tuple(paths)) for label, paths in sorted(photos.items())]
+        return [
+            Person(label.lower(), label, tuple(paths)) for label, paths in sorted(photos.items())
+        ]

@@ -41,9 +41,12 @@ def ground_truth(folder: Path) -> dict[str, np.ndarray]:
     for name in ("training.xml", "testing.xml"):
         for image in ElementTree.parse(folder / name).getroot().iter("image"):
             boxes = [
-                [int(box.get(k)) for k in ("left", "top", "width", "height")] for box in image.iter("box")
+                [int(box.get(k)) for k in ("left", "top", "width", "height")]
+                for box in image.iter("box")
             ]
-            truth[image.get("file")] = np.array([[x, y, x + w, y + h] for x, y, w, h in boxes], dtype=float)
+            truth[image.get("file")] = np.array(
+                [[x, y, x + w, y + h] for x, y, w, h in boxes], dtype=float
+            )
     return truth
 
 
@@ -72,14 +75,20 @@ def score(found: np.ndarray, truth: np.ndarray) -> tuple[int, int]:
     return matched, len(found) - matched
 
 
-def evaluate(detect: Callable[[Path], np.ndarray], folder: Path, truth: dict[str, np.ndarray]) -> dict:
+def evaluate(
+    detect: Callable[[Path], np.ndarray], folder: Path, truth: dict[str, np.ndarray]
+) -> dict:
     """Recall and false detections of `detect` (photo path -> (n, 4) boxes in its pixels)."""
     photos = {}
     for name in [*sorted(truth), *UNBOXED]:
         found = detect(folder / name)
         matched, false = score(found, truth[name]) if name in truth else (None, None)
-        photos[name] = {"boxes": len(truth[name]) if name in truth else None, "found": len(found),
-                        "matched": matched, "false": false}
+        photos[name] = {
+            "boxes": len(truth[name]) if name in truth else None,
+            "found": len(found),
+            "matched": matched,
+            "false": false,
+        }
     boxed = [p for p in photos.values() if p["boxes"] is not None]
     return {
         "faces": sum(p["boxes"] for p in boxed),
@@ -90,17 +99,25 @@ def evaluate(detect: Callable[[Path], np.ndarray], folder: Path, truth: dict[str
     }
 
 
-def engine_detect(detector_name: str, proposals_from: float | None = None) -> Callable[[Path], np.ndarray]:
+def engine_detect(
+    detector_name: str, proposals_from: float | None = None
+) -> Callable[[Path], np.ndarray]:
     """The engine's detector on a photo loaded the way an upload is, boxes in the photo's pixels;
     with `proposals_from`, YuNet's own proposals at or above that score instead of its faces."""
     config = EngineConfig(detector=detector_name)
     detector = load_detector(config)
 
     def boxes(photo: Path) -> np.ndarray:
-        loaded = load_photo(photo.read_bytes(), max_pixels=config.max_pixels,
-                            long_side=config.detect_long_side, min_side=config.min_photo_side)
+        loaded = load_photo(
+            photo.read_bytes(),
+            max_pixels=config.max_pixels,
+            long_side=config.detect_long_side,
+            min_side=config.min_photo_side,
+        )
         if proposals_from is None:
-            found = np.array([face.box for face in detector.detect([loaded.image])[0]]).reshape(-1, 4)
+            found = np.array([face.box for face in detector.detect([loaded.image])[0]]).reshape(
+                -1, 4
+            )
         else:
             proposals = detector.proposals(loaded.image)
             found = proposals[proposals[:, 4] >= proposals_from, :4]
@@ -115,7 +132,9 @@ def peer_detect() -> Callable[[Path], np.ndarray]:
 
     def boxes(photo: Path) -> np.ndarray:
         found = face_recognition.face_locations(face_recognition.load_image_file(str(photo)))
-        return np.array([[left, top, right, bottom] for top, right, bottom, left in found], dtype=float).reshape(-1, 4)
+        return np.array(
+            [[left, top, right, bottom] for top, right, bottom, left in found], dtype=float
+        ).reshape(-1, 4)
 
     return boxes
 
@@ -127,12 +146,18 @@ def main() -> int:
     args = parser.parse_args()
     folder = args.datasets / "dlib-faces"
     if not (folder / "training.xml").is_file():
-        print(f"bench-detection: no dlib-faces under {args.datasets}: pass --datasets", file=sys.stderr)
+        print(
+            f"bench-detection: no dlib-faces under {args.datasets}: pass --datasets",
+            file=sys.stderr,
+        )
         return 2
     truth = ground_truth(folder)
     rows = {name: evaluate(engine_detect(name), folder, truth) for name in DETECTORS}
     config = EngineConfig()
-    for source, threshold in (("OpenCV", OPENCV_DEFAULT_SCORE), ("libfacedetection", config.yunet_min_score)):
+    for source, threshold in (
+        ("OpenCV", OPENCV_DEFAULT_SCORE),
+        ("libfacedetection", config.yunet_min_score),
+    ):
         label = f"YuNet alone at {source}'s {threshold}"
         rows[label] = evaluate(engine_detect("yunet", proposals_from=threshold), folder, truth)
     rows["face_recognition HOG (peer)"] = evaluate(peer_detect(), folder, truth)
@@ -142,7 +167,8 @@ def main() -> int:
         "default_detector": config.detector,
         "targets": {
             f"default finds {TARGET_FOUND}/{TARGET_FOUND}": default["found"] == TARGET_FOUND,
-            f"default at most {TARGET_MAX_FALSE} false detection": default["false_detections"] <= TARGET_MAX_FALSE,
+            f"default at most {TARGET_MAX_FALSE} false detection": default["false_detections"]
+            <= TARGET_MAX_FALSE,
             "default finds no face on dogs.jpg": default["faces_on_dogs"] == 0,
         },
         "detectors": rows,
@@ -151,7 +177,9 @@ def main() -> int:
     args.out.write_text(json.dumps(report, indent=2))
     print(f"{'detector':42} {'found':>7} {'false':>6} {'dogs':>5}")
     for name, row in rows.items():
-        print(f"{name:42} {row['found']:>3}/{row['faces']:<3} {row['false_detections']:>6} {row['faces_on_dogs']:>5}")
+        print(
+            f"{name:42} {row['found']:>3}/{row['faces']:<3} {row['false_detections']:>6} {row['faces_on_dogs']:>5}"
+        )
     print(f"targets: {report['targets']}")
     print(f"bench-detection: figures written to {args.out}", file=sys.stderr)
     return 0

@@ -35,7 +35,14 @@ from facenet_pytorch import InceptionResnetV1
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from facerec_worker.engine import DETECTORS, MODELS, EngineConfig, PhotoInput, Recognizer, photo_files
+from facerec_worker.engine import (
+    DETECTORS,
+    MODELS,
+    EngineConfig,
+    PhotoInput,
+    Recognizer,
+    photo_files,
+)
 
 TARGET_PHOTOS_PER_SECOND = 15.0
 TARGET_PEAK_MEMORY_MB = 1536
@@ -91,9 +98,15 @@ def _embedding_gflops(engine) -> dict:
         rate = _median_rate(lambda: network(faces), len(faces))
         # The practical ceiling of these cores for this kind of network: one large 3x3
         # convolution in oneDNN, the best case of the layers InceptionResnetV1 is made of.
-        conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).eval().to(memory_format=torch.channels_last)
+        conv = (
+            torch.nn.Conv2d(256, 256, 3, padding=1, bias=False)
+            .eval()
+            .to(memory_format=torch.channels_last)
+        )
         activations = torch.randn(32, 256, 32, 32).contiguous(memory_format=torch.channels_last)
-        ceiling = _median_rate(lambda: conv(activations), 1) * 2 * 32 * 32 * 32 * 256 * 256 * 9 / 1e9
+        ceiling = (
+            _median_rate(lambda: conv(activations), 1) * 2 * 32 * 32 * 32 * 256 * 256 * 9 / 1e9
+        )
     return {
         "gflop_per_face": round(gflop_per_face, 2),
         "faces_per_second": rate,
@@ -117,11 +130,15 @@ def engine_config(model: str, detector: str) -> tuple[EngineConfig, str]:
         weights = str(Path(tempfile.mkdtemp()) / "facenet-bench.pt")
         torch.save(InceptionResnetV1(pretrained=None, classify=False).state_dict(), weights)
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
-    config = EngineConfig(model=model, detector=detector, facenet_weights=Path(weights), facenet_sha256=digest)
+    config = EngineConfig(
+        model=model, detector=detector, facenet_weights=Path(weights), facenet_sha256=digest
+    )
     return config, note
 
 
-def engine_runner(configuration: str, datasets: Path, large_photo: Path) -> Callable[[dict], object]:
+def engine_runner(
+    configuration: str, datasets: Path, large_photo: Path
+) -> Callable[[dict], object]:
     """The child's side for one detector + model: what each of the parent's requests runs."""
     detector, model = configuration.split("+")
     config, note = engine_config(model, detector)
@@ -134,7 +151,10 @@ def engine_runner(configuration: str, datasets: Path, large_photo: Path) -> Call
         if request["do"] == "single":
             return [engine.recognize([p], gallery) for p in photos[:ONE_AT_A_TIME]]
         if request["do"] == "batched":
-            return [engine.recognize(photos[i : i + BATCH], gallery) for i in range(0, len(photos), BATCH)]
+            return [
+                engine.recognize(photos[i : i + BATCH], gallery)
+                for i in range(0, len(photos), BATCH)
+            ]
         if request["do"] == "faces":
             return sum(len(r.faces) for r in engine.recognize(photos, gallery))
         if request["do"] == "embedding":
@@ -167,7 +187,9 @@ def peer_runner(datasets: Path, large_photo: Path) -> Callable[[dict], object]:
     (load_image_file, face_locations with HOG, face_encodings, compare_faces)."""
     face_recognition = import_face_recognition()
     known = face_recognition.face_encodings(
-        face_recognition.load_image_file(str(datasets / "knn-examples" / "test" / "obama_and_biden.jpg"))
+        face_recognition.load_image_file(
+            str(datasets / "knn-examples" / "test" / "obama_and_biden.jpg")
+        )
     )
     workloads = _workloads(datasets, large_photo)
 
@@ -197,7 +219,12 @@ def serve(run: Callable[[dict], object]) -> None:
         started = time.perf_counter()
         answer = run(request)
         seconds = time.perf_counter() - started
-        print(json.dumps({"seconds": seconds, "answer": answer if isinstance(answer, (dict, int)) else None}), flush=True)
+        print(
+            json.dumps(
+                {"seconds": seconds, "answer": answer if isinstance(answer, (dict, int)) else None}
+            ),
+            flush=True,
+        )
 
 
 class Child:
@@ -210,9 +237,20 @@ class Child:
     def __init__(self, configuration: str, datasets: Path, large_photo: Path) -> None:
         self.configuration = configuration
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.engine", "--child", configuration, "--datasets", str(datasets),
-             "--large-photo", str(large_photo)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "bench.engine",
+                "--child",
+                configuration,
+                "--datasets",
+                str(datasets),
+                "--large-photo",
+                str(large_photo),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.peak_pss = self.peak_rss = 0
         self._done = threading.Event()
@@ -227,7 +265,9 @@ class Child:
     def _read(self) -> str:
         line = self._process.stdout.readline()
         if not line:
-            raise SystemExit(f"bench-engine: the {self.configuration} run failed (exit {self._process.wait()}); see above")
+            raise SystemExit(
+                f"bench-engine: the {self.configuration} run failed (exit {self._process.wait()}); see above"
+            )
         return line
 
     def ask(self, do: str, workload: str | None = None) -> dict:
@@ -261,7 +301,9 @@ class Child:
             time.sleep(0.1)
 
 
-def measure(configurations: list[str], datasets: Path, large_photo: Path, repeats: int) -> dict[str, dict]:
+def measure(
+    configurations: list[str], datasets: Path, large_photo: Path, repeats: int
+) -> dict[str, dict]:
     """Every configuration's figures, the repeats taken in turns (see the module docstring)."""
     children = []
     for configuration in configurations:
@@ -270,9 +312,20 @@ def measure(configurations: list[str], datasets: Path, large_photo: Path, repeat
     figures = {child.configuration: child.ask("describe")["answer"] for child in children}
     sizes = {name: len(photos) for name, photos in _workloads(datasets, large_photo).items()}
     for workload, photos in sizes.items():
-        for do, key, count in (("single", SINGLE_KEY, min(photos, ONE_AT_A_TIME)), ("batched", BATCHED_KEY, photos)):
-            takers = [c for c in children if c.configuration != PEER or (do == "single" and workload in PEER_WORKLOADS)]
-            print(f"bench-engine: {workload}, {key}, {len(takers)} configurations in turn …", file=sys.stderr, flush=True)
+        for do, key, count in (
+            ("single", SINGLE_KEY, min(photos, ONE_AT_A_TIME)),
+            ("batched", BATCHED_KEY, photos),
+        ):
+            takers = [
+                c
+                for c in children
+                if c.configuration != PEER or (do == "single" and workload in PEER_WORKLOADS)
+            ]
+            print(
+                f"bench-engine: {workload}, {key}, {len(takers)} configurations in turn …",
+                file=sys.stderr,
+                flush=True,
+            )
             times: dict[str, list[float]] = {c.configuration: [] for c in takers}
             for repeat in range(repeats + 1):  # the first round warms up
                 for child in takers:
@@ -284,7 +337,9 @@ def measure(configurations: list[str], datasets: Path, large_photo: Path, repeat
                 rates[key] = round(count / statistics.median(runs), 2)
         for child in children:
             if workload in figures[child.configuration]:
-                figures[child.configuration][workload]["faces_found"] = child.ask("faces", workload)["answer"]
+                figures[child.configuration][workload]["faces_found"] = child.ask(
+                    "faces", workload
+                )["answer"]
     default_facenet = f"{EngineConfig().detector}+facenet"
     for child in children:
         if child.configuration == default_facenet:
@@ -295,8 +350,12 @@ def measure(configurations: list[str], datasets: Path, large_photo: Path, repeat
         result["peak_rss_main_process_mb"] = round(child.peak_rss / 2**20)
         if child.configuration != PEER:
             result["targets"] = {
-                f"course batched >= {TARGET_PHOTOS_PER_SECOND} photos/s": result[COURSE][BATCHED_KEY] >= TARGET_PHOTOS_PER_SECOND,
-                f"peak memory <= {TARGET_PEAK_MEMORY_MB} MB": result["peak_memory_mb"] <= TARGET_PEAK_MEMORY_MB,
+                f"course batched >= {TARGET_PHOTOS_PER_SECOND} photos/s": result[COURSE][
+                    BATCHED_KEY
+                ]
+                >= TARGET_PHOTOS_PER_SECOND,
+                f"peak memory <= {TARGET_PEAK_MEMORY_MB} MB": result["peak_memory_mb"]
+                <= TARGET_PEAK_MEMORY_MB,
             }
     return figures
 
@@ -329,7 +388,8 @@ def compare(runs: dict[str, dict], peer: dict) -> dict:
         "default_detector": default,
         f"{default} vs mtcnn": against_mtcnn,
         "against face_recognition": against_peer,
-        f"{default}+dlib frames batched >= {TARGET_FRAMES_OVER_PEER}x face_recognition": ratio >= TARGET_FRAMES_OVER_PEER,
+        f"{default}+dlib frames batched >= {TARGET_FRAMES_OVER_PEER}x face_recognition": ratio
+        >= TARGET_FRAMES_OVER_PEER,
     }
 
 
@@ -339,7 +399,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("out/bench-engine.json"))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--detectors", default=",".join(DETECTORS))
-    parser.add_argument("--repeats", type=int, default=REPEATS, help="timed rounds per workload (a quick check: 1)")
+    parser.add_argument(
+        "--repeats", type=int, default=REPEATS, help="timed rounds per workload (a quick check: 1)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--large-photo", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -350,7 +412,10 @@ def main() -> int:
             serve(engine_runner(args.child, args.datasets, args.large_photo))
         return 0
     if not (args.datasets / "cse546-100").is_dir():
-        print(f"bench-engine: no course photos under {args.datasets}: pass --datasets", file=sys.stderr)
+        print(
+            f"bench-engine: no course photos under {args.datasets}: pass --datasets",
+            file=sys.stderr,
+        )
         return 2
 
     report: dict = {
@@ -375,7 +440,9 @@ def main() -> int:
     report["runs"] = figures
     # What the service runs, per model: the default detector's figures (the simulator reads these).
     report["models"] = {
-        result["model"]: result for result in figures.values() if result["detector"] == EngineConfig().detector
+        result["model"]: result
+        for result in figures.values()
+        if result["detector"] == EngineConfig().detector
     }
     if f"{EngineConfig().detector}+dlib" in figures:
         report["comparison"] = compare(figures, report["peer"])
@@ -391,7 +458,10 @@ def _cpu_model() -> str:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return platform.processor() or platform.machine()
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
+    return next(
+        (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+        platform.machine(),
+    )
 
 
 def _print_table(report: dict) -> None:
@@ -404,8 +474,10 @@ def _print_table(report: dict) -> None:
                     f"{configuration:18} {name:40} {rates[SINGLE_KEY]:>10} "
                     f"{batched:>11} {rates['faces_found']:>6}"
                 )
-        print(f"{configuration:18} peak memory {figures['peak_memory_mb']} MB (PSS, whole process tree)"
-              + (f"; targets {figures['targets']}" if "targets" in figures else ""))
+        print(
+            f"{configuration:18} peak memory {figures['peak_memory_mb']} MB (PSS, whole process tree)"
+            + (f"; targets {figures['targets']}" if "targets" in figures else "")
+        )
         if "embedding" in figures:
             print(f"{configuration:18} embedding {figures['embedding']}")
     if "comparison" in report:

@@ -88,7 +88,9 @@ def main() -> int:
         report = evaluate(engine, root)
     for round_name, result in report["rounds"].items():
         marks = " ".join(("ok " if p["ok"] else "BAD ") + p["photo"] for p in result["photos"])
-        print(f"{report['model']:8} {round_name:26} wrong {result['wrong']}/{result['faces']}  {marks}")
+        print(
+            f"{report['model']:8} {round_name:26} wrong {result['wrong']}/{result['faces']}  {marks}"
+        )
     print(
         f"{report['model']} ({report['detector']} detector): {report['wrong']} wrong of {report['faces_checked']} faces checked; "
         f"threshold {report['threshold']}, farthest match {report['farthest_match']}, "

@@ -65,7 +65,9 @@ def exact_by_size(faces: np.ndarray, queries: np.ndarray, dimensions: int) -> di
         if size < len(faces):
             index = FaceIndex(MODEL, DETECTOR, dimensions)
             index.add_each([Owner(f"p{n}", "i") for n in range(size)], faces[:size])
-            timings[size] = round(timed_batches(lambda q: index.neighbours(q, THRESHOLD), queries), 2)
+            timings[size] = round(
+                timed_batches(lambda q: index.neighbours(q, THRESHOLD), queries), 2
+            )
     return timings
 
 
@@ -82,8 +84,12 @@ def ivf(faces: np.ndarray, queries: np.ndarray, picks: np.ndarray) -> dict:
     built = time.perf_counter() - started
     ms = timed_batches(lambda q: index.search(q, 1), queries)
     _, found = index.search(queries, 1)
-    return {"kind": "IVF-Flat nlist=1024 nprobe=32", "build_seconds": round(built, 1),
-            "match_ms_per_batch_of_10": round(ms, 2), "planted_found": float((found[:, 0] == picks).mean())}
+    return {
+        "kind": "IVF-Flat nlist=1024 nprobe=32",
+        "build_seconds": round(built, 1),
+        "match_ms_per_batch_of_10": round(ms, 2),
+        "planted_found": float((found[:, 0] == picks).mean()),
+    }
 
 
 def run(faces_count: int, dimensions: int) -> dict:
@@ -109,14 +115,25 @@ def run(faces_count: int, dimensions: int) -> dict:
         directory = PeopleDirectory(people_table)
         started = time.perf_counter()
         worker = store()
-        LiveGallery(worker.current(), directory, DETECTOR).match(queries[:1], model=MODEL, threshold=THRESHOLD)
+        LiveGallery(worker.current(), directory, DETECTOR).match(
+            queries[:1], model=MODEL, threshold=THRESHOLD
+        )
         load_seconds = time.perf_counter() - started
 
         index = worker.current()
-        exact_ms = timed_batches(lambda q: LiveGallery(index, directory, DETECTOR).match(q, model=MODEL, threshold=THRESHOLD), queries)
+        exact_ms = timed_batches(
+            lambda q: LiveGallery(index, directory, DETECTOR).match(
+                q, model=MODEL, threshold=THRESHOLD
+            ),
+            queries,
+        )
         refresh_ms = timed_batches(lambda q: worker.current(), queries)
         search_ms = timed_batches(lambda q: index.neighbours(q, THRESHOLD), queries)
-        found = [c[0].owner.person for s in range(0, 200, 10) for c in index.neighbours(queries[s : s + 10], THRESHOLD)]
+        found = [
+            c[0].owner.person
+            for s in range(0, 200, 10)
+            for c in index.neighbours(queries[s : s + 10], THRESHOLD)
+        ]
         exact_found = float(np.mean([f == f"p{p}" for f, p in zip(found, picks)]))
         ann = ivf(faces, queries, picks)
         crossover = exact_by_size(faces, queries, dimensions)
@@ -124,9 +141,14 @@ def run(faces_count: int, dimensions: int) -> dict:
         enrollments = 400
         for n in range(enrollments):
             # As the API leaves a person whose enrollment it has handed out (PeopleStore.record_uploads).
-            people_table.put_item(Item={
-                "person_id": f"new{n}", "display_name": f"new{n}", "incarnation": "i", UNCOUNTED_ENROLLMENTS: {bench_job(n)},
-            })
+            people_table.put_item(
+                Item={
+                    "person_id": f"new{n}",
+                    "display_name": f"new{n}",
+                    "incarnation": "i",
+                    UNCOUNTED_ENROLLMENTS: {bench_job(n)},
+                }
+            )
         writers = [store() for _ in range(16)]
         new_faces = unit(rng, enrollments, dimensions)
 
@@ -145,11 +167,18 @@ def run(faces_count: int, dimensions: int) -> dict:
         visible = []
         for n in range(5):
             person = f"late{n}"
-            people_table.put_item(Item={"person_id": person, "display_name": person, "incarnation": "i"})
+            people_table.put_item(
+                Item={"person_id": person, "display_name": person, "incarnation": "i"}
+            )
             face = unit(rng, 1, dimensions)
             started = time.perf_counter()
             writers[0].append(Owner(person, "i"), face, f"bench-late-{n:06d}-xxxxxxxx")
-            while LiveGallery(worker.current(), directory, DETECTOR).match(face, model=MODEL, threshold=THRESHOLD)[0].identity != person:
+            while (
+                LiveGallery(worker.current(), directory, DETECTOR)
+                .match(face, model=MODEL, threshold=THRESHOLD)[0]
+                .identity
+                != person
+            ):
                 time.sleep(0.05)
             visible.append(time.perf_counter() - started)
     finally:
@@ -163,9 +192,13 @@ def run(faces_count: int, dimensions: int) -> dict:
         "refresh_ms_per_batch": round(refresh_ms, 2),
         "planted_true_matches_found": exact_found,
         "ann": ann,
-        "exact_over_ann_ms": round(search_ms / ann["match_ms_per_batch_of_10"], 2) if "match_ms_per_batch_of_10" in ann else None,
+        "exact_over_ann_ms": round(search_ms / ann["match_ms_per_batch_of_10"], 2)
+        if "match_ms_per_batch_of_10" in ann
+        else None,
         "exact_search_ms_by_faces": crossover,
-        "exact_within_target_up_to_faces": max((n for n, ms in crossover.items() if ms <= TARGET_MS), default=0),
+        "exact_within_target_up_to_faces": max(
+            (n for n, ms in crossover.items() if ms <= TARGET_MS), default=0
+        ),
         "enrollments_per_second": round(enroll_rate, 1),
         "gallery_writes_per_second": round(enroll_rate, 1),
         "enrollments_per_second_note": "the gallery side alone (person read, change object PUT, photo count), 16 writers on one moto server",
@@ -216,8 +249,18 @@ def main() -> int:
     parser.add_argument("--faces", type=int, default=1_000_000)
     parser.add_argument("--dimensions", type=int, default=128)
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
-    parser.add_argument("--enroll-photos", type=int, default=200, help="real photos enrolled through make run's path; 0: none")
-    parser.add_argument("--fleet", type=int, default=20, help="the deployed fleet's size the per-worker rate is scaled to")
+    parser.add_argument(
+        "--enroll-photos",
+        type=int,
+        default=200,
+        help="real photos enrolled through make run's path; 0: none",
+    )
+    parser.add_argument(
+        "--fleet",
+        type=int,
+        default=20,
+        help="the deployed fleet's size the per-worker rate is scaled to",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/bench-gallery.json"))
     args = parser.parse_args()
     report = run(args.faces, args.dimensions)

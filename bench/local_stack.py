@@ -60,16 +60,25 @@ def send_batches(client: FacerecClient, files: list[Path]) -> Sent:
         started.append((chunk, client.submit_batch(chunk), time.time()))
     for _, batch, _ in started:
         client.wait_batch(batch["batch_id"], timeout=WAIT_SECONDS)
-    return {photo["job_id"]: (chunk[photo["index"]], at) for chunk, batch, at in started for photo in batch["photos"]}
+    return {
+        photo["job_id"]: (chunk[photo["index"]], at)
+        for chunk, batch, at in started
+        for photo in batch["photos"]
+    }
 
 
 def send_jobs(client: FacerecClient, files: list[Path]) -> Sent:
     """Every photo its own job, 16 uploads at a time, each handed over when its upload ends."""
     with ThreadPoolExecutor(max_workers=16) as pool:
-        return dict(pool.map(lambda path: (client.submit(path)["job_id"], (path, time.time())), files))
+        return dict(
+            pool.map(lambda path: (client.submit(path)["job_id"], (path, time.time())), files)
+        )
 
 
-PATHS: dict[str, Callable[[FacerecClient, list[Path]], Sent]] = {"batch": send_batches, "single": send_jobs}
+PATHS: dict[str, Callable[[FacerecClient, list[Path]], Sent]] = {
+    "batch": send_batches,
+    "single": send_jobs,
+}
 
 
 def read_outcomes(table: Any, job_ids: list[str]) -> dict[str, dict]:
@@ -81,7 +90,9 @@ def read_outcomes(table: Any, job_ids: list[str]) -> dict[str, dict]:
         waiting = [job_id for job_id in job_ids if job_id not in outcomes]
         for start in range(0, len(waiting), 100):
             response = table.meta.client.batch_get_item(
-                RequestItems={table.name: {"Keys": [{"job_id": j} for j in waiting[start : start + 100]]}}
+                RequestItems={
+                    table.name: {"Keys": [{"job_id": j} for j in waiting[start : start + 100]]}
+                }
             )
             for item in response["Responses"][table.name]:
                 if item["status"] in FINAL:
@@ -115,8 +126,14 @@ def wait_for_zero_workers(service: LocalService, timeout: float) -> None:
         time.sleep(0.5)
 
 
-def run_path(service: LocalService, client: FacerecClient, table: Any, files: list[Path], labels: dict[str, str],
-             send: Callable[[FacerecClient, list[Path]], Sent]) -> dict:
+def run_path(
+    service: LocalService,
+    client: FacerecClient,
+    table: Any,
+    files: list[Path],
+    labels: dict[str, str],
+    send: Callable[[FacerecClient, list[Path]], Sent],
+) -> dict:
     """One way of sending the photos, from a fleet at zero back to zero."""
     started, started_monotonic = time.time(), time.monotonic()
     cpu_before = cpu_seconds()
@@ -125,16 +142,25 @@ def run_path(service: LocalService, client: FacerecClient, table: Any, files: li
     samples = [(started_monotonic, service.fleet.live_processes)]
     sent = send(client, files)
     outcomes = read_outcomes(table, list(sent))
-    last_result = max(datetime.fromisoformat(o["finished_at"]).timestamp() for o in outcomes.values())
+    last_result = max(
+        datetime.fromisoformat(o["finished_at"]).timestamp() for o in outcomes.values()
+    )
     wait_for_zero_workers(service, service.options.idle_seconds + 300)
     back_to_zero = time.time()
     cpu = {part: round(seconds - cpu_before[part], 1) for part, seconds in cpu_seconds().items()}
-    samples += [(at, count) for at, count in service.fleet.history.samples if at > started_monotonic]
+    samples += [
+        (at, count) for at, count in service.fleet.history.samples if at > started_monotonic
+    ]
 
-    latencies = [datetime.fromisoformat(o["finished_at"]).timestamp() - sent[job_id][1] for job_id, o in outcomes.items()]
+    latencies = [
+        datetime.fromisoformat(o["finished_at"]).timestamp() - sent[job_id][1]
+        for job_id, o in outcomes.items()
+    ]
     wrong = [
-        job_id for job_id, o in outcomes.items()
-        if o["status"] != "DONE" or o["summary"]["identities"] != [labels[sent[job_id][0].name].lower()]
+        job_id
+        for job_id, o in outcomes.items()
+        if o["status"] != "DONE"
+        or o["summary"]["identities"] != [labels[sent[job_id][0].name].lower()]
     ]
     first_worker = next((at for at, count in samples if count > 0), None)
     return {
@@ -145,7 +171,9 @@ def run_path(service: LocalService, client: FacerecClient, table: Any, files: li
         "wrong_or_failed": len(wrong),
         "throughput_photos_per_second": round(len(outcomes) / (last_result - started), 2),
         "upload_to_result_seconds": latency.summary(latencies, digits=2),
-        "first_upload_to_first_worker_seconds": round(first_worker - started_monotonic, 2) if first_worker is not None else None,
+        "first_upload_to_first_worker_seconds": round(first_worker - started_monotonic, 2)
+        if first_worker is not None
+        else None,
         "last_result_to_zero_workers_seconds": round(back_to_zero - last_result, 2),
         "peak_workers": max((count for _, count in samples), default=0),
         "cpu_seconds_from_first_upload_to_zero_workers": cpu,
@@ -157,10 +185,20 @@ def median_round(rounds: list[dict]) -> dict:
     with every round's fraction beside it: the machine's speed drifts between rounds, so each round
     is held against the engine timed just before it."""
     ranked = sorted(rounds, key=lambda r: r["fraction_of_engine"])
-    return {**ranked[(len(ranked) - 1) // 2], "fraction_of_engine_by_round": [r["fraction_of_engine"] for r in rounds]}
+    return {
+        **ranked[(len(ranked) - 1) // 2],
+        "fraction_of_engine_by_round": [r["fraction_of_engine"] for r in rounds],
+    }
 
 
-def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float, paths: list[str], rounds: int) -> dict:
+def run(
+    datasets: Path,
+    photos: int,
+    max_workers: int,
+    idle_seconds: float,
+    paths: list[str],
+    rounds: int,
+) -> dict:
     course = CourseSet(datasets / "cse546-1000")
     labels = course.labels()
     files = course.photos()[:photos]
@@ -173,7 +211,9 @@ def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float, path
     }
     # The stack's capacity is measured, not a key's usage plan: no limit this run reaches.
     unlimited = UsagePlanLimits(rate_per_second=1e6, burst=10**6, daily_quota=10**9)
-    options = LocalOptions(api_port=0, max_workers=max_workers, idle_seconds=idle_seconds, usage_plan=unlimited)
+    options = LocalOptions(
+        api_port=0, max_workers=max_workers, idle_seconds=idle_seconds, usage_plan=unlimited
+    )
     service = LocalService(options).start()
     results: dict[str, list[dict]] = {path: [] for path in paths}
     try:
@@ -182,28 +222,41 @@ def run(datasets: Path, photos: int, max_workers: int, idle_seconds: float, path
             client.create_person(person.person_id, person.display_name)
             for path in person.photos:
                 client.wait(client.enroll(person.person_id, path)["job_id"], timeout=300)
-        table = service.moto.session().resource("dynamodb", endpoint_url=service.moto.endpoint_url).Table(
-            service.stack.outputs["JobsTableName"]
+        table = (
+            service.moto.session()
+            .resource("dynamodb", endpoint_url=service.moto.endpoint_url)
+            .Table(service.stack.outputs["JobsTableName"])
         )
         for round_ in range(1, rounds + 1):
             wait_for_zero_workers(service, idle_seconds + 300)
-            print(f"local-stack: round {round_}/{rounds}: timing the engine alone on the {len(files)} photos …",
-                  file=sys.stderr, flush=True)
+            print(
+                f"local-stack: round {round_}/{rounds}: timing the engine alone on the {len(files)} photos …",
+                file=sys.stderr,
+                flush=True,
+            )
             engine = engine_batched_rate(files)
             for path in paths:
-                print(f"local-stack: round {round_}/{rounds}: waiting for the fleet to return to zero, then "
-                      f"{len(files)} photos at once ({path}) …", file=sys.stderr, flush=True)
+                print(
+                    f"local-stack: round {round_}/{rounds}: waiting for the fleet to return to zero, then "
+                    f"{len(files)} photos at once ({path}) …",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 wait_for_zero_workers(service, idle_seconds + 300)
                 result = run_path(service, client, table, files, labels, PATHS[path])
                 result["engine_batched"] = engine
-                result["fraction_of_engine"] = round(result["throughput_photos_per_second"] / engine["photos_per_second"], 3)
+                result["fraction_of_engine"] = round(
+                    result["throughput_photos_per_second"] / engine["photos_per_second"], 3
+                )
                 results[path].append(result)
     finally:
         service.stop()
     report.update({path: median_round(runs) for path, runs in results.items()})
     if "batch" in report:
         report["targets"] = {
-            f"batch >= {TARGET_BATCH_FRACTION_OF_ENGINE} of the engine": report["batch"]["fraction_of_engine"]
+            f"batch >= {TARGET_BATCH_FRACTION_OF_ENGINE} of the engine": report["batch"][
+                "fraction_of_engine"
+            ]
             >= TARGET_BATCH_FRACTION_OF_ENGINE,
         }
     return report
@@ -215,23 +268,41 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=1000)
     parser.add_argument("--max-workers", type=int, default=2)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
-    parser.add_argument("--paths", default=",".join(PATHS), help=f"which ways to send the photos, in turn ({', '.join(PATHS)})")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the engine alone then each way; the median round is reported")
+    parser.add_argument(
+        "--paths",
+        default=",".join(PATHS),
+        help=f"which ways to send the photos, in turn ({', '.join(PATHS)})",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of the engine alone then each way; the median round is reported",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/local-stack.json"))
     args = parser.parse_args()
     if not (args.datasets / "cse546-1000").is_dir():
-        print(f"local-stack: {args.datasets / 'cse546-1000'} not found: pass --datasets", file=sys.stderr)
+        print(
+            f"local-stack: {args.datasets / 'cse546-1000'} not found: pass --datasets",
+            file=sys.stderr,
+        )
         return 2
     paths = args.paths.split(",")
     if unknown := set(paths) - set(PATHS):
-        parser.error(f"unknown --paths {', '.join(sorted(unknown))}; choose from {', '.join(PATHS)}")
+        parser.error(
+            f"unknown --paths {', '.join(sorted(unknown))}; choose from {', '.join(PATHS)}"
+        )
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("facerec").setLevel(logging.WARNING)
-    report = run(args.datasets, args.photos, args.max_workers, args.idle_seconds, paths, args.rounds)
+    report = run(
+        args.datasets, args.photos, args.max_workers, args.idle_seconds, paths, args.rounds
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
-    sound = all(report[path]["lost"] == 0 and report[path]["wrong_or_failed"] == 0 for path in paths)
+    sound = all(
+        report[path]["lost"] == 0 and report[path]["wrong_or_failed"] == 0 for path in paths
+    )
     return 0 if sound and all(report.get("targets", {}).values()) else 1
 
 

@@ -112,10 +112,19 @@ class FirstReceive:
                 self.at = (now(), cpu_seconds(self._watched[0]))
 
 
-def one_run(command: list[str], env: dict[str, str], receives: FirstReceive, queue_name: str) -> dict[str, Any]:
+def one_run(
+    command: list[str], env: dict[str, str], receives: FirstReceive, queue_name: str
+) -> dict[str, Any]:
     """One worker process, start to exit: its boot marks, moto's first receive, its exit."""
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     receives.watch(process.pid, queue_name)
     start = started_at(process.pid)
     try:
@@ -142,7 +151,9 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, float | None]:
     keys = [*FIELDS, "first_poll_seen_by_moto_s", "cpu_to_first_poll_s", "exit_s"]
     ok = [run for run in runs if run["returncode"] == 0]
     return {
-        key: round(statistics.median(values), 3) if (values := [r[key] for r in ok if r[key] is not None]) else None
+        key: round(statistics.median(values), 3)
+        if (values := [r[key] for r in ok if r[key] is not None])
+        else None
         for key in keys
     }
 
@@ -150,8 +161,10 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, float | None]:
 def facenet_skip_reason() -> str | None:
     weights = os.environ.get("FACENET_WEIGHTS", "")
     if not weights:
-        return ("FACENET_WEIGHTS is not set: the VGGFace2 weights (20180402-114759-vggface2.pt) are not on this "
-                "machine and cannot be fetched from it; the AMI has them")
+        return (
+            "FACENET_WEIGHTS is not set: the VGGFace2 weights (20180402-114759-vggface2.pt) are not on this "
+            "machine and cannot be fetched from it; the AMI has them"
+        )
     if not Path(weights).is_file():
         return f"FACENET_WEIGHTS={weights} is not a file"
     return None
@@ -165,8 +178,13 @@ def run(runs: int, before: Path | None) -> dict[str, Any]:
     paths: dict[str, str] = {}
     if before:
         writes_line = (before / "worker_ami" / "facerec_worker" / "boot.py").is_file()
-        trees = {"before": current if writes_line else [sys.executable, "-c", LAUNCHER], "after": current}
-        paths = {"before": os.pathsep.join(str(before / part) for part in ("worker_ami", "chalice_app"))}
+        trees = {
+            "before": current if writes_line else [sys.executable, "-c", LAUNCHER],
+            "after": current,
+        }
+        paths = {
+            "before": os.pathsep.join(str(before / part) for part in ("worker_ami", "chalice_app"))
+        }
 
     receives = FirstReceive()
     stack_server = LocalStack().start()
@@ -176,8 +194,12 @@ def run(runs: int, before: Path | None) -> dict[str, Any]:
         template = {"LaunchTemplateName": stack.outputs["WorkerLaunchTemplateName"]}
         ec2 = stack_server.client("ec2")
         queue_name = stack.outputs["JobsQueueUrl"].rstrip("/").rsplit("/", 1)[1]
-        base_env = {**os.environ, **stack.app_environment(),
-                    "FACEREC_WORKER_IDLE_SECONDS": "0", "FACEREC_WORKER_POLL_WAIT_SECONDS": "0"}
+        base_env = {
+            **os.environ,
+            **stack.app_environment(),
+            "FACEREC_WORKER_IDLE_SECONDS": "0",
+            "FACEREC_WORKER_POLL_WAIT_SECONDS": "0",
+        }
         report: dict[str, Any] = {}
         for model in MODELS:
             skipped = facenet_skip_reason() if model == "facenet" else None
@@ -189,14 +211,24 @@ def run(runs: int, before: Path | None) -> dict[str, Any]:
             for index in range(runs):
                 # Alternating run by run: both trees see the same machine, however busy it is.
                 for label, command in trees.items():
-                    instance = ec2.run_instances(MinCount=1, MaxCount=1, LaunchTemplate=template)["Instances"][0]["InstanceId"]
+                    instance = ec2.run_instances(MinCount=1, MaxCount=1, LaunchTemplate=template)[
+                        "Instances"
+                    ][0]["InstanceId"]
                     env = {**base_env, "FACEREC_INSTANCE_ID": instance, "FACEREC_MODEL": model}
                     if label in paths:
-                        env["PYTHONPATH"] = os.pathsep.join(filter(None, [paths[label], env.get("PYTHONPATH")]))
+                        env["PYTHONPATH"] = os.pathsep.join(
+                            filter(None, [paths[label], env.get("PYTHONPATH")])
+                        )
                     result = one_run(command, env, receives, queue_name)
                     results[label].append(result)
-                    print(f"worker-boot: {model} {label} run {index + 1}/{runs}: {result}", file=sys.stderr, flush=True)
-            report[model] = {label: {"median": medians(found), "runs": found} for label, found in results.items()}
+                    print(
+                        f"worker-boot: {model} {label} run {index + 1}/{runs}: {result}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            report[model] = {
+                label: {"median": medians(found), "runs": found} for label, found in results.items()
+            }
         return report
     finally:
         stack_server.stop()
@@ -205,7 +237,11 @@ def run(runs: int, before: Path | None) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--before", type=Path, help="another checkout to run alternately (its worker_ami/, chalice_app/)")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout to run alternately (its worker_ami/, chalice_app/)",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/bench-boot.json"))
     args = parser.parse_args()
     if args.before and not (args.before / "worker_ami" / "facerec_worker").is_dir():
@@ -215,9 +251,11 @@ def main() -> int:
     models = run(args.runs, args.before)
     report = {
         "what": "seconds from the worker process's start to its imports, its engine loaded and its first "
-                "ReceiveMessage (medians of the runs); first_poll_seen_by_moto_s: when moto got it; "
-                "cpu_to_first_poll_s: the CPU time (all threads) the worker had used by then",
-        "command": shlex.join([Path(sys.executable).name, "-m", "bench.worker_boot", *sys.argv[1:]]),
+        "ReceiveMessage (medians of the runs); first_poll_seen_by_moto_s: when moto got it; "
+        "cpu_to_first_poll_s: the CPU time (all threads) the worker had used by then",
+        "command": shlex.join(
+            [Path(sys.executable).name, "-m", "bench.worker_boot", *sys.argv[1:]]
+        ),
         "runs": args.runs,
         "machine": {
             "cores": os.cpu_count(),
@@ -231,12 +269,20 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     summary = {
-        model: parts if "skipped" in parts else {label: part["median"] for label, part in parts.items()}
+        model: parts
+        if "skipped" in parts
+        else {label: part["median"] for label, part in parts.items()}
         for model, parts in models.items()
     }
     print(json.dumps(summary, indent=2))
-    failed = [r for parts in models.values() if "skipped" not in parts for part in parts.values() for r in part["runs"]
-              if r["returncode"] != 0]
+    failed = [
+        r
+        for parts in models.values()
+        if "skipped" not in parts
+        for part in parts.values()
+        for r in part["runs"]
+        if r["returncode"] != 0
+    ]
     return 1 if failed else 0
 
 

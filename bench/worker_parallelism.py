@@ -48,7 +48,10 @@ def measure(model: str, processes: int, files: list[str]) -> float:
     context = get_context("spawn")
     start, results = context.Barrier(processes + 1), context.Queue()
     shares = [files[i::processes] for i in range(processes)]
-    workers = [context.Process(target=_run, args=(model, threads, share, start, results)) for share in shares]
+    workers = [
+        context.Process(target=_run, args=(model, threads, share, start, results))
+        for share in shares
+    ]
     for worker in workers:
         worker.start()
     start.wait()
@@ -72,7 +75,13 @@ def main() -> int:
     files = sorted(str(p) for p in folder.iterdir())[:PHOTOS]
     cores = os.cpu_count() or 1
     layouts = sorted({1, cores})
-    report: dict = {"cores": cores, "photos": len(files), "batch": BATCH, "repeats": REPEATS, "models": {}}
+    report: dict = {
+        "cores": cores,
+        "photos": len(files),
+        "batch": BATCH,
+        "repeats": REPEATS,
+        "models": {},
+    }
     for model in args.models.split(","):
         figures = {}
         for processes in layouts:
@@ -80,7 +89,10 @@ def main() -> int:
             print(f"bench-worker: {model}, {label} …", file=sys.stderr, flush=True)
             rates = [measure(model, processes, files) for _ in range(REPEATS)]
             figures[label] = round(statistics.median(rates), 2)
-        report["models"][model] = {"photos_per_second": figures, "fastest": max(figures, key=figures.get)}
+        report["models"][model] = {
+            "photos_per_second": figures,
+            "fastest": max(figures, key=figures.get),
+        }
         print(f"{model}: {figures}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

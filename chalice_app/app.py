@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from botocore.exceptions import BotoCoreError
 from chalice import Chalice, CORSConfig, Rate, Response
@@ -20,7 +21,14 @@ from chalicelib.compat import ANSWER_HEADERS, parse_multipart_file
 from chalicelib.config import Settings
 from chalicelib.contract import JobKind
 from chalicelib.events import iter_uploaded_objects
-from chalicelib.exceptions import BadRequestError, ForbiddenError, RequestError, ServiceError, UnauthorizedError, uniform_error_body
+from chalicelib.exceptions import (
+    BadRequestError,
+    ForbiddenError,
+    RequestError,
+    ServiceError,
+    UnauthorizedError,
+    uniform_error_body,
+)
 from chalicelib.people import validate_person
 from chalicelib.polling import PollAnswer
 from chalicelib.results import ResultView, result_view
@@ -39,7 +47,11 @@ app.api.binary_types.append("multipart/form-data")
 
 # Read at import for decorator arguments only; handlers use get_services().settings.
 _SETTINGS = Settings.from_env()
-_CORS = CORSConfig(allow_origin=_SETTINGS.cors_allow_origin, allow_headers=["X-Admin-Token"]) if _SETTINGS.cors_allow_origin else False
+_CORS = (
+    CORSConfig(allow_origin=_SETTINGS.cors_allow_origin, allow_headers=["X-Admin-Token"])
+    if _SETTINGS.cors_allow_origin
+    else False
+)
 app.log.info(seed_route_access(_SETTINGS))
 
 
@@ -75,7 +87,12 @@ def _admin(action: str, person_id: str | None = None) -> None:
     """Refuse the request unless it carries the admin token; either way, audit it."""
     request = app.current_request
     auth = get_services().admin
-    entry = AdminRequest.of(action, auth.digest(person_id) if person_id else None, request.context or {}, request.headers)
+    entry = AdminRequest.of(
+        action,
+        auth.digest(person_id) if person_id else None,
+        request.context or {},
+        request.headers,
+    )
     try:
         auth.require(request.headers)
     except (UnauthorizedError, ForbiddenError):
@@ -137,7 +154,11 @@ def _result_view() -> ResultView:
 def _poll_response(answer: PollAnswer) -> Response:
     # The answer depends on the admin token as well as the URL: no cache may hand one view to the other.
     headers = {**answer.headers, "Vary": ADMIN_HEADER}
-    return Response(body=answer.body if answer.body is not None else "", status_code=answer.status_code, headers=headers)
+    return Response(
+        body=answer.body if answer.body is not None else "",
+        status_code=answer.status_code,
+        headers=headers,
+    )
 
 
 @app.route("/people", methods=["POST"], cors=_CORS)
@@ -170,7 +191,9 @@ def delete_person(person_id: str) -> Response:
 @_json_errors
 def create_enrollment_upload(person_id: str) -> Response:
     _admin("enroll photos", person_id)
-    return Response(body=get_services().enrollments.create(person_id, _json_body()), status_code=201)
+    return Response(
+        body=get_services().enrollments.create(person_id, _json_body()), status_code=201
+    )
 
 
 @app.route("/admin/fleet", methods=["GET"], cors=_CORS)
@@ -188,7 +211,12 @@ def web_page() -> Response:
     return Response(body=web.html, status_code=200, headers=web.headers)
 
 
-@app.route("/", methods=["POST"], content_types=["multipart/form-data"], api_key_required=seed_route_needs_key(_SETTINGS))
+@app.route(
+    "/",
+    methods=["POST"],
+    content_types=["multipart/form-data"],
+    api_key_required=seed_route_needs_key(_SETTINGS),
+)
 @_json_errors
 def recognize_seed_style() -> Response:
     """The seed's route: answers `<stem>:<name>` as text, or 202 and the job to poll when the

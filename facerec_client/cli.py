@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from tqdm import tqdm
 
 from chalicelib.contract import ResourceNames, StageSettings
-
-from tqdm import tqdm
 
 from .api import DEFAULT_URL, LOCAL_API_KEY, FacerecClient, FacerecError, JobFailed
 from .redrive import Redrive, RedriveError, stage_dead_letter_queues
@@ -72,8 +71,14 @@ def _enroll(client: FacerecClient, args: argparse.Namespace) -> int:
     with tqdm(total=len(args.photos), desc="uploaded", unit="photo", file=sys.stderr) as bar:
         jobs = client.enroll_many(args.person, args.photos, on_upload=lambda _: bar.update())
     failures = 0
-    with ThreadPoolExecutor(max_workers=8) as pool, tqdm(total=len(jobs), desc="enrolled", unit="photo", file=sys.stderr) as bar:
-        pending = {pool.submit(client.wait, job["job_id"], timeout=args.timeout): photo for photo, job in zip(args.photos, jobs)}
+    with (
+        ThreadPoolExecutor(max_workers=8) as pool,
+        tqdm(total=len(jobs), desc="enrolled", unit="photo", file=sys.stderr) as bar,
+    ):
+        pending = {
+            pool.submit(client.wait, job["job_id"], timeout=args.timeout): photo
+            for photo, job in zip(args.photos, jobs)
+        }
         for future in as_completed(pending):
             try:
                 future.result()
@@ -81,7 +86,11 @@ def _enroll(client: FacerecClient, args: argparse.Namespace) -> int:
                 failures += 1
                 bar.write(f"{pending[future]}: {exc}", file=sys.stderr)
             bar.update()
-    print(f"{len(jobs) - failures} of {len(jobs)} photos enrolled as {args.person}", file=sys.stderr, flush=True)
+    print(
+        f"{len(jobs) - failures} of {len(jobs)} photos enrolled as {args.person}",
+        file=sys.stderr,
+        flush=True,
+    )
     return 1 if failures else 0
 
 
@@ -98,7 +107,9 @@ def _redrive(client: FacerecClient, args: argparse.Namespace) -> int:
     logging.getLogger("facerec_client").setLevel(logging.INFO)
     session = boto3.session.Session(region_name=StageSettings.from_env().region)
     sqs = session.client("sqs")
-    redrive = Redrive(sqs, session.resource("dynamodb").Table(ResourceNames(args.stage_prefix).jobs_table))
+    redrive = Redrive(
+        sqs, session.resource("dynamodb").Table(ResourceNames(args.stage_prefix).jobs_table)
+    )
     try:
         for queue in stage_dead_letter_queues(sqs, args.stage_prefix):
             moved = redrive.count(queue) if args.dry_run else redrive.move(queue)
@@ -117,18 +128,34 @@ def _redrive(client: FacerecClient, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="facerec", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("FACEREC_URL", DEFAULT_URL),
-                        help=f"the service's API (FACEREC_URL; default {DEFAULT_URL}, the local stack)")
-    parser.add_argument("--admin-token", default=os.environ.get("FACEREC_ADMIN_TOKEN", "local-admin-token"),
-                        help="needed to enroll (FACEREC_ADMIN_TOKEN; the local stack's by default)")
-    parser.add_argument("--api-key", default=os.environ.get("FACEREC_API_KEY", LOCAL_API_KEY),
-                        help="sent as X-Api-Key, needed to recognize (FACEREC_API_KEY; the local stack's by default)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each job or batch of photos")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("FACEREC_URL", DEFAULT_URL),
+        help=f"the service's API (FACEREC_URL; default {DEFAULT_URL}, the local stack)",
+    )
+    parser.add_argument(
+        "--admin-token",
+        default=os.environ.get("FACEREC_ADMIN_TOKEN", "local-admin-token"),
+        help="needed to enroll (FACEREC_ADMIN_TOKEN; the local stack's by default)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("FACEREC_API_KEY", LOCAL_API_KEY),
+        help="sent as X-Api-Key, needed to recognize (FACEREC_API_KEY; the local stack's by default)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for each job or batch of photos",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     recognize = commands.add_parser("recognize", help="name the faces in photos")
     recognize.add_argument("photos", type=Path, nargs="+")
-    recognize.add_argument("--json", action="store_true", help="print each result document on stdout")
+    recognize.add_argument(
+        "--json", action="store_true", help="print each result document on stdout"
+    )
     recognize.set_defaults(run=_recognize)
 
     enroll = commands.add_parser("enroll", help="enroll a person from photos that show only them")
@@ -141,9 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("job_id")
     status.set_defaults(run=_status)
 
-    redrive = commands.add_parser("redrive", help="move dead-lettered jobs and upload events back to their queues")
-    redrive.add_argument("--stage-prefix", default=StageSettings.from_env().stage_prefix,
-                         help="the stage's resource prefix (FACEREC_STAGE_PREFIX; the local stack's is facerec-local)")
+    redrive = commands.add_parser(
+        "redrive", help="move dead-lettered jobs and upload events back to their queues"
+    )
+    redrive.add_argument(
+        "--stage-prefix",
+        default=StageSettings.from_env().stage_prefix,
+        help="the stage's resource prefix (FACEREC_STAGE_PREFIX; the local stack's is facerec-local)",
+    )
     redrive.add_argument("--dry-run", action="store_true", help="count the messages, move nothing")
     redrive.set_defaults(run=_redrive)
 
@@ -155,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"facerec: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"facerec: cannot reach {args.url} ({exc}); is the service running (make run)?", file=sys.stderr)
+        print(
+            f"facerec: cannot reach {args.url} ({exc}); is the service running (make run)?",
+            file=sys.stderr,
+        )
         return 2
 
 

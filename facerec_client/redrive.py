@@ -26,7 +26,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.contract import REQUEUE, WORKER_GAVE_UP, Clock, JobMessage, ResourceNames, error_code, is_conditional_failure, utc_now_iso
+from chalicelib.contract import (
+    REQUEUE,
+    WORKER_GAVE_UP,
+    Clock,
+    JobMessage,
+    ResourceNames,
+    error_code,
+    is_conditional_failure,
+    utc_now_iso,
+)
 
 __all__ = ["DeadLetterQueue", "Moved", "Redrive", "RedriveError", "stage_dead_letter_queues"]
 
@@ -34,7 +43,9 @@ logger = logging.getLogger(__name__)
 
 # SQS's answers when it has no move task for this queue or action; moto answers an action it lacks
 # with an HTTP 500 page, no AWS error document, which botocore reports as the bare status code.
-_NO_MOVE_TASK = frozenset({"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", "InvalidAction"})
+_NO_MOVE_TASK = frozenset(
+    {"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", "InvalidAction"}
+)
 # Long enough to requeue, send and delete a batch; a message left behind comes back after it.
 _RECEIVE_VISIBILITY_SECONDS = 60
 # A receive that long-polls asks every SQS server, so an empty answer means the queue is empty.
@@ -80,7 +91,9 @@ def stage_dead_letter_queues(sqs: Any, prefix: str) -> list[DeadLetterQueue]:
             for dead, source, holds_jobs in pairs
         ]
     except ClientError as exc:
-        raise RedriveError(f"the stage {prefix!r} has no such queue ({error_code(exc)}): {exc}") from exc
+        raise RedriveError(
+            f"the stage {prefix!r} has no such queue ({error_code(exc)}): {exc}"
+        ) from exc
 
 
 def _queue_url(sqs: Any, name: str) -> str:
@@ -88,7 +101,13 @@ def _queue_url(sqs: Any, name: str) -> str:
 
 
 class Redrive:
-    def __init__(self, sqs: Any, jobs_table: Any, clock: Clock = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        jobs_table: Any,
+        clock: Clock = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._sqs = sqs
         self._jobs = jobs_table
         self._clock = clock
@@ -98,8 +117,11 @@ class Redrive:
         """How many messages the queue holds now, without touching them (a receive would hide them
         and count a delivery): SQS's approximate number, exact on a queue nothing is writing to."""
         attributes = self._call(
-            "count the messages in", queue,
-            lambda: self._sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessages"]),
+            "count the messages in",
+            queue,
+            lambda: self._sqs.get_queue_attributes(
+                QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessages"]
+            ),
         )["Attributes"]
         return Moved(queue, int(attributes["ApproximateNumberOfMessages"]), how="dry run")
 
@@ -115,7 +137,8 @@ class Redrive:
     def _move_task(self, queue: DeadLetterQueue) -> int | None:
         """The messages SQS's move task moved back; None where the endpoint has no move task."""
         arn = self._call(
-            "read the ARN of", queue,
+            "read the ARN of",
+            queue,
             lambda: self._sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["QueueArn"]),
         )["Attributes"]["QueueArn"]
         try:
@@ -123,13 +146,20 @@ class Redrive:
         except ClientError as exc:
             code = error_code(exc)
             if code not in _NO_MOVE_TASK and not code.isdigit():
-                raise RedriveError(f"could not start a message move task on {queue.name}: {exc}") from exc
-            logger.info("%s: no message move task here (%s); moving its messages one batch at a time", queue.name, code)
+                raise RedriveError(
+                    f"could not start a message move task on {queue.name}: {exc}"
+                ) from exc
+            logger.info(
+                "%s: no message move task here (%s); moving its messages one batch at a time",
+                queue.name,
+                code,
+            )
             return None
         while True:
             # The newest task comes first; only a running one still names its handle.
             (task, *_) = self._call(
-                "follow the move task of", queue,
+                "follow the move task of",
+                queue,
                 lambda: self._sqs.list_message_move_tasks(SourceArn=arn, MaxResults=1),
             )["Results"]
             if task["Status"] != "RUNNING":
@@ -142,7 +172,11 @@ class Redrive:
             )
         return int(task["ApproximateNumberOfMessagesMoved"])
 
-    def _move_batches(self, queue: DeadLetterQueue, prepare: Callable[[list[dict[str, Any]]], tuple[list[dict[str, Any]], int]]) -> Moved:
+    def _move_batches(
+        self,
+        queue: DeadLetterQueue,
+        prepare: Callable[[list[dict[str, Any]]], tuple[list[dict[str, Any]], int]],
+    ) -> Moved:
         """Receive, `prepare` (which picks the messages to move and counts the records it
         requeued), send, then delete, ten at a time until the queue is empty."""
         moved = requeued = 0
@@ -156,16 +190,29 @@ class Redrive:
             moved += len(sent)
         # Hidden until the loop ended, so that it saw each once; now back in view for a person.
         for start in range(0, len(left), 10):
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(left[start : start + 10])]
-            self._call("show the messages left in", queue, lambda: self._sqs.change_message_visibility_batch(QueueUrl=queue.url, Entries=entries))
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(left[start : start + 10])
+            ]
+            self._call(
+                "show the messages left in",
+                queue,
+                lambda: self._sqs.change_message_visibility_batch(
+                    QueueUrl=queue.url, Entries=entries
+                ),
+            )
         return Moved(queue, moved, requeued=requeued, left=len(left), how="receive, send, delete")
 
     def _receive(self, queue: DeadLetterQueue) -> list[dict[str, Any]]:
         return self._call(
-            "receive from", queue,
+            "receive from",
+            queue,
             lambda: self._sqs.receive_message(
-                QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=_RECEIVE_WAIT_SECONDS,
-                VisibilityTimeout=_RECEIVE_VISIBILITY_SECONDS, MessageAttributeNames=["All"],
+                QueueUrl=queue.url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=_RECEIVE_WAIT_SECONDS,
+                VisibilityTimeout=_RECEIVE_VISIBILITY_SECONDS,
+                MessageAttributeNames=["All"],
             ),
         ).get("Messages", [])
 
@@ -174,22 +221,50 @@ class Redrive:
         if not messages:
             return []
         entries = [
-            {"Id": str(i), "MessageBody": m["Body"], **({"MessageAttributes": m["MessageAttributes"]} if m.get("MessageAttributes") else {})}
+            {
+                "Id": str(i),
+                "MessageBody": m["Body"],
+                **(
+                    {"MessageAttributes": m["MessageAttributes"]}
+                    if m.get("MessageAttributes")
+                    else {}
+                ),
+            }
             for i, m in enumerate(messages)
         ]
-        answer = self._call("send the messages of", queue, lambda: self._sqs.send_message_batch(QueueUrl=queue.source_url, Entries=entries))
+        answer = self._call(
+            "send the messages of",
+            queue,
+            lambda: self._sqs.send_message_batch(QueueUrl=queue.source_url, Entries=entries),
+        )
         for failure in answer.get("Failed", []):
-            logger.warning("%s: message %s not sent back: %s", queue.name, messages[int(failure["Id"])]["MessageId"], failure.get("Message"))
+            logger.warning(
+                "%s: message %s not sent back: %s",
+                queue.name,
+                messages[int(failure["Id"])]["MessageId"],
+                failure.get("Message"),
+            )
         return [messages[int(entry["Id"])] for entry in answer.get("Successful", [])]
 
     def _delete(self, queue: DeadLetterQueue, messages: list[dict[str, Any]]) -> None:
         if not messages:
             return
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-        answer = self._call("delete from", queue, lambda: self._sqs.delete_message_batch(QueueUrl=queue.url, Entries=entries))
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+        ]
+        answer = self._call(
+            "delete from",
+            queue,
+            lambda: self._sqs.delete_message_batch(QueueUrl=queue.url, Entries=entries),
+        )
         for failure in answer.get("Failed", []):
             # Sent already: the next redrive sends it again, and a worker's claim drops the repeat.
-            logger.warning("%s: message %s sent back but not deleted: %s", queue.name, messages[int(failure["Id"])]["MessageId"], failure.get("Message"))
+            logger.warning(
+                "%s: message %s sent back but not deleted: %s",
+                queue.name,
+                messages[int(failure["Id"])]["MessageId"],
+                failure.get("Message"),
+            )
 
     def _requeue_jobs(self, batch: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         """The messages that are jobs, each job's record requeued where REQUEUE allows; a body
@@ -199,7 +274,11 @@ class Redrive:
             try:
                 job = JobMessage.from_json(message["Body"])
             except (ValueError, KeyError, TypeError):
-                logger.warning("message %s is not a job; left in the dead-letter queue: %.200r", message["MessageId"], message["Body"])
+                logger.warning(
+                    "message %s is not a job; left in the dead-letter queue: %.200r",
+                    message["MessageId"],
+                    message["Body"],
+                )
                 continue
             jobs.append(message)
             requeued += self._requeue(job.job_id)

@@ -21,9 +21,10 @@ import json
 import secrets
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
@@ -32,7 +33,14 @@ from chalicelib.contract import ResourceNames, error_code
 from chalicelib.scaling import LIVE_STATES, POOLED_STATES, worker_states
 
 from .merge import CHALICE_APP, STAGE_THROTTLE_PARAMETERS, ChalicePackageError, package_stage
-from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, configured_stage_prefix
+from .names import (
+    APP_ENVIRONMENT,
+    CHALICE_CONFIG,
+    FUNCTIONS,
+    POWERTOOLS_LAYER_PARAMETER,
+    SCALING_ENVIRONMENT,
+    configured_stage_prefix,
+)
 from .stack import ROOT, load_template, package_template
 
 __all__ = [
@@ -138,23 +146,39 @@ def ensure_artifacts_bucket(s3: Any, stage: Stage) -> str:
         # HEAD has no body to carry a code: a missing bucket is a bare 404.
         if error_code(exc) not in ("404", "NoSuchBucket"):
             raise
-    location = {} if stage.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": stage.region}}
+    location = (
+        {}
+        if stage.region == "us-east-1"
+        else {"CreateBucketConfiguration": {"LocationConstraint": stage.region}}
+    )
     s3.create_bucket(Bucket=bucket, **location)
     s3.put_public_access_block(
         Bucket=bucket,
         PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
         },
     )
     s3.put_bucket_encryption(
         Bucket=bucket,
-        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
     )
     # Every deploy adds a zip and a template; the stack needs them only while it creates or rolls back.
     s3.put_bucket_lifecycle_configuration(
         Bucket=bucket,
         LifecycleConfiguration={
-            "Rules": [{"ID": "expire-old-packages", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": ARTIFACT_DAYS}}]
+            "Rules": [
+                {
+                    "ID": "expire-old-packages",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "Expiration": {"Days": ARTIFACT_DAYS},
+                }
+            ]
         },
     )
     return bucket
@@ -170,11 +194,15 @@ def _put_by_content(s3: Any, bucket: str, name: str, body: bytes) -> str:
 def upload_package(s3: Any, region: str, bucket: str, package_dir: Path) -> str:
     """Upload deployment.zip and the template pointing at it; the template's URL for CloudFormation."""
     template = json.loads((package_dir / "sam.json").read_text(encoding="utf-8"))
-    code_key = _put_by_content(s3, bucket, "deployment.zip", (package_dir / "deployment.zip").read_bytes())
+    code_key = _put_by_content(
+        s3, bucket, "deployment.zip", (package_dir / "deployment.zip").read_bytes()
+    )
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": code_key}
-    return template_url(region, bucket, _put_by_content(s3, bucket, "template.json", json.dumps(template).encode()))
+    return template_url(
+        region, bucket, _put_by_content(s3, bucket, "template.json", json.dumps(template).encode())
+    )
 
 
 def template_url(region: str, bucket: str, key: str) -> str:
@@ -208,12 +236,16 @@ def create_or_update_stack(
     status = _stack_status(cfn, stack_name)
     if status == "ROLLBACK_COMPLETE":
         # A first create that failed leaves a stack that can only be deleted.
-        raise DeployError(f"stack {stack_name} failed to create earlier: run `make destroy` for its stage, then deploy again")
+        raise DeployError(
+            f"stack {stack_name} failed to create earlier: run `make destroy` for its stage, then deploy again"
+        )
     waiter_config = {"Delay": delay_seconds, "MaxAttempts": 3600 // delay_seconds}
     try:
         if status is None:
             cfn.create_stack(**arguments, OnFailure="ROLLBACK")
-            cfn.get_waiter("stack_create_complete").wait(StackName=stack_name, WaiterConfig=waiter_config)
+            cfn.get_waiter("stack_create_complete").wait(
+                StackName=stack_name, WaiterConfig=waiter_config
+            )
         else:
             try:
                 cfn.update_stack(**arguments)
@@ -221,9 +253,13 @@ def create_or_update_stack(
                 if "No updates are to be performed" not in str(exc):
                     raise
             else:
-                cfn.get_waiter("stack_update_complete").wait(StackName=stack_name, WaiterConfig=waiter_config)
+                cfn.get_waiter("stack_update_complete").wait(
+                    StackName=stack_name, WaiterConfig=waiter_config
+                )
     except (ClientError, WaiterError) as exc:
-        raise DeployError(f"stack {stack_name} did not deploy: {exc}\n{_failure_events(cfn, stack_name)}") from exc
+        raise DeployError(
+            f"stack {stack_name} did not deploy: {exc}\n{_failure_events(cfn, stack_name)}"
+        ) from exc
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
@@ -235,7 +271,9 @@ def _failure_events(cfn: Any, stack_name: str) -> str:
     except ClientError:
         return ""
     failed = [e for e in events if e.get("ResourceStatus", "").endswith("FAILED")][:10]
-    return "\n".join(f"  {e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}" for e in failed)
+    return "\n".join(
+        f"  {e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}" for e in failed
+    )
 
 
 def ensure_admin_token(ssm: Any, stage: Stage) -> bool:
@@ -261,12 +299,18 @@ def parse_parameters(given: list[str], template: Mapping[str, Any] | None = None
     """`NAME=VALUE` pairs (--parameter) as stack parameters; NAME must be one of the template's
     (infra/template.yaml, infra/README.md for what each does) or the merged stack's throttle, other
     than those deploy sets itself."""
-    known = (set((template or load_template())["Parameters"]) | set(STAGE_THROTTLE_PARAMETERS)) - {"StagePrefix", "WorkerImageId", "ScaleUpFunctionArn"}
+    known = (set((template or load_template())["Parameters"]) | set(STAGE_THROTTLE_PARAMETERS)) - {
+        "StagePrefix",
+        "WorkerImageId",
+        "ScaleUpFunctionArn",
+    }
     parameters = {}
     for pair in given:
         name, equals, value = pair.partition("=")
         if not equals or name.strip() not in known:
-            raise DeployError(f"--parameter {pair!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}")
+            raise DeployError(
+                f"--parameter {pair!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}"
+            )
         parameters[name.strip()] = value.strip()
     return parameters
 
@@ -276,11 +320,16 @@ def parse_parameters(given: list[str], template: Mapping[str, Any] | None = None
 
 def powertools_layer_arn(session: Any) -> str:
     """The region's Powertools layer at the pinned version, from AWS's public parameter."""
-    return session.client("ssm").get_parameter(Name=POWERTOOLS_LAYER_PARAMETER)["Parameter"]["Value"]
+    return session.client("ssm").get_parameter(Name=POWERTOOLS_LAYER_PARAMETER)["Parameter"][
+        "Value"
+    ]
 
 
 def write_chalice_config(
-    stage: Stage, outputs: Mapping[str, str], powertools_layer: str, config_path: Path = CHALICE_CONFIG
+    stage: Stage,
+    outputs: Mapping[str, str],
+    powertools_layer: str,
+    config_path: Path = CHALICE_CONFIG,
 ) -> None:
     """The stage's names, roles and scaling settings (from the infra stack's outputs) and the
     region's Powertools layer into .chalice/config.json.
@@ -293,7 +342,12 @@ def write_chalice_config(
     block["layers"] = [powertools_layer]
     environment = block.setdefault("environment_variables", {})
     environment.update({name: outputs[key] for name, key in APP_ENVIRONMENT.items()})
-    environment.update({"FACEREC_STAGE_PREFIX": stage.prefix, "FACEREC_ADMIN_TOKEN_PARAMETER": stage.admin_token_parameter})
+    environment.update(
+        {
+            "FACEREC_STAGE_PREFIX": stage.prefix,
+            "FACEREC_ADMIN_TOKEN_PARAMETER": stage.admin_token_parameter,
+        }
+    )
     environment.update({name: outputs[key] for name, key in SCALING_ENVIRONMENT.items()})
     functions = block.setdefault("lambda_functions", {})
     for function in FUNCTIONS:
@@ -328,11 +382,17 @@ def _empty_bucket(s3: Any, bucket: str) -> None:
 def _terminate_workers(ec2: Any, stage: Stage, delay_seconds: int) -> None:
     """Workers still running would outlive their role and keep costing: end them and wait."""
     # The scaler's own listing (paginated): live workers, and stopped ones in the warm pool.
-    ids = [i for i, state in worker_states(ec2, stage.prefix).items() if state in (*LIVE_STATES, *POOLED_STATES)]
+    ids = [
+        i
+        for i, state in worker_states(ec2, stage.prefix).items()
+        if state in (*LIVE_STATES, *POOLED_STATES)
+    ]
     if ids:
         print(f"terminating {len(ids)} worker(s)")
         ec2.terminate_instances(InstanceIds=ids)
-        ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={"Delay": delay_seconds})
+        ec2.get_waiter("instance_terminated").wait(
+            InstanceIds=ids, WaiterConfig={"Delay": delay_seconds}
+        )
 
 
 def teardown(session: Any, stage: Stage, delay_seconds: int = 10) -> None:
@@ -346,11 +406,14 @@ def teardown(session: Any, stage: Stage, delay_seconds: int = 10) -> None:
     _terminate_workers(session.client("ec2"), stage, delay_seconds)
     if _stack_status(cfn, stage.stack_name) is not None:
         for resource in cfn.describe_stack_resources(StackName=stage.stack_name)["StackResources"]:
-            if resource.get("ResourceType") == "AWS::S3::Bucket" and resource.get("PhysicalResourceId"):
+            if resource.get("ResourceType") == "AWS::S3::Bucket" and resource.get(
+                "PhysicalResourceId"
+            ):
                 _empty_bucket(s3, resource["PhysicalResourceId"])
         cfn.delete_stack(StackName=stage.stack_name)
         cfn.get_waiter("stack_delete_complete").wait(
-            StackName=stage.stack_name, WaiterConfig={"Delay": delay_seconds, "MaxAttempts": 3600 // delay_seconds}
+            StackName=stage.stack_name,
+            WaiterConfig={"Delay": delay_seconds, "MaxAttempts": 3600 // delay_seconds},
         )
         # The one-minute scale-up may have launched one more while the stack was going; now
         # nothing can launch any more.
@@ -361,7 +424,9 @@ def teardown(session: Any, stage: Stage, delay_seconds: int = 10) -> None:
     except ssm.exceptions.ParameterNotFound:
         pass
     logs = session.client("logs")
-    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=f"/aws/lambda/{stage.prefix}"):
+    for page in logs.get_paginator("describe_log_groups").paginate(
+        logGroupNamePrefix=f"/aws/lambda/{stage.prefix}"
+    ):
         for group in page["logGroups"]:
             name = group["logGroupName"].removeprefix("/aws/lambda/")
             if name == stage.prefix or name.startswith(stage.prefix + "-"):
@@ -377,7 +442,12 @@ def teardown(session: Any, stage: Stage, delay_seconds: int = 10) -> None:
 
 
 def _chalice(*args: str) -> None:
-    command = [str(Path(sys.executable).with_name("chalice")), "--project-dir", str(CHALICE_APP), *args]
+    command = [
+        str(Path(sys.executable).with_name("chalice")),
+        "--project-dir",
+        str(CHALICE_APP),
+        *args,
+    ]
     print("$", " ".join(command[2:]))
     if subprocess.run(command).returncode != 0:
         raise DeployError(f"`chalice {' '.join(args)}` failed (its output is above)")
@@ -400,7 +470,9 @@ def _print_outputs(outputs: Mapping[str, str], stage: Stage, token_made: bool) -
     )
 
 
-def deploy(session: Any, stage: Stage, ami: str, extra: Mapping[str, str], infra_only: bool) -> dict[str, str]:
+def deploy(
+    session: Any, stage: Stage, ami: str, extra: Mapping[str, str], infra_only: bool
+) -> dict[str, str]:
     s3 = session.client("s3")
     bucket = ensure_artifacts_bucket(s3, stage)
     parameters = stack_parameters(stage, ami, extra)
@@ -411,22 +483,43 @@ def deploy(session: Any, stage: Stage, ami: str, extra: Mapping[str, str], infra
     else:
         package_dir = package_stage(stage.name, ROOT / "out" / "deploy" / stage.name, stage.region)
         url = upload_package(s3, stage.region, bucket, package_dir)
-    print(f"deploying stack {stage.stack_name} in {stage.region} (a first deploy takes a few minutes)")
-    outputs = create_or_update_stack(session.client("cloudformation"), stage.stack_name, url, parameters)
+    print(
+        f"deploying stack {stage.stack_name} in {stage.region} (a first deploy takes a few minutes)"
+    )
+    outputs = create_or_update_stack(
+        session.client("cloudformation"), stage.stack_name, url, parameters
+    )
     _print_outputs(outputs, stage, ensure_admin_token(session.client("ssm"), stage))
     return outputs
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.deploy", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["deploy", "deploy-infra", "chalice-config", "destroy", "preflight"])
-    parser.add_argument("--stage", default="dev")
-    parser.add_argument("--worker-ami", default=None, help="the AMI `make ami` built (make deploy reads out/worker-ami-id)")
-    parser.add_argument("--worker-instance-type", default=None)
-    parser.add_argument("--cors-origin", default=None, help="the web origin allowed to upload from a browser")
-    parser.add_argument("--alarm-email", default=None, help="an address the stage's alarms mail (it must confirm the subscription)")
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.deploy", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
-        "--parameter", action="append", default=[], metavar="NAME=VALUE",
+        "command", choices=["deploy", "deploy-infra", "chalice-config", "destroy", "preflight"]
+    )
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument(
+        "--worker-ami",
+        default=None,
+        help="the AMI `make ami` built (make deploy reads out/worker-ami-id)",
+    )
+    parser.add_argument("--worker-instance-type", default=None)
+    parser.add_argument(
+        "--cors-origin", default=None, help="the web origin allowed to upload from a browser"
+    )
+    parser.add_argument(
+        "--alarm-email",
+        default=None,
+        help="an address the stage's alarms mail (it must confirm the subscription)",
+    )
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="any other stack parameter, e.g. WarmPoolSize=2 (infra/README.md lists them); repeatable",
     )
     args = parser.parse_args(argv)
@@ -453,16 +546,24 @@ def main(argv: list[str] | None = None) -> int:
             outputs = deploy(session, stage, ami, extra, infra_only=args.command == "deploy-infra")
             if args.command == "deploy-infra":
                 write_chalice_config(stage, outputs, powertools_layer_arn(session))
-                print(f"\nwrote stage {stage.name} into {CHALICE_CONFIG.relative_to(ROOT)}; now: cd chalice_app && chalice deploy --stage {stage.name}")
+                print(
+                    f"\nwrote stage {stage.name} into {CHALICE_CONFIG.relative_to(ROOT)}; now: cd chalice_app && chalice deploy --stage {stage.name}"
+                )
         elif args.command == "chalice-config":
             cfn = session.client("cloudformation")
             stack = cfn.describe_stacks(StackName=stage.stack_name)["Stacks"][0]
-            write_chalice_config(stage, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}, powertools_layer_arn(session))
+            write_chalice_config(
+                stage,
+                {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
+                powertools_layer_arn(session),
+            )
         elif args.command == "destroy":
             if (CHALICE_APP / ".chalice" / "deployed" / f"{stage.name}.json").is_file():
                 _chalice("delete", "--stage", stage.name)
             teardown(session, stage)
-            print(f"stage {stage.name} is gone: stack {stage.stack_name}, its buckets' contents, workers, token, logs, artifacts")
+            print(
+                f"stage {stage.name} is gone: stack {stage.stack_name}, its buckets' contents, workers, token, logs, artifacts"
+            )
     except (DeployError, ChalicePackageError, ClientError, BotoCoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

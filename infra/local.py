@@ -23,9 +23,9 @@ import time
 import traceback
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import boto3
 import moto
@@ -39,13 +39,13 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.responses import DynamoResult
 from moto.ec2.responses.instances import InstanceResponse
+from moto.server import ThreadedMotoServer
 from moto.sqs import models as moto_sqs_models
 from moto.sqs.models import Queue, SQSBackend
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
-from moto.server import ThreadedMotoServer
 
 from .names import APP_ENVIRONMENT, FUNCTIONS
 from .stack import (
@@ -57,7 +57,17 @@ from .stack import (
     rendered_state_machines,
 )
 
-__all__ = ["LISTEN_BACKLOG", "free_port", "ignore_moto_template_warnings", "LambdaRouter", "LocalStack", "Stack", "pump_sqs_to_handler", "scale_up_function_name", "unique_prefix"]
+__all__ = [
+    "LISTEN_BACKLOG",
+    "free_port",
+    "ignore_moto_template_warnings",
+    "LambdaRouter",
+    "LocalStack",
+    "Stack",
+    "pump_sqs_to_handler",
+    "scale_up_function_name",
+    "unique_prefix",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +160,7 @@ def _share_task_clients() -> None:
     if getattr(new_client, "shares_clients", False):
         return
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def shared_client(region: str, service: str, port: str) -> Any:
         # moto's client, with a pool for every execution running at once: past botocore's 10
         # connections each call opened a connection (and the server a thread) and dropped it.
@@ -189,11 +199,17 @@ def _retention_from_the_queue() -> None:
     made each receive O(messages²) and 37% of the server's samples (py-spy); the period is the
     queue's own field."""
 
-    def is_message_valid_based_on_retention_period(backend: SQSBackend, queue_name: str, message: Any) -> bool:
-        retain_until = backend.get_queue(queue_name).message_retention_period + message.sent_timestamp / 1000
+    def is_message_valid_based_on_retention_period(
+        backend: SQSBackend, queue_name: str, message: Any
+    ) -> bool:
+        retain_until = (
+            backend.get_queue(queue_name).message_retention_period + message.sent_timestamp / 1000
+        )
         return retain_until > moto_unix_time()
 
-    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+    SQSBackend.is_message_valid_based_on_retention_period = (
+        is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+    )
 
 
 @_written_for_this_moto
@@ -302,7 +318,18 @@ class _QueueAttributes(Mapping[str, Any]):
 
 # DynamoDB's operations whose answers are items and item keys in the wire's own JSON.
 _DYNAMODB_ITEM_ANSWERS = frozenset(
-    {"GetItem", "BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems"}
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
 )
 # DynamoDB's protocol is JSON 1.0 (botocore's service model).
 _DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -347,7 +374,13 @@ def _accept_bursts(server: ThreadedMotoServer) -> None:
 
 
 # DynamoDBBackend's methods that read or write one item, or several in one transaction.
-_DYNAMODB_ITEM_OPERATIONS = ("get_item", "put_item", "update_item", "delete_item", "transact_write_items")
+_DYNAMODB_ITEM_OPERATIONS = (
+    "get_item",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+)
 _DYNAMODB_ITEMS_LOCK = threading.RLock()
 
 
@@ -365,7 +398,9 @@ def _serialize_dynamodb_items() -> None:
             continue
 
         @functools.wraps(operation)
-        def serialized(*args: Any, _operation: Callable[..., Any] = operation, **kwargs: Any) -> Any:
+        def serialized(
+            *args: Any, _operation: Callable[..., Any] = operation, **kwargs: Any
+        ) -> Any:
             with _DYNAMODB_ITEMS_LOCK:
                 return _operation(*args, **kwargs)
 
@@ -416,7 +451,14 @@ class LambdaRouter:
         router = self
         self._original = LambdaSimpleBackend.invoke
 
-        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: dict) -> bytes | None:
+        def invoke(
+            backend: Any,
+            function_name: str,
+            qualifier: Any,
+            body: Any,
+            headers: Any,
+            response_headers: dict,
+        ) -> bytes | None:
             return router.invoke(function_name, body, response_headers)
 
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
@@ -439,7 +481,11 @@ class LambdaRouter:
             logger.exception("local lambda %s failed", name)
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(
-                {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": traceback.format_exc().splitlines()}
+                {
+                    "errorMessage": str(exc),
+                    "errorType": type(exc).__name__,
+                    "stackTrace": traceback.format_exc().splitlines(),
+                }
             ).encode()
         return json.dumps(result).encode()
 
@@ -498,7 +544,9 @@ class LocalStack:
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         _accept_bursts(self._server)
-        requests.post(f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
+        requests.post(
+            f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10
+        ).raise_for_status()
         self.router.install()
         return self
 
@@ -515,7 +563,9 @@ class LocalStack:
         """This server's client for `service`, made once."""
         with self._clients_lock:
             if service not in self._clients:
-                self._clients[service] = self._session.client(service, endpoint_url=self.endpoint_url)
+                self._clients[service] = self._session.client(
+                    service, endpoint_url=self.endpoint_url
+                )
             return self._clients[service]
 
     def table(self, name: str) -> Any:
@@ -523,7 +573,9 @@ class LocalStack:
         with self._clients_lock:
             return self._session.resource("dynamodb", endpoint_url=self.endpoint_url).Table(name)
 
-    def deploy(self, prefix: str, scale_up: Handler, parameters: Mapping[str, str] | None = None) -> Stack:
+    def deploy(
+        self, prefix: str, scale_up: Handler, parameters: Mapping[str, str] | None = None
+    ) -> Stack:
         """Deploy infra/template.yaml as stack `prefix`, its scale-up ARN routed to `scale_up`."""
         params = {
             "StagePrefix": prefix,
@@ -537,7 +589,9 @@ class LocalStack:
             outputs = deploy_stack(self, prefix, params)
             apply_bucket_settings(self, prefix, template, params)
             create_state_machines_via_api(self, prefix, template, params)
-        return Stack(prefix=prefix, outputs=outputs, endpoint_url=self.endpoint_url, parameters=params)
+        return Stack(
+            prefix=prefix, outputs=outputs, endpoint_url=self.endpoint_url, parameters=params
+        )
 
     def workflow_definition(self, stack: Stack) -> RenderedStateMachine:
         """The stack's job workflow as deployed, for running it on another engine (Step Functions Local)."""
@@ -545,7 +599,9 @@ class LocalStack:
         return machine
 
 
-def pump_sqs_to_handler(sqs: Any, queue_url: str, handler: Handler, queue_arn: str = "", wait_seconds: int = 0) -> int:
+def pump_sqs_to_handler(
+    sqs: Any, queue_url: str, handler: Handler, queue_arn: str = "", wait_seconds: int = 0
+) -> int:
     """Deliver every message on the queue to an `@app.on_sqs_message` handler, in batches of 10.
 
     A batch is deleted only when the handler returns, as the SQS event source does; a failing
@@ -589,11 +645,12 @@ def pump_sqs_to_handler(sqs: Any, queue_url: str, handler: Handler, queue_arn: s
             raise
         sqs.delete_message_batch(
             QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
         )
         delivered += len(messages)
 
 
 def unique_prefix(base: str = "facerec") -> str:
     return f"{base}-{uuid.uuid4().hex[:8]}"
-

@@ -44,10 +44,23 @@ from typing import Any
 
 from chalicelib.callers import KEY_MISSING_MESSAGE, QUOTA_MESSAGE, THROTTLED_MESSAGE
 
-from .names import APP_ENVIRONMENT, CHALICE_CONFIG, FUNCTIONS, POWERTOOLS_LAYER_PARAMETER, SCALING_ENVIRONMENT, configured_stage_prefix
+from .names import (
+    APP_ENVIRONMENT,
+    CHALICE_CONFIG,
+    FUNCTIONS,
+    POWERTOOLS_LAYER_PARAMETER,
+    SCALING_ENVIRONMENT,
+    configured_stage_prefix,
+)
 from .stack import ROOT, load_template, package_template
 
-__all__ = ["STAGE_THROTTLE_PARAMETERS", "ChalicePackageError", "build_merge_template", "chalice_package", "package_stage"]
+__all__ = [
+    "STAGE_THROTTLE_PARAMETERS",
+    "ChalicePackageError",
+    "build_merge_template",
+    "chalice_package",
+    "package_stage",
+]
 
 CHALICE_APP = ROOT / "chalice_app"
 _SCALE_UP_PARAMETER = "ScaleUpFunctionArn"
@@ -59,10 +72,18 @@ _POWERTOOLS_LAYER = "PowertoolsLayerArn"
 # stack only, as the API is; infra.deploy takes them like the template's.
 STAGE_THROTTLE_PARAMETERS = MappingProxyType(
     {
-        "ApiStageRateLimit": {"Type": "Number", "Default": 100, "MinValue": 1,
-                              "Description": "Requests a second the whole API takes, steadily, before API Gateway answers 429."},
-        "ApiStageBurstLimit": {"Type": "Number", "Default": 200, "MinValue": 1,
-                               "Description": "Requests the whole API takes at once."},
+        "ApiStageRateLimit": {
+            "Type": "Number",
+            "Default": 100,
+            "MinValue": 1,
+            "Description": "Requests a second the whole API takes, steadily, before API Gateway answers 429.",
+        },
+        "ApiStageBurstLimit": {
+            "Type": "Number",
+            "Default": 200,
+            "MinValue": 1,
+            "Description": "Requests the whole API takes at once.",
+        },
     }
 )
 # What a throttled client is told to wait: API Gateway's buckets refill every second.
@@ -91,11 +112,14 @@ def _function_overrides(template: dict[str, Any]) -> dict[str, Any]:
     variables = {name: outputs[output]["Value"] for name, output in APP_ENVIRONMENT.items()}
     machine_name = template["Resources"]["JobWorkflow"]["Properties"]["StateMachineName"]["Fn::Sub"]
     variables["FACEREC_STATE_MACHINE_ARN"] = {
-        "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:" + machine_name
+        "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
+        + machine_name
     }
     variables["FACEREC_STAGE_PREFIX"] = {"Ref": "StagePrefix"}
     variables["FACEREC_ADMIN_TOKEN_PARAMETER"] = outputs["AdminTokenParameterName"]["Value"]
-    variables.update({name: outputs[output]["Value"] for name, output in SCALING_ENVIRONMENT.items()})
+    variables.update(
+        {name: outputs[output]["Value"] for name, output in SCALING_ENVIRONMENT.items()}
+    )
     overrides: dict[str, Any] = {}
     for function in FUNCTIONS:
         properties: dict[str, Any] = {
@@ -138,12 +162,18 @@ def build_merge_template(prefix: str, template: dict[str, Any] | None = None) ->
             ],
         }
     }
-    merged["Parameters"].update({name: dict(spec) for name, spec in STAGE_THROTTLE_PARAMETERS.items()})
+    merged["Parameters"].update(
+        {name: dict(spec) for name, spec in STAGE_THROTTLE_PARAMETERS.items()}
+    )
     # SAM's `<api>.Stage` names the stage it makes, and makes the plan wait for it.
-    merged["Resources"]["ApiUsagePlan"]["Properties"]["ApiStages"] = [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}]
+    merged["Resources"]["ApiUsagePlan"]["Properties"]["ApiStages"] = [
+        {"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}
+    ]
     merged["Outputs"]["WebPageURL"] = {
         "Description": "The web page: recognize photos, enroll people.",
-        "Value": {"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/app"},
+        "Value": {
+            "Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/app"
+        },
     }
     return merged
 
@@ -154,7 +184,10 @@ def _gateway_responses() -> dict[str, Any]:
     API's OpenAPI body: as resources of their own, the next import of that body would drop them
     (cfn-lint's W3660 on the transformed template)."""
     template = '{"error": "$context.error.responseType", "message": $context.error.messageString}'
-    responses: dict[str, Any] = {kind: {"ResponseTemplates": {"application/json": template}} for kind in ("DEFAULT_4XX", "DEFAULT_5XX")}
+    responses: dict[str, Any] = {
+        kind: {"ResponseTemplates": {"application/json": template}}
+        for kind in ("DEFAULT_4XX", "DEFAULT_5XX")
+    }
     # The caller's refusals (chalicelib.callers) say what to send or how long to wait, as the
     # local gateway's do.
     for kind, error, message in (
@@ -162,8 +195,14 @@ def _gateway_responses() -> dict[str, Any]:
         ("THROTTLED", "TooManyRequests", THROTTLED_MESSAGE),
         ("QUOTA_EXCEEDED", "QuotaExceeded", QUOTA_MESSAGE),
     ):
-        responses[kind] = {"ResponseTemplates": {"application/json": json.dumps({"error": error, "message": message})}}
-    responses["THROTTLED"]["ResponseParameters"] = {"Headers": {"Retry-After": _THROTTLED_RETRY_AFTER}}
+        responses[kind] = {
+            "ResponseTemplates": {
+                "application/json": json.dumps({"error": error, "message": message})
+            }
+        }
+    responses["THROTTLED"]["ResponseParameters"] = {
+        "Headers": {"Retry-After": _THROTTLED_RETRY_AFTER}
+    }
     return responses
 
 
@@ -174,32 +213,51 @@ def _project_copy(stage: str, destination: Path) -> Path:
     for name in _COPIED:
         source = CHALICE_APP / name
         if source.is_dir():
-            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                source, project / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
         else:
             shutil.copy2(source, project / name)
     config = json.loads(CHALICE_CONFIG.read_text(encoding="utf-8"))
     if stage not in config["stages"]:
-        raise ChalicePackageError(f"no stage {stage!r} in {CHALICE_CONFIG} (it has {sorted(config['stages'])})")
+        raise ChalicePackageError(
+            f"no stage {stage!r} in {CHALICE_CONFIG} (it has {sorted(config['stages'])})"
+        )
     stage_config = config["stages"][stage]
     functions = stage_config.setdefault("lambda_functions", {})
     for function in FUNCTIONS:
         functions.setdefault(function.name, {})["iam_role_arn"] = function.role
     stage_config["iam_role_arn"] = FUNCTIONS[0].role
     (project / ".chalice").mkdir()
-    (project / ".chalice" / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    (project / ".chalice" / "config.json").write_text(
+        json.dumps(config, indent=2), encoding="utf-8"
+    )
     return project
 
 
-def chalice_package(stage: str, merge_template: Path, out_dir: Path, region: str = "us-east-1") -> Path:
+def chalice_package(
+    stage: str, merge_template: Path, out_dir: Path, region: str = "us-east-1"
+) -> Path:
     """Run `chalice package --merge-template` for `stage` into out_dir; returns out_dir/sam.json."""
     chalice = Path(sys.executable).with_name("chalice")
     with tempfile.TemporaryDirectory(prefix="facerec-package-") as scratch:
         project = _project_copy(stage, Path(scratch))
         shutil.rmtree(out_dir, ignore_errors=True)
         done = subprocess.run(
-            [str(chalice), "--project-dir", str(project), "package", "--stage", stage,
-             "--merge-template", str(merge_template), str(out_dir.resolve())],
-            capture_output=True, text=True, timeout=300,
+            [
+                str(chalice),
+                "--project-dir",
+                str(project),
+                "package",
+                "--stage",
+                stage,
+                "--merge-template",
+                str(merge_template),
+                str(out_dir.resolve()),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
             # Chalice wants a region to name the package; nothing here calls AWS.
             env={**os.environ, "AWS_DEFAULT_REGION": region},
         )
@@ -212,12 +270,16 @@ def package_stage(stage: str, out_dir: Path, region: str = "us-east-1") -> Path:
     """The stage's merged template (sam.json) and code (deployment.zip) in out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     merge_path = out_dir.parent / f"{out_dir.name}.merge.json"
-    merge_path.write_text(json.dumps(build_merge_template(configured_stage_prefix(stage)), indent=2), encoding="utf-8")
+    merge_path.write_text(
+        json.dumps(build_merge_template(configured_stage_prefix(stage)), indent=2), encoding="utf-8"
+    )
     return chalice_package(stage, merge_path, out_dir, region)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.merge", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.merge", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--stage", default="dev")
     parser.add_argument("--out", type=Path, default=None, help="default: out/deploy/<stage>")
     args = parser.parse_args(argv)

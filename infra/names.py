@@ -16,7 +16,13 @@ from types import MappingProxyType
 from chalicelib.contract import stage_prefix as _stage_prefix
 
 __all__ = [
-    "APP_ENVIRONMENT", "CHALICE_CONFIG", "FUNCTIONS", "POWERTOOLS_LAYER_PARAMETER", "SCALING_ENVIRONMENT", "Function", "app_name",
+    "APP_ENVIRONMENT",
+    "CHALICE_CONFIG",
+    "FUNCTIONS",
+    "POWERTOOLS_LAYER_PARAMETER",
+    "SCALING_ENVIRONMENT",
+    "Function",
+    "app_name",
     "configured_stage_prefix",
 ]
 
@@ -78,7 +84,12 @@ FUNCTIONS = (
     Function("api_handler", "APIHandler", "ApiFunctionRole", ""),
     Function("on_upload_events", "OnUploadEvents", "UploadEventsFunctionRole", "-on_upload_events"),
     Function("scale_up", "ScaleUp", "ScaleUpFunctionRole", "-scale_up"),
-    Function("scale_up_every_minute", "ScaleUpEveryMinute", "ScaleUpFunctionRole", "-scale_up_every_minute"),
+    Function(
+        "scale_up_every_minute",
+        "ScaleUpEveryMinute",
+        "ScaleUpFunctionRole",
+        "-scale_up_every_minute",
+    ),
     # Queues a compaction job (as DELETE /people does), so it runs as the API does.
     Function("compact_gallery", "CompactGallery", "ApiFunctionRole", "-compact_gallery"),
 )

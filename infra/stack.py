@@ -18,9 +18,10 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
 
@@ -76,10 +77,12 @@ def _as_sub_expression(value: Any) -> str:
     if isinstance(value, str):
         return value.replace("${", "${!")
     if isinstance(value, dict) and set(value) == {"Ref"}:
-        return "${%s}" % value["Ref"]
+        return "${" + value["Ref"] + "}"
     if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
-        return "${%s}" % ".".join(value["Fn::GetAtt"])
-    raise StackError(f"a DefinitionSubstitutions value must be a string, Ref or GetAtt, not {value!r}")
+        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+    raise StackError(
+        f"a DefinitionSubstitutions value must be a string, Ref or GetAtt, not {value!r}"
+    )
 
 
 def package_template(template: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
@@ -141,7 +144,11 @@ class _Resolver:
 def _cors(config: Mapping[str, Any]) -> dict[str, Any]:
     rules = []
     for rule in config["CorsRules"]:
-        api_rule = {k: rule[k] for k in ("AllowedMethods", "AllowedOrigins", "AllowedHeaders", "ExposedHeaders") if k in rule}
+        api_rule = {
+            k: rule[k]
+            for k in ("AllowedMethods", "AllowedOrigins", "AllowedHeaders", "ExposedHeaders")
+            if k in rule
+        }
         if "MaxAge" in rule:
             api_rule["MaxAgeSeconds"] = int(rule["MaxAge"])
         rules.append(api_rule)
@@ -151,7 +158,11 @@ def _cors(config: Mapping[str, Any]) -> dict[str, Any]:
 def _lifecycle(config: Mapping[str, Any]) -> dict[str, Any]:
     rules = []
     for rule in config["Rules"]:
-        api_rule: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+        api_rule: dict[str, Any] = {
+            "ID": rule["Id"],
+            "Status": rule["Status"],
+            "Filter": {"Prefix": rule.get("Prefix", "")},
+        }
         if "ExpirationInDays" in rule:
             api_rule["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
         if "AbortIncompleteMultipartUpload" in rule:
@@ -167,7 +178,9 @@ def _notifications(config: Mapping[str, Any]) -> dict[str, Any]:
         api_entry: dict[str, Any] = {"QueueArn": entry["Queue"], "Events": [entry["Event"]]}
         rules = entry.get("Filter", {}).get("S3Key", {}).get("Rules", [])
         if rules:
-            api_entry["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+            api_entry["Filter"] = {
+                "Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}
+            }
         queues.append(api_entry)
     if set(config) - {"QueueConfigurations"}:
         raise StackError(f"only queue notifications are applied, not {sorted(set(config))}")
@@ -187,18 +200,26 @@ def _stack_resolver(
         if "LogicalResourceId" in resource and "PhysicalResourceId" in resource
     }
     types = {physical_ids.get(name): spec["Type"] for name, spec in template["Resources"].items()}
-    defaults = {name: str(spec["Default"]) for name, spec in template.get("Parameters", {}).items() if "Default" in spec}
+    defaults = {
+        name: str(spec["Default"])
+        for name, spec in template.get("Parameters", {}).items()
+        if "Default" in spec
+    }
 
     def attribute(physical_id: str, name: str) -> str:
         kind = types.get(physical_id)
         if (kind, name) == ("AWS::SQS::Queue", "Arn"):
-            return sqs.get_queue_attributes(QueueUrl=physical_id, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            return sqs.get_queue_attributes(QueueUrl=physical_id, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
         if (kind, name) == ("AWS::SQS::Queue", "QueueName"):
             return physical_id.rsplit("/", 1)[-1]
         if (kind, name) == ("AWS::IAM::Role", "Arn"):
             return iam.get_role(RoleName=physical_id)["Role"]["Arn"]
         if (kind, name) == ("AWS::Lambda::Function", "Arn"):
-            return session.client("lambda").get_function(FunctionName=physical_id)["Configuration"]["FunctionArn"]
+            return session.client("lambda").get_function(FunctionName=physical_id)["Configuration"][
+                "FunctionArn"
+            ]
         raise StackError(f"cannot resolve attribute {name} of {kind} {physical_id}")
 
     caller = session.client("sts").get_caller_identity()
@@ -211,14 +232,20 @@ def _stack_resolver(
 
 
 def resolve_in_stack(
-    session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str], value: Any
+    session: Any,
+    stack_name: str,
+    template: Mapping[str, Any],
+    parameters: Mapping[str, str],
+    value: Any,
 ) -> Any:
     """`value`, a piece of `template`, with its Ref, GetAtt and Sub resolved in the deployed stack."""
     resolve, _ = _stack_resolver(session, stack_name, template, parameters)
     return resolve(value)
 
 
-def apply_bucket_settings(session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str]) -> None:
+def apply_bucket_settings(
+    session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str]
+) -> None:
     """Set the bucket properties moto's CloudFormation skips, through the S3 API, from the template."""
     s3 = session.client("s3")
     resolve, physical_ids = _stack_resolver(session, stack_name, template, parameters)
@@ -235,7 +262,9 @@ def apply_bucket_settings(session: Any, stack_name: str, template: Mapping[str, 
             s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=lifecycle)
         if "NotificationConfiguration" in properties:
             notifications = _notifications(resolve(properties["NotificationConfiguration"]))
-            s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notifications)
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration=notifications
+            )
 
 
 @dataclass(frozen=True)
@@ -249,7 +278,11 @@ class RenderedStateMachine:
 
 
 def rendered_state_machines(
-    session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str], root: Path = ROOT
+    session: Any,
+    stack_name: str,
+    template: Mapping[str, Any],
+    parameters: Mapping[str, str],
+    root: Path = ROOT,
 ) -> list[RenderedStateMachine]:
     """Each state machine with a definition file, rendered with the same `render` and the
     stack's resolved DefinitionSubstitutions: what AWS would run, for engines that are not AWS."""
@@ -260,10 +293,15 @@ def rendered_state_machines(
         if resource["Type"] != "AWS::StepFunctions::StateMachine" or not definition_file:
             continue
         properties = resource["Properties"]
-        if "DefinitionString" in properties:  # a packaged template: the Fn::Sub holds the definition
+        if (
+            "DefinitionString" in properties
+        ):  # a packaged template: the Fn::Sub holds the definition
             definition = resolve(properties["DefinitionString"])
         else:
-            values = {key: resolve(value) for key, value in properties.get("DefinitionSubstitutions", {}).items()}
+            values = {
+                key: resolve(value)
+                for key, value in properties.get("DefinitionSubstitutions", {}).items()
+            }
             definition = render(load_definition(root / definition_file), values)
         machines.append(
             RenderedStateMachine(
@@ -287,7 +325,10 @@ def create_state_machines_via_api(
     sfn = session.client("stepfunctions")
     for machine in rendered_state_machines(session, stack_name, template, parameters):
         sfn.create_state_machine(
-            name=machine.name, definition=machine.definition, roleArn=machine.role_arn, type=machine.type
+            name=machine.name,
+            definition=machine.definition,
+            roleArn=machine.role_arn,
+            type=machine.type,
         )
 
 
@@ -311,9 +352,13 @@ def deploy_stack(
     while True:
         stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
         if stack["StackStatus"] == "CREATE_COMPLETE":
-            return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+            return {
+                output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])
+            }
         if not stack["StackStatus"].endswith("IN_PROGRESS") or time.monotonic() > deadline:
-            raise StackError(f"stack {stack_name} is {stack['StackStatus']}: {stack.get('StackStatusReason', '')}")
+            raise StackError(
+                f"stack {stack_name} is {stack['StackStatus']}: {stack.get('StackStatusReason', '')}"
+            )
         time.sleep(1)
 
 

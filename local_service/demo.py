@@ -29,20 +29,30 @@ def main() -> int:
         for person, photo in PEOPLE.items():
             client.create_person(person)
             job = client.enroll(person, FACES / photo)
-            client.wait(job["job_id"], on_status=lambda j, p=person: print(f"demo: enroll {p}: {j['status']}", flush=True))
+            client.wait(
+                job["job_id"],
+                on_status=lambda j, p=person: print(f"demo: enroll {p}: {j['status']}", flush=True),
+            )
         jobs = {name: client.submit(FACES / name)["job_id"] for name in PHOTOS}
         for name, job_id in jobs.items():
             result = client.wait(job_id)["result"]
             faces = ", ".join(
-                f"{face['identity'] or 'unknown'} (distance {face['distance']:.2f})" for face in result["faces"]
+                f"{face['identity'] or 'unknown'} (distance {face['distance']:.2f})"
+                for face in result["faces"]
             )
             print(f"demo: {name}: {faces or 'no face'}", flush=True)
-        print(f"demo: waiting for the fleet to scale back to zero ({options.idle_seconds:.0f} s idle) …", flush=True)
+        print(
+            f"demo: waiting for the fleet to scale back to zero ({options.idle_seconds:.0f} s idle) …",
+            flush=True,
+        )
         deadline = time.monotonic() + 120
         while service.fleet.live_processes and time.monotonic() < deadline:
             time.sleep(1)
-        print(f"demo: peak workers {service.fleet.history.peak}, now {service.fleet.live_processes}; "
-              f"{time.monotonic() - started:.0f} s in all", flush=True)
+        print(
+            f"demo: peak workers {service.fleet.history.peak}, now {service.fleet.live_processes}; "
+            f"{time.monotonic() - started:.0f} s in all",
+            flush=True,
+        )
     finally:
         service.stop()
     return 0

@@ -128,7 +128,11 @@ class LocalFleet:
                 try:
                     process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
-                    logger.warning("worker %s did not stop in %.0f s; killing it", instance_id, STOP_GRACE_SECONDS)
+                    logger.warning(
+                        "worker %s did not stop in %.0f s; killing it",
+                        instance_id,
+                        STOP_GRACE_SECONDS,
+                    )
         finally:
             # Whatever failed above, no process outlives the fleet: SIGKILL ends a paused one too.
             for _, process in processes:
@@ -169,11 +173,19 @@ class LocalFleet:
         """The instance is pending or running: its worker runs."""
         if process is None:
             self._processes[instance_id] = self._spawn(instance_id)
-            logger.info("fleet: instance %s launched; started its worker (%d live)", instance_id, self.live_processes)
+            logger.info(
+                "fleet: instance %s launched; started its worker (%d live)",
+                instance_id,
+                self.live_processes,
+            )
         elif process.paused:
             process.popen.send_signal(signal.SIGCONT)
             process.paused = False
-            logger.info("fleet: instance %s started; resumed its hibernated worker (pid %d)", instance_id, process.popen.pid)
+            logger.info(
+                "fleet: instance %s started; resumed its hibernated worker (pid %d)",
+                instance_id,
+                process.popen.pid,
+            )
         elif process.shut_down:
             if process.alive:
                 # Started again within the old worker's grace: the old boot ends before the new one.
@@ -181,7 +193,11 @@ class LocalFleet:
                 return
             process.log.close()
             self._processes[instance_id] = booted = self._spawn(instance_id)
-            logger.info("fleet: instance %s started; booted a fresh worker (pid %d)", instance_id, booted.popen.pid)
+            logger.info(
+                "fleet: instance %s started; booted a fresh worker (pid %d)",
+                instance_id,
+                booted.popen.pid,
+            )
         elif process.popen.poll() not in (None, 0):
             self._restart_or_terminate(instance_id, process)
 
@@ -192,7 +208,11 @@ class LocalFleet:
         if self._hibernate and process.alive and not process.shut_down:
             process.popen.send_signal(signal.SIGSTOP)
             process.paused = True
-            logger.info("fleet: instance %s stopped (hibernated); paused its worker (pid %d)", instance_id, process.popen.pid)
+            logger.info(
+                "fleet: instance %s stopped (hibernated); paused its worker (pid %d)",
+                instance_id,
+                process.popen.pid,
+            )
             return
         # Also when the worker had already exited: the next start is a new boot either way.
         process.shut_down = True
@@ -203,7 +223,12 @@ class LocalFleet:
         code = process.popen.returncode
         process.log.close()
         if process.restarts >= MAX_RESTARTS:
-            logger.error("fleet: worker %s failed %d times (exit %s); terminating its instance", instance_id, MAX_RESTARTS + 1, code)
+            logger.error(
+                "fleet: worker %s failed %d times (exit %s); terminating its instance",
+                instance_id,
+                MAX_RESTARTS + 1,
+                code,
+            )
             self._ec2.terminate_instances(InstanceIds=[instance_id])
             return
         logger.warning("fleet: worker %s exited with %s; restarting it", instance_id, code)
@@ -221,7 +246,12 @@ class LocalFleet:
                 # SIGTERM waits, pending, in a paused process: continuing it delivers it at once.
                 process.popen.send_signal(signal.SIGCONT)
                 process.paused = False
-            logger.info("fleet: instance %s %s; its worker (pid %d) is stopping", instance_id, why, process.popen.pid)
+            logger.info(
+                "fleet: instance %s %s; its worker (pid %d) is stopping",
+                instance_id,
+                why,
+                process.popen.pid,
+            )
         elif time.monotonic() - process.stopping_since > STOP_GRACE_SECONDS:
             process.popen.kill()
 

@@ -24,7 +24,13 @@ from typing import Any
 
 from chalice import Chalice
 from chalice.config import Config
-from chalice.local import ChaliceRequestHandler, LocalDevServer, LocalGateway, LocalGatewayException, RouteMatcher
+from chalice.local import (
+    ChaliceRequestHandler,
+    LocalDevServer,
+    LocalGateway,
+    LocalGatewayException,
+    RouteMatcher,
+)
 
 from chalicelib.callers import API_KEY_HEADER, KEY_MISSING_MESSAGE, QUOTA_MESSAGE, THROTTLED_MESSAGE
 from infra.local import LISTEN_BACKLOG
@@ -94,7 +100,9 @@ class LocalUsagePlan:
     """The keys the local API accepts, each with its own bucket and day's count (thread-safe:
     the local server answers each connection in a thread of its own)."""
 
-    def __init__(self, keys: Iterable[str], limits: UsagePlanLimits, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, keys: Iterable[str], limits: UsagePlanLimits, clock: Callable[[], float] = time.time
+    ) -> None:
         self._keys = tuple(key for key in keys if key)
         self.limits = limits
         self._clock = clock
@@ -105,17 +113,23 @@ class LocalUsagePlan:
     def admit(self, key: str | None) -> Refusal | None:
         """None when a request with this key may pass (and it is counted), else the refusal."""
         # Constant-time, so the comparison leaks nothing about a key's prefix.
-        if not key or not any(hmac.compare_digest(key.encode(), known.encode()) for known in self._keys):
+        if not key or not any(
+            hmac.compare_digest(key.encode(), known.encode()) for known in self._keys
+        ):
             return Refusal(403, "Forbidden", KEY_MISSING_MESSAGE)
         now = self._clock()
         with self._lock:
-            bucket = self._buckets.setdefault(key, TokenBucket(self.limits.rate_per_second, self.limits.burst, now))
+            bucket = self._buckets.setdefault(
+                key, TokenBucket(self.limits.rate_per_second, self.limits.burst, now)
+            )
             day = int(now // 86400)
             used = self._days.get(key, (day, 0))
             used = used if used[0] == day else (day, 0)
             if used[1] >= self.limits.daily_quota:
                 # The quota renews at the next UTC midnight, as a usage plan's DAY period does.
-                return Refusal(429, "QuotaExceeded", QUOTA_MESSAGE, math.ceil((day + 1) * 86400 - now))
+                return Refusal(
+                    429, "QuotaExceeded", QUOTA_MESSAGE, math.ceil((day + 1) * 86400 - now)
+                )
             wait = bucket.take(now)
             if wait:
                 return Refusal(429, "TooManyRequests", THROTTLED_MESSAGE, max(1, math.ceil(wait)))
@@ -139,14 +153,23 @@ class _KeyedGateway(LocalGateway):
         self._plan = plan
         self._routes = RouteMatcher(list(app_object.routes))
 
-    def handle_request(self, method: str, path: str, headers: dict[str, Any], body: bytes | None) -> dict[str, Any]:
+    def handle_request(
+        self, method: str, path: str, headers: dict[str, Any], body: bytes | None
+    ) -> dict[str, Any]:
         try:
             route = self._routes.match_route(path).route
         except ValueError:
             route = None  # an unknown path: Chalice's gateway answers it as API Gateway does
         view = self._app_object.routes[route].get(method) if route else None
         if view is not None and view.api_key_required:
-            key = next((value for name, value in headers.items() if name.lower() == API_KEY_HEADER.lower()), None)
+            key = next(
+                (
+                    value
+                    for name, value in headers.items()
+                    if name.lower() == API_KEY_HEADER.lower()
+                ),
+                None,
+            )
             refusal = self._plan.admit(key)
             if refusal is not None:
                 raise _Refused(refusal)
@@ -154,22 +177,39 @@ class _KeyedGateway(LocalGateway):
 
 
 class _KeyedRequestHandler(ChaliceRequestHandler):
-    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Chalice, config: Config,
-                 plan: LocalUsagePlan) -> None:
+    def __init__(
+        self,
+        request: Any,
+        client_address: Any,
+        server: Any,
+        app_object: Chalice,
+        config: Config,
+        plan: LocalUsagePlan,
+    ) -> None:
         # ChaliceRequestHandler's __init__ makes its own gateway and then serves the request at
         # once (BaseHTTPRequestHandler's __init__ does): ours must be in place before that.
         self.local_gateway = _KeyedGateway(app_object, config, plan)
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)
 
 
-def keyed_server(app_object: Chalice, project_dir: Path, host: str, port: int, plan: LocalUsagePlan) -> LocalDevServer:
+def keyed_server(
+    app_object: Chalice, project_dir: Path, host: str, port: int, plan: LocalUsagePlan
+) -> LocalDevServer:
     """Chalice's local server for the project's dev stage, the key check and usage plan in front."""
     config = Config(
         chalice_stage="dev",
         user_provided_params={"chalice_app": app_object, "project_dir": str(project_dir)},
-        config_from_disk=json.loads((project_dir / ".chalice" / "config.json").read_text(encoding="utf-8")),
+        config_from_disk=json.loads(
+            (project_dir / ".chalice" / "config.json").read_text(encoding="utf-8")
+        ),
     )
-    server = LocalDevServer(app_object, config, host, port, handler_cls=functools.partial(_KeyedRequestHandler, plan=plan))
+    server = LocalDevServer(
+        app_object,
+        config,
+        host,
+        port,
+        handler_cls=functools.partial(_KeyedRequestHandler, plan=plan),
+    )
     # Chalice's dev server listens with socketserver's backlog of 5, which reset most of 100
     # concurrent `POST /`; listen() on a listening socket sets its backlog anew.
     server.server.socket.listen(LISTEN_BACKLOG)

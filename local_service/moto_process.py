@@ -25,14 +25,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any
 
 import requests
 from moto.core.models import botocore_stubber
 
-from infra.local import Handler, LocalStack, Stack, ignore_moto_template_warnings, scale_up_function_name
+from infra.local import (
+    Handler,
+    LocalStack,
+    Stack,
+    ignore_moto_template_warnings,
+    scale_up_function_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,27 +68,49 @@ class MotoProcess(LocalStack):
         with self._log_path.open("a") as log:
             self._process = subprocess.Popen(
                 [
-                    sys.executable, "-m", "local_service.moto_process", "--host", self.host, "--port", str(self.port),
-                    "--scale-up-function", scale_up_function_name(self._stage_prefix),
-                    "--environment", str(self._environment_file),
-                    "--parent", str(os.getpid()),
+                    sys.executable,
+                    "-m",
+                    "local_service.moto_process",
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(self.port),
+                    "--scale-up-function",
+                    scale_up_function_name(self._stage_prefix),
+                    "--environment",
+                    str(self._environment_file),
+                    "--parent",
+                    str(os.getpid()),
                 ],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not self._answers():
             if self._process.poll() is not None:
-                raise OSError(f"moto's server exited with {self._process.returncode}; see {self._log_path}")
+                raise OSError(
+                    f"moto's server exited with {self._process.returncode}; see {self._log_path}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
-                raise OSError(f"moto's server did not answer within {START_TIMEOUT_SECONDS:.0f} s; see {self._log_path}")
+                raise OSError(
+                    f"moto's server did not answer within {START_TIMEOUT_SECONDS:.0f} s; see {self._log_path}"
+                )
             time.sleep(0.2)
         return self
 
-    def deploy(self, prefix: str, scale_up: Handler | None = None, parameters: Mapping[str, str] | None = None) -> Stack:
+    def deploy(
+        self,
+        prefix: str,
+        scale_up: Handler | None = None,
+        parameters: Mapping[str, str] | None = None,
+    ) -> Stack:
         """The stack, its scale-up function answered in the child by the app it loads."""
         if prefix != self._stage_prefix:
-            raise ValueError(f"this moto process answers the scale-up function of {self._stage_prefix!r} only, not {prefix!r}")
+            raise ValueError(
+                f"this moto process answers the scale-up function of {self._stage_prefix!r} only, not {prefix!r}"
+            )
         return super().deploy(prefix, scale_up=_answered_by_the_child, parameters=parameters)
 
     def write_function_environment(self, environment: dict[str, str]) -> None:
@@ -125,7 +154,9 @@ class _LazyScaleUp:
         with self._lock:
             if self._app is None:
                 if not self._environment_file.is_file():
-                    raise RuntimeError(f"the scale-up function has no environment yet ({self._environment_file})")
+                    raise RuntimeError(
+                        f"the scale-up function has no environment yet ({self._environment_file})"
+                    )
                 from .service import load_chalice_app
 
                 environment = json.loads(self._environment_file.read_text())
@@ -158,9 +189,13 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def main() -> int:
-    if os.environ.get("FACEREC_COUNT_AWS_CALLS"):  # make bench-cost: count this process's AWS calls (bench/aws_calls.py)
+    if os.environ.get(
+        "FACEREC_COUNT_AWS_CALLS"
+    ):  # make bench-cost: count this process's AWS calls (bench/aws_calls.py)
         importlib.import_module("bench.aws_calls").install("workflow")
-    parser = argparse.ArgumentParser(prog="python -m local_service.moto_process", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m local_service.moto_process", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--scale-up-function", required=True)

@@ -38,8 +38,11 @@ class RunningService:
 
     def ec2(self):
         return boto3.client(
-            "ec2", endpoint_url=self.moto_url, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            "ec2",
+            endpoint_url=self.moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
         )
 
 
@@ -63,13 +66,22 @@ def stop(process: subprocess.Popen, log_path: Path) -> None:
         # Its own session holds the API, moto and every worker process: end them all.
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        raise RuntimeError(f"the service did not stop within {STOP_GRACE_SECONDS:.0f} s of Ctrl-C; killed; see {log_path}")
+        raise RuntimeError(
+            f"the service did not stop within {STOP_GRACE_SECONDS:.0f} s of Ctrl-C; killed; see {log_path}"
+        )
 
 
 @contextmanager
-def local_service(log_path: Path, idle_seconds: float, *, ready_path: str = "/app",
-                  start_timeout: float = 120.0, sigint_ignored: bool = False,
-                  max_workers: int | None = None, extra_args: tuple[str, ...] = ()) -> Iterator[RunningService]:
+def local_service(
+    log_path: Path,
+    idle_seconds: float,
+    *,
+    ready_path: str = "/app",
+    start_timeout: float = 120.0,
+    sigint_ignored: bool = False,
+    max_workers: int | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[RunningService]:
     """The running service once `ready_path` answers; Ctrl-C (SIGINT) stops it, as a person does.
 
     `sigint_ignored` starts it the way a script's `make run &` does, with SIGINT inherited as ignored.
@@ -77,11 +89,24 @@ def local_service(log_path: Path, idle_seconds: float, *, ready_path: str = "/ap
     api_port, moto_port = free_port(), free_port()
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "local_service", "--port", str(api_port), "--moto-port", str(moto_port),
-             "--idle-seconds", str(idle_seconds), *(["--max-workers", str(max_workers)] if max_workers else []),
-             *extra_args],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "FACEREC_MODEL": "dlib"},
-            start_new_session=True, preexec_fn=_ignore_sigint if sigint_ignored else None,
+            [
+                sys.executable,
+                "-m",
+                "local_service",
+                "--port",
+                str(api_port),
+                "--moto-port",
+                str(moto_port),
+                "--idle-seconds",
+                str(idle_seconds),
+                *(["--max-workers", str(max_workers)] if max_workers else []),
+                *extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "FACEREC_MODEL": "dlib"},
+            start_new_session=True,
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
         )
         url = f"http://127.0.0.1:{api_port}"
         try:
@@ -94,7 +119,9 @@ def local_service(log_path: Path, idle_seconds: float, *, ready_path: str = "/ap
                     if process.poll() is not None:
                         raise RuntimeError(f"the service exited early; see {log_path}") from None
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"the service did not answer within {start_timeout:.0f} s; see {log_path}") from None
+                        raise RuntimeError(
+                            f"the service did not answer within {start_timeout:.0f} s; see {log_path}"
+                        ) from None
                     time.sleep(0.5)
             yield RunningService(url, f"http://127.0.0.1:{moto_port}", process)
         finally:

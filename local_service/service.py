@@ -1,13 +1,13 @@
 """Start and stop everything `make run` runs, in order, and nothing else.
 
-    moto server, in a process of its own (S3, SQS, DynamoDB, EC2, Step Functions executing the
-      real ASL), where moto's lambda:invoke is answered by the app's scale-up handler
-      └─ infra/template.yaml deployed into it, as on AWS
-    Chalice app, served over HTTP (the API and the web page) behind a stand-in for API Gateway's
-      key check and usage plan (gateway)
-    upload events: S3 → SQS notifications handed to the app's handler (Lambda's event source)
-    schedule: the app's one-minute safety-net scale-up and its gallery compaction, fired by timers (EventBridge's part)
-    fleet: one worker process per worker instance in moto's EC2
+moto server, in a process of its own (S3, SQS, DynamoDB, EC2, Step Functions executing the
+  real ASL), where moto's lambda:invoke is answered by the app's scale-up handler
+  └─ infra/template.yaml deployed into it, as on AWS
+Chalice app, served over HTTP (the API and the web page) behind a stand-in for API Gateway's
+  key check and usage plan (gateway)
+upload events: S3 → SQS notifications handed to the app's handler (Lambda's event source)
+schedule: the app's one-minute safety-net scale-up and its gallery compaction, fired by timers (EventBridge's part)
+fleet: one worker process per worker instance in moto's EC2
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -115,7 +115,10 @@ class LocalService:
     def start(self) -> LocalService:
         options = self.options
         self.moto = MotoProcess(
-            options.host, options.moto_port or None, stage_prefix=options.stage_prefix, log_dir=options.log_dir
+            options.host,
+            options.moto_port or None,
+            stage_prefix=options.stage_prefix,
+            log_dir=options.log_dir,
         ).start()
         self.stack = self.moto.deploy(options.stage_prefix)
         environment = {
@@ -132,14 +135,26 @@ class LocalService:
         os.environ.update(environment)
         self.app = load_chalice_app()
 
-        self.usage_plan = LocalUsagePlan([options.api_key], options.usage_plan or UsagePlanLimits.from_template())
-        self._api = keyed_server(self.app.app, CHALICE_PROJECT, options.host, options.api_port, self.usage_plan)
+        self.usage_plan = LocalUsagePlan(
+            [options.api_key], options.usage_plan or UsagePlanLimits.from_template()
+        )
+        self._api = keyed_server(
+            self.app.app, CHALICE_PROJECT, options.host, options.api_port, self.usage_plan
+        )
         self._spawn("api", self._api.serve_forever)
         for poller in range(options.upload_event_pollers):
             self._spawn(f"upload-events-{poller}", self._pump_upload_events)
-        self._spawn("schedule", lambda: self._fire_schedule("scale-up", self.app.scale_up_every_minute, options.schedule_seconds))
+        self._spawn(
+            "schedule",
+            lambda: self._fire_schedule(
+                "scale-up", self.app.scale_up_every_minute, options.schedule_seconds
+            ),
+        )
         compaction_seconds = Settings.from_env().compaction_minutes * 60
-        self._spawn("compaction", lambda: self._fire_schedule("compaction", self.app.compact_gallery, compaction_seconds))
+        self._spawn(
+            "compaction",
+            lambda: self._fire_schedule("compaction", self.app.compact_gallery, compaction_seconds),
+        )
         cores = os.cpu_count() or 1
         worker_env = {
             **os.environ,
@@ -156,7 +171,11 @@ class LocalService:
         }
         # A stopped worker's process is paused when the stage hibernates, as the machine would be.
         self.fleet = LocalFleet(
-            self.moto.client("ec2"), options.stage_prefix, worker_env, options.log_dir / "workers", hibernate=hibernates(worker_env)
+            self.moto.client("ec2"),
+            options.stage_prefix,
+            worker_env,
+            options.log_dir / "workers",
+            hibernate=hibernates(worker_env),
         ).start()
         return self
 
@@ -185,21 +204,32 @@ class LocalService:
                 # Long polling, as Lambda's event source does: an upload is handled the moment its
                 # event arrives, and an idle poller costs one request a second.
                 pump_sqs_to_handler(
-                    sqs, outputs["UploadEventsQueueUrl"], self.app.on_upload_events, outputs["UploadEventsQueueArn"],
+                    sqs,
+                    outputs["UploadEventsQueueUrl"],
+                    self.app.on_upload_events,
+                    outputs["UploadEventsQueueArn"],
                     wait_seconds=1,
                 )
             except Exception:
                 # The batch stays on the queue and comes back, as with Lambda's event source.
-                logger.exception("upload events: the handler failed; the batch will be delivered again")
+                logger.exception(
+                    "upload events: the handler failed; the batch will be delivered again"
+                )
                 self._stop.wait(1)
 
     def _fire_schedule(self, name: str, handler: Any, every_seconds: float) -> None:
         """What EventBridge does for @app.schedule on AWS: a CloudWatch event at each tick."""
         while not self._stop.wait(every_seconds):
             event = {
-                "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
-                "source": "aws.events", "account": ACCOUNT_ID, "time": datetime.now(timezone.utc).isoformat(),
-                "region": REGION, "resources": [], "detail": {},
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": ACCOUNT_ID,
+                "time": datetime.now(UTC).isoformat(),
+                "region": REGION,
+                "resources": [],
+                "detail": {},
             }
             try:
                 handler(event, None)

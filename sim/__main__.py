@@ -1,6 +1,6 @@
 """`python -m sim`: every scenario under every policy, the cost model, the targets; JSON and PNGs.
 
-    python -m sim --out out/sim.json --plots out/plots --engine out/bench-engine.json
+python -m sim --out out/sim.json --plots out/plots --engine out/bench-engine.json
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ COST_SCENARIO = "steady-1000"
 
 def deployed_workflow_type(template: Path = TEMPLATE) -> str:
     """The WorkflowType parameter's default in the CloudFormation template: what deploys."""
-    match = re.search(r"WorkflowType:\s*\n(?:\s+\w+:.*\n)*?\s+Default:\s*(\w+)", template.read_text())
+    match = re.search(
+        r"WorkflowType:\s*\n(?:\s+\w+:.*\n)*?\s+Default:\s*(\w+)", template.read_text()
+    )
     return match.group(1) if match else "unknown"
 
 
@@ -35,29 +37,51 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out/sim.json"))
     parser.add_argument("--plots", type=Path, default=Path("out/plots"))
-    parser.add_argument("--engine", type=Path, default=Path("out/bench-engine.json"),
-                        help="bench-engine figures for the service time (defaults when absent)")
+    parser.add_argument(
+        "--engine",
+        type=Path,
+        default=Path("out/bench-engine.json"),
+        help="bench-engine figures for the service time (defaults when absent)",
+    )
     parser.add_argument("--model", default="facenet", choices=("facenet", "dlib"))
     parser.add_argument("--workload", default="course", choices=("course", "frame"))
     parser.add_argument("--scenarios", default="", help="comma-separated names; all when empty")
-    parser.add_argument("--no-sweeps", action="store_true", help="skip ours under other settings and timings")
-    parser.add_argument("--cold-start", type=float, default=FleetModel.cold_start_s, help="launch to ready, seconds")
-    parser.add_argument("--warm-start", type=float, default=FleetModel.warm_start_s,
-                        help="StartInstances on a pooled worker to polling, seconds")
-    parser.add_argument("--describe-lag", type=float, default=FleetModel.describe_lag_s,
-                        help="seconds before DescribeInstances lists a launch")
+    parser.add_argument(
+        "--no-sweeps", action="store_true", help="skip ours under other settings and timings"
+    )
+    parser.add_argument(
+        "--cold-start", type=float, default=FleetModel.cold_start_s, help="launch to ready, seconds"
+    )
+    parser.add_argument(
+        "--warm-start",
+        type=float,
+        default=FleetModel.warm_start_s,
+        help="StartInstances on a pooled worker to polling, seconds",
+    )
+    parser.add_argument(
+        "--describe-lag",
+        type=float,
+        default=FleetModel.describe_lag_s,
+        help="seconds before DescribeInstances lists a launch",
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     rate = load_engine_rate(args.engine, args.model, args.workload)
     params = SimParams.for_engine(
-        rate, cold_start_s=args.cold_start, warm_start_s=args.warm_start, describe_lag_s=args.describe_lag
+        rate,
+        cold_start_s=args.cold_start,
+        warm_start_s=args.warm_start,
+        describe_lag_s=args.describe_lag,
     )
     prices = load_prices()
     chosen = [s for s in SCENARIOS if not args.scenarios or s.name in args.scenarios.split(",")]
-    print(f"sim: {rate.model} on {rate.workload} photos, {rate.batched_photos_per_second} photos/s batched "
-          f"({rate.source}); worker: {params.worker.service_s(10):.3f} s per batch of 10, "
-          f"{params.settings.worker_photos_per_second} photos/s", file=sys.stderr)
+    print(
+        f"sim: {rate.model} on {rate.workload} photos, {rate.batched_photos_per_second} photos/s batched "
+        f"({rate.source}); worker: {params.worker.service_s(10):.3f} s per batch of 10, "
+        f"{params.settings.worker_photos_per_second} photos/s",
+        file=sys.stderr,
+    )
 
     results: dict[str, dict] = {}
     plots = []
@@ -69,13 +93,21 @@ def main(argv: list[str] | None = None) -> int:
             run.figures["ec2_usd_per_million"] = round(usd / run.figures["jobs"] * 1e6, 2)
         results[scenario.name] = {run.policy: run.figures for run in runs}
         plots.append(str(plot_scenario(scenario, runs, args.plots)))
-        print(f"\n### {scenario.name}: {scenario.description}\n\n{policy_table(results[scenario.name])}")
+        print(
+            f"\n### {scenario.name}: {scenario.description}\n\n{policy_table(results[scenario.name])}"
+        )
 
     report: dict = {
         "engine_rate": dataclasses.asdict(rate),
         "params": dataclasses.asdict(params),
-        "scenarios": {s.name: {"description": s.description, "max_workers": s.max_workers,
-                               "policies": results[s.name]} for s in chosen},
+        "scenarios": {
+            s.name: {
+                "description": s.description,
+                "max_workers": s.max_workers,
+                "policies": results[s.name],
+            }
+            for s in chosen
+        },
         "plots": plots,
     }
     if COST_SCENARIO in results:
@@ -83,17 +115,32 @@ def main(argv: list[str] | None = None) -> int:
         report["cost"] = comparison(ours, prices=prices)
         report["cost"]["from_scenario"] = COST_SCENARIO
         report["cost"]["total_by_scenario"] = {
-            name: {w: comparison(runs["ours"], prices=prices)[w]["usd_per_million_photos"]["total"] for w in WORKFLOW_TYPES}
-            for name, runs in results.items() if "ours" in runs
+            name: {
+                w: comparison(runs["ours"], prices=prices)[w]["usd_per_million_photos"]["total"]
+                for w in WORKFLOW_TYPES
+            }
+            for name, runs in results.items()
+            if "ours" in runs
         }
         report["cost"]["deployed_workflow_type"] = deployed_workflow_type()
-        print(f"\n### Cost per million photos ({COST_SCENARIO}, ours; prices of {prices['date']}, {prices['region']})\n")
+        print(
+            f"\n### Cost per million photos ({COST_SCENARIO}, ours; prices of {prices['date']}, {prices['region']})\n"
+        )
         print(cost_table(report["cost"]))
         counted = report["cost"]["call_counts"]
-        print(f"\ncalls per photo: the {counted['path']} path's, counted by make bench-cost ({counted['source']})")
-        print(f"cheaper: {report['cost']['cheaper']}; deployed: {report['cost']['deployed_workflow_type']}")
-        print("total $/M photos by scenario (Standard / Express): " + "; ".join(
-            f"{name} {t['STANDARD']:.2f} / {t['EXPRESS']:.2f}" for name, t in report["cost"]["total_by_scenario"].items()))
+        print(
+            f"\ncalls per photo: the {counted['path']} path's, counted by make bench-cost ({counted['source']})"
+        )
+        print(
+            f"cheaper: {report['cost']['cheaper']}; deployed: {report['cost']['deployed_workflow_type']}"
+        )
+        print(
+            "total $/M photos by scenario (Standard / Express): "
+            + "; ".join(
+                f"{name} {t['STANDARD']:.2f} / {t['EXPRESS']:.2f}"
+                for name, t in report["cost"]["total_by_scenario"].items()
+            )
+        )
     report["targets"] = check_targets(results, report.get("cost"), deployed_workflow_type())
     print(f"\n### Targets\n\n{targets_table(report['targets'])}")
     if not args.no_sweeps:
@@ -101,14 +148,22 @@ def main(argv: list[str] | None = None) -> int:
         for swept in SWEEPS:
             scenarios = [s for s in chosen if s.name in swept.scenarios]
             if scenarios:
-                report["sweeps"][swept.name] = {"field": swept.field, "by_value": sweep(params, scenarios, swept)}
-                print(f"\n### Ours with other {swept.field} ({swept.name})\n\n{sweep_table(report['sweeps'][swept.name]['by_value'])}")
+                report["sweeps"][swept.name] = {
+                    "field": swept.field,
+                    "by_value": sweep(params, scenarios, swept),
+                }
+                print(
+                    f"\n### Ours with other {swept.field} ({swept.name})\n\n{sweep_table(report['sweeps'][swept.name]['by_value'])}"
+                )
     report["wall_s"] = round(time.perf_counter() - started, 1)
     if COST_SCENARIO in results:
         report["wall_s_steady_1000_ours"] = results[COST_SCENARIO]["ours"]["wall_s"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str))
-    print(f"\nsim: {report['wall_s']} s in all; figures in {args.out}, plots in {args.plots}", file=sys.stderr)
+    print(
+        f"\nsim: {report['wall_s']} s in all; figures in {args.out}, plots in {args.plots}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -11,8 +11,9 @@ record: EC2 bills each of them per second with a 60-second minimum, so the metri
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -39,7 +40,9 @@ class Instance:
 class SimEc2:
     """Runs in start order; `on_launch` tells the simulator to start each run's worker."""
 
-    def __init__(self, fleet: FleetModel, clock: Callable[[], float], on_launch: Callable[[Instance], None]) -> None:
+    def __init__(
+        self, fleet: FleetModel, clock: Callable[[], float], on_launch: Callable[[Instance], None]
+    ) -> None:
         self._fleet = fleet
         self._clock = clock
         self._on_launch = on_launch
@@ -64,7 +67,9 @@ class SimEc2:
         for _ in range(count):
             instance_id = f"i-{len(self._first_launch):08x}"
             self._first_launch[instance_id] = now
-            launched.append(self._begin(Instance(instance_id, now, now + self._fleet.cold_start_s, warm=False)))
+            launched.append(
+                self._begin(Instance(instance_id, now, now + self._fleet.cold_start_s, warm=False))
+            )
         return launched
 
     def start(self, now: float, instance_ids: list[str]) -> list[Instance]:
@@ -75,7 +80,9 @@ class SimEc2:
         for instance_id in instance_ids:
             if self._state.get(instance_id) != "stopped":
                 raise _client_error("IncorrectInstanceState", "StartInstances")
-            started.append(self._begin(Instance(instance_id, now, now + self._fleet.warm_start_s, warm=True)))
+            started.append(
+                self._begin(Instance(instance_id, now, now + self._fleet.warm_start_s, warm=True))
+            )
         return started
 
     def describe(self, now: float) -> dict[str, str] | None:
@@ -89,7 +96,11 @@ class SimEc2:
             self.calls["describe_instances_throttled"] += 1
             return None
         listed_before = now - self._fleet.describe_lag_s
-        return {i: self._state[i] for i, launched in self._first_launch.items() if launched <= listed_before}
+        return {
+            i: self._state[i]
+            for i, launched in self._first_launch.items()
+            if launched <= listed_before
+        }
 
     def live_count(self) -> int:
         """The true number of running instances (what an Auto Scaling group or Kubernetes knows)."""

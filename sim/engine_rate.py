@@ -71,7 +71,9 @@ def load_engine_rate(path: Path, model: str = "facenet", workload: str = "course
                 model=model,
                 workload=workload,
                 batched_photos_per_second=float(figures[BATCHED_KEY]),
-                single_photos_per_second=float(figures[SINGLE_KEY]) if figures.get(SINGLE_KEY) else None,
+                single_photos_per_second=float(figures[SINGLE_KEY])
+                if figures.get(SINGLE_KEY)
+                else None,
                 cores=int(report.get("machine", {}).get("cores") or DEFAULT_BENCH_CORES),
                 source=str(path),
             )

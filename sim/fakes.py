@@ -6,7 +6,8 @@ DynamoDB (tables.py), so no stand-in re-implements their conditional writes.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["QueueAttributes"]
 

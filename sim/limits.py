@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BucketSpec", "DESCRIBE_INSTANCES", "RUN_INSTANCES_REQUESTS", "RUN_INSTANCES_RESOURCES", "TokenBucket"]
+__all__ = [
+    "BucketSpec",
+    "DESCRIBE_INSTANCES",
+    "RUN_INSTANCES_REQUESTS",
+    "RUN_INSTANCES_RESOURCES",
+    "TokenBucket",
+]
 
 
 @dataclass(frozen=True)

@@ -132,4 +132,6 @@ def _max_in_window(times: list[float], window_s: float) -> int:
     if not times:
         return 0
     moments = np.asarray(times)
-    return int((np.searchsorted(moments, moments + window_s, side="left") - np.arange(moments.size)).max())
+    return int(
+        (np.searchsorted(moments, moments + window_s, side="left") - np.arange(moments.size)).max()
+    )

@@ -92,7 +92,11 @@ class SimParams:
         return (
             cls(worker=worker)
             .with_fleet(**fleet)
-            .with_settings(worker_photos_per_second=round(worker.batch_size / worker.service_s(worker.batch_size), 2))
+            .with_settings(
+                worker_photos_per_second=round(
+                    worker.batch_size / worker.service_s(worker.batch_size), 2
+                )
+            )
         )
 
     @property
@@ -114,4 +118,6 @@ class SimParams:
         return self.with_settings(**changes).with_worker_settings(**changes)
 
     def with_worker_settings(self, **changes: object) -> SimParams:
-        return replace(self, worker=replace(self.worker, settings=replace(self.worker.settings, **changes)))
+        return replace(
+            self, worker=replace(self.worker, settings=replace(self.worker.settings, **changes))
+        )

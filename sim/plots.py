@@ -26,7 +26,11 @@ def plot_scenario(scenario: Scenario, runs: list[PolicyRun], directory: Path) ->
         line = run.timeline
         t = line.t / scale
         # Policies often coincide: distinct dashes keep the one drawn first visible underneath.
-        style = {"label": run.policy, "linestyle": _DASHES[index % len(_DASHES)], "linewidth": 2.0 if index == 0 else 1.2}
+        style = {
+            "label": run.policy,
+            "linestyle": _DASHES[index % len(_DASHES)],
+            "linewidth": 2.0 if index == 0 else 1.2,
+        }
         queue.plot(t, line.visible + line.in_flight, **style)
         workers.plot(t, line.workers, **style)
         latency.plot(t, line.p95_latency_by_upload, **style)

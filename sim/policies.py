@@ -63,7 +63,9 @@ class Ours:
         self._queue = QueueAttributes(sim.visible, lambda: sim.in_flight)
         self._tables = sim.tables
         lease = Lease(sim.tables.leases, "scale-up", clock=lambda: sim.now)
-        self._scale_up = ScaleUp(self._queue, sim.ec2, lease, sim.plan, replace(settings, jobs_queue_url="sim"))
+        self._scale_up = ScaleUp(
+            self._queue, sim.ec2, lease, sim.plan, replace(settings, jobs_queue_url="sim")
+        )
         self._prefill = settings.warm_pool_size > 0
         # A stage with a warm pool has had its schedule fill the pool before the first upload.
         return 0.0 if self._prefill else sim.next_visible_after(-math.inf)
@@ -81,9 +83,13 @@ class Ours:
         held_ask = sim.next_visible_after(sim.now)
         candidates = {
             "ask": sim.next_visible_after(expiry - 1e-9),
-            "retry": held_ask + self._interval if held_ask is not None and held_ask < expiry else None,
+            "retry": held_ask + self._interval
+            if held_ask is not None and held_ask < expiry
+            else None,
             # The schedule's run finds the lease free unless a round took it within the interval.
-            "schedule": math.ceil(expiry / self.schedule_s) * self.schedule_s if self._schedule_runs(sim) else None,
+            "schedule": math.ceil(expiry / self.schedule_s) * self.schedule_s
+            if self._schedule_runs(sim)
+            else None,
         }
         due = {kind: moment for kind, moment in candidates.items() if moment is not None}
         if not due:

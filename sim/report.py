@@ -25,8 +25,11 @@ _COLUMNS = (
 def policy_table(policies: dict[str, dict[str, Any]]) -> str:
     rows = ["| " + " | ".join(title for title, _ in _COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
     for name, figures in policies.items():
-        cells = {**figures, "policy": name,
-                 "run_calls": f"{figures['run_instances_calls']} ({figures['run_instances_throttled']})"}
+        cells = {
+            **figures,
+            "policy": name,
+            "run_calls": f"{figures['run_instances_calls']} ({figures['run_instances_throttled']})",
+        }
         rows.append("| " + " | ".join(_cell(cells.get(key)) for _, key in _COLUMNS) + " |")
     return "\n".join(rows)
 
@@ -43,7 +46,9 @@ def cost_table(cost: dict[str, Any]) -> str:
 
 def targets_table(targets: dict[str, dict[str, Any]]) -> str:
     rows = ["| target | met | figure |", "|---|---|---|"]
-    rows += [f"| {name} | {'yes' if t['met'] else 'NO'} | {t['figure']} |" for name, t in targets.items()]
+    rows += [
+        f"| {name} | {'yes' if t['met'] else 'NO'} | {t['figure']} |" for name, t in targets.items()
+    ]
     return "\n".join(rows)
 
 
@@ -59,8 +64,12 @@ def _cell(value: Any) -> str:
 
 def sweep_table(table: dict[str, dict[str, dict[str, Any]]]) -> str:
     scenarios = list(next(iter(table.values())))
-    rows = ["| value | " + " | ".join(f"{s}: p95 s / billed ÷ engine / back to zero s" for s in scenarios) + " |",
-            "|---|" + "---|" * len(scenarios)]
+    rows = [
+        "| value | "
+        + " | ".join(f"{s}: p95 s / billed ÷ engine / back to zero s" for s in scenarios)
+        + " |",
+        "|---|" + "---|" * len(scenarios),
+    ]
     for value, by_scenario in table.items():
         cells = [
             f"{_cell(f['p95_s'])} / {_cell(f['billed_per_engine_time'])} / {_cell(f['back_to_zero_s'])}"

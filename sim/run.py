@@ -58,7 +58,10 @@ def run_scenario(base: SimParams, scenario: Scenario) -> list[PolicyRun]:
         figures = summarize(sim)
         figures["wall_s"] = round(time.perf_counter() - started, 2)
         figures["billed_per_engine_time"] = round(
-            figures["instance_seconds_billed"] / max(1, figures["jobs"]) / params.worker.engine_s_per_photo(), 3
+            figures["instance_seconds_billed"]
+            / max(1, figures["jobs"])
+            / params.worker.engine_s_per_photo(),
+            3,
         )
         figures["policy_calls"] = policy.figures(sim.jobs)
         runs.append(PolicyRun(policy.name, figures, timeline(sim, scenario.plot_step_s)))
@@ -76,14 +79,27 @@ def sweep(base: SimParams, scenarios: list[Scenario], swept: Sweep) -> dict[str,
         }[swept.where]()
         for scenario in scenarios:
             (ours,) = run_scenario(params, replace(scenario, policies=("ours",)))
-            table.setdefault(str(value), {})[scenario.name] = {key: ours.figures[key] for key in SWEPT_FIGURES}
+            table.setdefault(str(value), {})[scenario.name] = {
+                key: ours.figures[key] for key in SWEPT_FIGURES
+            }
     return table
 
 
-SWEPT_FIGURES = ("p50_s", "p95_s", "peak_workers", "instance_seconds_billed", "billed_per_engine_time", "back_to_zero_s")
+SWEPT_FIGURES = (
+    "p50_s",
+    "p95_s",
+    "peak_workers",
+    "instance_seconds_billed",
+    "billed_per_engine_time",
+    "back_to_zero_s",
+)
 
 
-def check_targets(results: dict[str, dict[str, dict[str, Any]]], cost: dict[str, Any] | None, deployed_workflow: str) -> dict[str, Any]:
+def check_targets(
+    results: dict[str, dict[str, dict[str, Any]]],
+    cost: dict[str, Any] | None,
+    deployed_workflow: str,
+) -> dict[str, Any]:
     """The issues' targets that these results can judge, each with the figure it was judged on."""
     ours = {name: runs["ours"] for name, runs in results.items() if "ours" in runs}
     targets: dict[str, Any] = {}
@@ -94,38 +110,53 @@ def check_targets(results: dict[str, dict[str, dict[str, Any]]], cost: dict[str,
         )
         targets["steady-1000: RunInstances within EC2's limits (no call throttled)"] = _target(
             steady["run_instances_throttled"] == 0 and steady["describe_instances_throttled"] == 0,
-            {"run_instances_calls": steady["run_instances_calls"], "throttled": steady["run_instances_throttled"]},
+            {
+                "run_instances_calls": steady["run_instances_calls"],
+                "throttled": steady["run_instances_throttled"],
+            },
         )
     for name, most in BILLED_PER_ENGINE.items():
         if name in ours:
             figure = ours[name]["billed_per_engine_time"]
-            targets[f"{name}: billed instance-s per photo <= {most} x the engine's time"] = _target(figure <= most, figure)
+            targets[f"{name}: billed instance-s per photo <= {most} x the engine's time"] = _target(
+                figure <= most, figure
+            )
     for name in BACK_TO_ZERO_SCENARIOS:
         if name in ours:
             figure = ours[name]["back_to_zero_s"]
-            targets[f"{name}: back to zero within {BACK_TO_ZERO_TARGET_S:.0f} s of the last result"] = _target(
+            targets[
+                f"{name}: back to zero within {BACK_TO_ZERO_TARGET_S:.0f} s of the last result"
+            ] = _target(
                 figure <= BACK_TO_ZERO_TARGET_S and ours[name]["fleet_returned_to_zero"], figure
             )
     for name, most in WARM_POOL_P95_S.items():
         if name in ours:
             figure = ours[name]["p95_s"]
-            targets[f"{name}: p95 <= {most:.0f} s"] = _target(figure is not None and figure <= most, figure)
+            targets[f"{name}: p95 <= {most:.0f} s"] = _target(
+                figure is not None and figure <= most, figure
+            )
     if "day" in ours:
         day = ours["day"]
-        targets[f"day: p95 <= {DAY_P95_S:.0f} s"] = _target(day["p95_s"] is not None and day["p95_s"] <= DAY_P95_S, day["p95_s"])
+        targets[f"day: p95 <= {DAY_P95_S:.0f} s"] = _target(
+            day["p95_s"] is not None and day["p95_s"] <= DAY_P95_S, day["p95_s"]
+        )
         targets["day: billed instance-s not above before"] = _target(
             day["instance_seconds_billed"] <= DAY_BILLED_BEFORE,
             {"now": day["instance_seconds_billed"], "before": DAY_BILLED_BEFORE},
         )
     if "course-burst" in ours:
         burst = ours["course-burst"]
-        targets["course-burst: every job finished exactly once"] = _target(burst["every_job_finished_once"], burst["unfinished_jobs"])
+        targets["course-burst: every job finished exactly once"] = _target(
+            burst["every_job_finished_once"], burst["unfinished_jobs"]
+        )
         targets["course-burst: at most 15 workers, back to zero"] = _target(
-            burst["peak_workers"] <= COURSE_MAX_WORKERS and burst["fleet_returned_to_zero"], burst["peak_workers"]
+            burst["peak_workers"] <= COURSE_MAX_WORKERS and burst["fleet_returned_to_zero"],
+            burst["peak_workers"],
         )
     if cost is not None:
         targets["cost: the cheaper workflow type is the deployed one"] = _target(
-            cost["cheaper"] == deployed_workflow, {"cheaper": cost["cheaper"], "deployed": deployed_workflow}
+            cost["cheaper"] == deployed_workflow,
+            {"cheaper": cost["cheaper"], "deployed": deployed_workflow},
         )
     return targets
 

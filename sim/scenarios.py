@@ -80,7 +80,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "spike-after-idle-warm-pool",
         "As spike-after-idle, with a warm pool of 20 stopped workers that start in 8 s",
-        lambda: traces.shifted(traces.spike_after_idle(20, idle_s=900, per_second=300, spike_s=20), WARM_POOL_LEAD_S),
+        lambda: traces.shifted(
+            traces.spike_after_idle(20, idle_s=900, per_second=300, spike_s=20), WARM_POOL_LEAD_S
+        ),
         max_workers=100,
         stage={"warm_pool_size": 20},
         policies=("ours",),
@@ -102,11 +104,27 @@ class Sweep:
 
 SWEEPS: tuple[Sweep, ...] = (
     # The knob between latency and cost.
-    Sweep("drain_objective", "settings", "drain_objective_seconds", (15.0, 20.0, 30.0, 45.0),
-          ("course-burst", "steady-1000", "step-down")),
+    Sweep(
+        "drain_objective",
+        "settings",
+        "drain_objective_seconds",
+        (15.0, 20.0, 30.0, 45.0),
+        ("course-burst", "steady-1000", "step-down"),
+    ),
     # The timings the simulator assumes (sim/README.md says where each default comes from).
     Sweep("io_sweep", "worker", "batch_io_s", (0.1, 0.2, 0.4), ("steady-1000", "step-down")),
-    Sweep("cold_start_sweep", "fleet", "cold_start_s", (20.0, 30.0, 60.0), ("course-burst", "steady-1000")),
-    Sweep("warm_start_sweep", "fleet", "warm_start_s", (4.0, 8.0, 16.0),
-          ("course-burst-warm-pool", "spike-after-idle-warm-pool")),
+    Sweep(
+        "cold_start_sweep",
+        "fleet",
+        "cold_start_s",
+        (20.0, 30.0, 60.0),
+        ("course-burst", "steady-1000"),
+    ),
+    Sweep(
+        "warm_start_sweep",
+        "fleet",
+        "warm_start_s",
+        (4.0, 8.0, 16.0),
+        ("course-burst-warm-pool", "spike-after-idle-warm-pool"),
+    ),
 )

@@ -60,8 +60,15 @@ class BackendTable:
             )
         except DynamodbException as exc:
             # moto's error type names DynamoDB's error code, as its server would answer.
-            raise ClientError({"Error": {"Code": exc.error_type.split("#")[-1], "Message": exc.message}}, "UpdateItem") from exc
-        return {"Attributes": _plain(item.to_json()["Attributes"])} if ReturnValues == "ALL_NEW" else {}
+            raise ClientError(
+                {"Error": {"Code": exc.error_type.split("#")[-1], "Message": exc.message}},
+                "UpdateItem",
+            ) from exc
+        return (
+            {"Attributes": _plain(item.to_json()["Attributes"])}
+            if ReturnValues == "ALL_NEW"
+            else {}
+        )
 
 
 class SimTables:

@@ -33,7 +33,9 @@ def steady(per_second: float, duration_s: float, seed: int = 2) -> np.ndarray:
     return from_rate(lambda t: np.full_like(t, per_second), duration_s, seed)
 
 
-def step_down(high_per_second: float, high_s: float, low_per_second: float, low_s: float, seed: int = 5) -> np.ndarray:
+def step_down(
+    high_per_second: float, high_s: float, low_per_second: float, low_s: float, seed: int = 5
+) -> np.ndarray:
     """A peak, then a lower steady load: the fleet must shrink while work goes on."""
     high = from_rate(lambda t: np.full_like(t, high_per_second), high_s, seed)
     low = from_rate(lambda t: np.full_like(t, low_per_second), low_s, seed + 1, start_s=high_s)
@@ -51,7 +53,9 @@ def day(peak_per_second: float, seed: int = 3) -> np.ndarray:
 
     def rate(t: np.ndarray) -> np.ndarray:
         phase = (t / 3600 - 6) / 16  # 06:00 -> 0, 22:00 -> 1
-        return np.where((phase > 0) & (phase < 1), peak_per_second * np.sin(np.pi * phase) ** 2, 0.0)
+        return np.where(
+            (phase > 0) & (phase < 1), peak_per_second * np.sin(np.pi * phase) ** 2, 0.0
+        )
 
     return from_rate(rate, hours * 3600, seed)
 

@@ -7,8 +7,8 @@ Not `string.Template`: it would also touch `$.path` and `$$.Execution` reference
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 __all__ = ["DEFINITION_PATH", "RenderError", "load_definition", "placeholders", "render"]
 
@@ -30,7 +30,9 @@ def render(text: str, values: Mapping[str, str]) -> str:
     missing = sorted(found - set(values))
     unused = sorted(set(values) - found)
     if missing or unused:
-        raise RenderError(f"placeholders without values: {missing}; values without placeholders: {unused}")
+        raise RenderError(
+            f"placeholders without values: {missing}; values without placeholders: {unused}"
+        )
     return _PLACEHOLDER.sub(lambda match: values[match[1]], text)
 
 

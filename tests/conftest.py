@@ -12,12 +12,12 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
 from control_plane import ADMIN_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
     os.environ.pop(_name, None)
 os.environ.update(
-    {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
 )
+
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[Any]:
@@ -96,14 +101,20 @@ def chalice_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     app at another stage. The stack's settings come from the environment instead (settings_env),
     as a deployed function's come from its own; the rest of the stage config stays as it is.
     """
-    config = json.loads((ROOT / "chalice_app" / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    config = json.loads(
+        (ROOT / "chalice_app" / ".chalice" / "config.json").read_text(encoding="utf-8")
+    )
     stages = config.get("stages", {}).values()
-    functions = [function for stage in stages for function in stage.get("lambda_functions", {}).values()]
+    functions = [
+        function for stage in stages for function in stage.get("lambda_functions", {}).values()
+    ]
     for scope in (config, *stages, *functions):
         scope.pop("environment_variables", None)
     project = tmp_path_factory.mktemp("chalice_project")
     (project / ".chalice").mkdir()
-    (project / ".chalice" / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    (project / ".chalice" / "config.json").write_text(
+        json.dumps(config, indent=2), encoding="utf-8"
+    )
     return project
 
 
@@ -138,7 +149,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
-
 @dataclass
 class EC2Calls:
     """Monotonic times of the RunInstances and DescribeInstances calls moto's EC2 answered, and
@@ -167,7 +177,9 @@ def ec2_calls(monkeypatch: pytest.MonkeyPatch) -> EC2Calls:
             calls.run.append(time.monotonic())
             fleet: dict[str, int] = {}
             for instance in (i for r in self.all_reservations() for i in r.instances):
-                stage = next((t["value"] for t in instance.get_tags() if t["key"] == "facerec:stage"), None)
+                stage = next(
+                    (t["value"] for t in instance.get_tags() if t["key"] == "facerec:stage"), None
+                )
                 if instance.state in ("pending", "running") and stage:
                     fleet[stage] = fleet.get(stage, 0) + 1
             calls.fleet_after_run.append(fleet)
@@ -243,10 +255,14 @@ def stepfunctions_local(local_stack: Any) -> Iterator[str]:
 
 
 @pytest.fixture(params=["moto", pytest.param("stepfunctions-local", marks=pytest.mark.docker)])
-def workflow(request: pytest.FixtureRequest, local_stack: Any, stack: Any, settings_env: Any) -> Workflow:
+def workflow(
+    request: pytest.FixtureRequest, local_stack: Any, stack: Any, settings_env: Any
+) -> Workflow:
     """The stack's workflow on each engine; the same test body runs on both."""
     if request.param == "moto":
-        return Workflow("moto", local_stack.client("stepfunctions"), stack.outputs["StateMachineArn"])
+        return Workflow(
+            "moto", local_stack.client("stepfunctions"), stack.outputs["StateMachineArn"]
+        )
     endpoint = request.getfixturevalue("stepfunctions_local")
     sfn = local_stack.session().client("stepfunctions", endpoint_url=endpoint)
     machine = local_stack.workflow_definition(stack)

@@ -27,7 +27,9 @@ def post_json(client: Any, path: str, body: Any, headers: dict[str, str] | None 
     return client.http.post(path, headers={**JSON, **(headers or {})}, body=json.dumps(body))
 
 
-def create_job(client: Any, filename: str = "obama.jpg", content_type: str = "image/jpeg") -> dict[str, Any]:
+def create_job(
+    client: Any, filename: str = "obama.jpg", content_type: str = "image/jpeg"
+) -> dict[str, Any]:
     response = post_json(client, "/jobs", {"filename": filename, "content_type": content_type})
     assert response.status_code == 201, response.body
     return response.json_body
@@ -57,7 +59,9 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
 
-def wait_for_execution(sfn: Any, state_machine_arn: str, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
+def wait_for_execution(
+    sfn: Any, state_machine_arn: str, job_id: str, timeout: float = 60.0
+) -> dict[str, Any]:
     """The execution named after the job, once it has stopped running."""
     arn = execution_arn(state_machine_arn, job_id)
     deadline = time.monotonic() + timeout
@@ -90,6 +94,8 @@ def worker_instances(local_stack: Any, stack: Any) -> list[dict[str, Any]]:
 
 def receive_all(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
         messages.extend(batch)
     return messages

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
 from samtranslator.translator.transform import transform
@@ -14,7 +15,16 @@ from samtranslator.translator.transform import transform
 from infra.merge import package_stage
 from infra.stack import resolve_in_stack
 
-PSEUDO_PARAMETERS = frozenset({"AWS::AccountId", "AWS::Partition", "AWS::Region", "AWS::StackName", "AWS::URLSuffix", "AWS::NoValue"})
+PSEUDO_PARAMETERS = frozenset(
+    {
+        "AWS::AccountId",
+        "AWS::Partition",
+        "AWS::Region",
+        "AWS::StackName",
+        "AWS::URLSuffix",
+        "AWS::NoValue",
+    }
+)
 _SUB_NAME = re.compile(r"\$\{([^!][^}]*)\}")
 
 
@@ -32,7 +42,9 @@ def references(value: Any) -> Iterator[str]:
                 yield item[0] if isinstance(item, list) else item.split(".")[0]
             elif key == "Fn::Sub":
                 text, variables = (item, {}) if isinstance(item, str) else (item[0], item[1])
-                yield from (name.split(".")[0] for name in _SUB_NAME.findall(text) if name not in variables)
+                yield from (
+                    name.split(".")[0] for name in _SUB_NAME.findall(text) if name not in variables
+                )
                 yield from references(variables)
             else:
                 yield from references(item)
@@ -74,13 +86,20 @@ def for_moto(transformed: dict[str, Any]) -> dict[str, Any]:
         removed = False
         for section in ("Resources", "Outputs"):
             for name, entry in list(result[section].items()):
-                if any(ref not in resources and ref not in result["Parameters"] and ref not in PSEUDO_PARAMETERS for ref in references(entry)):
+                if any(
+                    ref not in resources
+                    and ref not in result["Parameters"]
+                    and ref not in PSEUDO_PARAMETERS
+                    for ref in references(entry)
+                ):
                     del result[section][name]
                     removed = True
     return result
 
 
-def put_alarms(session: Any, stack_name: str, template: dict[str, Any], parameters: dict[str, str]) -> list[str]:
+def put_alarms(
+    session: Any, stack_name: str, template: dict[str, Any], parameters: dict[str, str]
+) -> list[str]:
     """Each AWS::CloudWatch::Alarm of the template through PutMetricAlarm, resolved in the deployed
     stack (moto's CloudFormation has no alarms); their names. The properties are PutMetricAlarm's
     own arguments, so nothing is translated but the numbers CloudFormation passes as text."""

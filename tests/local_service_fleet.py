@@ -4,6 +4,7 @@ instances in moto's EC2, and the worker process the service runs for each."""
 from __future__ import annotations
 
 import psutil
+
 from local_service.process import RunningService
 
 
@@ -21,7 +22,9 @@ def worker_processes(service: RunningService) -> dict[str, int]:
     alive = {}
     for process in psutil.Process(service.process.pid).children(recursive=True):
         try:
-            if process.status() != psutil.STATUS_ZOMBIE and "facerec_worker" in " ".join(process.cmdline()):
+            if process.status() != psutil.STATUS_ZOMBIE and "facerec_worker" in " ".join(
+                process.cmdline()
+            ):
                 alive[process.environ()["FACEREC_INSTANCE_ID"]] = process.pid
         except (psutil.Error, KeyError):
             continue

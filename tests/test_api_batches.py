@@ -14,7 +14,11 @@ pytestmark = pytest.mark.control_plane
 
 
 def create_batch(client, names: list[str]) -> dict:
-    response = post_json(client, "/batches", {"photos": [{"filename": name, "content_type": "image/jpeg"} for name in names]})
+    response = post_json(
+        client,
+        "/batches",
+        {"photos": [{"filename": name, "content_type": "image/jpeg"} for name in names]},
+    )
     assert response.status_code == 201, response.body
     return response.json_body
 
@@ -29,11 +33,18 @@ def test_a_batch_hands_out_one_upload_slot_per_photo_in_order(client, shared_sta
     assert (batch["status"], batch["final"]) == ("AWAITING_UPLOAD", False)
     assert [p["index"] for p in batch["photos"]] == [0, 1, 2]
     keys = [p["upload"]["fields"]["key"] for p in batch["photos"]]
-    assert keys == [batch_upload_key(batch["batch_id"], i, name) for i, name in enumerate(["a.jpg", "b.jpg", "a.jpg"])]
+    assert keys == [
+        batch_upload_key(batch["batch_id"], i, name)
+        for i, name in enumerate(["a.jpg", "b.jpg", "a.jpg"])
+    ]
 
 
-@pytest.mark.parametrize("body", [{}, {"photos": []}, {"photos": [{"filename": "a.jpg"}] * 101}, {"photos": "a.jpg"}])
-def test_a_batch_of_no_photos_or_too_many_is_refused_with_the_shape_to_send(client, shared_stack, body):
+@pytest.mark.parametrize(
+    "body", [{}, {"photos": []}, {"photos": [{"filename": "a.jpg"}] * 101}, {"photos": "a.jpg"}]
+)
+def test_a_batch_of_no_photos_or_too_many_is_refused_with_the_shape_to_send(
+    client, shared_stack, body
+):
     response = post_json(client, "/batches", body)
     assert response.status_code == 400
     assert "1 to 100 photos" in response.json_body["message"]
@@ -51,7 +62,10 @@ def test_starting_a_batch_queues_its_uploaded_photos_in_one_execution_and_fails_
     assert response.status_code == 202, response.body
     execution = wait_for_execution(workflow.sfn, workflow.state_machine_arn, batch["batch_id"])
     assert execution["status"] == "SUCCEEDED", execution
-    messages = [JobMessage.from_json(m["Body"]) for m in receive_all(local_stack.client("sqs"), stack.outputs["JobsQueueUrl"])]
+    messages = [
+        JobMessage.from_json(m["Body"])
+        for m in receive_all(local_stack.client("sqs"), stack.outputs["JobsQueueUrl"])
+    ]
     assert sorted(m.job_id for m in messages) == sorted(p["job_id"] for p in batch["photos"][:11])
     assert {m.kind for m in messages} == {JobKind.RECOGNIZE}
     assert job_item(local_stack, stack, batch["batch_id"])["status"] == JobStatus.QUEUED.value
@@ -71,17 +85,27 @@ def test_a_batch_started_twice_runs_once(local_stack, stack, workflow, client, j
     assert len(receive_all(local_stack.client("sqs"), stack.outputs["JobsQueueUrl"])) == 1
 
 
-def test_a_batch_answers_every_photo_with_its_result_or_its_failure(local_stack, shared_stack, client, jpeg_bytes):
+def test_a_batch_answers_every_photo_with_its_result_or_its_failure(
+    local_stack, shared_stack, client, jpeg_bytes
+):
     batch = create_batch(client, ["a.jpg", "b.jpg"])
     upload(batch["photos"][0], jpeg_bytes)
     start(client, batch)
     done_id = batch["photos"][0]["job_id"]
     # What a worker does with a batch of messages: one object for its results, then each outcome.
-    face = {"box": [1, 2, 3, 4], "probability": 0.99, "landmarks": [], "identity": "obama", "display_name": "Barack Obama"}
+    face = {
+        "box": [1, 2, 3, 4],
+        "probability": 0.99,
+        "landmarks": [],
+        "identity": "obama",
+        "display_name": "Barack Obama",
+    }
     document = {"schema_version": 1, "faces": [{**face, "distance": 0.4}], "job_id": done_id}
     key = "results/batches/test.json"
     local_stack.client("s3").put_object(
-        Bucket=shared_stack.outputs["OutputBucketName"], Key=key, Body=json.dumps({"schema_version": 1, "results": {done_id: document}})
+        Bucket=shared_stack.outputs["OutputBucketName"],
+        Key=key,
+        Body=json.dumps({"schema_version": 1, "results": {done_id: document}}),
     )
     local_stack.table(shared_stack.outputs["JobsTableName"]).update_item(
         Key={"job_id": done_id},

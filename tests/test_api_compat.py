@@ -38,7 +38,9 @@ class FakeWorker(threading.Thread):
     def run(self) -> None:
         done: set[str] = set()
         while not self._halt.wait(0.05):
-            listing = self._s3.list_objects_v2(Bucket=self._stack.outputs["InputBucketName"], Prefix="uploads/")
+            listing = self._s3.list_objects_v2(
+                Bucket=self._stack.outputs["InputBucketName"], Prefix="uploads/"
+            )
             for obj in listing.get("Contents", []):
                 job_id, _ = parse_upload_key(obj["Key"])
                 if job_id not in done:
@@ -48,15 +50,23 @@ class FakeWorker(threading.Thread):
     def _finish(self, job_id: str) -> None:
         if self._error:
             code, cause = self._error
-            update, values = "SET #s = :s, #e = :e, cause = :c", {":s": "FAILED", ":e": code, ":c": cause}
+            update, values = (
+                "SET #s = :s, #e = :e, cause = :c",
+                {":s": "FAILED", ":e": code, ":c": cause},
+            )
         else:
             self._s3.put_object(
-                Bucket=self._stack.outputs["OutputBucketName"], Key=result_key(job_id), Body=json.dumps(self._document)
+                Bucket=self._stack.outputs["OutputBucketName"],
+                Key=result_key(job_id),
+                Body=json.dumps(self._document),
             )
             update, values = "SET #s = :s", {":s": "DONE"}
         names = {"#s": "status", **({"#e": "error"} if self._error else {})}
         self._table.update_item(
-            Key={"job_id": job_id}, UpdateExpression=update, ExpressionAttributeNames=names, ExpressionAttributeValues=values
+            Key={"job_id": job_id},
+            UpdateExpression=update,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
         )
 
     def stop(self) -> None:
@@ -115,16 +125,25 @@ def test_the_seed_route_answers_stem_and_name(client, stack, worker, jpeg_bytes,
     assert response.body.decode() == answer
 
 
-def test_the_answer_is_utf8_text_that_no_browser_may_sniff_as_html(client, stack, worker, jpeg_bytes):
+def test_the_answer_is_utf8_text_that_no_browser_may_sniff_as_html(
+    client, stack, worker, jpeg_bytes
+):
     """Display names are whatever an admin typed, markup included."""
-    worker(document={"schema_version": 1, "faces": [{"identity": "x", "display_name": "<script>alert(1)</script>"}]})
+    worker(
+        document={
+            "schema_version": 1,
+            "faces": [{"identity": "x", "display_name": "<script>alert(1)</script>"}],
+        }
+    )
     response = post_photo(client, jpeg_bytes)
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.body.decode() == "test_00:<script>alert(1)</script>"
 
 
-def test_a_file_name_in_another_script_is_answered_with_its_own_stem(client, stack, worker, jpeg_bytes):
+def test_a_file_name_in_another_script_is_answered_with_its_own_stem(
+    client, stack, worker, jpeg_bytes
+):
     """The seed's clients match each answer to the file they sent by its stem (bench/course.py)."""
     worker(document={"schema_version": 1, "faces": [{"identity": "paul", "display_name": "Paul"}]})
     response = post_photo(client, jpeg_bytes, filename="写真.jpg")
@@ -152,19 +171,25 @@ def test_a_cold_fleet_gets_202_at_once_without_holding_the_function(client, stac
     assert response.headers["Retry-After"] == "10"
 
 
-def test_a_backlog_longer_than_the_hold_gets_202_at_once(client, stack, local_stack, settings_env, warm_fleet, jpeg_bytes):
+def test_a_backlog_longer_than_the_hold_gets_202_at_once(
+    client, stack, local_stack, settings_env, warm_fleet, jpeg_bytes
+):
     """One live worker at 1 photo/s with 10 photos ahead: 11 s expected, over the 5 s hold."""
     settings_env({"FACEREC_WORKER_PHOTOS_PER_SECOND": "1"})
     sqs = local_stack.client("sqs")
     for index in range(10):
-        sqs.send_message(QueueUrl=stack.outputs["JobsQueueUrl"], MessageBody=json.dumps({"n": index}))
+        sqs.send_message(
+            QueueUrl=stack.outputs["JobsQueueUrl"], MessageBody=json.dumps({"n": index})
+        )
     started = time.monotonic()
     response = post_photo(client, jpeg_bytes)
     assert_202_with_the_job_to_poll(client, response)
     assert time.monotonic() - started < 2.0
 
 
-def test_a_warm_fleet_that_runs_past_the_hold_gets_202_and_the_job_to_poll(client, stack, settings_env, warm_fleet, jpeg_bytes):
+def test_a_warm_fleet_that_runs_past_the_hold_gets_202_and_the_job_to_poll(
+    client, stack, settings_env, warm_fleet, jpeg_bytes
+):
     # A worker is live but does not answer in time: the route holds a second here, then hands over.
     settings_env({"FACEREC_COMPAT_WAIT_SECONDS": "1", "FACEREC_COMPAT_POLL_SECONDS": "0.2"})
     started = time.monotonic()
@@ -174,7 +199,12 @@ def test_a_warm_fleet_that_runs_past_the_hold_gets_202_and_the_job_to_poll(clien
 
 
 def test_a_failed_job_is_422_with_its_code_and_a_fixed_sentence(client, stack, worker, jpeg_bytes):
-    worker(error=("not_an_image", "s3://facerec-input/uploads/x/test_00.jpg: cannot identify image file"))
+    worker(
+        error=(
+            "not_an_image",
+            "s3://facerec-input/uploads/x/test_00.jpg: cannot identify image file",
+        )
+    )
     response = post_photo(client, jpeg_bytes)
     assert response.status_code == 422
     assert response.json_body["error"] == "not_an_image"
@@ -182,11 +212,18 @@ def test_a_failed_job_is_422_with_its_code_and_a_fixed_sentence(client, stack, w
 
 
 def test_a_failed_job_shows_no_internals(client, stack, worker, jpeg_bytes):
-    worker(error=("States.TaskFailed", "DynamoDB.ConditionalCheckFailedException in s3://facerec-input/uploads/x"))
+    worker(
+        error=(
+            "States.TaskFailed",
+            "DynamoDB.ConditionalCheckFailedException in s3://facerec-input/uploads/x",
+        )
+    )
     response = post_photo(client, jpeg_bytes)
     shown = json.dumps(response.json_body)
     assert response.json_body["error"] == "job_failed"
-    assert "s3://" not in shown and "States." not in shown and "cause" not in response.json_body["job"]
+    assert (
+        "s3://" not in shown and "States." not in shown and "cause" not in response.json_body["job"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -204,7 +241,9 @@ def test_bad_forms_are_400_with_a_reason(client, shared_stack, files, says):
     assert says in response.json_body["message"]
 
 
-def test_an_oversized_photo_is_refused_before_it_is_stored(client, shared_stack, settings_env, jpeg_bytes):
+def test_an_oversized_photo_is_refused_before_it_is_stored(
+    client, shared_stack, settings_env, jpeg_bytes
+):
     settings_env({"FACEREC_MAX_UPLOAD_BYTES": "100"})
     response = post_photo(client, jpeg_bytes)
     assert response.status_code == 400

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from control_plane import ADMIN_TOKEN, JSON, create_job, job_item, post_json
 
-from chalicelib.contract import JobStatus, is_job_id, result_key
 from chalicelib.config import Settings
+from chalicelib.contract import JobStatus, is_job_id, result_key
 from chalicelib.failures import FAILURE_MESSAGES
 from chalicelib.jobs import JobStore
 from chalicelib.redaction import RecognitionRedactor
@@ -58,7 +58,9 @@ def test_job_ids_are_unguessable_and_distinct(client, shared_stack):
 
 
 def test_by_default_no_other_origins_page_may_call_the_api(client, shared_stack):
-    response = post_json(client, "/jobs", {"content_type": "image/jpeg"}, headers={"Origin": "https://example.org"})
+    response = post_json(
+        client, "/jobs", {"content_type": "image/jpeg"}, headers={"Origin": "https://example.org"}
+    )
     assert response.status_code == 201
     assert "Access-Control-Allow-Origin" not in response.headers
 
@@ -70,11 +72,17 @@ def test_a_deployer_may_let_one_origins_pages_call_the_api():
         "print(json.dumps({path: [r.cors.allow_origin, r.cors.allow_headers] for path, methods in app.app.routes.items() for r in methods.values() if r.cors}))"
     )
     env = {**os.environ, "FACEREC_CORS_ALLOW_ORIGIN": "https://photos.example.org"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     routes = json.loads(done.stdout.splitlines()[-1])
     assert "/jobs" in routes and "/app" not in routes
-    assert all(origin == "https://photos.example.org" and {"X-Admin-Token", "X-Api-Key"} <= set(headers.split(",")) for origin, headers in routes.values())
+    assert all(
+        origin == "https://photos.example.org"
+        and {"X-Admin-Token", "X-Api-Key"} <= set(headers.split(","))
+        for origin, headers in routes.values()
+    )
 
 
 @pytest.mark.parametrize(
@@ -106,7 +114,10 @@ def test_a_body_nested_past_the_parsers_depth_is_400(client, shared_stack, path)
     nested = "[" * 100_000 + "]" * 100_000
     response = client.http.post(path, headers={**JSON, "X-Admin-Token": ADMIN_TOKEN}, body=nested)
     assert response.status_code == 400
-    assert response.json_body == {"error": "BadRequest", "message": "the JSON body is nested too deeply"}
+    assert response.json_body == {
+        "error": "BadRequest",
+        "message": "the JSON body is nested too deeply",
+    }
 
 
 def test_paths_in_file_names_are_dropped(client, shared_stack):
@@ -119,7 +130,9 @@ def test_a_file_name_in_another_script_keeps_a_stem_and_its_extension(client, sh
     assert job["upload"]["fields"]["key"] == f"uploads/{job['job_id']}/photo.jpg"
 
 
-@pytest.mark.parametrize("job_id", ["A" * 32, "short", "has%2Fslash0000000000000000000000", "x" * 65])
+@pytest.mark.parametrize(
+    "job_id", ["A" * 32, "short", "has%2Fslash0000000000000000000000", "x" * 65]
+)
 def test_unknown_or_malformed_job_ids_are_404(client, shared_stack, job_id):
     response = client.http.get(f"/jobs/{job_id}")
     assert response.status_code == 404
@@ -146,10 +159,21 @@ DOCUMENT = {
     "model": {"name": "dlib", "threshold": 0.6},
     "faces": [
         {
-            "box": [10, 20, 110, 140], "probability": 0.99, "landmarks": [[40, 60], [80, 60], [60, 80], [45, 110], [75, 110]],
-            "identity": "obama", "display_name": "Barack Obama", "distance": 0.4,
+            "box": [10, 20, 110, 140],
+            "probability": 0.99,
+            "landmarks": [[40, 60], [80, 60], [60, 80], [45, 110], [75, 110]],
+            "identity": "obama",
+            "display_name": "Barack Obama",
+            "distance": 0.4,
         },
-        {"box": [120, 20, 190, 100], "probability": 0.95, "landmarks": [], "identity": None, "display_name": None, "distance": 0.83},
+        {
+            "box": [120, 20, 190, 100],
+            "probability": 0.95,
+            "landmarks": [],
+            "identity": None,
+            "display_name": None,
+            "distance": 0.83,
+        },
     ],
 }
 
@@ -157,7 +181,9 @@ DOCUMENT = {
 def finish_job(local_stack, shared_stack, job_id: str, document: dict) -> None:
     """What a worker does when it finishes: the result document first, then the status."""
     local_stack.client("s3").put_object(
-        Bucket=shared_stack.outputs["OutputBucketName"], Key=result_key(job_id), Body=json.dumps(document)
+        Bucket=shared_stack.outputs["OutputBucketName"],
+        Key=result_key(job_id),
+        Body=json.dumps(document),
     )
     local_stack.table(shared_stack.outputs["JobsTableName"]).update_item(
         Key={"job_id": job_id},
@@ -167,7 +193,9 @@ def finish_job(local_stack, shared_stack, job_id: str, document: dict) -> None:
     )
 
 
-def test_a_done_job_names_its_faces_people_to_anyone_but_not_how_close_they_came(local_stack, shared_stack, client):
+def test_a_done_job_names_its_faces_people_to_anyone_but_not_how_close_they_came(
+    local_stack, shared_stack, client
+):
     job = create_job(client)
     finish_job(local_stack, shared_stack, job["job_id"], DOCUMENT)
 
@@ -176,11 +204,16 @@ def test_a_done_job_names_its_faces_people_to_anyone_but_not_how_close_they_came
     body = response.json_body
     assert (body["status"], body["final"]) == ("DONE", True)
     assert b"distance" not in response.body
-    assert body["result"] == {**DOCUMENT, "faces": [{k: v for k, v in face.items() if k != "distance"} for face in DOCUMENT["faces"]]}
+    assert body["result"] == {
+        **DOCUMENT,
+        "faces": [{k: v for k, v in face.items() if k != "distance"} for face in DOCUMENT["faces"]],
+    }
     assert job_item(local_stack, shared_stack, job["job_id"])["status"] == "DONE"
 
 
-def test_an_operator_polling_with_the_admin_token_gets_the_whole_document_under_another_etag(local_stack, shared_stack, client):
+def test_an_operator_polling_with_the_admin_token_gets_the_whole_document_under_another_etag(
+    local_stack, shared_stack, client
+):
     job = create_job(client)
     finish_job(local_stack, shared_stack, job["job_id"], DOCUMENT)
     public = client.http.get(job["status_url"])
@@ -191,11 +224,24 @@ def test_an_operator_polling_with_the_admin_token_gets_the_whole_document_under_
     assert admin.headers["ETag"] != public.headers["ETag"]
     assert admin.headers["Vary"] == "X-Admin-Token"
     # The public ETag must not vouch for the admin body it never saw, nor the other way round.
-    assert client.http.get(job["status_url"], headers={"X-Admin-Token": ADMIN_TOKEN, "If-None-Match": public.headers["ETag"]}).status_code == 200
-    assert client.http.get(job["status_url"], headers={"If-None-Match": admin.headers["ETag"]}).status_code == 200
+    assert (
+        client.http.get(
+            job["status_url"],
+            headers={"X-Admin-Token": ADMIN_TOKEN, "If-None-Match": public.headers["ETag"]},
+        ).status_code
+        == 200
+    )
+    assert (
+        client.http.get(
+            job["status_url"], headers={"If-None-Match": admin.headers["ETag"]}
+        ).status_code
+        == 200
+    )
 
 
-def test_a_poll_with_a_wrong_admin_token_is_refused_rather_than_answered_publicly(local_stack, shared_stack, client):
+def test_a_poll_with_a_wrong_admin_token_is_refused_rather_than_answered_publicly(
+    local_stack, shared_stack, client
+):
     job = create_job(client)
     finish_job(local_stack, shared_stack, job["job_id"], DOCUMENT)
 
@@ -205,7 +251,9 @@ def test_a_poll_with_a_wrong_admin_token_is_refused_rather_than_answered_publicl
     assert b"distance" not in response.body
 
 
-def test_a_failed_job_says_why_in_a_fixed_sentence_without_its_cause(local_stack, shared_stack, client):
+def test_a_failed_job_says_why_in_a_fixed_sentence_without_its_cause(
+    local_stack, shared_stack, client
+):
     job = create_job(client)
     table = local_stack.table(shared_stack.outputs["JobsTableName"])
     table.update_item(
@@ -213,28 +261,42 @@ def test_a_failed_job_says_why_in_a_fixed_sentence_without_its_cause(local_stack
         UpdateExpression="SET #s = :failed, #e = :e, cause = :c",
         ExpressionAttributeNames={"#s": "status", "#e": "error"},
         ExpressionAttributeValues={
-            ":failed": "FAILED", ":e": "truncated_photo", ":c": "s3://bucket/uploads/x/a.jpg: image file is truncated"
+            ":failed": "FAILED",
+            ":e": "truncated_photo",
+            ":c": "s3://bucket/uploads/x/a.jpg: image file is truncated",
         },
     )
     body = client.http.get(job["status_url"]).json_body
     assert body["status"] == "FAILED"
-    assert (body["error"], body["message"]) == ("truncated_photo", FAILURE_MESSAGES["truncated_photo"])
+    assert (body["error"], body["message"]) == (
+        "truncated_photo",
+        FAILURE_MESSAGES["truncated_photo"],
+    )
     assert "cause" not in body
 
 
-def test_a_poll_after_a_deletion_redacted_the_result_is_answered_anew_not_304(local_stack, shared_stack, client):
+def test_a_poll_after_a_deletion_redacted_the_result_is_answered_anew_not_304(
+    local_stack, shared_stack, client
+):
     """A client holding the ETag of an answer that named a deleted person must not be told to keep it."""
     job = create_job(client)
     leaver = f"leaver-{job['job_id'][:8].lower()}"
-    named = {**DOCUMENT, "faces": [{**DOCUMENT["faces"][0], "identity": leaver, "display_name": "Leaver"}]}
+    named = {
+        **DOCUMENT,
+        "faces": [{**DOCUMENT["faces"][0], "identity": leaver, "display_name": "Leaver"}],
+    }
     finish_job(local_stack, shared_stack, job["job_id"], named)
     local_stack.table(shared_stack.outputs["JobsTableName"]).update_item(
-        Key={"job_id": job["job_id"]}, UpdateExpression="SET summary = :summary", ExpressionAttributeValues={":summary": {"faces": 1, "identities": [leaver]}},
+        Key={"job_id": job["job_id"]},
+        UpdateExpression="SET summary = :summary",
+        ExpressionAttributeValues={":summary": {"faces": 1, "identities": [leaver]}},
     )
     before = client.http.get(job["status_url"])
 
     settings = Settings.from_env(shared_stack.app_environment())
-    RecognitionRedactor(JobStore(local_stack.table(settings.jobs_table)), local_stack.client("s3"), settings).redact(leaver)
+    RecognitionRedactor(
+        JobStore(local_stack.table(settings.jobs_table)), local_stack.client("s3"), settings
+    ).redact(leaver)
     after = client.http.get(job["status_url"], headers={"If-None-Match": before.headers["ETag"]})
 
     assert before.json_body["result"]["faces"][0]["identity"] == leaver

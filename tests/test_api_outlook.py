@@ -17,7 +17,12 @@ class Figures:
     """The fleet plan's store and SQS in one, counting reads; `fail` makes every read refused."""
 
     def __init__(self, live: int, backlog: int, fail: bool = False) -> None:
-        self.plan, self.backlog, self.fail, self.reads = FleetPlan(live=live, desired=live), backlog, fail, 0
+        self.plan, self.backlog, self.fail, self.reads = (
+            FleetPlan(live=live, desired=live),
+            backlog,
+            fail,
+            0,
+        )
 
     def read(self) -> FleetPlan:
         self.reads += 1
@@ -26,7 +31,12 @@ class Figures:
         return self.plan
 
     def get_queue_attributes(self, **_: object) -> dict:
-        return {"Attributes": {"ApproximateNumberOfMessages": str(self.backlog), "ApproximateNumberOfMessagesNotVisible": "0"}}
+        return {
+            "Attributes": {
+                "ApproximateNumberOfMessages": str(self.backlog),
+                "ApproximateNumberOfMessagesNotVisible": "0",
+            }
+        }
 
 
 SETTINGS = Settings(worker_photos_per_second=10.0, worker_boot_seconds=30.0)

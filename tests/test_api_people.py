@@ -17,19 +17,34 @@ ADMIN = {"X-Admin-Token": ADMIN_TOKEN}
 
 
 def create_person(client, person_id="obama", display_name="Barack Obama"):
-    return post_json(client, "/people", {"person_id": person_id, "display_name": display_name}, headers=ADMIN)
+    return post_json(
+        client, "/people", {"person_id": person_id, "display_name": display_name}, headers=ADMIN
+    )
 
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/people"), ("GET", "/people"), ("DELETE", "/people/obama"), ("POST", "/people/obama/photos")],
+    [
+        ("POST", "/people"),
+        ("GET", "/people"),
+        ("DELETE", "/people/obama"),
+        ("POST", "/people/obama/photos"),
+    ],
 )
 @pytest.mark.parametrize(
     ("headers", "status", "error"),
-    [({}, 401, "Unauthorized"), ({"X-Admin-Token": "guess"}, 403, "Forbidden"), ({"X-Admin-Token": ""}, 401, "Unauthorized")],
+    [
+        ({}, 401, "Unauthorized"),
+        ({"X-Admin-Token": "guess"}, 403, "Forbidden"),
+        ({"X-Admin-Token": ""}, 401, "Unauthorized"),
+    ],
 )
-def test_gallery_routes_refuse_without_the_admin_token(client, shared_stack, method, path, headers, status, error):
-    response = client.http.request(method, path, headers={"Content-Type": "application/json", **headers}, body=b"{}")
+def test_gallery_routes_refuse_without_the_admin_token(
+    client, shared_stack, method, path, headers, status, error
+):
+    response = client.http.request(
+        method, path, headers={"Content-Type": "application/json", **headers}, body=b"{}"
+    )
     assert response.status_code == status
     assert response.json_body["error"] == error
 
@@ -42,9 +57,15 @@ def test_gallery_changes_are_off_when_no_token_is_configured(client, shared_stac
 
 
 def test_the_token_can_come_from_ssm(local_stack, client, shared_stack, settings_env):
-    local_stack.client("ssm").put_parameter(Name="/facerec/test/admin-token", Value="from-ssm", Type="SecureString", Overwrite=True)
-    settings_env({"FACEREC_ADMIN_TOKEN": "", "FACEREC_ADMIN_TOKEN_PARAMETER": "/facerec/test/admin-token"})
-    response = post_json(client, "/people", {"person_id": "ssm-person"}, headers={"X-Admin-Token": "from-ssm"})
+    local_stack.client("ssm").put_parameter(
+        Name="/facerec/test/admin-token", Value="from-ssm", Type="SecureString", Overwrite=True
+    )
+    settings_env(
+        {"FACEREC_ADMIN_TOKEN": "", "FACEREC_ADMIN_TOKEN_PARAMETER": "/facerec/test/admin-token"}
+    )
+    response = post_json(
+        client, "/people", {"person_id": "ssm-person"}, headers={"X-Admin-Token": "from-ssm"}
+    )
     assert response.status_code == 201
 
 
@@ -55,12 +76,17 @@ def test_create_list_and_delete_people(client, stack):
     assert (duplicate.status_code, duplicate.json_body["error"]) == (409, "Conflict")
 
     listed = client.http.get("/people", headers=ADMIN).json_body["people"]
-    assert [(p["person_id"], p["display_name"]) for p in listed] == [("biden", "Joe Biden"), ("obama", "Barack Obama")]
+    assert [(p["person_id"], p["display_name"]) for p in listed] == [
+        ("biden", "Joe Biden"),
+        ("obama", "Barack Obama"),
+    ]
 
     assert client.http.delete("/people/obama", headers=ADMIN).status_code == 204
     gone = client.http.delete("/people/obama", headers=ADMIN)
     assert (gone.status_code, gone.json_body["error"]) == (404, "NotFound")
-    assert [p["person_id"] for p in client.http.get("/people", headers=ADMIN).json_body["people"]] == ["biden"]
+    assert [
+        p["person_id"] for p in client.http.get("/people", headers=ADMIN).json_body["people"]
+    ] == ["biden"]
 
 
 @pytest.mark.parametrize(
@@ -98,30 +124,50 @@ def test_many_enrollment_photos_in_one_request_are_one_job_each(client, stack, l
     response = post_json(client, "/people/bulk/photos", {"photos": photos}, headers=ADMIN)
     assert response.status_code == 201
     jobs = response.json_body["jobs"]
-    assert [(j["kind"], j["status"]) for j in jobs] == [("enroll", JobStatus.AWAITING_UPLOAD.value)] * 3
+    assert [(j["kind"], j["status"]) for j in jobs] == [
+        ("enroll", JobStatus.AWAITING_UPLOAD.value)
+    ] * 3
     assert len({j["job_id"] for j in jobs}) == 3
-    record = local_stack.table(stack.outputs["PeopleTableName"]).get_item(Key={"person_id": "bulk"})["Item"]
-    assert record["enrollment_uploads"] == {f"uploads/{j['job_id']}/b{n}.jpg" for n, j in enumerate(jobs)}
+    record = local_stack.table(stack.outputs["PeopleTableName"]).get_item(
+        Key={"person_id": "bulk"}
+    )["Item"]
+    assert record["enrollment_uploads"] == {
+        f"uploads/{j['job_id']}/b{n}.jpg" for n, j in enumerate(jobs)
+    }
 
-    too_many = post_json(client, "/people/bulk/photos", {"photos": [{"filename": "x.jpg"}] * 101}, headers=ADMIN)
+    too_many = post_json(
+        client, "/people/bulk/photos", {"photos": [{"filename": "x.jpg"}] * 101}, headers=ADMIN
+    )
     assert (too_many.status_code, too_many.json_body["error"]) == (400, "BadRequest")
     assert "1 to 100 photos" in too_many.json_body["message"]
 
 
-def test_deleting_a_person_removes_their_photos_and_results_and_queues_a_compaction(client, stack, local_stack):
+def test_deleting_a_person_removes_their_photos_and_results_and_queues_a_compaction(
+    client, stack, local_stack
+):
     s3, sqs = local_stack.client("s3"), local_stack.client("sqs")
     create_person(client, "leaver")
     create_person(client, "stayer")
     jobs = {}
     for person in ("leaver", "stayer"):
-        jobs[person] = post_json(client, f"/people/{person}/photos", {"filename": "p.jpg"}, headers=ADMIN).json_body["job_id"]
-        s3.put_object(Bucket=stack.outputs["InputBucketName"], Key=f"uploads/{jobs[person]}/p.jpg", Body=b"photo")
-        s3.put_object(Bucket=stack.outputs["OutputBucketName"], Key=f"results/{jobs[person]}.json", Body=b"{}")
+        jobs[person] = post_json(
+            client, f"/people/{person}/photos", {"filename": "p.jpg"}, headers=ADMIN
+        ).json_body["job_id"]
+        s3.put_object(
+            Bucket=stack.outputs["InputBucketName"],
+            Key=f"uploads/{jobs[person]}/p.jpg",
+            Body=b"photo",
+        )
+        s3.put_object(
+            Bucket=stack.outputs["OutputBucketName"], Key=f"results/{jobs[person]}.json", Body=b"{}"
+        )
 
     assert client.http.delete("/people/leaver", headers=ADMIN).status_code == 204
 
     def keys(bucket):
-        return [o["Key"] for o in s3.list_objects_v2(Bucket=stack.outputs[bucket]).get("Contents", [])]
+        return [
+            o["Key"] for o in s3.list_objects_v2(Bucket=stack.outputs[bucket]).get("Contents", [])
+        ]
 
     assert keys("InputBucketName") == [f"uploads/{jobs['stayer']}/p.jpg"]
     assert keys("OutputBucketName") == [f"results/{jobs['stayer']}.json"]
@@ -142,17 +188,33 @@ def audit_lines(caplog) -> list[dict]:
     return [record.audit for record in caplog.records if record.name == "facerec.audit"]
 
 
-def test_each_admin_request_is_audited_with_its_caller_and_the_person_as_a_keyed_digest(client, stack, caplog):
+def test_each_admin_request_is_audited_with_its_caller_and_the_person_as_a_keyed_digest(
+    client, stack, caplog
+):
     caplog.set_level(logging.INFO, logger="facerec.audit")
     create_person(client, "audited", "Audrey Audit")
-    client.http.request("DELETE", "/people/audited", headers={**ADMIN, "User-Agent": "ops-console/1.0"})
+    client.http.request(
+        "DELETE", "/people/audited", headers={**ADMIN, "User-Agent": "ops-console/1.0"}
+    )
 
     created, deleted = audit_lines(caplog)
     digest = hmac.new(ADMIN_TOKEN.encode(), b"audited", "sha256").hexdigest()[:16]
-    assert (created["action"], created["person_digest"], created["allowed"]) == ("create person", digest, True)
-    assert (deleted["action"], deleted["person_digest"], deleted["allowed"]) == ("delete person", digest, True)
+    assert (created["action"], created["person_digest"], created["allowed"]) == (
+        "create person",
+        digest,
+        True,
+    )
+    assert (deleted["action"], deleted["person_digest"], deleted["allowed"]) == (
+        "delete person",
+        digest,
+        True,
+    )
     assert deleted["user_agent"] == "ops-console/1.0" and deleted["source_ip"]
-    assert not [r for r in caplog.records if r.name == "facerec.audit" and "audited" in r.getMessage() + json.dumps(r.audit)]
+    assert not [
+        r
+        for r in caplog.records
+        if r.name == "facerec.audit" and "audited" in r.getMessage() + json.dumps(r.audit)
+    ]
 
 
 def test_a_refused_admin_request_is_audited_too(client, shared_stack, caplog):

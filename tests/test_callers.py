@@ -30,8 +30,11 @@ pytestmark = pytest.mark.control_plane
 
 # Routes that recognize, and how each is asked for; the admin token guards the others.
 RECOGNITION_ROUTES = [
-    ("POST", "/jobs"), ("GET", "/jobs/0123456789abcdef0123456789abcdef"), ("POST", "/batches"),
-    ("POST", "/batches/0123456789abcdef0123456789abcdef/start"), ("GET", "/batches/0123456789abcdef0123456789abcdef"),
+    ("POST", "/jobs"),
+    ("GET", "/jobs/0123456789abcdef0123456789abcdef"),
+    ("POST", "/batches"),
+    ("POST", "/batches/0123456789abcdef0123456789abcdef/start"),
+    ("GET", "/batches/0123456789abcdef0123456789abcdef"),
 ]
 FORM = "multipart/form-data; boundary=x"
 
@@ -73,10 +76,16 @@ def _serve(app: Any, plan: LocalUsagePlan) -> Iterator[str]:
 
 def test_a_key_passes_its_burst_then_is_throttled_until_its_bucket_refills():
     clock = FakeClock()
-    plan = LocalUsagePlan([API_KEY], UsagePlanLimits(rate_per_second=2, burst=3, daily_quota=100), clock)
+    plan = LocalUsagePlan(
+        [API_KEY], UsagePlanLimits(rate_per_second=2, burst=3, daily_quota=100), clock
+    )
     assert [plan.admit(API_KEY) for _ in range(3)] == [None, None, None]
     refusal = plan.admit(API_KEY)
-    assert (refusal.status_code, refusal.error, refusal.retry_after_seconds) == (429, "TooManyRequests", 1)
+    assert (refusal.status_code, refusal.error, refusal.retry_after_seconds) == (
+        429,
+        "TooManyRequests",
+        1,
+    )
     assert refusal.headers()["Retry-After"] == "1"
     clock.now += 0.5  # one token back at 2 a second
     assert plan.admit(API_KEY) is None
@@ -85,10 +94,16 @@ def test_a_key_passes_its_burst_then_is_throttled_until_its_bucket_refills():
 
 def test_a_spent_daily_quota_is_refused_until_midnight_utc():
     clock = FakeClock(86400 * 20000 + 86400 - 90)  # 90 s before a UTC midnight
-    plan = LocalUsagePlan([API_KEY], UsagePlanLimits(rate_per_second=100, burst=100, daily_quota=2), clock)
+    plan = LocalUsagePlan(
+        [API_KEY], UsagePlanLimits(rate_per_second=100, burst=100, daily_quota=2), clock
+    )
     assert plan.admit(API_KEY) is None and plan.admit(API_KEY) is None
     refusal = plan.admit(API_KEY)
-    assert (refusal.status_code, refusal.error, refusal.retry_after_seconds) == (429, "QuotaExceeded", 90)
+    assert (refusal.status_code, refusal.error, refusal.retry_after_seconds) == (
+        429,
+        "QuotaExceeded",
+        90,
+    )
     clock.now += 90
     assert plan.admit(API_KEY) is None
 
@@ -97,7 +112,11 @@ def test_a_missing_or_unknown_key_is_refused_with_what_to_send():
     plan = LocalUsagePlan([API_KEY], UsagePlanLimits.from_template())
     for key in (None, "", "not-" + API_KEY):
         refusal = plan.admit(key)
-        assert (refusal.status_code, refusal.error, refusal.message) == (403, "Forbidden", KEY_MISSING_MESSAGE)
+        assert (refusal.status_code, refusal.error, refusal.message) == (
+            403,
+            "Forbidden",
+            KEY_MISSING_MESSAGE,
+        )
     assert API_KEY_HEADER in KEY_MISSING_MESSAGE
 
 
@@ -113,7 +132,9 @@ def test_the_seed_route_is_open_only_when_the_stage_says_so(monkeypatch, setting
     assert app.routes["/"]["POST"].api_key_required is not is_open
     plan = LocalUsagePlan([API_KEY], UsagePlanLimits.from_template())
     with _serve(app, plan) as url:
-        seed = requests.post(url + "/", data=b"--x--\r\n", headers={"Content-Type": FORM}, timeout=10)
+        seed = requests.post(
+            url + "/", data=b"--x--\r\n", headers={"Content-Type": FORM}, timeout=10
+        )
         if is_open:
             assert seed.status_code == 400 and seed.json()["error"] == "BadRequest", seed.text
         else:
@@ -121,7 +142,10 @@ def test_the_seed_route_is_open_only_when_the_stage_says_so(monkeypatch, setting
             assert seed.json() == {"error": "Forbidden", "message": KEY_MISSING_MESSAGE}
         for method, path in RECOGNITION_ROUTES:
             refused = requests.request(method, url + path, json={}, timeout=10)
-            assert refused.status_code == 403 and API_KEY_HEADER in refused.json()["message"], (method, path)
+            assert refused.status_code == 403 and API_KEY_HEADER in refused.json()["message"], (
+                method,
+                path,
+            )
         # The page itself is for anyone: it asks for the key.
         assert requests.get(url + "/app", timeout=10).status_code == 200
 
@@ -146,8 +170,12 @@ def test_a_flood_past_a_keys_burst_gets_429s_and_the_rest_201s(shared_stack, app
 
     def create_job(url: str) -> requests.Response:
         start.wait(timeout=30)
-        return requests.post(url + "/jobs", json={"filename": "a.jpg", "content_type": "image/jpeg"},
-                             headers={API_KEY_HEADER: API_KEY}, timeout=60)
+        return requests.post(
+            url + "/jobs",
+            json={"filename": "a.jpg", "content_type": "image/jpeg"},
+            headers={API_KEY_HEADER: API_KEY},
+            timeout=60,
+        )
 
     with _serve(app_module.app, plan) as url:
         with ThreadPoolExecutor(flood) as pool:
@@ -156,9 +184,15 @@ def test_a_flood_past_a_keys_burst_gets_429s_and_the_rest_201s(shared_stack, app
         assert set(codes) == {201, 429}, codes
         window = max(decided) - min(decided)
         created = codes.count(201)
-        assert limits.burst <= created <= limits.burst + limits.rate_per_second * window + 1, (created, window)
+        assert limits.burst <= created <= limits.burst + limits.rate_per_second * window + 1, (
+            created,
+            window,
+        )
         throttled = next(answer for answer in answers if answer.status_code == 429)
-        assert throttled.json()["error"] == "TooManyRequests" and int(throttled.headers["Retry-After"]) >= 1
+        assert (
+            throttled.json()["error"] == "TooManyRequests"
+            and int(throttled.headers["Retry-After"]) >= 1
+        )
         assert requests.post(url + "/jobs", json={}, timeout=10).status_code == 403
 
 
@@ -173,7 +207,9 @@ def test_the_client_sends_its_key_and_waits_out_a_throttle(shared_stack, app_mod
         looked.append(start if len(looked) < 2 else start + 1)
         return looked[-1]
 
-    plan = LocalUsagePlan([API_KEY], UsagePlanLimits(rate_per_second=2, burst=1, daily_quota=100), clock)
+    plan = LocalUsagePlan(
+        [API_KEY], UsagePlanLimits(rate_per_second=2, burst=1, daily_quota=100), clock
+    )
     with _serve(app_module.app, plan) as url:
         client = FacerecClient(url)
         unknown = "0123456789abcdef0123456789abcdef"

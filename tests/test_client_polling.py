@@ -80,7 +80,17 @@ def scripted() -> Iterator[tuple[ScriptedApi, str]]:
 
 def test_the_backoff_grows_by_half_from_half_a_second_to_five():
     pauses = Backoff().pauses()
-    assert [round(next(pauses), 3) for _ in range(9)] == [0.5, 0.75, 1.125, 1.688, 2.531, 3.797, 5.0, 5.0, 5.0]
+    assert [round(next(pauses), 3) for _ in range(9)] == [
+        0.5,
+        0.75,
+        1.125,
+        1.688,
+        2.531,
+        3.797,
+        5.0,
+        5.0,
+        5.0,
+    ]
 
 
 def test_retry_after_is_read_as_seconds_or_a_date_and_ignored_when_unreadable():
@@ -94,8 +104,12 @@ def test_retry_after_is_read_as_seconds_or_a_date_and_ignored_when_unreadable():
 def test_a_job_is_polled_no_sooner_than_retry_after_and_a_304_keeps_the_last_body(scripted):
     api, url = scripted
     queued = {"job_id": "j1", "status": "QUEUED"}
-    api.answers["/jobs/j1"] = [Answer(queued, 2), Answer(queued, 2), Answer(queued, 1),
-                               Answer({"job_id": "j1", "status": "DONE", "result": {"faces": []}})]
+    api.answers["/jobs/j1"] = [
+        Answer(queued, 2),
+        Answer(queued, 2),
+        Answer(queued, 1),
+        Answer({"job_id": "j1", "status": "DONE", "result": {"faces": []}}),
+    ]
     seen: list[str] = []
 
     job = FacerecClient(url).wait("j1", on_status=lambda job: seen.append(job["status"]))
@@ -105,13 +119,19 @@ def test_a_job_is_polled_no_sooner_than_retry_after_and_a_304_keeps_the_last_bod
     # The backoff alone would wait 0.5, 0.75 and 1.125 s; the server asked for 2, 2 and 1.
     assert min(gap - want for gap, want in zip(api.gaps(), [2, 2, 1.125])) >= 0, api.gaps()
     first_etag = api.requests[1][2]
-    assert api.requests[0][2] is None and first_etag and [r[2] for r in api.requests[1:]] == [first_etag] * 3
+    assert (
+        api.requests[0][2] is None
+        and first_etag
+        and [r[2] for r in api.requests[1:]] == [first_etag] * 3
+    )
 
 
 def test_without_retry_after_the_pauses_grow(scripted):
     api, url = scripted
     api.answers["/jobs/j2"] = [Answer({"job_id": "j2", "status": "PROCESSING"})] * 4 + [
-        Answer({"job_id": "j2", "status": "FAILED", "error": "not_an_image", "message": "not a photo"})
+        Answer(
+            {"job_id": "j2", "status": "FAILED", "error": "not_an_image", "message": "not a photo"}
+        )
     ]
     with pytest.raises(JobFailed, match="not_an_image"):
         FacerecClient(url).wait("j2")
@@ -125,15 +145,27 @@ def test_a_batch_is_polled_until_final_and_each_photo_is_told_once_as_it_ends(sc
     api, url = scripted
 
     def batch(*statuses: str) -> dict[str, Any]:
-        photos = [{"index": i, "job_id": f"b1-{i:02d}", "status": s} for i, s in enumerate(statuses)]
-        return {"batch_id": "b1", "status": "PROCESSING", "final": all(s in ("DONE", "FAILED") for s in statuses),
-                "photos": photos}
+        photos = [
+            {"index": i, "job_id": f"b1-{i:02d}", "status": s} for i, s in enumerate(statuses)
+        ]
+        return {
+            "batch_id": "b1",
+            "status": "PROCESSING",
+            "final": all(s in ("DONE", "FAILED") for s in statuses),
+            "photos": photos,
+        }
 
-    api.answers["/batches/b1"] = [Answer(batch("QUEUED", "QUEUED"), 1), Answer(batch("DONE", "PROCESSING"), 1),
-                                  Answer(batch("DONE", "PROCESSING"), 1), Answer(batch("DONE", "FAILED"))]
+    api.answers["/batches/b1"] = [
+        Answer(batch("QUEUED", "QUEUED"), 1),
+        Answer(batch("DONE", "PROCESSING"), 1),
+        Answer(batch("DONE", "PROCESSING"), 1),
+        Answer(batch("DONE", "FAILED")),
+    ]
     ended: list[tuple[int, str]] = []
 
-    final = FacerecClient(url).wait_batch("b1", on_photo=lambda photo: ended.append((photo["index"], photo["status"])))
+    final = FacerecClient(url).wait_batch(
+        "b1", on_photo=lambda photo: ended.append((photo["index"], photo["status"]))
+    )
 
     assert final["final"] and ended == [(0, "DONE"), (1, "FAILED")]
     assert len(api.requests) == 4 and min(api.gaps()) >= 1.0, api.gaps()

@@ -18,7 +18,13 @@ import yaml
 from botocore.exceptions import ClientError
 
 from chalicelib.config import Settings
-from chalicelib.contract import CLAIM, RECORD_FAILED_UNTAKEN, JobStatus, ResourceNames, is_missing_object
+from chalicelib.contract import (
+    CLAIM,
+    RECORD_FAILED_UNTAKEN,
+    JobStatus,
+    ResourceNames,
+    is_missing_object,
+)
 from facerec_worker.settings import WorkerSettings
 from infra.stack import load_template
 
@@ -28,8 +34,17 @@ WORKER = ROOT / "worker_ami" / "facerec_worker"
 
 def _imported_modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    return names | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+    names = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    return names | {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level
+    }
 
 
 def test_the_worker_imports_nothing_of_chalicelib_but_the_contract():
@@ -40,7 +55,9 @@ def test_the_worker_imports_nothing_of_chalicelib_but_the_contract():
         if module.split(".")[0] == "chalicelib"
     }
     assert chalicelib, "the worker takes its names from chalicelib.contract"
-    assert {entry for entry in chalicelib if not re.search(r": chalicelib\.contract(\.|$)", entry)} == set()
+    assert {
+        entry for entry in chalicelib if not re.search(r": chalicelib\.contract(\.|$)", entry)
+    } == set()
 
 
 def test_a_running_worker_loads_only_the_contract_and_no_chalice():
@@ -48,10 +65,14 @@ def test_a_running_worker_loads_only_the_contract_and_no_chalice():
         "import json, sys, facerec_worker.__main__, facerec_worker.worker; "
         "print(json.dumps([m for m in sys.modules if m.split('.')[0] in ('chalicelib', 'chalice', 'infra', 'local_service', 'sim')]))"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     loaded = set(json.loads(done.stdout.splitlines()[-1]))
-    assert loaded and all(m == "chalicelib" or m.startswith("chalicelib.contract") for m in loaded), loaded
+    assert loaded and all(
+        m == "chalicelib" or m.startswith("chalicelib.contract") for m in loaded
+    ), loaded
 
 
 def _resource_names(template: dict, prefix: str, account: str) -> dict[str, str]:
@@ -59,8 +80,17 @@ def _resource_names(template: dict, prefix: str, account: str) -> dict[str, str]
     names = {}
     for logical_id, resource in template["Resources"].items():
         for key, value in resource.get("Properties", {}).items():
-            if key.endswith("Name") and isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
-                names[logical_id] = value["Fn::Sub"].replace("${StagePrefix}", prefix).replace("${AWS::AccountId}", account)
+            if (
+                key.endswith("Name")
+                and isinstance(value, dict)
+                and "Fn::Sub" in value
+                and isinstance(value["Fn::Sub"], str)
+            ):
+                names[logical_id] = (
+                    value["Fn::Sub"]
+                    .replace("${StagePrefix}", prefix)
+                    .replace("${AWS::AccountId}", account)
+                )
     return names
 
 
@@ -86,8 +116,16 @@ def test_settings_default_to_the_template_names_for_the_stage():
     env = {"FACEREC_STAGE_PREFIX": "facerec-prod", "FACEREC_ACCOUNT_ID": "111122223333"}
     names = ResourceNames("facerec-prod", "111122223333")
     api, worker = Settings.from_env(env), WorkerSettings.from_env(env)
-    assert (api.input_bucket, api.output_bucket, api.leases_table) == (names.input_bucket, names.output_bucket, names.leases_table)
-    assert (worker.output_bucket, worker.jobs_table, worker.people_table) == (names.output_bucket, names.jobs_table, names.people_table)
+    assert (api.input_bucket, api.output_bucket, api.leases_table) == (
+        names.input_bucket,
+        names.output_bucket,
+        names.leases_table,
+    )
+    assert (worker.output_bucket, worker.jobs_table, worker.people_table) == (
+        names.output_bucket,
+        names.jobs_table,
+        names.people_table,
+    )
     # Without the account, a bucket has no name to guess: the stack's output must be given.
     assert Settings.from_env({}).input_bucket == ""
 
@@ -99,8 +137,13 @@ def _variables(settings: type) -> set[str]:
 def _worker_env(template: dict) -> dict[str, str]:
     """/etc/facerec/worker.env as the launch template's user data writes it: variable -> the text
     after `=` (a `${…}` the stack fills in)."""
-    user_data = template["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
-    files = {f["path"]: f["content"] for f in yaml.safe_load(user_data["Fn::Base64"]["Fn::Sub"])["write_files"]}
+    user_data = template["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"][
+        "UserData"
+    ]
+    files = {
+        f["path"]: f["content"]
+        for f in yaml.safe_load(user_data["Fn::Base64"]["Fn::Sub"])["write_files"]
+    }
     return dict(re.findall(r"^([A-Z_]+)=(.*)$", files["/etc/facerec/worker.env"], re.M))
 
 
@@ -109,8 +152,15 @@ def test_the_launch_template_tells_a_worker_what_its_settings_read_and_no_more()
     assert written <= _variables(WorkerSettings)
     # Every resource it uses, and every setting the stage chooses at deploy time (a parameter).
     assert {
-        "FACEREC_JOBS_QUEUE_URL", "FACEREC_JOBS_TABLE", "FACEREC_PEOPLE_TABLE", "FACEREC_OUTPUT_BUCKET", "FACEREC_LEASES_TABLE",
-        "FACEREC_WARM_POOL_SIZE", "FACEREC_MIN_WORKERS", "FACEREC_WORKER_IDLE_SECONDS", "FACEREC_WORKER_IDLE_MAX_SECONDS",
+        "FACEREC_JOBS_QUEUE_URL",
+        "FACEREC_JOBS_TABLE",
+        "FACEREC_PEOPLE_TABLE",
+        "FACEREC_OUTPUT_BUCKET",
+        "FACEREC_LEASES_TABLE",
+        "FACEREC_WARM_POOL_SIZE",
+        "FACEREC_MIN_WORKERS",
+        "FACEREC_WORKER_IDLE_SECONDS",
+        "FACEREC_WORKER_IDLE_MAX_SECONDS",
         "FACEREC_WORKER_HIBERNATE",
     } <= written
 
@@ -125,23 +175,43 @@ def test_the_template_parameters_a_worker_reads_default_to_the_workers_own_defau
         for variable, value in _worker_env(template).items()
         if value.startswith("${") and value[2:-1] in parameters
     }
-    assert {"FACEREC_WARM_POOL_SIZE", "FACEREC_MIN_WORKERS", "FACEREC_WORKER_HIBERNATE"} <= set(from_parameters)
+    assert {"FACEREC_WARM_POOL_SIZE", "FACEREC_MIN_WORKERS", "FACEREC_WORKER_HIBERNATE"} <= set(
+        from_parameters
+    )
     defaults = WorkerSettings()
     for variable, default in from_parameters.items():
-        (name,) = [f.name for f in dataclasses.fields(WorkerSettings) if variable in f.metadata["variables"]]
-        assert getattr(WorkerSettings.from_env({variable: str(default)}), name) == getattr(defaults, name), variable
+        (name,) = [
+            f.name
+            for f in dataclasses.fields(WorkerSettings)
+            if variable in f.metadata["variables"]
+        ]
+        assert getattr(WorkerSettings.from_env({variable: str(default)}), name) == getattr(
+            defaults, name
+        ), variable
 
 
 def test_the_worker_has_only_its_own_settings():
-    assert not {"admin_token", "cors_allow_origin", "compat_wait_seconds", "input_bucket"} & set(WorkerSettings.__dataclass_fields__)
-    assert WorkerSettings.from_env({"FACEREC_WORKER_IDLE_SECONDS": "5", "FACEREC_MAX_UPLOAD_BYTES": "7"}).idle_seconds == 5.0
+    assert not {"admin_token", "cors_allow_origin", "compat_wait_seconds", "input_bucket"} & set(
+        WorkerSettings.__dataclass_fields__
+    )
+    assert (
+        WorkerSettings.from_env(
+            {"FACEREC_WORKER_IDLE_SECONDS": "5", "FACEREC_MAX_UPLOAD_BYTES": "7"}
+        ).idle_seconds
+        == 5.0
+    )
 
 
 def test_a_transition_fills_its_statuses_and_asks_for_every_other_value():
     request = RECORD_FAILED_UNTAKEN.request("job-1", error="e", cause="c", now="t")
     assert request["ExpressionAttributeNames"] == {"#error": "error", "#status": "status"}
     assert request["ExpressionAttributeValues"] == {
-        ":failed": "FAILED", ":awaiting": "AWAITING_UPLOAD", ":queued": "QUEUED", ":error": "e", ":cause": "c", ":now": "t",
+        ":failed": "FAILED",
+        ":awaiting": "AWAITING_UPLOAD",
+        ":queued": "QUEUED",
+        ":error": "e",
+        ":cause": "c",
+        ":now": "t",
     }
     with pytest.raises(TypeError, match="message"):
         CLAIM.request("job-1", worker="w", now="t", epoch=1, stale=0, receive=1)
@@ -162,7 +232,9 @@ def _refused(code: str) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": ""}}, "HeadObject")
 
 
-def test_a_missing_key_answered_403_under_a_prefix_limited_list_grant_reads_as_missing(listed_bucket):
+def test_a_missing_key_answered_403_under_a_prefix_limited_list_grant_reads_as_missing(
+    listed_bucket,
+):
     s3, bucket = listed_bucket
     assert is_missing_object(s3, bucket, "uploads/gone.jpg", _refused("403"))
 

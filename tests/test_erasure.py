@@ -14,9 +14,16 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from control_plane import ADMIN_TOKEN, deliver_upload_events, post_json, upload
 
-from chalicelib.config import Settings
-from chalicelib.contract import ERASING, SHARED_RESULTS, JobKind, JobStatus, ObjectsNotDeletedError, delete_objects
 from chalicelib.compactions import Compactions
+from chalicelib.config import Settings
+from chalicelib.contract import (
+    ERASING,
+    SHARED_RESULTS,
+    JobKind,
+    JobStatus,
+    ObjectsNotDeletedError,
+    delete_objects,
+)
 from chalicelib.erasure import PersonEraser
 from chalicelib.exceptions import StorageError
 from chalicelib.jobs import JobStore
@@ -48,7 +55,11 @@ def refuse_deletes(s3: Any, times: int | None = None) -> list[int]:
 
 def request_keys(params: dict[str, Any]) -> list[str]:
     """The keys of a DeleteObjects request as it leaves (its XML body)."""
-    return [element.text for element in ElementTree.fromstring(params["body"]).iter() if element.tag.endswith("Key")]
+    return [
+        element.text
+        for element in ElementTree.fromstring(params["body"]).iter()
+        if element.tag.endswith("Key")
+    ]
 
 
 def keys(s3: Any, bucket: str) -> list[str]:
@@ -83,61 +94,111 @@ def recognized_together(local_stack: Any, stack: Any, leaver: str, stayer: str) 
         job_id = f"B{'x' * 30}-0{n}"
         key = f"batches/B{'x' * 30}/0{n}/p.jpg"
         s3.put_object(Bucket=stack.outputs["InputBucketName"], Key=key, Body=b"photo")
-        jobs.put_item(Item={
-            "job_id": job_id, "kind": JobKind.RECOGNIZE.value, "status": JobStatus.DONE.value, "upload_key": key,
-            "result_key": shared, "summary": {"faces": len(people), "identities": people},
-        })
+        jobs.put_item(
+            Item={
+                "job_id": job_id,
+                "kind": JobKind.RECOGNIZE.value,
+                "status": JobStatus.DONE.value,
+                "upload_key": key,
+                "result_key": shared,
+                "summary": {"faces": len(people), "identities": people},
+            }
+        )
         faces = [{**face, "identity": person, "display_name": person.title()} for person in people]
         documents[job_id] = {"job_id": job_id, "kind": "recognize", "faces": faces}
         photos[name] = job_id
-    s3.put_object(Bucket=stack.outputs["OutputBucketName"], Key=shared, Body=json.dumps({SHARED_RESULTS: documents}).encode())
+    s3.put_object(
+        Bucket=stack.outputs["OutputBucketName"],
+        Key=shared,
+        Body=json.dumps({SHARED_RESULTS: documents}).encode(),
+    )
     return photos
 
 
 def test_a_delete_that_failed_half_way_is_asked_again_and_finishes(local_stack, stack, client):
     s3 = local_stack.client("s3")
-    input_bucket, output_bucket = stack.outputs["InputBucketName"], stack.outputs["OutputBucketName"]
+    input_bucket, output_bucket = (
+        stack.outputs["InputBucketName"],
+        stack.outputs["OutputBucketName"],
+    )
     for person in ("leaver", "stayer"):
-        post_json(client, "/people", {"person_id": person, "display_name": person.title()}, headers=ADMIN)
-    enrollment = post_json(client, "/people/leaver/photos", {"filename": "p.jpg"}, headers=ADMIN).json_body["job_id"]
+        post_json(
+            client, "/people", {"person_id": person, "display_name": person.title()}, headers=ADMIN
+        )
+    enrollment = post_json(
+        client, "/people/leaver/photos", {"filename": "p.jpg"}, headers=ADMIN
+    ).json_body["job_id"]
     s3.put_object(Bucket=input_bucket, Key=f"uploads/{enrollment}/p.jpg", Body=b"photo")
-    s3.put_object(Bucket=output_bucket, Key=f"results/{enrollment}.json", Body=b'{"person": "leaver"}')
+    s3.put_object(
+        Bucket=output_bucket, Key=f"results/{enrollment}.json", Body=b'{"person": "leaver"}'
+    )
     photos = recognized_together(local_stack, stack, "leaver", "stayer")
 
     # An eraser whose S3 deletes nothing: it stops at the first batch delete, with the person marked.
     refusing = local_stack.session().client("s3", endpoint_url=local_stack.endpoint_url)
     refuse_deletes(refusing)
     settings = Settings.from_env(stack.app_environment())
-    jobs, people = JobStore(local_stack.table(stack.outputs["JobsTableName"])), PeopleStore(local_stack.table(stack.outputs["PeopleTableName"]))
+    jobs, people = (
+        JobStore(local_stack.table(stack.outputs["JobsTableName"])),
+        PeopleStore(local_stack.table(stack.outputs["PeopleTableName"])),
+    )
     with pytest.raises(StorageError):
-        PersonEraser(people, jobs, Compactions(jobs, local_stack.client("sqs"), refusing, settings), refusing, settings).erase("leaver")
+        PersonEraser(
+            people,
+            jobs,
+            Compactions(jobs, local_stack.client("sqs"), refusing, settings),
+            refusing,
+            settings,
+        ).erase("leaver")
     people_table = local_stack.table(stack.outputs["PeopleTableName"])
-    assert ERASING in people_table.get_item(Key={"person_id": "leaver"}, ConsistentRead=True)["Item"]
-    assert [p["person_id"] for p in client.http.get("/people", headers=ADMIN).json_body["people"]] == ["stayer"]
-    assert post_json(client, "/people/leaver/photos", {"filename": "q.jpg"}, headers=ADMIN).status_code == 404
+    assert (
+        ERASING in people_table.get_item(Key={"person_id": "leaver"}, ConsistentRead=True)["Item"]
+    )
+    assert [
+        p["person_id"] for p in client.http.get("/people", headers=ADMIN).json_body["people"]
+    ] == ["stayer"]
+    assert (
+        post_json(client, "/people/leaver/photos", {"filename": "q.jpg"}, headers=ADMIN).status_code
+        == 404
+    )
 
     assert client.http.delete("/people/leaver", headers=ADMIN).status_code == 204
     assert "Item" not in people_table.get_item(Key={"person_id": "leaver"}, ConsistentRead=True)
     assert keys(s3, input_bucket) == [jobs.get(photos["stayer"])["upload_key"]]
     assert "leaver" not in " ".join(keys(s3, output_bucket))
-    shared = json.loads(s3.get_object(Bucket=output_bucket, Key="results/batches/abc.json")["Body"].read())[SHARED_RESULTS]
-    assert [[face["identity"] for face in shared[photos[p]]["faces"]] for p in ("both", "stayer")] == [[None, "stayer"], ["stayer"]]
+    shared = json.loads(
+        s3.get_object(Bucket=output_bucket, Key="results/batches/abc.json")["Body"].read()
+    )[SHARED_RESULTS]
+    assert [
+        [face["identity"] for face in shared[photos[p]]["faces"]] for p in ("both", "stayer")
+    ] == [[None, "stayer"], ["stayer"]]
     assert [f["display_name"] for f in shared[photos["both"]]["faces"]] == [None, "Stayer"]
-    assert [jobs.get(photos[p])["summary"]["identities"] for p in ("both", "stayer")] == [[None, "stayer"], ["stayer"]]
+    assert [jobs.get(photos[p])["summary"]["identities"] for p in ("both", "stayer")] == [
+        [None, "stayer"],
+        ["stayer"],
+    ]
     assert jobs.get(enrollment) is None
     gone = client.http.delete("/people/leaver", headers=ADMIN)
     assert (gone.status_code, gone.json_body["error"]) == (404, "NotFound")
 
 
 def test_an_upload_through_a_slot_issued_before_the_delete_is_removed_when_its_event_arrives(
-    local_stack, stack, client, app_module, jpeg_bytes,
+    local_stack,
+    stack,
+    client,
+    app_module,
+    jpeg_bytes,
 ):
     post_json(client, "/people", {"person_id": "leaver"}, headers=ADMIN)
-    slot = post_json(client, "/people/leaver/photos", {"filename": "late.jpg"}, headers=ADMIN).json_body
+    slot = post_json(
+        client, "/people/leaver/photos", {"filename": "late.jpg"}, headers=ADMIN
+    ).json_body
     assert client.http.delete("/people/leaver", headers=ADMIN).status_code == 204
 
     upload(slot, jpeg_bytes)
-    assert keys(local_stack.client("s3"), stack.outputs["InputBucketName"]) == [f"uploads/{slot['job_id']}/late.jpg"]
+    assert keys(local_stack.client("s3"), stack.outputs["InputBucketName"]) == [
+        f"uploads/{slot['job_id']}/late.jpg"
+    ]
     deliver_upload_events(local_stack, stack, app_module)
     assert keys(local_stack.client("s3"), stack.outputs["InputBucketName"]) == []
 
@@ -146,7 +207,8 @@ def test_every_functions_log_group_is_the_stacks_with_the_retention_the_readme_s
     resources = load_template()["Resources"].values()
     groups = {
         json.dumps(r["Properties"]["LogGroupName"]): r["Properties"].get("RetentionInDays")
-        for r in resources if r["Type"] == "AWS::Logs::LogGroup"
+        for r in resources
+        if r["Type"] == "AWS::Logs::LogGroup"
     }
     for function in FUNCTIONS:
         name = json.dumps({"Fn::Sub": "/aws/lambda/${StagePrefix}" + function.suffix})

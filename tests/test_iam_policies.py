@@ -13,16 +13,24 @@ the test rather than pass it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import pytest
+from deploy_support import package
 
-from chalicelib.contract import BATCH_UPLOAD_PREFIX, GALLERY_PREFIX, RESULT_PREFIX, STAGE_TAG, UPLOAD_PREFIX, WORKER_ROLE_TAG
+from chalicelib.contract import (
+    BATCH_UPLOAD_PREFIX,
+    GALLERY_PREFIX,
+    RESULT_PREFIX,
+    STAGE_TAG,
+    UPLOAD_PREFIX,
+    WORKER_ROLE_TAG,
+)
 from chalicelib.contract.fleet_plan import PLAN_KEY
 from chalicelib.services import SCALE_UP_LEASE
-from deploy_support import package
 from infra.names import FUNCTIONS
 from infra.stack import load_template
 
@@ -68,9 +76,15 @@ def violations(statement: dict[str, Any]) -> list[str]:
     if statement.get("Effect") != "Allow":
         return problems
     actions = _listed(statement.get("Action", []))
-    problems += [f"action {a!r} grants a whole service" for a in actions if a == "*" or str(a).endswith(":*")]
+    problems += [
+        f"action {a!r} grants a whole service" for a in actions if a == "*" or str(a).endswith(":*")
+    ]
     if "*" in _listed(statement.get("Resource", [])):
-        problems += [f"{a} on Resource '*' is not a documented exception" for a in actions if a not in RESOURCE_STAR_EXCEPTIONS]
+        problems += [
+            f"{a} on Resource '*' is not a documented exception"
+            for a in actions
+            if a not in RESOURCE_STAR_EXCEPTIONS
+        ]
     return problems
 
 
@@ -78,11 +92,19 @@ def violations(statement: dict[str, Any]) -> list[str]:
 def template(request, tmp_path_factory) -> dict[str, Any]:
     """infra/template.yaml alone (the `chalice deploy` path), and what `make deploy` ships:
     `chalice package` merged with it (any role or policy Chalice added would show here)."""
-    return load_template() if request.param == "template" else package("dev", tmp_path_factory.mktemp("iam") / "dev")
+    return (
+        load_template()
+        if request.param == "template"
+        else package("dev", tmp_path_factory.mktemp("iam") / "dev")
+    )
 
 
 def test_no_statement_grants_star_actions_or_star_resources_beyond_the_documented(template):
-    found = {f"{name}: {problem}" for name, statement in policy_statements(template) for problem in violations(statement)}
+    found = {
+        f"{name}: {problem}"
+        for name, statement in policy_statements(template)
+        for problem in violations(statement)
+    }
     assert not found
 
 
@@ -91,7 +113,11 @@ def test_no_statement_grants_star_actions_or_star_resources_beyond_the_documente
     [
         {"Effect": "Allow", "Action": "*", "Resource": "*"},
         {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"},
-        {"Effect": "Allow", "Action": ["ec2:DescribeInstances", "ec2:TerminateInstances"], "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": ["ec2:DescribeInstances", "ec2:TerminateInstances"],
+            "Resource": "*",
+        },
         {"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::b"},
     ],
 )
@@ -106,7 +132,10 @@ def _role_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]
 def test_workers_terminate_and_stop_only_instances_tagged_as_this_stages_workers(template):
     statements = _role_statements(template, "WorkerRole")
     ec2 = [s for s in statements if any(str(a).startswith("ec2:") for a in _listed(s["Action"]))]
-    assert {str(a) for s in ec2 for a in _listed(s["Action"])} == {"ec2:TerminateInstances", "ec2:StopInstances"}
+    assert {str(a) for s in ec2 for a in _listed(s["Action"])} == {
+        "ec2:TerminateInstances",
+        "ec2:StopInstances",
+    }
     role_key, role_value = WORKER_ROLE_TAG
     for statement in ec2:
         assert statement["Condition"]["StringEquals"] == {
@@ -115,7 +144,9 @@ def test_workers_terminate_and_stop_only_instances_tagged_as_this_stages_workers
         }
 
 
-def test_scale_up_launches_only_tagged_workers_from_the_launch_template_and_passes_only_their_role(template):
+def test_scale_up_launches_only_tagged_workers_from_the_launch_template_and_passes_only_their_role(
+    template,
+):
     statements = _role_statements(template, "ScaleUpFunctionRole")
     run = [s for s in statements if "ec2:RunInstances" in _listed(s["Action"])]
     for statement in run:
@@ -125,8 +156,12 @@ def test_scale_up_launches_only_tagged_workers_from_the_launch_template_and_pass
         assert "ec2:LaunchTemplate" in statement["Condition"]["ArnLike"], statement
         if "instance/" in resources:
             role_key, role_value = WORKER_ROLE_TAG
-            assert statement["Condition"]["StringEquals"][f"aws:RequestTag/{role_key}"] == role_value
-            assert statement["Condition"]["StringEquals"][f"aws:RequestTag/{STAGE_TAG}"] == {"Ref": "StagePrefix"}
+            assert (
+                statement["Condition"]["StringEquals"][f"aws:RequestTag/{role_key}"] == role_value
+            )
+            assert statement["Condition"]["StringEquals"][f"aws:RequestTag/{STAGE_TAG}"] == {
+                "Ref": "StagePrefix"
+            }
     (pass_role,) = [s for s in statements if "iam:PassRole" in _listed(s["Action"])]
     assert pass_role["Resource"] == {"Fn::GetAtt": ["WorkerRole", "Arn"]}
     assert pass_role["Condition"]["StringEquals"] == {"iam:PassedToService": "ec2.amazonaws.com"}
@@ -145,19 +180,36 @@ def test_each_part_has_its_own_role_trusted_by_its_service_only(template):
     }
     for role, service in expected.items():
         (trust,) = resources[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-        assert trust["Principal"] == {"Service": service} and trust["Action"] == "sts:AssumeRole", role
-    assert {f.role for f in FUNCTIONS} == {r for r, s in expected.items() if s == "lambda.amazonaws.com"}
+        assert trust["Principal"] == {"Service": service} and trust["Action"] == "sts:AssumeRole", (
+            role
+        )
+    assert {f.role for f in FUNCTIONS} == {
+        r for r, s in expected.items() if s == "lambda.amazonaws.com"
+    }
     profile = resources["WorkerInstanceProfile"]["Properties"]["Roles"]
     assert profile == [{"Ref": "WorkerRole"}]
     data = resources["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]
     assert data["IamInstanceProfile"] == {"Arn": {"Fn::GetAtt": ["WorkerInstanceProfile", "Arn"]}}
 
 
-def test_only_the_api_reads_the_admin_token_and_only_the_upload_handler_and_a_batch_start_start_workflows(template):
-    ssm = [name for name, s in policy_statements(template) if any(str(a).startswith("ssm:") for a in _listed(s["Action"]))]
+def test_only_the_api_reads_the_admin_token_and_only_the_upload_handler_and_a_batch_start_start_workflows(
+    template,
+):
+    ssm = [
+        name
+        for name, s in policy_statements(template)
+        if any(str(a).startswith("ssm:") for a in _listed(s["Action"]))
+    ]
     assert ssm == ["ApiFunctionRole"]
-    starts = [(name, s["Resource"]) for name, s in policy_statements(template) if "states:StartExecution" in _listed(s["Action"])]
-    assert sorted(starts) == [("ApiFunctionRole", {"Ref": "JobWorkflow"}), ("UploadEventsFunctionRole", {"Ref": "JobWorkflow"})]
+    starts = [
+        (name, s["Resource"])
+        for name, s in policy_statements(template)
+        if "states:StartExecution" in _listed(s["Action"])
+    ]
+    assert sorted(starts) == [
+        ("ApiFunctionRole", {"Ref": "JobWorkflow"}),
+        ("UploadEventsFunctionRole", {"Ref": "JobWorkflow"}),
+    ]
 
 
 def test_workers_write_logs_and_metrics_only_to_their_stages_group(template):
@@ -166,21 +218,36 @@ def test_workers_write_logs_and_metrics_only_to_their_stages_group(template):
     statements = _role_statements(template, "WorkerRole")
     logs = [s for s in statements if any(str(a).startswith("logs:") for a in _listed(s["Action"]))]
     assert [s["Resource"] for s in logs] == [{"Fn::GetAtt": ["WorkerLogGroup", "Arn"]}]
-    assert "logs:CreateLogGroup" not in _listed(logs[0]["Action"])  # the stack makes the group, with its retention
-    writers = {name for name, s in policy_statements(template) if "cloudwatch:PutMetricData" in _listed(s.get("Action", []))}
+    assert "logs:CreateLogGroup" not in _listed(
+        logs[0]["Action"]
+    )  # the stack makes the group, with its retention
+    writers = {
+        name
+        for name, s in policy_statements(template)
+        if "cloudwatch:PutMetricData" in _listed(s.get("Action", []))
+    }
     assert writers == set()
 
 
 def test_workers_list_only_the_prefixes_they_read(template):
     statements = _role_statements(template, "WorkerRole")
-    listing = {str(s["Resource"]): s["Condition"]["StringLike"]["s3:prefix"] for s in statements if "s3:ListBucket" in _listed(s["Action"])}
+    listing = {
+        str(s["Resource"]): s["Condition"]["StringLike"]["s3:prefix"]
+        for s in statements
+        if "s3:ListBucket" in _listed(s["Action"])
+    }
     assert listing == {
-        str({"Fn::GetAtt": ["InputBucket", "Arn"]}): [f"{UPLOAD_PREFIX}*", f"{BATCH_UPLOAD_PREFIX}*"],
+        str({"Fn::GetAtt": ["InputBucket", "Arn"]}): [
+            f"{UPLOAD_PREFIX}*",
+            f"{BATCH_UPLOAD_PREFIX}*",
+        ],
         str({"Fn::GetAtt": ["OutputBucket", "Arn"]}): [f"{RESULT_PREFIX}*", f"{GALLERY_PREFIX}*"],
     }
 
 
-def test_only_the_api_the_upload_handler_and_the_workers_delete_objects_and_only_what_a_deletion_or_compaction_removes(template):
+def test_only_the_api_the_upload_handler_and_the_workers_delete_objects_and_only_what_a_deletion_or_compaction_removes(
+    template,
+):
     """The API deletes a person's photos (a batch's too) and results; the upload handler, an upload
     through the slot of a job deleted with its person; a worker's compaction, gallery objects."""
     deletes: dict[str, list[Any]] = {}
@@ -219,7 +286,12 @@ def test_workers_have_exactly_the_dynamodb_rights_their_calls_need(template):
 # --- evaluating a role's statements for one request -------------------------------------------
 
 ACCOUNT, REGION = "111122223333", "us-east-1"
-PSEUDO = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+PSEUDO = {
+    "AWS::AccountId": ACCOUNT,
+    "AWS::Region": REGION,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
 _SUB = re.compile(r"\$\{([^!}][^}]*)\}")
 
 
@@ -231,7 +303,9 @@ def stand_in(logical_id: str) -> str:
 def resolve(value: Any, template: Mapping[str, Any]) -> Any:
     """`value` with Ref, GetAtt ... Arn and Sub resolved: parameters by their defaults, resources
     by their stand-in ARNs."""
-    parameters = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    parameters = {
+        name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()
+    }
 
     def name(ref: str) -> str:
         if ref in PSEUDO:
@@ -250,10 +324,14 @@ def resolve(value: Any, template: Mapping[str, Any]) -> Any:
         if "Fn::GetAtt" in value:
             return name(".".join(value["Fn::GetAtt"]))
         if "Fn::Sub" in value:
-            text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+            text, variables = (
+                (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+            )
             given = {key: resolve(item, template) for key, item in variables.items()}
             # ${!Name} is CloudFormation's escape for a literal ${Name}: here, an IAM policy variable.
-            return _SUB.sub(lambda match: given.get(match[1]) or name(match[1]), text).replace("${!", "${")
+            return _SUB.sub(lambda match: given.get(match[1]) or name(match[1]), text).replace(
+                "${!", "${"
+            )
         return {key: resolve(item, template) for key, item in value.items()}
     return value
 
@@ -300,10 +378,17 @@ def _condition_holds(operator: str, key: str, expected: Any, context: Mapping[st
     wanted = [w for w in (_fill(str(e), context) for e in _listed(expected)) if w is not None]
     actual = context.get(key)
     if qualifier == "ForAllValues":  # every value the request carries is wanted (none: holds)
-        return all(any(_compare(base, str(v), e) for e in wanted) for v in _listed(actual if actual is not None else []))
+        return all(
+            any(_compare(base, str(v), e) for e in wanted)
+            for v in _listed(actual if actual is not None else [])
+        )
     if qualifier:
         raise AssertionError(f"the checker does not know the qualifier {qualifier}")
-    return actual is not None and not isinstance(actual, list) and any(_compare(base, str(actual), e) for e in wanted)
+    return (
+        actual is not None
+        and not isinstance(actual, list)
+        and any(_compare(base, str(actual), e) for e in wanted)
+    )
 
 
 def _applies(statement: Mapping[str, Any], request: Request) -> bool:
@@ -328,40 +413,104 @@ def allowed(template: Mapping[str, Any], role: str, request: Request) -> bool:
 
 
 def test_the_evaluator_reads_conditions_as_iam_does():
-    template = {"Parameters": {}, "Resources": {"R": {"Properties": {"Policies": [{"PolicyDocument": {"Statement": [
-        {"Effect": "Allow", "Action": "ec2:StopInstances", "Resource": "arn:aws:ec2:*:*:instance/*",
-         "Condition": {"StringEquals": {"ec2:ResourceTag/k": "v"}}},
-        {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "arn:t",
-         "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["a"]}}},
-        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:s", "Condition": {"NumericLessThan": {"k": "1"}}},
-        {"Effect": "Allow", "Action": "ec2:RebootInstances", "Resource": "arn:aws:ec2:*:*:instance/*",
-         "Condition": {"ArnEquals": {"ec2:SourceInstanceARN": "arn:aws:ec2:us-east-1:1:instance/${ec2:InstanceID}"}}},
-    ]}}]}}}}
+    template = {
+        "Parameters": {},
+        "Resources": {
+            "R": {
+                "Properties": {
+                    "Policies": [
+                        {
+                            "PolicyDocument": {
+                                "Statement": [
+                                    {
+                                        "Effect": "Allow",
+                                        "Action": "ec2:StopInstances",
+                                        "Resource": "arn:aws:ec2:*:*:instance/*",
+                                        "Condition": {"StringEquals": {"ec2:ResourceTag/k": "v"}},
+                                    },
+                                    {
+                                        "Effect": "Allow",
+                                        "Action": "dynamodb:GetItem",
+                                        "Resource": "arn:t",
+                                        "Condition": {
+                                            "ForAllValues:StringEquals": {
+                                                "dynamodb:LeadingKeys": ["a"]
+                                            }
+                                        },
+                                    },
+                                    {
+                                        "Effect": "Allow",
+                                        "Action": "s3:GetObject",
+                                        "Resource": "arn:s",
+                                        "Condition": {"NumericLessThan": {"k": "1"}},
+                                    },
+                                    {
+                                        "Effect": "Allow",
+                                        "Action": "ec2:RebootInstances",
+                                        "Resource": "arn:aws:ec2:*:*:instance/*",
+                                        "Condition": {
+                                            "ArnEquals": {
+                                                "ec2:SourceInstanceARN": "arn:aws:ec2:us-east-1:1:instance/${ec2:InstanceID}"
+                                            }
+                                        },
+                                    },
+                                ]
+                            }
+                        }
+                    ]
+                }
+            }
+        },
+    }
     instance = "arn:aws:ec2:us-east-1:1:instance/i-1"
-    assert allowed(template, "R", Request("ec2:StopInstances", instance, {"ec2:ResourceTag/k": "v"}))
-    assert not allowed(template, "R", Request("ec2:StopInstances", instance, {"ec2:ResourceTag/k": "w"}))
+    assert allowed(
+        template, "R", Request("ec2:StopInstances", instance, {"ec2:ResourceTag/k": "v"})
+    )
+    assert not allowed(
+        template, "R", Request("ec2:StopInstances", instance, {"ec2:ResourceTag/k": "w"})
+    )
     assert not allowed(template, "R", Request("ec2:StopInstances", instance))  # untagged
-    assert not allowed(template, "R", Request("ec2:StartInstances", instance, {"ec2:ResourceTag/k": "v"}))
-    assert allowed(template, "R", Request("dynamodb:GetItem", "arn:t", {"dynamodb:LeadingKeys": ["a"]}))
-    assert not allowed(template, "R", Request("dynamodb:GetItem", "arn:t", {"dynamodb:LeadingKeys": ["a", "b"]}))
+    assert not allowed(
+        template, "R", Request("ec2:StartInstances", instance, {"ec2:ResourceTag/k": "v"})
+    )
+    assert allowed(
+        template, "R", Request("dynamodb:GetItem", "arn:t", {"dynamodb:LeadingKeys": ["a"]})
+    )
+    assert not allowed(
+        template, "R", Request("dynamodb:GetItem", "arn:t", {"dynamodb:LeadingKeys": ["a", "b"]})
+    )
     with pytest.raises(AssertionError, match="NumericLessThan"):
         allowed(template, "R", Request("s3:GetObject", "arn:s", {"k": "0"}))
     # A policy variable takes the request's value; a request without the key matches nothing.
     itself = {"ec2:SourceInstanceARN": instance, "ec2:InstanceID": "i-1"}
     assert allowed(template, "R", Request("ec2:RebootInstances", instance, itself))
-    assert not allowed(template, "R", Request("ec2:RebootInstances", instance, {**itself, "ec2:InstanceID": "i-2"}))
-    assert not allowed(template, "R", Request("ec2:RebootInstances", instance, {"ec2:SourceInstanceARN": instance}))
-    assert _fill("a/${k}", {"k": "v"}) == "a/v" and _fill("a/${k}", {}) is None and _fill("a/${k}", {"k": ["v"]}) is None
+    assert not allowed(
+        template, "R", Request("ec2:RebootInstances", instance, {**itself, "ec2:InstanceID": "i-2"})
+    )
+    assert not allowed(
+        template, "R", Request("ec2:RebootInstances", instance, {"ec2:SourceInstanceARN": instance})
+    )
+    assert (
+        _fill("a/${k}", {"k": "v"}) == "a/v"
+        and _fill("a/${k}", {}) is None
+        and _fill("a/${k}", {"k": ["v"]}) is None
+    )
 
 
 def _instance(
-    template: Mapping[str, Any], role: str = "worker", stage: str | None = None, instance_id: str = "i-0123456789abcdef0"
+    template: Mapping[str, Any],
+    role: str = "worker",
+    stage: str | None = None,
+    instance_id: str = "i-0123456789abcdef0",
 ) -> tuple[str, dict[str, str]]:
     """An instance's ARN and the keys a request on it carries: its tags and its id."""
     role_key, _ = WORKER_ROLE_TAG
     tags = {role_key: role, STAGE_TAG: stage or resolve({"Ref": "StagePrefix"}, template)}
     context = {f"ec2:ResourceTag/{k}": v for k, v in tags.items()}
-    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}", {**context, "ec2:InstanceID": instance_id}
+    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}", {
+        **context,
+        "ec2:InstanceID": instance_id,
+    }
 
 
 def _from(source: str, request: tuple[str, dict[str, str]]) -> tuple[str, dict[str, str]]:
@@ -388,7 +537,10 @@ def _launch(template: Mapping[str, Any], resource: str, **keys: str | None) -> R
     role_key, role_value = WORKER_ROLE_TAG
     context = {
         "ec2:LaunchTemplate": resolve(
-            {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:launch-template/${WorkerLaunchTemplate}"}, template
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:launch-template/${WorkerLaunchTemplate}"
+            },
+            template,
         ),
         f"aws:RequestTag/{role_key}": role_value,
         f"aws:RequestTag/{STAGE_TAG}": resolve({"Ref": "StagePrefix"}, template),
@@ -397,7 +549,11 @@ def _launch(template: Mapping[str, Any], resource: str, **keys: str | None) -> R
         context["ec2:InstanceType"] = resolve({"Ref": "WorkerInstanceType"}, template)
     context.update(keys)
     given = {key: value for key, value in context.items() if value is not None}
-    return Request("ec2:RunInstances", f"arn:aws:ec2:{REGION}:{ACCOUNT}:{resource}/{resource[:3]}-0123456789abcdef0", given)
+    return Request(
+        "ec2:RunInstances",
+        f"arn:aws:ec2:{REGION}:{ACCOUNT}:{resource}/{resource[:3]}-0123456789abcdef0",
+        given,
+    )
 
 
 def test_scale_up_launches_only_the_launch_templates_instance_type_from_it(template):
@@ -405,20 +561,38 @@ def test_scale_up_launches_only_the_launch_templates_instance_type_from_it(templ
     the template's type is the only one scale-up may launch (and the volumes come with it)."""
     for resource in ("instance", "volume"):
         assert allowed(template, "ScaleUpFunctionRole", _launch(template, resource))
-    assert not allowed(template, "ScaleUpFunctionRole", _launch(template, "instance", **{"ec2:InstanceType": "p5.48xlarge"}))
+    assert not allowed(
+        template,
+        "ScaleUpFunctionRole",
+        _launch(template, "instance", **{"ec2:InstanceType": "p5.48xlarge"}),
+    )
     other_template = f"arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/lt-0123456789abcdef0"
     for resource in ("instance", "volume"):
-        assert not allowed(template, "ScaleUpFunctionRole", _launch(template, resource, **{"ec2:LaunchTemplate": other_template}))
-    assert not allowed(template, "ScaleUpFunctionRole", _launch(template, "instance", **{"ec2:LaunchTemplate": None}))
+        assert not allowed(
+            template,
+            "ScaleUpFunctionRole",
+            _launch(template, resource, **{"ec2:LaunchTemplate": other_template}),
+        )
+    assert not allowed(
+        template,
+        "ScaleUpFunctionRole",
+        _launch(template, "instance", **{"ec2:LaunchTemplate": None}),
+    )
     statements = _role_statements(template, "ScaleUpFunctionRole")
     (instances,) = [
-        s for s in statements
-        if "ec2:RunInstances" in _listed(s["Action"]) and any("instance/" in str(r) for r in _listed(s["Resource"]))
+        s
+        for s in statements
+        if "ec2:RunInstances" in _listed(s["Action"])
+        and any("instance/" in str(r) for r in _listed(s["Resource"]))
     ]
-    assert instances["Condition"]["StringEquals"]["ec2:InstanceType"] == {"Ref": "WorkerInstanceType"}
+    assert instances["Condition"]["StringEquals"]["ec2:InstanceType"] == {
+        "Ref": "WorkerInstanceType"
+    }
     assert "ec2:LaunchTemplate" in instances["Condition"]["ArnLike"]
     data = template["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]
-    assert data["InstanceType"] == {"Ref": "WorkerInstanceType"}  # the type the policy allows is the template's
+    assert data["InstanceType"] == {
+        "Ref": "WorkerInstanceType"
+    }  # the type the policy allows is the template's
 
 
 def test_scale_up_reads_the_launch_templates_version(template):
@@ -433,7 +607,11 @@ def test_scale_up_reads_and_writes_the_leases_table_it_did_before(template):
     leases = stand_in("LeasesTable")
     for key in (SCALE_UP_LEASE, PLAN_KEY):
         for action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
-            assert allowed(template, "ScaleUpFunctionRole", Request(action, leases, {"dynamodb:LeadingKeys": [key]}))
+            assert allowed(
+                template,
+                "ScaleUpFunctionRole",
+                Request(action, leases, {"dynamodb:LeadingKeys": [key]}),
+            )
 
 
 def test_workers_stop_and_terminate_only_this_stages_workers(template):
@@ -441,7 +619,10 @@ def test_workers_stop_and_terminate_only_this_stages_workers(template):
     worker, keys = _from(instance[0], instance)  # a worker on itself
     for action in ("ec2:StopInstances", "ec2:TerminateInstances"):
         assert allowed(template, "WorkerRole", Request(action, worker, keys))
-        for other in (_instance(template, stage="facerec-other"), _instance(template, role="database")):
+        for other in (
+            _instance(template, stage="facerec-other"),
+            _instance(template, role="database"),
+        ):
             assert not allowed(template, "WorkerRole", Request(action, *_from(other[0], other)))
         untagged = {k: v for k, v in keys.items() if not k.startswith("ec2:ResourceTag/")}
         assert not allowed(template, "WorkerRole", Request(action, worker, untagged))
@@ -464,7 +645,10 @@ def test_a_worker_stops_and_terminates_only_itself_not_another_worker_of_its_sta
     for statement in ec2:
         (source,) = statement["Condition"]["ArnEquals"].items()
         assert source[0] == "ec2:SourceInstanceARN"
-        assert resolve(source[1], template) == f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/${{ec2:InstanceID}}"
+        assert (
+            resolve(source[1], template)
+            == f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/${{ec2:InstanceID}}"
+        )
 
 
 def test_workers_may_touch_only_the_fleet_plan_item_of_the_leases_table(template):
@@ -472,18 +656,48 @@ def test_workers_may_touch_only_the_fleet_plan_item_of_the_leases_table(template
     plan = {"dynamodb:LeadingKeys": [PLAN_KEY]}
     for action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
         assert allowed(template, "WorkerRole", Request(action, leases, plan))
-        assert not allowed(template, "WorkerRole", Request(action, leases, {"dynamodb:LeadingKeys": [SCALE_UP_LEASE]}))
-        assert not allowed(template, "WorkerRole", Request(action, leases, {"dynamodb:LeadingKeys": [PLAN_KEY, SCALE_UP_LEASE]}))
-    for action in ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem"):
+        assert not allowed(
+            template,
+            "WorkerRole",
+            Request(action, leases, {"dynamodb:LeadingKeys": [SCALE_UP_LEASE]}),
+        )
+        assert not allowed(
+            template,
+            "WorkerRole",
+            Request(action, leases, {"dynamodb:LeadingKeys": [PLAN_KEY, SCALE_UP_LEASE]}),
+        )
+    for action in (
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Scan",
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
+    ):
         assert not allowed(template, "WorkerRole", Request(action, leases, plan))
     statements = _role_statements(template, "WorkerRole")
-    (leases_statement,) = [s for s in statements if s["Resource"] == {"Fn::GetAtt": ["LeasesTable", "Arn"]}]
-    assert leases_statement["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [PLAN_KEY]}}
+    (leases_statement,) = [
+        s for s in statements if s["Resource"] == {"Fn::GetAtt": ["LeasesTable", "Arn"]}
+    ]
+    assert leases_statement["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [PLAN_KEY]}
+    }
 
 
 def test_the_api_reads_only_the_fleet_plan_item_of_the_leases_table(template):
     """The seed's route reads the live workers before it holds (chalicelib.outlook), nothing else there."""
     leases = stand_in("LeasesTable")
-    assert allowed(template, "ApiFunctionRole", Request("dynamodb:GetItem", leases, {"dynamodb:LeadingKeys": [PLAN_KEY]}))
-    assert not allowed(template, "ApiFunctionRole", Request("dynamodb:GetItem", leases, {"dynamodb:LeadingKeys": [SCALE_UP_LEASE]}))
-    assert not allowed(template, "ApiFunctionRole", Request("dynamodb:UpdateItem", leases, {"dynamodb:LeadingKeys": [PLAN_KEY]}))
+    assert allowed(
+        template,
+        "ApiFunctionRole",
+        Request("dynamodb:GetItem", leases, {"dynamodb:LeadingKeys": [PLAN_KEY]}),
+    )
+    assert not allowed(
+        template,
+        "ApiFunctionRole",
+        Request("dynamodb:GetItem", leases, {"dynamodb:LeadingKeys": [SCALE_UP_LEASE]}),
+    )
+    assert not allowed(
+        template,
+        "ApiFunctionRole",
+        Request("dynamodb:UpdateItem", leases, {"dynamodb:LeadingKeys": [PLAN_KEY]}),
+    )

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import wait_for
+
 from infra.local import unique_prefix
 from local_service.fleet import LocalFleet
 
@@ -94,9 +94,14 @@ def launch(ec2: Any, stage: str) -> Callable[[], str]:
     """A worker instance of the stage, tagged as the launch template tags them."""
 
     def run() -> str:
-        tags = [{"Key": "facerec:role", "Value": "worker"}, {"Key": "facerec:stage", "Value": stage}]
+        tags = [
+            {"Key": "facerec:role", "Value": "worker"},
+            {"Key": "facerec:stage", "Value": stage},
+        ]
         reservation = ec2.run_instances(
-            MinCount=1, MaxCount=1, ImageId="ami-0123456789abcdef0",
+            MinCount=1,
+            MaxCount=1,
+            ImageId="ami-0123456789abcdef0",
             TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
         )
         return reservation["Instances"][0]["InstanceId"]
@@ -111,7 +116,15 @@ def start_fleet(ec2: Any, stage: str, tmp_path: Path) -> Iterator[Callable[..., 
 
     def start(*, hibernate: bool = False) -> LocalFleet:
         command = [sys.executable, "-c", HEARTBEAT, str(tmp_path)]
-        fleet = LocalFleet(ec2, stage, dict(os.environ), tmp_path / "logs", command=command, poll_seconds=0.1, hibernate=hibernate)
+        fleet = LocalFleet(
+            ec2,
+            stage,
+            dict(os.environ),
+            tmp_path / "logs",
+            command=command,
+            poll_seconds=0.1,
+            hibernate=hibernate,
+        )
         fleets.append(fleet)
         return fleet.start()
 
@@ -124,7 +137,9 @@ def first_pid(beats: Beats) -> int:
     return wait_for(lambda: beats.pids()[0] if beats.pids() else None, timeout=20)
 
 
-def test_a_stopped_instances_worker_ends_and_a_start_boots_a_new_one(ec2, launch, start_fleet, tmp_path):
+def test_a_stopped_instances_worker_ends_and_a_start_boots_a_new_one(
+    ec2, launch, start_fleet, tmp_path
+):
     instance = launch()
     fleet = start_fleet()
     beats = Beats(tmp_path, instance)
@@ -144,7 +159,9 @@ def test_a_stopped_instances_worker_ends_and_a_start_boots_a_new_one(ec2, launch
     assert fleet.live_processes == 1
 
 
-def test_a_hibernated_instances_worker_pauses_and_resumes_as_the_same_process(ec2, launch, start_fleet, tmp_path):
+def test_a_hibernated_instances_worker_pauses_and_resumes_as_the_same_process(
+    ec2, launch, start_fleet, tmp_path
+):
     instance = launch()
     fleet = start_fleet(hibernate=True)
     beats = Beats(tmp_path, instance)
@@ -168,8 +185,13 @@ def test_a_hibernated_instances_worker_pauses_and_resumes_as_the_same_process(ec
 def test_stop_ends_a_paused_worker(ec2, launch, tmp_path, stage):
     instance = launch()
     fleet = LocalFleet(
-        ec2, stage, dict(os.environ), tmp_path / "logs",
-        command=[sys.executable, "-c", HEARTBEAT, str(tmp_path)], poll_seconds=0.1, hibernate=True,
+        ec2,
+        stage,
+        dict(os.environ),
+        tmp_path / "logs",
+        command=[sys.executable, "-c", HEARTBEAT, str(tmp_path)],
+        poll_seconds=0.1,
+        hibernate=True,
     ).start()
     try:
         beats = Beats(tmp_path, instance)

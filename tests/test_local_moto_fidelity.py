@@ -23,7 +23,9 @@ def eager_thread_switches():
     sys.setswitchinterval(interval)
 
 
-def test_of_concurrent_conditional_writes_to_one_item_exactly_one_succeeds(local_stack, eager_thread_switches):
+def test_of_concurrent_conditional_writes_to_one_item_exactly_one_succeeds(
+    local_stack, eager_thread_switches
+):
     """The scale-up lease, the job claims and the gallery manifest rest on it: DynamoDB checks each
     condition against what the last write to the item left. moto's server, left alone, checks and
     writes in separate steps on a thread per request, and two writers both took the lease."""
@@ -58,5 +60,11 @@ def test_of_concurrent_conditional_writes_to_one_item_exactly_one_succeeds(local
     with ThreadPoolExecutor(max_workers=WRITERS) as pool:
         for round_ in range(ROUNDS):
             barrier = threading.Barrier(WRITERS)
-            winners.append(sum(pool.map(lambda writer: take(f"lease-{round_}", writer, barrier), range(WRITERS))))
+            winners.append(
+                sum(
+                    pool.map(
+                        lambda writer: take(f"lease-{round_}", writer, barrier), range(WRITERS)
+                    )
+                )
+            )
     assert winners == [1] * ROUNDS

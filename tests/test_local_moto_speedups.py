@@ -16,7 +16,10 @@ RETENTION_SECONDS = 60  # SQS's smallest retention period
 
 def queue_with_one_message(local_stack) -> str:
     sqs = local_stack.client("sqs")
-    url = sqs.create_queue(QueueName=f"speedups-{uuid.uuid4().hex[:8]}", Attributes={"MessageRetentionPeriod": str(RETENTION_SECONDS)})["QueueUrl"]
+    url = sqs.create_queue(
+        QueueName=f"speedups-{uuid.uuid4().hex[:8]}",
+        Attributes={"MessageRetentionPeriod": str(RETENTION_SECONDS)},
+    )["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="a job")
     return url
 
@@ -47,15 +50,21 @@ def backend_queue(url: str):
 
 def test_a_queues_attributes_read_one_by_one_are_what_moto_computes_for_all(local_stack):
     sqs = local_stack.client("sqs")
-    dead_letters = sqs.create_queue(QueueName=f"speedups-dlq-{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"})
-    dead_letters_arn = sqs.get_queue_attributes(QueueUrl=dead_letters["QueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dead_letters = sqs.create_queue(
+        QueueName=f"speedups-dlq-{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"}
+    )
+    dead_letters_arn = sqs.get_queue_attributes(
+        QueueUrl=dead_letters["QueueUrl"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
     url = sqs.create_queue(
         QueueName=f"speedups-{uuid.uuid4().hex[:8]}.fifo",
         Attributes={
             "FifoQueue": "true",
             "ContentBasedDeduplication": "true",
             "KmsMasterKeyId": "alias/aws/sqs",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_letters_arn, "maxReceiveCount": 3}),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dead_letters_arn, "maxReceiveCount": 3}
+            ),
             "DelaySeconds": "0",
         },
     )["QueueUrl"]
@@ -63,18 +72,23 @@ def test_a_queues_attributes_read_one_by_one_are_what_moto_computes_for_all(loca
     queue = backend_queue(url)
     assert dict(queue.attributes) == type(queue.attributes).moto_attributes(queue)
     assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"] == {
-        name: str(value) for name, value in type(queue.attributes).moto_attributes(queue).items() if value is not None
+        name: str(value)
+        for name, value in type(queue.attributes).moto_attributes(queue).items()
+        if value is not None
     }
 
 
 def test_a_fifo_queue_with_content_based_deduplication_still_drops_a_repeated_body(local_stack):
     sqs = local_stack.client("sqs")
     url = sqs.create_queue(
-        QueueName=f"speedups-{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+        QueueName=f"speedups-{uuid.uuid4().hex[:8]}.fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
     )["QueueUrl"]
     for _ in range(2):
         sqs.send_message(QueueUrl=url, MessageBody="the same job", MessageGroupId="g")
-    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"
+    ]
     assert counts == {"ApproximateNumberOfMessages": "1"}
 
 
@@ -103,15 +117,33 @@ def item_answers(client, table: str) -> list[dict]:
         client.put_item(TableName=table, Item={**key, **ITEM}, ReturnConsumedCapacity="TOTAL"),
         client.get_item(TableName=table, Key=key, ConsistentRead=True),
         client.update_item(
-            TableName=table, Key=key, UpdateExpression="SET #c = #c + :one", ExpressionAttributeNames={"#c": "count"},
-            ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="ALL_NEW",
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET #c = #c + :one",
+            ExpressionAttributeNames={"#c": "count"},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="ALL_NEW",
         ),
-        client.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": {"id": {"S": f"job-{i}"}, **ITEM}}} for i in range(2, 5)]}),
-        client.batch_get_item(RequestItems={table: {"Keys": [{"id": {"S": f"job-{i}"}} for i in range(1, 6)]}}),
-        client.query(TableName=table, KeyConditionExpression="id = :id", ExpressionAttributeValues={":id": {"S": "job-2"}}),
+        client.batch_write_item(
+            RequestItems={
+                table: [
+                    {"PutRequest": {"Item": {"id": {"S": f"job-{i}"}, **ITEM}}} for i in range(2, 5)
+                ]
+            }
+        ),
+        client.batch_get_item(
+            RequestItems={table: {"Keys": [{"id": {"S": f"job-{i}"}} for i in range(1, 6)]}}
+        ),
+        client.query(
+            TableName=table,
+            KeyConditionExpression="id = :id",
+            ExpressionAttributeValues={":id": {"S": "job-2"}},
+        ),
         client.scan(TableName=table, Limit=2),
         client.transact_get_items(TransactItems=[{"Get": {"TableName": table, "Key": key}}]),
-        client.put_item(TableName=table, Item={"id": {"S": "binary"}, "vector": {"B": b"\x00\x01\xff"}}),
+        client.put_item(
+            TableName=table, Item={"id": {"S": "binary"}, "vector": {"B": b"\x00\x01\xff"}}
+        ),
         client.get_item(TableName=table, Key={"id": {"S": "binary"}}),
         client.delete_item(TableName=table, Key=key, ReturnValues="ALL_OLD"),
     ]
@@ -123,14 +155,18 @@ def item_answers(client, table: str) -> list[dict]:
 def test_dynamodb_item_answers_read_as_moto_serializes_them(local_stack, monkeypatch):
     client = local_stack.client("dynamodb")
     fast = item_answers(client, "speedups-items")
-    monkeypatch.setattr(DynamoResult, "execute_result", DynamoResult.execute_result.moto_execute_result)
-    as_moto = item_answers(client, "speedups-items-moto")
-    assert json.loads(json.dumps(as_moto, default=repr).replace("speedups-items-moto", "speedups-items")) == json.loads(
-        json.dumps(fast, default=repr)
+    monkeypatch.setattr(
+        DynamoResult, "execute_result", DynamoResult.execute_result.moto_execute_result
     )
+    as_moto = item_answers(client, "speedups-items-moto")
+    assert json.loads(
+        json.dumps(as_moto, default=repr).replace("speedups-items-moto", "speedups-items")
+    ) == json.loads(json.dumps(fast, default=repr))
 
 
-def test_an_update_expression_applied_again_with_other_values_updates_as_the_first_time(local_stack):
+def test_an_update_expression_applied_again_with_other_values_updates_as_the_first_time(
+    local_stack,
+):
     """moto parses each distinct update expression once: the second request's values must not
     meet anything the first left in the tree."""
     client = local_stack.client("dynamodb")
@@ -144,10 +180,16 @@ def test_an_update_expression_applied_again_with_other_values_updates_as_the_fir
 
     def update(job: str, status: str, tag: str) -> dict:
         return client.update_item(
-            TableName="speedups-updates", Key={"id": {"S": job}}, UpdateExpression=expression,
+            TableName="speedups-updates",
+            Key={"id": {"S": job}},
+            UpdateExpression=expression,
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={
-                ":status": {"S": status}, ":zero": {"N": "0"}, ":one": {"N": "1"}, ":none": {"L": []}, ":tag": {"L": [{"S": tag}]},
+                ":status": {"S": status},
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":none": {"L": []},
+                ":tag": {"L": [{"S": tag}]},
             },
             ReturnValues="ALL_NEW",
         )["Attributes"]
@@ -156,6 +198,18 @@ def test_an_update_expression_applied_again_with_other_values_updates_as_the_fir
     second = update("a", "DONE", "y")
     other = update("b", "QUEUED", "z")
     assert UpdateExpressionParser.make(expression) is UpdateExpressionParser.make(expression)
-    assert (first["status"], first["attempts"], first["tags"]) == ({"S": "PROCESSING"}, {"N": "1"}, {"L": [{"S": "x"}]})
-    assert (second["status"], second["attempts"], second["tags"]) == ({"S": "DONE"}, {"N": "2"}, {"L": [{"S": "x"}, {"S": "y"}]})
-    assert (other["status"], other["attempts"], other["tags"]) == ({"S": "QUEUED"}, {"N": "1"}, {"L": [{"S": "z"}]})
+    assert (first["status"], first["attempts"], first["tags"]) == (
+        {"S": "PROCESSING"},
+        {"N": "1"},
+        {"L": [{"S": "x"}]},
+    )
+    assert (second["status"], second["attempts"], second["tags"]) == (
+        {"S": "DONE"},
+        {"N": "2"},
+        {"L": [{"S": "x"}, {"S": "y"}]},
+    )
+    assert (other["status"], other["attempts"], other["tags"]) == (
+        {"S": "QUEUED"},
+        {"N": "1"},
+        {"L": [{"S": "z"}]},
+    )

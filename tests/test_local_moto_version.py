@@ -26,12 +26,17 @@ PATCHES = {
 def test_a_patch_refuses_another_moto_and_names_itself(name, monkeypatch):
     """Every speed-up in _SPEED_UPS is listed by its own name, as are the fidelity patches."""
     monkeypatch.setattr(moto, "__version__", "99.0.0")
-    with pytest.raises(MotoVersionError, match=rf"patch {name} was written for moto {MOTO_VERSION}, and this is moto 99.0.0"):
+    with pytest.raises(
+        MotoVersionError,
+        match=rf"patch {name} was written for moto {MOTO_VERSION}, and this is moto 99.0.0",
+    ):
         PATCHES[name]()
 
 
 def test_the_installed_moto_is_the_one_the_patches_were_written_for():
     pins = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    dependencies = [d for group in pins["project"].get("optional-dependencies", {}).values() for d in group] + pins["project"].get("dependencies", [])
+    dependencies = [
+        d for group in pins["project"].get("optional-dependencies", {}).values() for d in group
+    ] + pins["project"].get("dependencies", [])
     assert f"moto[server]=={MOTO_VERSION}" in dependencies
     assert moto.__version__ == MOTO_VERSION

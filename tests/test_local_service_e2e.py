@@ -18,11 +18,11 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from local_service.process import ADMIN_TOKEN, RunningService, local_service
 from PIL import Image
 
 from chalicelib.failures import FAILURE_MESSAGES
 from facerec_client import FacerecClient, JobFailed, cli
+from local_service.process import ADMIN_TOKEN, RunningService, local_service
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 IDLE_SECONDS = 4
@@ -50,13 +50,17 @@ class Fleet:
 
     def launched(self) -> int:
         """Every worker instance EC2 has had, whatever its state now: grows by each launch."""
-        reservations = self._ec2.describe_instances(Filters=[{"Name": "tag:facerec:role", "Values": ["worker"]}])["Reservations"]
+        reservations = self._ec2.describe_instances(
+            Filters=[{"Name": "tag:facerec:role", "Values": ["worker"]}]
+        )["Reservations"]
         return sum(len(r["Instances"]) for r in reservations)
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> Iterator[RunningService]:
-    with local_service(tmp_path_factory.mktemp("service") / "service.log", IDLE_SECONDS, ready_path="/app") as running:
+    with local_service(
+        tmp_path_factory.mktemp("service") / "service.log", IDLE_SECONDS, ready_path="/app"
+    ) as running:
         yield running
 
 
@@ -71,7 +75,9 @@ def jpeg(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def test_enrolled_people_are_named_strangers_unknown_and_the_fleet_scales_from_zero_and_back(service, client):
+def test_enrolled_people_are_named_strangers_unknown_and_the_fleet_scales_from_zero_and_back(
+    service, client
+):
     fleet = Fleet(service)
     assert fleet.live() == 0
 
@@ -89,11 +95,15 @@ def test_enrolled_people_are_named_strangers_unknown_and_the_fleet_scales_from_z
     fleet.live()
     for name, job_id in jobs.items():
         result = client.wait(job_id, timeout=180)["result"]
-        assert sorted(face["identity"] or "unknown" for face in result["faces"]) == expected[name], name
+        assert (
+            sorted(face["identity"] or "unknown" for face in result["faces"]) == expected[name]
+        ), name
 
     deadline = time.monotonic() + IDLE_SECONDS + 60
     while fleet.live() > 0:
-        assert time.monotonic() < deadline, f"workers still alive {IDLE_SECONDS + 60} s after the last job"
+        assert time.monotonic() < deadline, (
+            f"workers still alive {IDLE_SECONDS + 60} s after the last job"
+        )
         time.sleep(1)
     assert max(fleet.sizes) >= 1
 
@@ -114,7 +124,9 @@ def test_after_scaling_to_zero_a_new_upload_starts_a_worker_again(service, clien
 def test_a_burst_of_1000_concurrent_connections_is_accepted_and_answered(service):
     """The course sends its 1000 photos at once; Chalice's dev server alone listens with a backlog of 5."""
     with ThreadPoolExecutor(max_workers=CONNECTIONS) as pool:
-        statuses = list(pool.map(lambda _: _status_or_error(service.url + "/app"), range(CONNECTIONS)))
+        statuses = list(
+            pool.map(lambda _: _status_or_error(service.url + "/app"), range(CONNECTIONS))
+        )
     assert statuses == [200] * CONNECTIONS, Counter(statuses)
 
 
@@ -135,7 +147,10 @@ def test_a_file_that_is_not_an_image_fails_with_a_reason(client):
     job = client.submit(Path("notes.jpg"), data=b"these are my notes, not a photo")
     with pytest.raises(JobFailed) as failure:
         client.wait(job["job_id"], timeout=180)
-    assert (failure.value.job["error"], failure.value.job["message"]) == ("not_an_image", FAILURE_MESSAGES["not_an_image"])
+    assert (failure.value.job["error"], failure.value.job["message"]) == (
+        "not_an_image",
+        FAILURE_MESSAGES["not_an_image"],
+    )
 
 
 def test_several_photos_go_as_one_batch_and_a_bad_one_fails_alone(client, tmp_path):
@@ -144,15 +159,22 @@ def test_several_photos_go_as_one_batch_and_a_bad_one_fails_alone(client, tmp_pa
     photos = [FACES / "biden.jpg", notes, FACES / "obama_and_biden.jpg", FACES / "rose_leslie.jpg"]
     told: list[str] = []
 
-    entries = client.recognize_many(photos, timeout=180, on_photo=lambda photo, entry: told.append(photo.name))
+    entries = client.recognize_many(
+        photos, timeout=180, on_photo=lambda photo, entry: told.append(photo.name)
+    )
 
     assert sorted(told) == sorted(photo.name for photo in photos)
     assert [entry["status"] for entry in entries] == ["DONE", "FAILED", "DONE", "DONE"]
     assert [len(entry["result"]["faces"]) for entry in entries if "result" in entry] == [1, 3, 1]
-    assert (entries[1]["error"], entries[1]["message"]) == ("not_an_image", FAILURE_MESSAGES["not_an_image"])
+    assert (entries[1]["error"], entries[1]["message"]) == (
+        "not_an_image",
+        FAILURE_MESSAGES["not_an_image"],
+    )
     # One batch: every photo's job is the batch's, numbered in the order sent.
     batch = entries[0]["job_id"].rsplit("-", 1)[0]
-    assert [entry["job_id"] for entry in entries] == [f"{batch}-{index:02d}" for index in range(len(photos))]
+    assert [entry["job_id"] for entry in entries] == [
+        f"{batch}-{index:02d}" for index in range(len(photos))
+    ]
 
 
 def test_the_cli_recognizes_one_photo_as_a_job_and_several_as_a_batch(service, capsys):
@@ -163,7 +185,9 @@ def test_the_cli_recognizes_one_photo_as_a_job_and_several_as_a_batch(service, c
     photos = [str(FACES / "obama_and_biden.jpg"), stranger]
     assert cli.main(["--url", service.url, "--timeout", "180", "recognize", "--json", *photos]) == 0
     out, err = capsys.readouterr()
-    assert sorted(line.split("] ", 1)[1].split(": ")[0] for line in err.splitlines()) == sorted(photos)
+    assert sorted(line.split("] ", 1)[1].split(": ")[0] for line in err.splitlines()) == sorted(
+        photos
+    )
     assert sorted(len(json.loads(line)["faces"]) for line in out.splitlines()) == [1, 3]
 
 
@@ -171,12 +195,16 @@ STOP_SECONDS = 10
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_the_service_stops_within_seconds_and_leaves_nothing_running_even_started_in_the_background(tmp_path, stop_signal):
+def test_the_service_stops_within_seconds_and_leaves_nothing_running_even_started_in_the_background(
+    tmp_path, stop_signal
+):
     with local_service(tmp_path / "service.log", idle_seconds=600, sigint_ignored=True) as running:
         FacerecClient(running.url).submit(FACES / "obama2.jpg")
         tree = psutil.Process(running.process.pid)
         deadline = time.monotonic() + 120
-        while not [p for p in tree.children(recursive=True) if "facerec_worker" in " ".join(p.cmdline())]:
+        while not [
+            p for p in tree.children(recursive=True) if "facerec_worker" in " ".join(p.cmdline())
+        ]:
             assert time.monotonic() < deadline, "no worker process started"
             time.sleep(0.5)
         everything = [tree, *tree.children(recursive=True)]
@@ -191,7 +219,19 @@ def test_the_service_stops_within_seconds_and_leaves_nothing_running_even_starte
 
 def test_one_cli_call_enrolls_many_photos_of_a_person(service, client, capsys):
     photos = [str(FACES / name) for name in ("obama.jpg", "obama2.jpg")]
-    code = cli.main(["--url", service.url, "--admin-token", ADMIN_TOKEN, "--timeout", "180", "enroll", "obama-twice", *photos])
+    code = cli.main(
+        [
+            "--url",
+            service.url,
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--timeout",
+            "180",
+            "enroll",
+            "obama-twice",
+            *photos,
+        ]
+    )
     assert code == 0
     assert "2 of 2 photos enrolled as obama-twice" in capsys.readouterr().err
     people = {person["person_id"]: person for person in client.people()}

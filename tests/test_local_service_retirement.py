@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from local_service.process import ADMIN_TOKEN, RunningService, local_service
-from local_service.service import LocalOptions
 from local_service_fleet import worker_processes, worker_states
 
 from chalicelib.scaling.fleet import LIVE_STATES
 from facerec_client import FacerecClient
+from local_service.process import ADMIN_TOKEN, RunningService, local_service
+from local_service.service import LocalOptions
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 WORKER_LOGS = LocalOptions().log_dir / "workers"
@@ -31,7 +31,10 @@ IDLE_SECONDS = 600
 # 10 s drain objective): the burst asks for the cap, the trickle's one photo in hand for one.
 SCALING = {"FACEREC_WORKER_PHOTOS_PER_SECOND": "0.2", "FACEREC_DRAIN_OBJECTIVE_SECONDS": "10"}
 # A worker measures how busy it was over 5 s windows and asks the plan every second below the line.
-RETIREMENT = {"FACEREC_WORKER_RETIRE_WINDOW_SECONDS": "5", "FACEREC_WORKER_RETIRE_CHECK_SECONDS": "1"}
+RETIREMENT = {
+    "FACEREC_WORKER_RETIRE_WINDOW_SECONDS": "5",
+    "FACEREC_WORKER_RETIRE_CHECK_SECONDS": "1",
+}
 BURST = ["obama.jpg", "obama2.jpg", "biden.jpg", "obama_and_biden.jpg", "rose_leslie.jpg"] * 2
 # A small photo a second: a fraction of one worker's time.
 TRICKLE_PHOTO, TRICKLE_GAP_SECONDS = FACES / "rose_leslie.jpg", 1.0
@@ -63,7 +66,9 @@ class Fleet:
         return [i for i, state in states.items() if state not in LIVE_STATES and i not in alive]
 
 
-def test_a_fleet_grown_for_a_burst_retires_surplus_workers_under_a_trickle_and_loses_no_photo(tmp_path, monkeypatch):
+def test_a_fleet_grown_for_a_burst_retires_surplus_workers_under_a_trickle_and_loses_no_photo(
+    tmp_path, monkeypatch
+):
     for name, value in {**SCALING, **RETIREMENT}.items():
         monkeypatch.setenv(name, value)
     with local_service(tmp_path / "service.log", IDLE_SECONDS, max_workers=FLEET_CAP) as service:
@@ -91,7 +96,9 @@ def test_a_fleet_grown_for_a_burst_retires_surplus_workers_under_a_trickle_and_l
         after = trickle(until=lambda: time.monotonic() > end)
 
         # Not one photo lost or failed: the burst's, the trickle's around the retirement, and after it.
-        assert [client.wait(job_id, timeout=180)["status"] for job_id in before + after] == ["DONE"] * len(before + after)
+        assert [client.wait(job_id, timeout=180)["status"] for job_id in before + after] == [
+            "DONE"
+        ] * len(before + after)
         # The fleet left is smaller than it was, and every live instance still runs its worker.
         staying, processes = fleet.live(), worker_processes(service)
         assert 1 <= len(staying) < fleet.peak

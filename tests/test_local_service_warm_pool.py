@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_service.process import ADMIN_TOKEN, RunningService, local_service
 from local_service_fleet import worker_processes, worker_states
 
 from facerec_client import FacerecClient
+from local_service.process import ADMIN_TOKEN, RunningService, local_service
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 IDLE_SECONDS = 3
@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> Iterator[RunningService]:
     log = tmp_path_factory.mktemp("pooled-service") / "service.log"
-    with local_service(log, IDLE_SECONDS, max_workers=1, extra_args=("--warm-pool-size", "1")) as running:
+    with local_service(
+        log, IDLE_SECONDS, max_workers=1, extra_args=("--warm-pool-size", "1")
+    ) as running:
         yield running
 
 
@@ -35,14 +37,18 @@ def wait_for(condition, timeout: float, what: str):
     return value
 
 
-def test_an_idle_worker_stops_into_the_pool_stays_stopped_and_is_started_again_for_the_next_upload(service):
+def test_an_idle_worker_stops_into_the_pool_stays_stopped_and_is_started_again_for_the_next_upload(
+    service,
+):
     client = FacerecClient(service.url, admin_token=ADMIN_TOKEN)
     first = client.submit(FACES / "obama2.jpg")
     assert client.wait(first["job_id"], timeout=180)["status"] == "DONE"
     (worker,) = worker_states(service)
 
     # Idle for IDLE_SECONDS, it claims the pool's one slot and stops its own instance.
-    wait_for(lambda: worker_states(service)[worker] == "stopped", IDLE_SECONDS + 60, "the worker's stop")
+    wait_for(
+        lambda: worker_states(service)[worker] == "stopped", IDLE_SECONDS + 60, "the worker's stop"
+    )
     wait_for(lambda: not worker_processes(service), 30, "the stopped worker's process ending")
     time.sleep(IDLE_SECONDS + 2)
     assert worker_states(service) == {worker: "stopped"}

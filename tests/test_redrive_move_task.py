@@ -22,14 +22,30 @@ QUEUE = DeadLetterQueue(
 
 
 def _stubbed(final: dict) -> tuple[Redrive, Stubber]:
-    sqs = boto3.client("sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    sqs = boto3.client(
+        "sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
     stub = Stubber(sqs)
-    stub.add_response("get_queue_attributes", {"Attributes": {"QueueArn": ARN}},
-                      {"QueueUrl": QUEUE.url, "AttributeNames": ["QueueArn"]})
+    stub.add_response(
+        "get_queue_attributes",
+        {"Attributes": {"QueueArn": ARN}},
+        {"QueueUrl": QUEUE.url, "AttributeNames": ["QueueArn"]},
+    )
     stub.add_response("start_message_move_task", {"TaskHandle": "handle-1"}, {"SourceArn": ARN})
-    running = {"Status": "RUNNING", "TaskHandle": "handle-1", "SourceArn": ARN, "ApproximateNumberOfMessagesMoved": 1}
-    stub.add_response("list_message_move_tasks", {"Results": [running]}, {"SourceArn": ARN, "MaxResults": 1})
-    stub.add_response("list_message_move_tasks", {"Results": [{"SourceArn": ARN, **final}]}, {"SourceArn": ARN, "MaxResults": 1})
+    running = {
+        "Status": "RUNNING",
+        "TaskHandle": "handle-1",
+        "SourceArn": ARN,
+        "ApproximateNumberOfMessagesMoved": 1,
+    }
+    stub.add_response(
+        "list_message_move_tasks", {"Results": [running]}, {"SourceArn": ARN, "MaxResults": 1}
+    )
+    stub.add_response(
+        "list_message_move_tasks",
+        {"Results": [{"SourceArn": ARN, **final}]},
+        {"SourceArn": ARN, "MaxResults": 1},
+    )
     stub.activate()
     return Redrive(sqs, jobs_table=None, sleep=lambda seconds: None), stub
 
@@ -42,7 +58,15 @@ def test_upload_events_go_back_by_the_move_task_and_its_count_is_reported():
 
 
 def test_a_move_task_that_fails_says_why_and_what_to_do():
-    redrive, _ = _stubbed({"Status": "FAILED", "FailureReason": "AWS.SimpleQueueService.AccessDenied",
-                           "ApproximateNumberOfMessagesMoved": 1})
-    with pytest.raises(RedriveError, match=r"ended FAILED: AWS.SimpleQueueService.AccessDenied \(1 moved\); run facerec redrive again"):
+    redrive, _ = _stubbed(
+        {
+            "Status": "FAILED",
+            "FailureReason": "AWS.SimpleQueueService.AccessDenied",
+            "ApproximateNumberOfMessagesMoved": 1,
+        }
+    )
+    with pytest.raises(
+        RedriveError,
+        match=r"ended FAILED: AWS.SimpleQueueService.AccessDenied \(1 moved\); run facerec redrive again",
+    ):
         redrive.move(QUEUE)

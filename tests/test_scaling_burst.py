@@ -85,13 +85,23 @@ def scale_up_invocations(local_stack, stack, app_module) -> list[dict]:
 
 @pytest.mark.slow
 def test_a_burst_of_uploads_stays_within_ec2_limits_and_the_fleet_cap(
-    local_stack, stack, client, app_module, settings_env, jpeg_bytes, ec2_calls, lease_writes, scale_up_invocations
+    local_stack,
+    stack,
+    client,
+    app_module,
+    settings_env,
+    jpeg_bytes,
+    ec2_calls,
+    lease_writes,
+    scale_up_invocations,
 ):
-    settings_env({
-        "FACEREC_WORKER_PHOTOS_PER_SECOND": str(WORKER_PHOTOS_PER_SECOND),
-        "FACEREC_DRAIN_OBJECTIVE_SECONDS": str(DRAIN_OBJECTIVE_SECONDS),
-        "FACEREC_MAX_WORKERS": str(MAX_WORKERS),
-    })
+    settings_env(
+        {
+            "FACEREC_WORKER_PHOTOS_PER_SECOND": str(WORKER_PHOTOS_PER_SECOND),
+            "FACEREC_DRAIN_OBJECTIVE_SECONDS": str(DRAIN_OBJECTIVE_SECONDS),
+            "FACEREC_MAX_WORKERS": str(MAX_WORKERS),
+        }
+    )
     jobs = [create_job(client, filename=f"photo-{i:03d}.jpg") for i in range(UPLOADS)]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=16) as pool:

@@ -33,7 +33,12 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(stack) -> Settings:
-    env = {**stack.app_environment(), "FACEREC_WORKER_PHOTOS_PER_SECOND": "1", "FACEREC_DRAIN_OBJECTIVE_SECONDS": "10", "FACEREC_MAX_WORKERS": str(CAP)}
+    env = {
+        **stack.app_environment(),
+        "FACEREC_WORKER_PHOTOS_PER_SECOND": "1",
+        "FACEREC_DRAIN_OBJECTIVE_SECONDS": "10",
+        "FACEREC_MAX_WORKERS": str(CAP),
+    }
     return Settings.from_env(env)
 
 
@@ -54,7 +59,11 @@ def make_scale_up(local_stack, lease_table, clock):
 
     def make(settings: Settings, ec2: Any | None = None) -> ScaleUp:
         return ScaleUp(
-            local_stack.client("sqs"), ec2 or local_stack.client("ec2"), Lease(lease_table, LEASE, clock), FleetPlanStore(lease_table), settings
+            local_stack.client("sqs"),
+            ec2 or local_stack.client("ec2"),
+            Lease(lease_table, LEASE, clock),
+            FleetPlanStore(lease_table),
+            settings,
         )
 
     return make
@@ -66,7 +75,9 @@ def own_ec2(local_stack):
     return local_stack.session().client("ec2", endpoint_url=local_stack.endpoint_url)
 
 
-def overlapping_rounds(make_scale_up, settings: Settings, own_ec2, clock: FakeClock, event: str, seconds: float):
+def overlapping_rounds(
+    make_scale_up, settings: Settings, own_ec2, clock: FakeClock, event: str, seconds: float
+):
     """A slow round and a later one: at `event` of the slow round's EC2 calls `seconds` pass and
     the later round runs from start to end. Both rounds' results, slow first."""
     later: list[Any] = []
@@ -81,7 +92,9 @@ def overlapping_rounds(make_scale_up, settings: Settings, own_ec2, clock: FakeCl
 
 
 def ledger(lease_table) -> dict[str, Any]:
-    return lease_table.get_item(Key={"lease_name": LEASE}, ConsistentRead=True)["Item"].get("fleet", {})
+    return lease_table.get_item(Key={"lease_name": LEASE}, ConsistentRead=True)["Item"].get(
+        "fleet", {}
+    )
 
 
 def ledger_ids(lease_table) -> set[str]:
@@ -123,10 +136,17 @@ def test_a_round_slower_than_the_interval_keeps_the_lease_until_it_is_over(
     """SQS and EC2 slow under load: rounds must not take each other's lease, or none ever launches."""
     enqueue(local_stack, settings, 30)
     slow, later = overlapping_rounds(
-        make_scale_up, settings, own_ec2, clock, "after-call.ec2.DescribeInstances", seconds=3 * INTERVAL
+        make_scale_up,
+        settings,
+        own_ec2,
+        clock,
+        "after-call.ec2.DescribeInstances",
+        seconds=3 * INTERVAL,
     )
     assert (later.reason, slow.launched) == ("lease held", 3)
-    assert make_scale_up(settings).run({}).reason == "enough workers"  # free once the slow round is over
+    assert (
+        make_scale_up(settings).run({}).reason == "enough workers"
+    )  # free once the slow round is over
 
 
 def test_a_run_whose_lease_was_taken_over_before_it_launched_launches_nothing(
@@ -136,7 +156,12 @@ def test_a_run_whose_lease_was_taken_over_before_it_launched_launches_nothing(
     while the first still counts."""
     enqueue(local_stack, settings, 30)
     slow, later = overlapping_rounds(
-        make_scale_up, settings, own_ec2, clock, "after-call.ec2.DescribeInstances", seconds=settings.scale_up_hold_seconds
+        make_scale_up,
+        settings,
+        own_ec2,
+        clock,
+        "after-call.ec2.DescribeInstances",
+        seconds=settings.scale_up_hold_seconds,
     )
     assert (later.launched, slow.launched, slow.reason) == (3, 0, "lease lost")
     assert len(worker_instances(local_stack, stack)) == 3
@@ -148,7 +173,12 @@ def test_a_launch_in_flight_counts_as_live_for_the_next_holder(
     """A run that reserved its launch and is still in RunInstances when its hold runs out."""
     enqueue(local_stack, settings, 30)
     slow, later = overlapping_rounds(
-        make_scale_up, settings, own_ec2, clock, "before-call.ec2.RunInstances", seconds=settings.scale_up_hold_seconds
+        make_scale_up,
+        settings,
+        own_ec2,
+        clock,
+        "before-call.ec2.RunInstances",
+        seconds=settings.scale_up_hold_seconds,
     )
     assert (slow.launched, later.live, later.launched) == (3, 3, 0)
     assert len(worker_instances(local_stack, stack)) == 3
@@ -165,7 +195,9 @@ def test_terminated_workers_the_listing_misses_leave_the_ledger(
     clock.advance(settings.launch_grace_seconds)
     again = scale_up.run({})
     assert (again.live, again.launched) == (0, CAP)
-    assert ledger_ids(lease_table) == {worker["InstanceId"] for worker in worker_instances(local_stack, stack)}
+    assert ledger_ids(lease_table) == {
+        worker["InstanceId"] for worker in worker_instances(local_stack, stack)
+    }
     assert not first & ledger_ids(lease_table)
 
 
@@ -231,11 +263,17 @@ def test_a_round_that_changes_nothing_writes_the_lease_only_to_take_it_and_give_
     assert writes == ["UpdateItem", "UpdateItem"]
 
 
-def test_a_lease_from_before_the_ledger_moves_its_launches_into_it(local_stack, settings, make_scale_up, lease_table, clock):
+def test_a_lease_from_before_the_ledger_moves_its_launches_into_it(
+    local_stack, settings, make_scale_up, lease_table, clock
+):
     """Deployed stacks keep a `launches` list of the last launches; the first round carries it over."""
     ids = ["i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2"]
     lease_table.put_item(
-        Item={"lease_name": LEASE, "expires_ms": 0, "launches": [{"at_ms": int(clock() * 1000) - 5000, "ids": ids}]}
+        Item={
+            "lease_name": LEASE,
+            "expires_ms": 0,
+            "launches": [{"at_ms": int(clock() * 1000) - 5000, "ids": ids}],
+        }
     )
     enqueue(local_stack, settings, 20)
     assert make_scale_up(settings).run({}).live == 2

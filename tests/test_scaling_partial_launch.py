@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from control_plane import worker_instances
-from test_scaling_fleet_cap import INTERVAL, clock, lease_table, ledger_ids, make_scale_up, own_ec2, settings  # noqa: F401 (fixtures)
+from test_scaling_fleet_cap import (
+    INTERVAL,
+    ledger_ids,
+)  # noqa: F401 (fixtures)
 from test_scaling_task import enqueue
 
 pytestmark = pytest.mark.control_plane
@@ -29,7 +32,10 @@ class Capacity:
         self.asked.append((params["MinCount"], params["MaxCount"]))
         granted = min(self.room, params["MaxCount"])
         if granted < params["MinCount"]:
-            raise ClientError({"Error": {"Code": "InsufficientInstanceCapacity", "Message": "no room"}}, "RunInstances")
+            raise ClientError(
+                {"Error": {"Code": "InsufficientInstanceCapacity", "Message": "no room"}},
+                "RunInstances",
+            )
         self.room -= granted
         params["MinCount"] = params["MaxCount"] = granted
 

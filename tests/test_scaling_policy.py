@@ -16,7 +16,12 @@ DRAIN = 10.0
 
 def _desired(backlog: int, live: int, target: int, maximum: int, minimum: int = 0) -> int:
     return desired_workers(
-        backlog, live, photos_per_second=target / DRAIN, drain_seconds=DRAIN, max_workers=maximum, min_workers=minimum
+        backlog,
+        live,
+        photos_per_second=target / DRAIN,
+        drain_seconds=DRAIN,
+        max_workers=maximum,
+        min_workers=minimum,
     )
 
 
@@ -38,7 +43,9 @@ def _desired(backlog: int, live: int, target: int, maximum: int, minimum: int = 
         (7, 0, 1, 20, 7),
     ],
 )
-def test_desired_workers_drain_the_backlog_within_the_objective(backlog, live, target, maximum, desired):
+def test_desired_workers_drain_the_backlog_within_the_objective(
+    backlog, live, target, maximum, desired
+):
     assert _desired(backlog, live, target, maximum) == desired
 
 
@@ -49,7 +56,9 @@ def test_a_faster_worker_or_a_longer_objective_asks_for_fewer_workers():
     assert (slow, fast, patient) == (15, 5, 5)
 
 
-@pytest.mark.parametrize(("backlog", "live", "desired"), [(0, 0, 2), (0, 1, 2), (0, 3, 3), (500, 0, 10)])
+@pytest.mark.parametrize(
+    ("backlog", "live", "desired"), [(0, 0, 2), (0, 1, 2), (0, 3, 3), (500, 0, 10)]
+)
 def test_the_minimum_fleet_is_kept_with_no_backlog_at_all(backlog, live, desired):
     assert _desired(backlog, live, 50, 20, minimum=2) == desired
 

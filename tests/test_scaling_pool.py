@@ -26,14 +26,16 @@ def clock() -> FakeClock:
 
 def settings_of(stack: Any, **env: str) -> Settings:
     # A worker drains 10 messages within the objective: 20 messages ask for 2 workers, pooled or new.
-    return Settings.from_env({
-        **stack.app_environment(),
-        "FACEREC_WORKER_PHOTOS_PER_SECOND": "1",
-        "FACEREC_DRAIN_OBJECTIVE_SECONDS": "10",
-        "FACEREC_POOL_DRAIN_OBJECTIVE_SECONDS": "10",
-        "FACEREC_MAX_WORKERS": str(CAP),
-        **env,
-    })
+    return Settings.from_env(
+        {
+            **stack.app_environment(),
+            "FACEREC_WORKER_PHOTOS_PER_SECOND": "1",
+            "FACEREC_DRAIN_OBJECTIVE_SECONDS": "10",
+            "FACEREC_POOL_DRAIN_OBJECTIVE_SECONDS": "10",
+            "FACEREC_MAX_WORKERS": str(CAP),
+            **env,
+        }
+    )
 
 
 @pytest.fixture
@@ -45,18 +47,29 @@ def plan(local_stack, stack) -> FleetPlanStore:
 def make_scale_up(local_stack, stack, plan, clock):
     def make(settings: Settings) -> ScaleUp:
         table = local_stack.table(settings.leases_table)
-        return ScaleUp(local_stack.client("sqs"), local_stack.client("ec2"), Lease(table, "scale-up", clock), plan, settings)
+        return ScaleUp(
+            local_stack.client("sqs"),
+            local_stack.client("ec2"),
+            Lease(table, "scale-up", clock),
+            plan,
+            settings,
+        )
 
     return make
 
 
-def pooled_workers(local_stack, stack, plan: FleetPlanStore, count: int, *, clock: FakeClock) -> list[str]:
+def pooled_workers(
+    local_stack, stack, plan: FleetPlanStore, count: int, *, clock: FakeClock
+) -> list[str]:
     """Workers launched from the template and stopped into the pool, as leaving workers do."""
     ec2 = local_stack.client("ec2")
     ids = [
         instance["InstanceId"]
         for instance in ec2.run_instances(
-            LaunchTemplate={"LaunchTemplateName": settings_of(stack).worker_launch_template, "Version": "$Default"},
+            LaunchTemplate={
+                "LaunchTemplateName": settings_of(stack).worker_launch_template,
+                "Version": "$Default",
+            },
             MinCount=count,
             MaxCount=count,
         )["Instances"]
@@ -72,7 +85,9 @@ def states(local_stack, ids: list[str]) -> dict[str, str]:
     return {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
 
 
-def test_pooled_workers_are_started_before_any_new_launch(local_stack, stack, plan, make_scale_up, clock):
+def test_pooled_workers_are_started_before_any_new_launch(
+    local_stack, stack, plan, make_scale_up, clock
+):
     pooled = pooled_workers(local_stack, stack, plan, 2, clock=clock)
     enqueue(local_stack, settings_of(stack), 20)
     result = make_scale_up(settings_of(stack)).run({})
@@ -82,7 +97,9 @@ def test_pooled_workers_are_started_before_any_new_launch(local_stack, stack, pl
     assert plan.read().pool == {}
 
 
-def test_pooled_workers_are_started_for_the_shorter_objective_of_the_pool(local_stack, stack, plan, make_scale_up, clock):
+def test_pooled_workers_are_started_for_the_shorter_objective_of_the_pool(
+    local_stack, stack, plan, make_scale_up, clock
+):
     pooled_workers(local_stack, stack, plan, 3, clock=clock)
     enqueue(local_stack, settings_of(stack), 10)
     # One new worker would drain 10 messages within 10 s; pooled ones start within 5 s, so two.
@@ -98,7 +115,9 @@ def test_beyond_the_pool_new_workers_are_launched(local_stack, stack, plan, make
     assert pooled[0] in {i["InstanceId"] for i in worker_instances(local_stack, stack)}
 
 
-def test_the_fleet_cap_holds_with_pooled_workers_counted(local_stack, stack, plan, make_scale_up, clock):
+def test_the_fleet_cap_holds_with_pooled_workers_counted(
+    local_stack, stack, plan, make_scale_up, clock
+):
     pooled_workers(local_stack, stack, plan, 3, clock=clock)
     enqueue(local_stack, settings_of(stack), 20)
     assert make_scale_up(settings_of(stack)).run({}).started == 2
@@ -117,7 +136,9 @@ def test_a_pooled_worker_from_an_older_launch_template_version_is_terminated_not
     ec2 = local_stack.client("ec2")
     name = settings_of(stack).worker_launch_template
     version = ec2.create_launch_template_version(
-        LaunchTemplateName=name, SourceVersion="$Latest", LaunchTemplateData={"InstanceType": "c6i.xlarge"}
+        LaunchTemplateName=name,
+        SourceVersion="$Latest",
+        LaunchTemplateData={"InstanceType": "c6i.xlarge"},
     )["LaunchTemplateVersion"]["VersionNumber"]
     ec2.modify_launch_template(LaunchTemplateName=name, DefaultVersion=str(version))
     enqueue(local_stack, settings_of(stack), 5)
@@ -141,11 +162,17 @@ def test_the_round_fills_an_empty_pool_up_to_its_size(local_stack, stack, make_s
     assert (result.desired, result.launched) == (0, 3)
 
 
-def test_retirements_are_granted_only_up_to_the_surplus_the_plan_leaves(plan, make_scale_up, stack, local_stack, clock):
+def test_retirements_are_granted_only_up_to_the_surplus_the_plan_leaves(
+    plan, make_scale_up, stack, local_stack, clock
+):
     enqueue(local_stack, settings_of(stack), 30)
     make_scale_up(settings_of(stack)).run({})
     current = plan.read()
     assert (current.live, current.desired) == (3, 3)
     # Workers that read a plan with one worker to spare: exactly one of them may go.
     spare = len(current.retiring) + 1
-    assert [plan.claim_retirement(i, 0, spare) for i in ("i-a", "i-b", "i-c")] == [True, False, False]
+    assert [plan.claim_retirement(i, 0, spare) for i in ("i-a", "i-b", "i-c")] == [
+        True,
+        False,
+        False,
+    ]

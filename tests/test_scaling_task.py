@@ -40,7 +40,12 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(stack) -> Settings:
-    env = {**stack.app_environment(), "FACEREC_WORKER_PHOTOS_PER_SECOND": "5", "FACEREC_DRAIN_OBJECTIVE_SECONDS": "10", "FACEREC_MAX_WORKERS": "6"}
+    env = {
+        **stack.app_environment(),
+        "FACEREC_WORKER_PHOTOS_PER_SECOND": "5",
+        "FACEREC_DRAIN_OBJECTIVE_SECONDS": "10",
+        "FACEREC_MAX_WORKERS": "6",
+    }
     return Settings.from_env(env)
 
 
@@ -52,7 +57,11 @@ def lease_table(local_stack, settings):
 @pytest.fixture
 def scale_up(local_stack, settings, lease_table, clock) -> ScaleUp:
     return ScaleUp(
-        local_stack.client("sqs"), local_stack.client("ec2"), Lease(lease_table, "scale-up", clock), FleetPlanStore(lease_table), settings
+        local_stack.client("sqs"),
+        local_stack.client("ec2"),
+        Lease(lease_table, "scale-up", clock),
+        FleetPlanStore(lease_table),
+        settings,
     )
 
 
@@ -63,7 +72,9 @@ def enqueue(local_stack, settings: Settings, count: int) -> None:
         sqs.send_message_batch(QueueUrl=settings.jobs_queue_url, Entries=entries)
 
 
-def test_concurrent_runs_make_one_round_of_ec2_calls(local_stack, stack, settings, scale_up, ec2_calls):
+def test_concurrent_runs_make_one_round_of_ec2_calls(
+    local_stack, stack, settings, scale_up, ec2_calls
+):
     enqueue(local_stack, settings, 120)
     barrier = threading.Barrier(24)
 
@@ -77,12 +88,18 @@ def test_concurrent_runs_make_one_round_of_ec2_calls(local_stack, stack, setting
     holders = [r for r in results if r.covered]
     assert len(holders) == 1
     assert (holders[0].backlog, holders[0].desired, holders[0].launched) == (120, 3, 3)
-    assert all(r.reason == "lease held" and r.retry_in_seconds == INTERVAL for r in results if not r.covered)
+    assert all(
+        r.reason == "lease held" and r.retry_in_seconds == INTERVAL
+        for r in results
+        if not r.covered
+    )
     assert (len(ec2_calls.run), len(ec2_calls.describe)) == (1, 1)
     assert len(worker_instances(local_stack, stack)) == 3
 
 
-def test_a_second_attempt_is_covered_by_the_holder_without_calling_ec2(local_stack, settings, scale_up, ec2_calls):
+def test_a_second_attempt_is_covered_by_the_holder_without_calling_ec2(
+    local_stack, settings, scale_up, ec2_calls
+):
     enqueue(local_stack, settings, 1)
     first = scale_up.run({})
     again = scale_up.run({"scale_up": {"covered": False, "retry_in_seconds": INTERVAL}})
@@ -107,13 +124,20 @@ def test_the_next_interval_tops_the_fleet_up(local_stack, stack, settings, scale
     assert len(worker_instances(local_stack, stack)) == 6
 
 
-def test_launches_ec2_does_not_list_yet_count_as_live(local_stack, stack, settings, scale_up, lease_table, clock):
+def test_launches_ec2_does_not_list_yet_count_as_live(
+    local_stack, stack, settings, scale_up, lease_table, clock
+):
     """DescribeInstances lags RunInstances on AWS: the lease remembers what the last holders launched."""
     lease_table.put_item(
         Item={
             "lease_name": "scale-up",
             "expires_ms": 0,
-            "launches": [{"at_ms": int(clock() * 1000) - 5000, "ids": ["i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2"]}],
+            "launches": [
+                {
+                    "at_ms": int(clock() * 1000) - 5000,
+                    "ids": ["i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2"],
+                }
+            ],
         }
     )
     enqueue(local_stack, settings, 100)
@@ -122,7 +146,9 @@ def test_launches_ec2_does_not_list_yet_count_as_live(local_stack, stack, settin
     assert scale_up.run({}).launched == 2
 
 
-def test_a_worker_that_stopped_itself_is_replaced_at_once(local_stack, stack, settings, scale_up, clock):
+def test_a_worker_that_stopped_itself_is_replaced_at_once(
+    local_stack, stack, settings, scale_up, clock
+):
     """Workers terminate themselves when idle; a recent launch EC2 lists as terminated is not live."""
     enqueue(local_stack, settings, 1)
     assert scale_up.run({}).launched == 1
@@ -143,7 +169,10 @@ def test_the_minute_schedule_scales_up_queued_jobs(local_stack, stack, client):
     """No upload arrives to scale up for jobs a vanished worker left behind: the schedule does."""
     local_stack.client("sqs").send_message(QueueUrl=stack.outputs["JobsQueueUrl"], MessageBody="{}")
     event = client.events.generate_cw_event(
-        source="aws.events", detail_type="Scheduled Event", detail={}, resources=["arn:aws:events:us-east-1:123456789012:rule/x"]
+        source="aws.events",
+        detail_type="Scheduled Event",
+        detail={},
+        resources=["arn:aws:events:us-east-1:123456789012:rule/x"],
     )
     client.lambda_.invoke("scale_up_every_minute", event)
     assert len(worker_instances(local_stack, stack)) == 1

@@ -15,19 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_for
+from local_service_fleet import worker_processes
 
 from chalicelib.web import page as web_page
 from facerec_client.api import FacerecClient
 from local_service.process import ADMIN_TOKEN, API_KEY, RunningService, local_service
 
-from conftest import wait_for
-from local_service_fleet import worker_processes
-
 FACES = Path(__file__).resolve().parent / "data" / "faces"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 # The first job waits for a worker process to start and load its model.
 JOB_TIMEOUT_MS = 180_000
@@ -49,7 +53,9 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     # Workers outlive the gap between enrolling and recognizing, so one model load serves both.
-    with local_service(tmp_path_factory.mktemp("service") / "service.log", idle_seconds=60) as running:
+    with local_service(
+        tmp_path_factory.mktemp("service") / "service.log", idle_seconds=60
+    ) as running:
         yield running
 
 
@@ -78,7 +84,9 @@ def test_the_page_is_one_html_document_with_its_style_and_script_inline(client):
 
 
 @pytest.mark.slow
-def test_a_person_enrolls_obama_then_sees_him_named_and_a_stranger_unknown(browser, service_url, tmp_path):
+def test_a_person_enrolls_obama_then_sees_him_named_and_a_stranger_unknown(
+    browser, service_url, tmp_path
+):
     from playwright.sync_api import expect
 
     page, console_errors = page_collecting_errors(browser, height=1000)
@@ -104,7 +112,9 @@ def test_a_person_enrolls_obama_then_sees_him_named_and_a_stranger_unknown(brows
     page.get_by_role("tab", name="Recognize").click()
     notes = tmp_path / "notes.jpg"
     notes.write_bytes(b"these are my notes, not a photo")
-    page.get_by_label("Drop photos here").set_input_files([FACES / "obama2.jpg", FACES / "rose_leslie.jpg", notes])
+    page.get_by_label("Drop photos here").set_input_files(
+        [FACES / "obama2.jpg", FACES / "rose_leslie.jpg", notes]
+    )
     obama = page.locator("#jobs .card", has_text="obama2.jpg")
     stranger = page.locator("#jobs .card", has_text="rose_leslie.jpg")
     not_a_photo = page.locator("#jobs .card", has_text="notes.jpg")
@@ -137,12 +147,17 @@ def assert_box_on_photo(card: Any) -> None:
 
 
 @pytest.mark.slow
-def test_several_dropped_photos_are_recognized_as_one_batch_polled_no_sooner_than_asked(browser, service_url, tmp_path):
+def test_several_dropped_photos_are_recognized_as_one_batch_polled_no_sooner_than_asked(
+    browser, service_url, tmp_path
+):
     from playwright.sync_api import expect
 
     page, console_errors = page_collecting_errors(browser, height=1400)
     sent: list[Any] = []
-    page.on("requestfinished", lambda request: request.url.startswith(service_url) and sent.append(request))
+    page.on(
+        "requestfinished",
+        lambda request: request.url.startswith(service_url) and sent.append(request),
+    )
     page.goto(f"{service_url}/app")
     page.get_by_label("API key").fill(API_KEY)
 
@@ -172,7 +187,11 @@ def test_several_dropped_photos_are_recognized_as_one_batch_polled_no_sooner_tha
         if earlier is not None:
             asked = max(0.5, float(earlier.response().headers.get("retry-after", 0)))
             answered_at = earlier.timing["startTime"] + earlier.timing["responseEnd"]
-            assert later.timing["startTime"] - answered_at >= asked * 1000 - 20, (earlier.timing, later.timing, asked)
+            assert later.timing["startTime"] - answered_at >= asked * 1000 - 20, (
+                earlier.timing,
+                later.timing,
+                asked,
+            )
         if later.response().status == 200:
             etag = later.response().headers["etag"]
     assert console_errors == []
@@ -216,15 +235,26 @@ def test_the_page_asks_for_the_api_key_before_it_sends_a_photo(browser):
     try:
         page = context.new_page()
         sent: list[str] = []
-        page.on("request", lambda request: request.url.startswith("http://facerec.test/jobs") and sent.append(request.url))
+        page.on(
+            "request",
+            lambda request: (
+                request.url.startswith("http://facerec.test/jobs") and sent.append(request.url)
+            ),
+        )
         page.goto("http://facerec.test/app")
         page.get_by_label("Drop photos here").set_input_files(FACES / "obama2.jpg")
         key = page.get_by_label("API key")
-        assert key.evaluate("input => document.activeElement === input && input.validationMessage") == "Enter the API key first."
+        assert (
+            key.evaluate("input => document.activeElement === input && input.validationMessage")
+            == "Enter the API key first."
+        )
         assert page.locator("#jobs .card").count() == 0 and not sent
         key.fill(API_KEY)
         key.blur()
-        assert page.evaluate("[sessionStorage.getItem('facerec.apiKey'), localStorage.length]") == [API_KEY, 0]
+        assert page.evaluate("[sessionStorage.getItem('facerec.apiKey'), localStorage.length]") == [
+            API_KEY,
+            0,
+        ]
     finally:
         context.close()
 
@@ -238,9 +268,13 @@ def test_the_admin_token_stays_in_its_browser_tab_in_session_storage(browser):
         token = page.get_by_label("Admin token")
         token.fill(ADMIN_TOKEN)
         token.blur()
-        assert page.evaluate("[sessionStorage.getItem('facerec.adminToken'), localStorage.length]") == [ADMIN_TOKEN, 0]
+        assert page.evaluate(
+            "[sessionStorage.getItem('facerec.adminToken'), localStorage.length]"
+        ) == [ADMIN_TOKEN, 0]
         page.reload()
-        assert page.get_by_label("Admin token").input_value() == ADMIN_TOKEN  # the same tab keeps it
+        assert (
+            page.get_by_label("Admin token").input_value() == ADMIN_TOKEN
+        )  # the same tab keeps it
         other = context.new_page()
         other.goto("http://facerec.test/app#fleet")
         assert other.get_by_label("Admin token").input_value() == ""  # another tab never sees it
@@ -252,11 +286,17 @@ def test_the_admin_token_stays_in_its_browser_tab_in_session_storage(browser):
 def end_workers(service: RunningService) -> None:
     """Terminate the stage's worker instances, as each worker does to its own once idle."""
     ec2 = service.ec2()
-    reservations = ec2.describe_instances(Filters=[
-        {"Name": "tag:facerec:role", "Values": ["worker"]},
-        {"Name": "instance-state-name", "Values": ["pending", "running"]},
-    ])["Reservations"]
-    ids = [instance["InstanceId"] for reservation in reservations for instance in reservation["Instances"]]
+    reservations = ec2.describe_instances(
+        Filters=[
+            {"Name": "tag:facerec:role", "Values": ["worker"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+    )["Reservations"]
+    ids = [
+        instance["InstanceId"]
+        for reservation in reservations
+        for instance in reservation["Instances"]
+    ]
     if ids:
         ec2.terminate_instances(InstanceIds=ids)
     # A terminated worker's process ends its last long poll before it exits: a job sent meanwhile
@@ -265,7 +305,9 @@ def end_workers(service: RunningService) -> None:
 
 
 @pytest.mark.slow
-def test_the_fleet_tab_shows_workers_scale_out_for_a_job_and_back_to_zero(browser, service, tmp_path):
+def test_the_fleet_tab_shows_workers_scale_out_for_a_job_and_back_to_zero(
+    browser, service, tmp_path
+):
     from playwright.sync_api import expect
 
     page, console_errors = page_collecting_errors(browser, height=900)

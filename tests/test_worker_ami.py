@@ -27,19 +27,32 @@ AMI = ROOT / "worker_ami"
 PACKER = shutil.which("packer")
 
 
-@pytest.mark.skipif(PACKER is None, reason="packer is not installed (make setup-system installs Debian's)")
+@pytest.mark.skipif(
+    PACKER is None, reason="packer is not installed (make setup-system installs Debian's)"
+)
 def test_the_packer_template_validates(tmp_path):
     wheel = tmp_path / "facerec_worker-0.1.0-py3-none-any.whl"
     wheel.write_bytes(b"")
     done = subprocess.run(
-        [PACKER, "validate", f"-var=wheel={wheel}", f"-var=weights_sha256={VGGFACE2_SHA256}", "worker.pkr.hcl"],
-        cwd=AMI / "packer", capture_output=True, text=True, timeout=120,
+        [
+            PACKER,
+            "validate",
+            f"-var=wheel={wheel}",
+            f"-var=weights_sha256={VGGFACE2_SHA256}",
+            "worker.pkr.hcl",
+        ],
+        cwd=AMI / "packer",
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_provisioning_script_is_valid_bash():
-    done = subprocess.run(["bash", "-n", str(AMI / "packer" / "provision.sh")], capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", "-n", str(AMI / "packer" / "provision.sh")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -63,29 +76,56 @@ def test_the_systemd_unit_starts_the_worker_console_script():
 @pytest.fixture(scope="module")
 def worker_wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("worker-wheel")
-    subprocess.run([sys.executable, str(AMI / "wheel.py"), str(out)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, str(AMI / "wheel.py"), str(out)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return next(out.glob("facerec_worker-*.whl"))
 
 
 def test_the_worker_wheel_holds_only_the_worker_and_the_contract(worker_wheel):
     with zipfile.ZipFile(worker_wheel) as wheel:
         names = wheel.namelist()
-        metadata = email.message_from_bytes(wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))))
-        entry_points = wheel.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
+        metadata = email.message_from_bytes(
+            wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+        )
+        entry_points = wheel.read(
+            next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        ).decode()
     code = {n for n in names if ".dist-info/" not in n}
     assert code and {n.split("/")[0] for n in code} == {"facerec_worker", "chalicelib"}
-    assert {n for n in code if n.startswith("chalicelib/")} - {"chalicelib/__init__.py"} == {n for n in code if n.startswith("chalicelib/contract/")}
+    assert {n for n in code if n.startswith("chalicelib/")} - {"chalicelib/__init__.py"} == {
+        n for n in code if n.startswith("chalicelib/contract/")
+    }
     assert not [n for n in code if "__pycache__" in n]
     # Exactly the project's pins, and so nothing of the control plane's.
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert metadata.get_all("Requires-Dist") == project["dependencies"]
-    assert not [r for r in project["dependencies"] if r.split("=")[0] in ("chalice", "moto", "psutil")]
+    assert not [
+        r for r in project["dependencies"] if r.split("=")[0] in ("chalice", "moto", "psutil")
+    ]
     assert "facerec-worker = facerec_worker.__main__:main" in entry_points
 
 
 def test_the_worker_wheel_runs_the_worker_without_the_rest_of_the_project(worker_wheel, tmp_path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(worker_wheel)], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(worker_wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
     # -S: none of this environment's .pth files, so the project's editable install is out of reach;
     # third-party packages still come from its site-packages.
     code = (
@@ -94,7 +134,13 @@ def test_the_worker_wheel_runs_the_worker_without_the_rest_of_the_project(worker
         f"assert chalicelib.__file__.startswith({str(target)!r}), chalicelib.__file__; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('chalice', 'infra', 'local_service', 'sim')))"
     )
-    done = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -111,19 +157,35 @@ def test_the_workers_log_goes_to_the_file_the_cloudwatch_agent_ships_to_the_stag
     id; the agent's group is the stack's, from the user data's logs.env, which the logs unit reads."""
     worker = _unit("facerec-worker.service")
     log_file = "/var/log/facerec/worker.log"
-    assert worker["Service"]["StandardOutput"] == worker["Service"]["StandardError"] == f"append:{log_file}"
+    assert (
+        worker["Service"]["StandardOutput"]
+        == worker["Service"]["StandardError"]
+        == f"append:{log_file}"
+    )
     assert "facerec-logs.service" in worker["Unit"]["Wants"]
-    assert {"facerec-logs.service", "amazon-cloudwatch-agent.service"} <= set(worker["Unit"]["After"].split())
+    assert {"facerec-logs.service", "amazon-cloudwatch-agent.service"} <= set(
+        worker["Unit"]["After"].split()
+    )
 
     agent = json.loads((AMI / "cloudwatch" / "agent.json").read_text())
-    collected = {f["file_path"]: f for f in agent["logs"]["logs_collected"]["files"]["collect_list"]}
+    collected = {
+        f["file_path"]: f for f in agent["logs"]["logs_collected"]["files"]["collect_list"]
+    }
     assert collected[log_file]["log_stream_name"] == "{instance_id}"
     assert {f["log_group_name"] for f in collected.values()} == {"__FACEREC_LOG_GROUP__"}
 
     logs = (AMI / "systemd" / "facerec-logs.service").read_text()
-    assert "EnvironmentFile=/etc/facerec/logs.env" in logs and "s|__FACEREC_LOG_GROUP__|$FACEREC_LOG_GROUP|g" in logs
-    user_data = load_template()["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
-    files = {f["path"]: f["content"] for f in yaml.safe_load(user_data["Fn::Base64"]["Fn::Sub"])["write_files"]}
+    assert (
+        "EnvironmentFile=/etc/facerec/logs.env" in logs
+        and "s|__FACEREC_LOG_GROUP__|$FACEREC_LOG_GROUP|g" in logs
+    )
+    user_data = load_template()["Resources"]["WorkerLaunchTemplate"]["Properties"][
+        "LaunchTemplateData"
+    ]["UserData"]
+    files = {
+        f["path"]: f["content"]
+        for f in yaml.safe_load(user_data["Fn::Base64"]["Fn::Sub"])["write_files"]
+    }
     assert files["/etc/facerec/logs.env"].strip() == "FACEREC_LOG_GROUP=${WorkerLogGroup}"
     group = load_template()["Resources"]["WorkerLogGroup"]["Properties"]
     assert group["LogGroupName"] == {"Fn::Sub": worker_log_group("${StagePrefix}")}

@@ -20,12 +20,20 @@ pytestmark = pytest.mark.control_plane
 
 def test_render_fills_placeholders_and_leaves_paths_alone():
     text = '{"a": "${Table}", "b.$": "$.job_id", "c.$": "$$.Execution.Id", "d": "${Table}-x"}'
-    assert json.loads(render(text, {"Table": "jobs"})) == {"a": "jobs", "b.$": "$.job_id", "c.$": "$$.Execution.Id", "d": "jobs-x"}
+    assert json.loads(render(text, {"Table": "jobs"})) == {
+        "a": "jobs",
+        "b.$": "$.job_id",
+        "c.$": "$$.Execution.Id",
+        "d": "jobs-x",
+    }
 
 
 @pytest.mark.parametrize(
     ("values", "says"),
-    [({}, "without values: ['Table']"), ({"Table": "t", "Queue": "q"}, "without placeholders: ['Queue']")],
+    [
+        ({}, "without values: ['Table']"),
+        ({"Table": "t", "Queue": "q"}, "without placeholders: ['Queue']"),
+    ],
 )
 def test_render_refuses_unknown_and_unused_names(values, says):
     with pytest.raises(RenderError, match=says.replace("[", r"\[").replace("]", r"\]")):
@@ -42,7 +50,9 @@ def test_every_state_is_reachable_and_every_task_that_can_fail_is_caught():
     states = definition["States"]
     targets = {definition["StartAt"]}
     for state in states.values():
-        targets |= {state.get("Next"), state.get("Default")} | {c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])}
+        targets |= {state.get("Next"), state.get("Default")} | {
+            c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])
+        }
     assert set(states) == targets - {None}
     for name, state in states.items():
         if state["Type"] == "Task" and name != "Record job as failed":
@@ -63,7 +73,9 @@ def test_packaging_renders_the_definition_into_a_sub_of_stack_references():
 
 def test_packaging_refuses_substitutions_it_cannot_express():
     template = load_template()
-    template["Resources"]["JobWorkflow"]["Properties"]["DefinitionSubstitutions"]["JobsTableName"] = {"Fn::Join": ["", ["a"]]}
+    template["Resources"]["JobWorkflow"]["Properties"]["DefinitionSubstitutions"][
+        "JobsTableName"
+    ] = {"Fn::Join": ["", ["a"]]}
     with pytest.raises(StackError):
         package_template(template)
 
@@ -84,7 +96,9 @@ def test_the_launch_template_tags_workers_the_way_scale_up_counts_them():
     from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG
 
     data = load_template()["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]
-    (instance_tags,) = [spec["Tags"] for spec in data["TagSpecifications"] if spec["ResourceType"] == "instance"]
+    (instance_tags,) = [
+        spec["Tags"] for spec in data["TagSpecifications"] if spec["ResourceType"] == "instance"
+    ]
     tags = {tag["Key"]: tag["Value"] for tag in instance_tags}
     assert tags[WORKER_ROLE_TAG[0]] == WORKER_ROLE_TAG[1]
     assert tags[STAGE_TAG] == {"Ref": "StagePrefix"}
@@ -92,23 +106,35 @@ def test_the_launch_template_tags_workers_the_way_scale_up_counts_them():
 
 
 # The workflow's writes to the jobs table, each held to the contract's transition of that name.
-_WORKFLOW_TRANSITIONS = {"Record job as queued": RECORD_QUEUED, "Record job as failed": RECORD_FAILED_UNTAKEN}
+_WORKFLOW_TRANSITIONS = {
+    "Record job as queued": RECORD_QUEUED,
+    "Record job as failed": RECORD_FAILED_UNTAKEN,
+}
 
 
 def test_the_workflow_writes_the_jobs_table_as_the_contract_says():
     states = json.loads(load_definition())["States"]
-    writes = {name: state["Parameters"] for name, state in states.items() if state.get("Resource", "").endswith("dynamodb:updateItem")}
+    writes = {
+        name: state["Parameters"]
+        for name, state in states.items()
+        if state.get("Resource", "").endswith("dynamodb:updateItem")
+    }
     assert set(writes) == set(_WORKFLOW_TRANSITIONS)
     for name, parameters in writes.items():
         transition = _WORKFLOW_TRANSITIONS[name]
-        assert (parameters["UpdateExpression"], parameters["ConditionExpression"]) == (transition.update, transition.condition), name
+        assert (parameters["UpdateExpression"], parameters["ConditionExpression"]) == (
+            transition.update,
+            transition.condition,
+        ), name
         assert parameters["ExpressionAttributeNames"] == transition.attribute_names, name
         values = parameters["ExpressionAttributeValues"]
         assert {placeholder: values.get(placeholder) for placeholder in transition.statuses} == {
             placeholder: {"S": status.value} for placeholder, status in transition.statuses.items()
         }, name
         # Every other value comes from the execution (its input, its context), none is a literal.
-        assert {p for p in values if p not in transition.statuses} == {f":{p}" for p in transition.parameters}, name
+        assert {p for p in values if p not in transition.statuses} == {
+            f":{p}" for p in transition.parameters
+        }, name
         assert all(set(values[f":{p}"]) == {"S.$"} for p in transition.parameters), name
 
 
@@ -120,5 +146,10 @@ def test_every_status_the_workflow_spells_is_one_of_the_contract():
 def test_the_scale_up_task_finds_its_previous_answer_where_the_workflow_puts_it():
     states = json.loads(load_definition())["States"]
     assert states["Launch workers if needed"]["ResultPath"] == f"$.{PREVIOUS_ANSWER}"
-    assert states["Launch workers if needed"]["Parameters"]["Payload.$"] == "$"  # the whole state, answer included
-    assert states["Was the backlog counted?"]["Choices"][0]["Variable"] == f"$.{PREVIOUS_ANSWER}.covered"
+    assert (
+        states["Launch workers if needed"]["Parameters"]["Payload.$"] == "$"
+    )  # the whole state, answer included
+    assert (
+        states["Was the backlog counted?"]["Choices"][0]["Variable"]
+        == f"$.{PREVIOUS_ANSWER}.covered"
+    )

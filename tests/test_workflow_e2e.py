@@ -20,7 +20,9 @@ from chalicelib.contract import JobKind, JobMessage, JobStatus, upload_key
 pytestmark = pytest.mark.control_plane
 
 
-def test_an_upload_queues_the_job_and_launches_a_worker(local_stack, stack, workflow, client, app_module, jpeg_bytes):
+def test_an_upload_queues_the_job_and_launches_a_worker(
+    local_stack, stack, workflow, client, app_module, jpeg_bytes
+):
     job = create_job(client, filename="obama.jpg")
     upload(job, jpeg_bytes)
 
@@ -47,14 +49,20 @@ def test_an_upload_queues_the_job_and_launches_a_worker(local_stack, stack, work
     assert workers[0]["ImageId"] == "ami-0123456789abcdef0"
 
 
-def test_an_enrollment_photo_reaches_the_queue_with_its_person(local_stack, stack, client, app_module, jpeg_bytes):
+def test_an_enrollment_photo_reaches_the_queue_with_its_person(
+    local_stack, stack, client, app_module, jpeg_bytes
+):
     headers = {"X-Admin-Token": ADMIN_TOKEN}
     assert post_json(client, "/people", {"person_id": "obama"}, headers=headers).status_code == 201
-    job = post_json(client, "/people/obama/photos", {"filename": "o1.jpg"}, headers=headers).json_body
+    job = post_json(
+        client, "/people/obama/photos", {"filename": "o1.jpg"}, headers=headers
+    ).json_body
     upload(job, jpeg_bytes)
     deliver_upload_events(local_stack, stack, app_module)
 
-    execution = wait_for_execution(local_stack.client("stepfunctions"), stack.outputs["StateMachineArn"], job["job_id"])
+    execution = wait_for_execution(
+        local_stack.client("stepfunctions"), stack.outputs["StateMachineArn"], job["job_id"]
+    )
     assert execution["status"] == "SUCCEEDED"
     (message,) = receive_all(local_stack.client("sqs"), stack.outputs["JobsQueueUrl"])
     assert JobMessage.from_json(message["Body"]) == JobMessage(

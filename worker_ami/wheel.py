@@ -34,7 +34,11 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 def worker_pyproject(project: dict) -> str:
     """The worker's pyproject.toml, from the project's (TOML written as JSON values, which it accepts)."""
     meta = project["project"]
-    scripts = {name: target for name, target in meta["scripts"].items() if target.startswith("facerec_worker")}
+    scripts = {
+        name: target
+        for name, target in meta["scripts"].items()
+        if target.startswith("facerec_worker")
+    }
     lines = [
         "[build-system]",
         'requires = ["setuptools>=68"]',
@@ -69,14 +73,27 @@ def build(out_dir: Path) -> Path:
         (stage / "pyproject.toml").write_text(worker_pyproject(project), encoding="utf-8")
         # No build isolation: setuptools comes from this environment, so the build works offline.
         subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out_dir), str(stage)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "-w",
+                str(out_dir),
+                str(stage),
+            ],
             check=True,
         )
     return next(out_dir.glob(f"{NAME.replace('-', '_')}-{project['project']['version']}-*.whl"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python worker_ami/wheel.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python worker_ami/wheel.py", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("out_dir", type=Path)
     print(build(parser.parse_args(argv).out_dir))
     return 0

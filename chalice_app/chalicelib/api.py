@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .compat import UploadedFile, format_answer
 from .config import Settings
-from .contract import TERMINAL_STATUSES, JobKind, JobStatus, is_job_id, upload_key, upload_size_problem
+from .contract import (
+    TERMINAL_STATUSES,
+    JobKind,
+    JobStatus,
+    is_job_id,
+    upload_key,
+    upload_size_problem,
+)
 from .exceptions import BadRequestError, NotFoundError
 from .failures import client_failure
 from .jobs import Job, JobStore, new_job_id
@@ -31,7 +39,11 @@ _SIGNATURES: tuple[tuple[str, tuple[tuple[int, bytes], ...]], ...] = (
 def sniff_image_type(data: bytes) -> str | None:
     """The type the bytes say they are: the seed's clients send parts without a Content-Type."""
     return next(
-        (kind for kind, marks in _SIGNATURES if all(data[at : at + len(magic)] == magic for at, magic in marks)),
+        (
+            kind
+            for kind, marks in _SIGNATURES
+            if all(data[at : at + len(magic)] == magic for at, magic in marks)
+        ),
         None,
     )
 
@@ -68,11 +80,16 @@ class JobsApi:
         self._waiter = JobWaiter(jobs, settings.compat_poll_seconds)
         self._results = ResultReader(s3_client, settings.output_bucket)
 
-    def create(self, request: UploadRequest, kind: JobKind, person: str | None = None) -> dict[str, Any]:
+    def create(
+        self, request: UploadRequest, kind: JobKind, person: str | None = None
+    ) -> dict[str, Any]:
         """A new job waiting for its photo, and the presigned POST to upload it with."""
         job = self._new_job(request, kind, person)
         upload = self._signer.presign(job.upload_key, request.content_type)
-        return {**self._summary(job.job_id, kind, JobStatus.AWAITING_UPLOAD), "upload": upload.to_body()}
+        return {
+            **self._summary(job.job_id, kind, JobStatus.AWAITING_UPLOAD),
+            "upload": upload.to_body(),
+        }
 
     def poll(self, job_id: str, if_none_match: str | None, view: ResultView) -> PollAnswer:
         """The job's status (and result, once DONE, as `view` sees it) with its ETag; 304 with no
@@ -81,8 +98,16 @@ class JobsApi:
         item = self._record(job_id)
         headers = poll_headers(
             # The summary names who was recognized; a deletion redacts it, and the ETag must change.
-            [item["status"], item.get("result_key"), item.get("error"), item.get("summary"), view.value], [item["status"]],
-            waited_seconds(item, self._clock()), self._settings.max_retry_after_seconds,
+            [
+                item["status"],
+                item.get("result_key"),
+                item.get("error"),
+                item.get("summary"),
+                view.value,
+            ],
+            [item["status"]],
+            waited_seconds(item, self._clock()),
+            self._settings.max_retry_after_seconds,
         )
         if if_none_match == headers["ETag"]:
             return PollAnswer(304, None, headers)
@@ -98,7 +123,13 @@ class JobsApi:
         # What a client sees of the record: its cause stays in the table and the logs.
         job_id, status = item["job_id"], JobStatus(item["status"])
         body = self._summary(job_id, JobKind(item["kind"]), status)
-        body.update({k: item[k] for k in ("created_at", "queued_at", "finished_at", "person", "batch_id") if k in item})
+        body.update(
+            {
+                k: item[k]
+                for k in ("created_at", "queued_at", "finished_at", "person", "batch_id")
+                if k in item
+            }
+        )
         if status is JobStatus.DONE:
             body["result"] = self._results.read({job_id: item}, view)[job_id]
         elif status is JobStatus.FAILED:
@@ -134,11 +165,15 @@ class JobsApi:
         if not body["final"]:
             # Poll when the answer is expected, or, once the hold ran out, as the status route says.
             waited = max(expected, waited_seconds(item, self._clock()))
-            retry_after = retry_after_seconds([item["status"]], waited, self._settings.max_retry_after_seconds)
+            retry_after = retry_after_seconds(
+                [item["status"]], waited, self._settings.max_retry_after_seconds
+            )
             return CompatAnswer(202, body=body, retry_after=retry_after)
         if body["status"] == JobStatus.DONE.value:
             return CompatAnswer(200, text=format_answer(upload.filename, body["result"]))
-        return CompatAnswer(422, body={"error": body["error"], "message": body["message"], "job": body})
+        return CompatAnswer(
+            422, body={"error": body["error"], "message": body["message"], "job": body}
+        )
 
     def _new_job(self, request: UploadRequest, kind: JobKind, person: str | None) -> Job:
         now = int(self._clock())

@@ -11,8 +11,9 @@ finds the lines about them by computing the same digest (`AdminAuth.digest`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["AdminRequest", "record"]
 
@@ -29,7 +30,13 @@ class AdminRequest:
     request_id: str | None
 
     @classmethod
-    def of(cls, action: str, person_digest: str | None, context: Mapping[str, Any], headers: Mapping[str, str]) -> AdminRequest:
+    def of(
+        cls,
+        action: str,
+        person_digest: str | None,
+        context: Mapping[str, Any],
+        headers: Mapping[str, str],
+    ) -> AdminRequest:
         """`context` is the request's API Gateway context (Chalice's `current_request.context`)."""
         identity = context.get("identity") or {}
         return cls(
@@ -45,6 +52,8 @@ class AdminRequest:
 def record(request: AdminRequest, allowed: bool) -> None:
     """One line per admin request, the refused ones too: a guessed token shows as a run of them."""
     logger.info(
-        "admin request: %s, %s", request.action, "allowed" if allowed else "refused",
+        "admin request: %s, %s",
+        request.action,
+        "allowed" if allowed else "refused",
         extra={"audit": {**asdict(request), "allowed": allowed}},
     )

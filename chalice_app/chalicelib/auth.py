@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -43,7 +44,9 @@ def ssm_secret(ssm_client: Any, parameter: str) -> Callable[[], str]:
     @functools.cache
     def read() -> str:
         try:
-            return ssm_client.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+            return ssm_client.get_parameter(Name=parameter, WithDecryption=True)["Parameter"][
+                "Value"
+            ]
         except ClientError as exc:
             raise ServiceError(f"could not read the admin token from {parameter}", exc) from exc
 
@@ -67,10 +70,14 @@ class AdminAuth:
         """Raise unless the request carries the configured admin token."""
         presented = headers.get(ADMIN_HEADER.lower()) or headers.get(ADMIN_HEADER)
         if not presented:
-            raise UnauthorizedError(f"gallery changes and the admin view need the {ADMIN_HEADER} header")
+            raise UnauthorizedError(
+                f"gallery changes and the admin view need the {ADMIN_HEADER} header"
+            )
         secret = self._secret()
         if not secret:
-            raise ForbiddenError("gallery changes and the admin view are disabled: no admin token is configured")
+            raise ForbiddenError(
+                "gallery changes and the admin view are disabled: no admin token is configured"
+            )
         # Constant-time, so the comparison leaks nothing about the secret's prefix.
         if not hmac.compare_digest(presented.encode(), secret.encode()):
             raise ForbiddenError(f"the {ADMIN_HEADER} header does not match")

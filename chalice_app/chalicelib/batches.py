@@ -17,8 +17,9 @@ RECOGNIZE job of its own, so the workers' claims and outcomes hold exactly once 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -66,7 +67,9 @@ class Batch:
             "job_id": self.job_id,
             "kind": JobKind.BATCH.value,
             "status": JobStatus.AWAITING_UPLOAD.value,
-            "photos": [{"filename": p.filename, "content_type": p.content_type} for p in self.photos],
+            "photos": [
+                {"filename": p.filename, "content_type": p.content_type} for p in self.photos
+            ],
             "created_at": utc_now_iso(lambda: self.created_epoch),
             "upload_expires_epoch": self.upload_expires_epoch,
             "ttl_epoch": self.ttl_epoch,
@@ -143,20 +146,34 @@ class BatchesApi:
         nothing changed. The view is part of the ETag, as a job's is (`JobsApi.poll`)."""
         batch = self._batch(batch_id)
         job_ids = [batch_job_id(batch_id, index) for index in range(len(batch["photos"]))]
-        started = batch["status"] != JobStatus.AWAITING_UPLOAD.value or "upload_claimed_epoch" in batch
+        started = (
+            batch["status"] != JobStatus.AWAITING_UPLOAD.value or "upload_claimed_epoch" in batch
+        )
         records = self._jobs.records(job_ids, _PHOTO_ATTRIBUTES) if started else {}
         photos = [_photo_state(batch, records.get(job_id)) for job_id in job_ids]
         statuses = [photo["status"] for photo in photos]
         headers = poll_headers(
-            [batch["status"], photos, view.value], statuses, waited_seconds(batch, self._clock()), self._settings.max_retry_after_seconds
+            [batch["status"], photos, view.value],
+            statuses,
+            waited_seconds(batch, self._clock()),
+            self._settings.max_retry_after_seconds,
         )
         if if_none_match == headers["ETag"]:
             return PollAnswer(304, None, headers)
-        done = {job_id: records[job_id] for job_id, photo in zip(job_ids, photos) if photo["status"] == JobStatus.DONE.value}
+        done = {
+            job_id: records[job_id]
+            for job_id, photo in zip(job_ids, photos)
+            if photo["status"] == JobStatus.DONE.value
+        }
         results = self._results.read(done, view)
         body_photos = []
         for index, (job_id, photo) in enumerate(zip(job_ids, photos)):
-            entry = {"index": index, "job_id": job_id, "filename": batch["photos"][index]["filename"], "status": photo["status"]}
+            entry = {
+                "index": index,
+                "job_id": job_id,
+                "filename": batch["photos"][index]["filename"],
+                "status": photo["status"],
+            }
             if job_id in results:
                 entry["result"] = results[job_id]
             elif photo["status"] == JobStatus.FAILED.value:
@@ -198,21 +215,39 @@ class BatchesApi:
             refusal = self._refusal(arrived.get(key), photo, batch)
             if refusal is None:
                 item.update(status=JobStatus.QUEUED.value, queued_at=now)
-                queued.append(JobMessage(job_id=job_id, kind=JobKind.RECOGNIZE, bucket=self._settings.input_bucket, key=key))
+                queued.append(
+                    JobMessage(
+                        job_id=job_id,
+                        kind=JobKind.RECOGNIZE,
+                        bucket=self._settings.input_bucket,
+                        key=key,
+                    )
+                )
             else:
-                item.update(status=JobStatus.FAILED.value, error=refusal[0], cause=refusal[1], finished_at=now)
+                item.update(
+                    status=JobStatus.FAILED.value,
+                    error=refusal[0],
+                    cause=refusal[1],
+                    finished_at=now,
+                )
             items.append(item)
         self._jobs.put_all(items)
         if not queued:
-            self._jobs.fail(batch_id, "no_photos", "none of the batch's photos arrived in a usable form")
+            self._jobs.fail(
+                batch_id, "no_photos", "none of the batch's photos arrived in a usable form"
+            )
             return
-        entries = [{"Id": str(i), "MessageBody": message.to_json()} for i, message in enumerate(queued)]
+        entries = [
+            {"Id": str(i), "MessageBody": message.to_json()} for i, message in enumerate(queued)
+        ]
         self._starter.start(
             batch_id,
             {
                 "job_id": batch_id,
                 "kind": JobKind.BATCH.value,
-                "message_batches": [entries[at : at + _SQS_BATCH] for at in range(0, len(entries), _SQS_BATCH)],
+                "message_batches": [
+                    entries[at : at + _SQS_BATCH] for at in range(0, len(entries), _SQS_BATCH)
+                ],
             },
         )
 
@@ -220,12 +255,16 @@ class BatchesApi:
         """The batch's uploaded objects by key: one LIST for up to 1000 photos, not a HEAD each."""
         prefix = batch_upload_prefix(batch_id)
         try:
-            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._settings.input_bucket, Prefix=prefix)
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self._settings.input_bucket, Prefix=prefix
+            )
             return {obj["Key"]: obj for page in pages for obj in page.get("Contents", [])}
         except ClientError as exc:
             raise StorageError(f"could not list the photos under {prefix}", exc) from exc
 
-    def _refusal(self, obj: Mapping[str, Any] | None, photo: Mapping[str, Any], batch: Mapping[str, Any]) -> tuple[str, str] | None:
+    def _refusal(
+        self, obj: Mapping[str, Any] | None, photo: Mapping[str, Any], batch: Mapping[str, Any]
+    ) -> tuple[str, str] | None:
         """Why a photo is failed before any worker sees it (a code and its particulars); None when it goes on.
 
         A LIST gives no content type: the presigned POST's policy holds it to the requested type on
@@ -236,7 +275,10 @@ class BatchesApi:
             size=int(obj["Size"]),
             content_type=photo["content_type"],
             uploaded_epoch=obj["LastModified"].timestamp(),
-            job={"content_type": photo["content_type"], "upload_expires_epoch": batch["upload_expires_epoch"]},
+            job={
+                "content_type": photo["content_type"],
+                "upload_expires_epoch": batch["upload_expires_epoch"],
+            },
             settings=self._settings,
         )
         return None if refusal is None else (refusal.code, refusal.cause)
@@ -246,11 +288,23 @@ def _photo_state(batch: Mapping[str, Any], record: Mapping[str, Any] | None) -> 
     """A photo's status and error as a client sees them: a photo still waiting in a batch whose
     workflow failed failed with it."""
     if record is None:
-        status = JobStatus.AWAITING_UPLOAD.value if batch["status"] == JobStatus.AWAITING_UPLOAD.value else JobStatus.QUEUED.value
+        status = (
+            JobStatus.AWAITING_UPLOAD.value
+            if batch["status"] == JobStatus.AWAITING_UPLOAD.value
+            else JobStatus.QUEUED.value
+        )
         record = {"status": status}
-    if batch["status"] == JobStatus.FAILED.value and JobStatus(record["status"]) not in TERMINAL_STATUSES:
+    if (
+        batch["status"] == JobStatus.FAILED.value
+        and JobStatus(record["status"]) not in TERMINAL_STATUSES
+    ):
         return {"status": JobStatus.FAILED.value, "error": batch.get("error"), "result_key": None}
-    return {"status": record["status"], "error": record.get("error"), "result_key": record.get("result_key"), "summary": record.get("summary")}
+    return {
+        "status": record["status"],
+        "error": record.get("error"),
+        "result_key": record.get("result_key"),
+        "summary": record.get("summary"),
+    }
 
 
 def _batch_status(statuses: list[str], final: bool) -> str:
@@ -265,4 +319,9 @@ def _batch_status(statuses: list[str], final: bool) -> str:
 
 
 def _summary(batch_id: str, status: str, *, final: bool) -> dict[str, Any]:
-    return {"batch_id": batch_id, "status": status, "status_url": f"/batches/{batch_id}", "final": final}
+    return {
+        "batch_id": batch_id,
+        "status": status,
+        "status_url": f"/batches/{batch_id}",
+        "final": final,
+    }

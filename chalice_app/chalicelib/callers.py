@@ -15,14 +15,23 @@ from __future__ import annotations
 from .config import Settings
 
 __all__ = [
-    "API_KEY_HEADER", "KEY_MISSING_MESSAGE", "QUOTA_MESSAGE", "THROTTLED_MESSAGE", "seed_route_access", "seed_route_needs_key",
+    "API_KEY_HEADER",
+    "KEY_MISSING_MESSAGE",
+    "QUOTA_MESSAGE",
+    "THROTTLED_MESSAGE",
+    "seed_route_access",
+    "seed_route_needs_key",
 ]
 
 API_KEY_HEADER = "X-Api-Key"
 # The refusals' messages, the same from API Gateway (infra.merge's gateway responses) and from
 # the local gateway: each says what to do next.
-KEY_MISSING_MESSAGE = f"recognition needs an API key: send it in the {API_KEY_HEADER} header (missing or unknown)"
-THROTTLED_MESSAGE = "too many requests with this API key: slow down and retry after Retry-After seconds"
+KEY_MISSING_MESSAGE = (
+    f"recognition needs an API key: send it in the {API_KEY_HEADER} header (missing or unknown)"
+)
+THROTTLED_MESSAGE = (
+    "too many requests with this API key: slow down and retry after Retry-After seconds"
+)
 QUOTA_MESSAGE = "this API key's daily quota is spent: it renews at 00:00 UTC"
 
 

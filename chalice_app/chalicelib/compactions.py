@@ -7,7 +7,14 @@ import time
 from typing import Any
 
 from .config import Settings
-from .contract import GALLERY_PREFIX, MANIFEST_PENDING, JobKind, JobMessage, manifest_of_change, read_manifest
+from .contract import (
+    GALLERY_PREFIX,
+    MANIFEST_PENDING,
+    JobKind,
+    JobMessage,
+    manifest_of_change,
+    read_manifest,
+)
 from .jobs import JobStore, new_job_id
 
 __all__ = ["Compactions"]
@@ -25,9 +32,18 @@ class Compactions:
 
     def request(self) -> str:
         job_id = new_job_id()
-        self._jobs.create_queued(job_id, JobKind.COMPACT, int(time.time()) + self._settings.job_ttl_seconds)
-        message = JobMessage(job_id=job_id, kind=JobKind.COMPACT, bucket=self._settings.output_bucket, key=GALLERY_PREFIX)
-        self._sqs.send_message(QueueUrl=self._settings.jobs_queue_url, MessageBody=message.to_json())
+        self._jobs.create_queued(
+            job_id, JobKind.COMPACT, int(time.time()) + self._settings.job_ttl_seconds
+        )
+        message = JobMessage(
+            job_id=job_id,
+            kind=JobKind.COMPACT,
+            bucket=self._settings.output_bucket,
+            key=GALLERY_PREFIX,
+        )
+        self._sqs.send_message(
+            QueueUrl=self._settings.jobs_queue_url, MessageBody=message.to_json()
+        )
         return job_id
 
     def request_if_changes_wait(self) -> str | None:
@@ -41,13 +57,16 @@ class Compactions:
         compaction that a new enrollment or a deletion asks for once its job is over.
         """
         bucket = self._settings.output_bucket
-        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=GALLERY_PREFIX)
+        pages = self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=GALLERY_PREFIX
+        )
         changes: dict[str, set[str]] = {}
         for key in (item["Key"] for page in pages for item in page.get("Contents", [])):
             manifest = manifest_of_change(key)
             if manifest:
                 changes.setdefault(manifest, set()).add(key)
         waiting = any(
-            keys - set(read_manifest(self._s3, bucket, manifest)[MANIFEST_PENDING]) for manifest, keys in changes.items()
+            keys - set(read_manifest(self._s3, bucket, manifest)[MANIFEST_PENDING])
+            for manifest, keys in changes.items()
         )
         return self.request() if waiting else None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from .exceptions import BadRequestError
 
@@ -16,7 +17,9 @@ __all__ = ["ANSWER_HEADERS", "UploadedFile", "format_answer", "parse_multipart_f
 FIELD = "inputFile"
 # The answer carries display names as an admin typed them, markup included, and the client's own
 # file name: UTF-8 text that no browser may sniff into HTML.
-ANSWER_HEADERS = MappingProxyType({"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"})
+ANSWER_HEADERS = MappingProxyType(
+    {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"}
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,10 @@ class UploadedFile:
 
 def parse_multipart_file(body: bytes, content_type: str, field: str = FIELD) -> UploadedFile:
     """The named file part of a multipart/form-data body (the stdlib `cgi` module is gone in 3.13)."""
-    if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
+    if (
+        not content_type.lower().startswith("multipart/form-data")
+        or "boundary=" not in content_type
+    ):
         raise BadRequestError("send multipart/form-data with a boundary")
     # The email parser reads MIME, which multipart/form-data is, once it has the header line.
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(

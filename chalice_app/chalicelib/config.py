@@ -27,8 +27,12 @@ class Settings(StageSettings):
     state_machine_arn: str = setting("FACEREC_STATE_MACHINE_ARN")
     # The admin view counts what waits in the dead-letter queues: stack outputs, like the jobs queue's URL.
     jobs_dead_letter_queue_url: str = setting("FACEREC_JOBS_DEAD_LETTER_QUEUE_URL")
-    upload_events_dead_letter_queue_url: str = setting("FACEREC_UPLOAD_EVENTS_DEAD_LETTER_QUEUE_URL")
-    worker_launch_template: str = setting("FACEREC_WORKER_LAUNCH_TEMPLATE", named="worker_launch_template")
+    upload_events_dead_letter_queue_url: str = setting(
+        "FACEREC_UPLOAD_EVENTS_DEAD_LETTER_QUEUE_URL"
+    )
+    worker_launch_template: str = setting(
+        "FACEREC_WORKER_LAUNCH_TEMPLATE", named="worker_launch_template"
+    )
     # Uploads: a presigned POST lives this long and accepts photos (up to max_upload_bytes) of these types.
     upload_expiry_minutes: int = setting("FACEREC_UPLOAD_EXPIRY_MINUTES", 15)
     allowed_content_types: tuple[str, ...] = setting(

@@ -3,7 +3,8 @@ each photo's upload key noted on the person's record so that deleting the person
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .api import JobsApi
 from .config import Settings
@@ -25,11 +26,21 @@ class Enrollments:
         """`{"filename", "content_type"}` answers one job as before; `{"photos": [...]}` answers
         `{"jobs": [...]}`, one job per photo, in order."""
         bulk = isinstance(body, Mapping) and "photos" in body
-        requests = photo_requests(body, self._settings) if bulk else [UploadRequest.from_body(body, self._settings)]
+        requests = (
+            photo_requests(body, self._settings)
+            if bulk
+            else [UploadRequest.from_body(body, self._settings)]
+        )
         if self._people.get(person_id) is None:
             raise NotFoundError(f"no person {person_id!r}: create them first (POST /people)")
-        jobs = [self._jobs_api.create(request, JobKind.ENROLL, person=person_id) for request in requests]
+        jobs = [
+            self._jobs_api.create(request, JobKind.ENROLL, person=person_id) for request in requests
+        ]
         self._people.record_uploads(
-            person_id, {job["job_id"]: upload_key(job["job_id"], request.filename) for job, request in zip(jobs, requests)}
+            person_id,
+            {
+                job["job_id"]: upload_key(job["job_id"], request.filename)
+                for job, request in zip(jobs, requests)
+            },
         )
         return {"jobs": jobs} if bulk else jobs[0]

@@ -31,7 +31,14 @@ __all__ = ["PersonEraser"]
 
 
 class PersonEraser:
-    def __init__(self, people: PeopleStore, jobs: JobStore, compactions: Compactions, s3: Any, settings: Settings) -> None:
+    def __init__(
+        self,
+        people: PeopleStore,
+        jobs: JobStore,
+        compactions: Compactions,
+        s3: Any,
+        settings: Settings,
+    ) -> None:
         self._people = people
         self._jobs = jobs
         self._compactions = compactions
@@ -47,7 +54,9 @@ class PersonEraser:
         job_ids = [parsed[0] for parsed in map(parse_upload_key, uploads) if parsed]
         self._jobs.delete(job_ids)
         delete_stored(self._s3, self._settings.input_bucket, uploads)
-        delete_stored(self._s3, self._settings.output_bucket, [result_key(job_id) for job_id in job_ids])
+        delete_stored(
+            self._s3, self._settings.output_bucket, [result_key(job_id) for job_id in job_ids]
+        )
         self._recognitions.redact(person_id)
         self._compactions.request()
         self._people.finish_erasure(person_id)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import enum
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
@@ -54,7 +55,7 @@ def iter_uploaded_objects(notification_body: str) -> Iterator[UploadedObject]:
         )
 
 
-class UploadOutcome(str, enum.Enum):
+class UploadOutcome(enum.StrEnum):
     STARTED = "started"
     DUPLICATE = "duplicate"  # another event for this job was handled, or its execution exists
     IGNORED = "ignored"  # not a job upload: outside uploads/, or no such job
@@ -65,7 +66,9 @@ class UploadOutcome(str, enum.Enum):
 class UploadEventHandler:
     """Claims the job, re-checks the object, starts the execution named after the job id."""
 
-    def __init__(self, jobs: JobStore, s3_client: Any, starter: WorkflowStarter, settings: Settings) -> None:
+    def __init__(
+        self, jobs: JobStore, s3_client: Any, starter: WorkflowStarter, settings: Settings
+    ) -> None:
         self._jobs = jobs
         self._s3 = s3_client
         self._starter = starter

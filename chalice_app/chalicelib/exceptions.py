@@ -1,19 +1,19 @@
 """The control plane's exceptions: one base, request errors that map to 4xx, service errors that wrap AWS.
 
-    ControlPlaneError
-    ├── RequestError            the client sent something we refuse; carries its HTTP status
-    │   ├── BadRequestError     400: malformed or invalid input
-    │   ├── UnauthorizedError   401: no admin credential
-    │   ├── ForbiddenError      403: wrong admin credential, or none configured
-    │   ├── NotFoundError       404: unknown job or person
-    │   └── ConflictError       409: the thing exists already
-    └── ServiceError            an AWS call failed; the original error is chained
-        ├── JobStoreError       DynamoDB's jobs table
-        ├── PeopleStoreError    DynamoDB's people table
-        ├── LeaseError          DynamoDB's leases table (the scale-up lease and its fleet ledger)
-        ├── StorageError        S3
-        ├── WorkflowError       Step Functions
-        └── ScalingError        SQS attributes or EC2 during scale-up
+ControlPlaneError
+├── RequestError            the client sent something we refuse; carries its HTTP status
+│   ├── BadRequestError     400: malformed or invalid input
+│   ├── UnauthorizedError   401: no admin credential
+│   ├── ForbiddenError      403: wrong admin credential, or none configured
+│   ├── NotFoundError       404: unknown job or person
+│   └── ConflictError       409: the thing exists already
+└── ServiceError            an AWS call failed; the original error is chained
+    ├── JobStoreError       DynamoDB's jobs table
+    ├── PeopleStoreError    DynamoDB's people table
+    ├── LeaseError          DynamoDB's leases table (the scale-up lease and its fleet ledger)
+    ├── StorageError        S3
+    ├── WorkflowError       Step Functions
+    └── ScalingError        SQS attributes or EC2 during scale-up
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ RECENT_SECONDS = 3600
 
 
 class FleetView:
-    def __init__(self, sqs: Any, ec2: Any, jobs_table: Any, settings: Settings, clock: Clock = time.time) -> None:
+    def __init__(
+        self, sqs: Any, ec2: Any, jobs_table: Any, settings: Settings, clock: Clock = time.time
+    ) -> None:
         self._sqs = sqs
         self._ec2 = ec2
         self._jobs = jobs_table
@@ -48,7 +50,9 @@ class FleetView:
                 "visible": jobs["ApproximateNumberOfMessages"],
                 "in_flight": jobs["ApproximateNumberOfMessagesNotVisible"],
                 "dead_lettered": self._dead_lettered(settings.jobs_dead_letter_queue_url),
-                "upload_events_dead_lettered": self._dead_lettered(settings.upload_events_dead_letter_queue_url),
+                "upload_events_dead_lettered": self._dead_lettered(
+                    settings.upload_events_dead_letter_queue_url
+                ),
             },
             "workers": {
                 "live": len(live),
@@ -61,7 +65,9 @@ class FleetView:
     def _depth(self, queue_url: str) -> dict[str, int]:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         try:
-            attributes = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+            attributes = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)[
+                "Attributes"
+            ]
         except ClientError as exc:
             raise ServiceError(f"could not read the depth of {queue_url}", exc) from exc
         return {name: int(attributes[name]) for name in names}

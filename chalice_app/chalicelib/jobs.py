@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from .contract import IDENTITIES, RECORD_FAILED_UNTAKEN, Clock, batch_get_all, JobKind, JobStatus, is_conditional_failure, scan_pages, utc_now_iso
+from .contract import (
+    IDENTITIES,
+    RECORD_FAILED_UNTAKEN,
+    Clock,
+    JobKind,
+    JobStatus,
+    batch_get_all,
+    is_conditional_failure,
+    scan_pages,
+    utc_now_iso,
+)
 from .exceptions import JobStoreError
 
 __all__ = ["Job", "JobStore", "NewRecord", "new_job_id"]
@@ -158,7 +169,9 @@ class JobStore:
 
     def statuses(self, job_ids: list[str]) -> dict[str, str]:
         """Several jobs' statuses in as few reads as DynamoDB allows (100 keys a call), by job id."""
-        return {job_id: item["status"] for job_id, item in self.records(job_ids, ("status",)).items()}
+        return {
+            job_id: item["status"] for job_id, item in self.records(job_ids, ("status",)).items()
+        }
 
     def records(self, job_ids: list[str], attributes: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         """Several jobs' records, only `attributes` of each (and job_id), by job id: whole records
@@ -228,7 +241,9 @@ class JobStore:
         """Record why a job cannot be done; False when it had already moved past QUEUED."""
         try:
             self._table.update_item(
-                **RECORD_FAILED_UNTAKEN.request(job_id, error=error, cause=cause, now=utc_now_iso(self._clock))
+                **RECORD_FAILED_UNTAKEN.request(
+                    job_id, error=error, cause=cause, now=utc_now_iso(self._clock)
+                )
             )
         except ClientError as exc:
             if is_conditional_failure(exc):

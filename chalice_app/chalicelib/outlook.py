@@ -31,7 +31,12 @@ logger = logging.getLogger(__name__)
 
 class WaitOutlook:
     def __init__(
-        self, sqs: Any, plan: FleetPlanStore, settings: Settings, refresh_seconds: float, clock: Clock = time.monotonic,
+        self,
+        sqs: Any,
+        plan: FleetPlanStore,
+        settings: Settings,
+        refresh_seconds: float,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._sqs = sqs
         self._plan = plan
@@ -53,7 +58,9 @@ class WaitOutlook:
         try:
             wait = self._estimate_now()
         except (BotoCoreError, ClientError):
-            logger.warning("could not read the fleet plan or the jobs queue's backlog; holding", exc_info=True)
+            logger.warning(
+                "could not read the fleet plan or the jobs queue's backlog; holding", exc_info=True
+            )
             return 0.0
         with self._lock:
             self._estimate = (now, wait)

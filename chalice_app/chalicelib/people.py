@@ -9,11 +9,19 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .contract import ERASING, INCARNATION, UNCOUNTED_ENROLLMENTS, is_conditional_failure, scan_all, utc_now_iso
+from .contract import (
+    ERASING,
+    INCARNATION,
+    UNCOUNTED_ENROLLMENTS,
+    is_conditional_failure,
+    scan_all,
+    utc_now_iso,
+)
 from .exceptions import BadRequestError, ConflictError, NotFoundError, PeopleStoreError
 
 __all__ = ["PeopleStore", "validate_person"]
@@ -73,7 +81,9 @@ class PeopleStore:
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(person_id)")
         except ClientError as exc:
             if is_conditional_failure(exc):
-                raise ConflictError(f"person {person_id!r} exists already, or is still being deleted") from exc
+                raise ConflictError(
+                    f"person {person_id!r} exists already, or is still being deleted"
+                ) from exc
             raise PeopleStoreError("could not create a person", exc) from exc
         return _public(item)
 
@@ -94,7 +104,10 @@ class PeopleStore:
             people = scan_all(self._table)
         except ClientError as exc:
             raise PeopleStoreError("could not list people", exc) from exc
-        return sorted((_public(person) for person in people if ERASING not in person), key=lambda person: person["person_id"])
+        return sorted(
+            (_public(person) for person in people if ERASING not in person),
+            key=lambda person: person["person_id"],
+        )
 
     def record_uploads(self, person_id: str, uploads: Mapping[str, str]) -> None:
         """Note enrollment photos' upload keys (by job id) on the person's record, so deleting the
@@ -111,7 +124,9 @@ class PeopleStore:
             )
         except ClientError as exc:
             if is_conditional_failure(exc):
-                raise NotFoundError(f"no person {person_id!r}: create them first (POST /people)") from exc
+                raise NotFoundError(
+                    f"no person {person_id!r}: create them first (POST /people)"
+                ) from exc
             raise PeopleStoreError("could not record a person's uploads", exc) from exc
 
     def begin_erasure(self, person_id: str) -> dict[str, Any]:

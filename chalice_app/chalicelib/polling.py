@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .contract import TERMINAL_STATUSES, JobStatus
 
@@ -32,11 +33,15 @@ class PollAnswer:
 
 def etag(state: Any) -> str:
     """A strong ETag of whatever the answer is made of (JSON-serialisable), quoted as HTTP wants."""
-    digest = hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[
+        :32
+    ]
     return f'"{digest}"'
 
 
-def retry_after_seconds(statuses: Iterable[str], waited_seconds: float, max_seconds: int) -> int | None:
+def retry_after_seconds(
+    statuses: Iterable[str], waited_seconds: float, max_seconds: int
+) -> int | None:
     """Seconds until the next poll is worth making; None when every status is final."""
     pending = {JobStatus(status) for status in statuses} - TERMINAL_STATUSES
     if not pending:
@@ -51,7 +56,9 @@ def waited_seconds(record: Mapping[str, Any], now: float) -> float:
     return now - datetime.fromisoformat(record.get("queued_at") or record["created_at"]).timestamp()
 
 
-def poll_headers(state: Any, statuses: Iterable[str], waited: float, max_seconds: int) -> dict[str, str]:
+def poll_headers(
+    state: Any, statuses: Iterable[str], waited: float, max_seconds: int
+) -> dict[str, str]:
     """The ETag of `state`, and a Retry-After while any status is not final."""
     headers = {"ETag": etag(state)}
     retry_after = retry_after_seconds(statuses, waited, max_seconds)

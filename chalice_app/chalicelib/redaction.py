@@ -15,7 +15,15 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import Settings
-from .contract import IDENTITIES, RESULT_CONTENT_TYPE, SHARED_RESULTS, ObjectsNotDeletedError, delete_objects, is_missing, result_key
+from .contract import (
+    IDENTITIES,
+    RESULT_CONTENT_TYPE,
+    SHARED_RESULTS,
+    ObjectsNotDeletedError,
+    delete_objects,
+    is_missing,
+    result_key,
+)
 from .exceptions import StorageError
 from .jobs import JobStore
 
@@ -32,7 +40,9 @@ def delete_stored(s3: Any, bucket: str, keys: list[str]) -> None:
     try:
         delete_objects(s3, bucket, keys)
     except (BotoCoreError, ClientError, ObjectsNotDeletedError) as exc:
-        raise StorageError(f"could not delete {len(keys)} objects of a deleted person from {bucket}", exc) from exc
+        raise StorageError(
+            f"could not delete {len(keys)} objects of a deleted person from {bucket}", exc
+        ) from exc
 
 
 def redact_document(document: Any, person_id: str) -> bool:
@@ -44,7 +54,11 @@ def redact_document(document: Any, person_id: str) -> bool:
         # A list, not a generator: every job's document is redacted, not only the first found.
         return any([redact_document(each, person_id) for each in document[SHARED_RESULTS].values()])
     faces = document.get("faces")
-    named = [face for face in faces if face.get("identity") == person_id] if isinstance(faces, list) else []
+    named = (
+        [face for face in faces if face.get("identity") == person_id]
+        if isinstance(faces, list)
+        else []
+    )
     for face in named:
         face.update(_REDACTED_FACE)
     return bool(named)
@@ -60,11 +74,19 @@ class RecognitionRedactor:
         """Every recognition that named the person, a page of records at a time; how many."""
         redacted = 0
         for records in self._jobs.naming(person_id):
-            for key in sorted({record.get("result_key") or result_key(record["job_id"]) for record in records}):
+            for key in sorted(
+                {record.get("result_key") or result_key(record["job_id"]) for record in records}
+            ):
                 self._rewrite(key, person_id)
-            delete_stored(self._s3, self._settings.input_bucket, sorted({r["upload_key"] for r in records if "upload_key" in r}))
+            delete_stored(
+                self._s3,
+                self._settings.input_bucket,
+                sorted({r["upload_key"] for r in records if "upload_key" in r}),
+            )
             for record in records:
-                identities = [None if name == person_id else name for name in record["summary"][IDENTITIES]]
+                identities = [
+                    None if name == person_id else name for name in record["summary"][IDENTITIES]
+                ]
                 self._jobs.redact_identities(record["job_id"], identities)
             redacted += len(records)
         return redacted
@@ -76,7 +98,12 @@ class RecognitionRedactor:
         try:
             document = json.loads(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
             if redact_document(document, person_id):
-                self._s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(document).encode(), ContentType=RESULT_CONTENT_TYPE)
+                self._s3.put_object(
+                    Bucket=bucket,
+                    Key=key,
+                    Body=json.dumps(document).encode(),
+                    ContentType=RESULT_CONTENT_TYPE,
+                )
         except ClientError as exc:
             if not is_missing(exc):
                 raise StorageError(f"could not redact the result {key}", exc) from exc

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -28,7 +29,7 @@ __all__ = ["ResultReader", "ResultView", "result_view"]
 _PUBLIC_FACE_FIELDS = ("box", "probability", "landmarks", "identity", "display_name")
 
 
-class ResultView(str, enum.Enum):
+class ResultView(enum.StrEnum):
     """Who reads a result. Recognition is anonymous, but a face's distance to its nearest enrolled
     person, matched or not, is an oracle: photo after photo, a prober learns how near they come to
     someone enrolled (issue 19). The public gets names; operators get the whole document."""
@@ -51,7 +52,9 @@ class ResultReader:
         self._s3 = s3_client
         self._bucket = bucket
 
-    def read(self, records: Mapping[str, Mapping[str, Any]], view: ResultView = ResultView.PUBLIC) -> dict[str, Any]:
+    def read(
+        self, records: Mapping[str, Mapping[str, Any]], view: ResultView = ResultView.PUBLIC
+    ) -> dict[str, Any]:
         """The result documents of these DONE jobs' records, by job id, reading each object once,
         as `view` may see them (public by default: a caller that forgets the view leaks nothing)."""
         by_key: dict[str, list[str]] = {}
@@ -71,7 +74,9 @@ class ResultReader:
         try:
             body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            raise StorageError(f"job {job_id} is done but its result {key} cannot be read", exc) from exc
+            raise StorageError(
+                f"job {job_id} is done but its result {key} cannot be read", exc
+            ) from exc
         return json.loads(body)
 
 
@@ -81,4 +86,7 @@ def _public(document: Any) -> Any:
     faces = document.get("faces") if isinstance(document, dict) else None
     if not isinstance(faces, list):
         return document
-    return {**document, "faces": [{k: face[k] for k in _PUBLIC_FACE_FIELDS if k in face} for face in faces]}
+    return {
+        **document,
+        "faces": [{k: face[k] for k in _PUBLIC_FACE_FIELDS if k in face} for face in faces],
+    }

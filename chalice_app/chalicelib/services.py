@@ -13,12 +13,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from .api import JobsApi
 from .auth import AdminAuth, admin_secret
 from .batches import BatchesApi
+from .compactions import Compactions
 from .config import Settings
 from .contract.fleet_plan import FleetPlanStore
 from .enrollment import Enrollments
-from .compactions import Compactions
 from .erasure import PersonEraser
 from .events import UploadEventHandler
 from .fleet_view import FleetView
@@ -27,7 +28,6 @@ from .outlook import WaitOutlook
 from .people import PeopleStore
 from .scaling import Lease, ScaleUp
 from .uploads import UploadSigner
-from .api import JobsApi
 from .workflow import WorkflowStarter
 
 __all__ = ["Services", "get_services", "reset_services"]
@@ -72,7 +72,10 @@ class Services:
         # The seed's waiting requests read the fleet's figures as often as their jobs' statuses.
         outlook = WaitOutlook(sqs, plan, settings, settings.compat_poll_seconds)
         jobs_api = JobsApi(jobs, signer, s3, settings, outlook)
-        starter = WorkflowStarter(session.client("stepfunctions", region_name=region, config=_CLIENT_CONFIG), settings.state_machine_arn)
+        starter = WorkflowStarter(
+            session.client("stepfunctions", region_name=region, config=_CLIENT_CONFIG),
+            settings.state_machine_arn,
+        )
         return cls(
             settings=settings,
             jobs_api=jobs_api,

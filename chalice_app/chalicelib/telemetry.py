@@ -21,7 +21,13 @@ from .contract.logs import configure_json_logging, job_context
 from .contract.telemetry import ERROR_CODE_DIMENSION, Metric, emf_documents
 from .scaling import ScaleUpResult
 
-__all__ = ["configure_function_logging", "in_lambda", "job_of_upload", "put_job_failed", "put_scale_up_metrics"]
+__all__ = [
+    "configure_function_logging",
+    "in_lambda",
+    "job_of_upload",
+    "put_job_failed",
+    "put_scale_up_metrics",
+]
 
 
 def in_lambda(environ: Mapping[str, str] = os.environ) -> bool:
@@ -41,19 +47,24 @@ def job_of_upload(key: str) -> AbstractContextManager[None]:
     return job_context(parsed[0]) if parsed else nullcontext()
 
 
-def put_scale_up_metrics(result: ScaleUpResult, stage_prefix: str, environ: Mapping[str, str] = os.environ) -> None:
+def put_scale_up_metrics(
+    result: ScaleUpResult, stage_prefix: str, environ: Mapping[str, str] = os.environ
+) -> None:
     """What a round saw (backlog, live workers) and did (launched, started from the warm pool), and
     the fleet it leaves; a
     run that found another holding the lease counted nothing and reports nothing."""
     if not result.counted or not in_lambda(environ):
         return
-    _write(stage_prefix, (
-        (Metric.SCALE_UP_BACKLOG, result.backlog),
-        (Metric.SCALE_UP_LIVE, result.live),
-        (Metric.SCALE_UP_LAUNCHED, result.launched),
-        (Metric.SCALE_UP_STARTED, result.started),
-        (Metric.FLEET_SIZE, result.live + result.launched + result.started),
-    ))
+    _write(
+        stage_prefix,
+        (
+            (Metric.SCALE_UP_BACKLOG, result.backlog),
+            (Metric.SCALE_UP_LIVE, result.live),
+            (Metric.SCALE_UP_LAUNCHED, result.launched),
+            (Metric.SCALE_UP_STARTED, result.started),
+            (Metric.FLEET_SIZE, result.live + result.launched + result.started),
+        ),
+    )
 
 
 def put_job_failed(error: str, stage_prefix: str, environ: Mapping[str, str] = os.environ) -> None:
@@ -64,7 +75,13 @@ def put_job_failed(error: str, stage_prefix: str, environ: Mapping[str, str] = o
     _write(stage_prefix, ((Metric.JOBS_FAILED, 1),), {ERROR_CODE_DIMENSION: error})
 
 
-def _write(stage_prefix: str, values: Iterable[tuple[Metric, float]], dimensions: Mapping[str, str] | None = None) -> None:
+def _write(
+    stage_prefix: str,
+    values: Iterable[tuple[Metric, float]],
+    dimensions: Mapping[str, str] | None = None,
+) -> None:
     """One EMF line on stdout, which Lambda sends to the function's log group."""
-    for document in emf_documents(stage_prefix, {metric: [amount] for metric, amount in values}, dimensions):
+    for document in emf_documents(
+        stage_prefix, {metric: [amount] for metric, amount in values}, dimensions
+    ):
         print(json.dumps(document), flush=True)

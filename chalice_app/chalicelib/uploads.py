@@ -7,9 +7,10 @@ other ways, so the event handler checks the object again with `check_uploaded_ob
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -17,7 +18,14 @@ from .config import Settings
 from .contract import UPLOAD_TOO_LARGE, upload_size_problem
 from .exceptions import BadRequestError, StorageError
 
-__all__ = ["PresignedUpload", "Refusal", "UploadRequest", "UploadSigner", "check_uploaded_object", "photo_requests"]
+__all__ = [
+    "PresignedUpload",
+    "Refusal",
+    "UploadRequest",
+    "UploadSigner",
+    "check_uploaded_object",
+    "photo_requests",
+]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_FILENAME = 100
@@ -72,7 +80,9 @@ def photo_requests(body: Any, settings: Settings) -> list[UploadRequest]:
     limit = settings.max_photos_per_request
     photos = body.get("photos") if isinstance(body, Mapping) and set(body) == {"photos"} else None
     if not isinstance(photos, list) or not 0 < len(photos) <= limit:
-        raise BadRequestError(f'send {{"photos": [{{"filename": ..., "content_type": ...}}, ...]}} with 1 to {limit} photos')
+        raise BadRequestError(
+            f'send {{"photos": [{{"filename": ..., "content_type": ...}}, ...]}} with 1 to {limit} photos'
+        )
     return [UploadRequest.from_body(photo, settings) for photo in photos]
 
 
@@ -115,7 +125,9 @@ class UploadSigner:
             )
         except ClientError as exc:
             raise StorageError(f"could not presign an upload for {key}", exc) from exc
-        return PresignedUpload(post["url"], post["fields"], expires, self._settings.max_upload_bytes)
+        return PresignedUpload(
+            post["url"], post["fields"], expires, self._settings.max_upload_bytes
+        )
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
         """Upload on the client's behalf (the seed's `POST /` sends the photo to the API)."""
@@ -137,7 +149,12 @@ class Refusal:
 
 
 def check_uploaded_object(
-    *, size: int, content_type: str, uploaded_epoch: float, job: Mapping[str, Any], settings: Settings
+    *,
+    size: int,
+    content_type: str,
+    uploaded_epoch: float,
+    job: Mapping[str, Any],
+    settings: Settings,
 ) -> Refusal | None:
     """Why an uploaded object is refused (None when it is acceptable): empty, too large, wrong type, late."""
     if size <= 0:
@@ -146,7 +163,9 @@ def check_uploaded_object(
     if too_large:
         return Refusal(UPLOAD_TOO_LARGE, too_large)
     if content_type not in settings.allowed_content_types:
-        return Refusal("wrong_content_type", f"content type {content_type!r} is not an accepted image type")
+        return Refusal(
+            "wrong_content_type", f"content type {content_type!r} is not an accepted image type"
+        )
     if content_type != job.get("content_type"):
         return Refusal(
             "wrong_content_type",

@@ -40,7 +40,9 @@ class JobWaiter:
         with self._lock:
             self._waiting.setdefault(job_id, []).append(finished)
             if self._reader is None:
-                self._reader = threading.Thread(target=self._read_while_anyone_waits, name="job-waiter", daemon=True)
+                self._reader = threading.Thread(
+                    target=self._read_while_anyone_waits, name="job-waiter", daemon=True
+                )
                 self._reader.start()
         try:
             return finished.wait(timeout)
@@ -63,7 +65,9 @@ class JobWaiter:
                 statuses = self._jobs.statuses(job_ids)
             except ServiceError:
                 # The waiters wait on; one whose time runs out answers with what a read then says.
-                logger.exception("could not read the statuses of %d waiting jobs; reading again", len(job_ids))
+                logger.exception(
+                    "could not read the statuses of %d waiting jobs; reading again", len(job_ids)
+                )
                 statuses = {}
             with self._lock:
                 for job_id, status in statuses.items():

@@ -41,7 +41,9 @@ def facenet_weights(tmp_path_factory) -> tuple[Path, str]:
 @pytest.fixture(scope="session")
 def facenet_engine(facenet_weights) -> Iterator[Recognizer]:
     path, digest = facenet_weights
-    with Recognizer.from_config(EngineConfig(facenet_weights=path, facenet_sha256=digest)) as engine:
+    with Recognizer.from_config(
+        EngineConfig(facenet_weights=path, facenet_sha256=digest)
+    ) as engine:
         yield engine
 
 

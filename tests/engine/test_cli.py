@@ -36,7 +36,13 @@ def gallery(tmp_path_factory):
 
 
 def test_recognize_prints_one_json_line_per_photo_with_names(gallery):
-    done = run_cli("recognize", str(FACES / "obama2.jpg"), str(FACES / "obama_and_biden.jpg"), "--gallery", str(gallery))
+    done = run_cli(
+        "recognize",
+        str(FACES / "obama2.jpg"),
+        str(FACES / "obama_and_biden.jpg"),
+        "--gallery",
+        str(gallery),
+    )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [sorted(str(f["identity"]) for f in line["faces"]) for line in lines] == [

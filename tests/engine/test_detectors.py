@@ -31,7 +31,8 @@ from .test_poison_photos import face_photo
 
 DLIB_FACES = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "dlib-faces"
 needs_dlib_faces = pytest.mark.skipif(
-    not (DLIB_FACES / "training.xml").is_file(), reason=f"{DLIB_FACES} is not here (shared datasets)"
+    not (DLIB_FACES / "training.xml").is_file(),
+    reason=f"{DLIB_FACES} is not here (shared datasets)",
 )
 
 
@@ -80,8 +81,12 @@ def test_neither_detector_finds_a_face_on_dogs(engines, detector):
     assert len(boxes(engines[detector], DLIB_FACES / "dogs.jpg")) == 0
 
 
-@pytest.mark.parametrize("name", ["obama2.jpg", "obama_and_biden.jpg", "rose_leslie.jpg", "obama_partial_face.jpg"])
-def test_both_detectors_name_the_same_faces_with_boxes_and_landmarks_that_agree(engines, two_people, name):
+@pytest.mark.parametrize(
+    "name", ["obama2.jpg", "obama_and_biden.jpg", "rose_leslie.jpg", "obama_partial_face.jpg"]
+)
+def test_both_detectors_name_the_same_faces_with_boxes_and_landmarks_that_agree(
+    engines, two_people, name
+):
     yunet, mtcnn = (engines[d].recognize([photo(name)], two_people)[0] for d in ("yunet", "mtcnn"))
     assert [f.identity for f in yunet.faces] == [f.identity for f in mtcnn.faces]
     overlaps = iou(np.array([f.box for f in yunet.faces]), np.array([f.box for f in mtcnn.faces]))
@@ -108,7 +113,9 @@ def test_a_6000_pixel_photo_gives_boxes_in_its_own_pixels(engines, two_people, d
 
 @pytest.mark.parametrize("detector", ["yunet", "mtcnn"])
 @pytest.mark.parametrize("side", [20, 64])
-def test_a_course_sized_photo_and_the_smallest_allowed_are_named_by_both(engines, two_people, detector, side):
+def test_a_course_sized_photo_and_the_smallest_allowed_are_named_by_both(
+    engines, two_people, detector, side
+):
     [result] = engines[detector].recognize([face_photo("obama2.jpg", side)], two_people)
     assert len(result.faces) == 1
     if side == 64:
@@ -150,8 +157,12 @@ def test_the_cli_takes_the_detector_and_verify_names_it(tmp_path):
 
 
 def test_the_ami_build_runs_the_same_model_check():
-    provision = (Path(__file__).resolve().parents[2] / "worker_ami" / "packer" / "provision.sh").read_text()
+    provision = (
+        Path(__file__).resolve().parents[2] / "worker_ami" / "packer" / "provision.sh"
+    ).read_text()
     [check] = re.findall(r'^\$PREFIX/venv/bin/python -c "(.*model_path.*)"$', provision, re.M)
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("YuNet model checked:")

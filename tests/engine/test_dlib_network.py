@@ -12,7 +12,13 @@ from PIL import Image
 
 from facerec_worker.engine import ModelError, WeightsChecksumError
 from facerec_worker.engine.detection import DetectedFace
-from facerec_worker.engine.dlib_network import INPUT_SIDE, NETWORK_FILE, DlibResnet, load_network, parse_network
+from facerec_worker.engine.dlib_network import (
+    INPUT_SIDE,
+    NETWORK_FILE,
+    DlibResnet,
+    load_network,
+    parse_network,
+)
 from facerec_worker.engine.dlib_resnet import CHIP_PADDING, CHUNK, DlibEmbedder, models_dir
 
 from .conftest import FACES
@@ -70,7 +76,9 @@ def chips(photos) -> np.ndarray:
 
 
 def test_descriptors_equal_dlibs_own_on_real_faces(network, network_path, chips):
-    reference = dlib.face_recognition_model_v1(str(network_path)).compute_face_descriptor(list(chips))
+    reference = dlib.face_recognition_model_v1(str(network_path)).compute_face_descriptor(
+        list(chips)
+    )
     with torch.inference_mode():
         descriptors = network(torch.from_numpy(chips)).numpy()
     assert np.abs(descriptors - np.asarray(reference)).max() < TOLERANCE
@@ -106,5 +114,7 @@ def test_a_layer_unlike_dlibs_example_network_is_refused_by_name(network_path):
     stem = bytes([1, 32, 1, 7, 1, 7, 1, 2, 1, 2])
     at = data.index(stem, data.index(b"con_4"))
     stride_one = data[:at] + bytes([1, 32, 1, 7, 1, 7, 1, 1, 1, 1]) + data[at + len(stem) :]
-    with pytest.raises(ModelError, match=r"layer 0 \(from the input\) is con_4 \(32, 7, 7, 1, 1, 0, 0\)"):
+    with pytest.raises(
+        ModelError, match=r"layer 0 \(from the input\) is con_4 \(32, 7, 7, 1, 1, 0, 0\)"
+    ):
         parse_network(stride_one)

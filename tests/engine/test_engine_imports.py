@@ -28,5 +28,7 @@ def test_the_engine_has_no_import_circle():
     try:
         order = list(TopologicalSorter(engine_imports()).static_order())
     except CycleError as error:
-        raise AssertionError(f"an import circle among the engine's modules: {' -> '.join(error.args[1])}") from None
+        raise AssertionError(
+            f"an import circle among the engine's modules: {' -> '.join(error.args[1])}"
+        ) from None
     assert "detection" in order and "detectors" in order

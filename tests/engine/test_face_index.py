@@ -23,9 +23,15 @@ def test_real_faces_round_trip_and_are_matched_to_their_owner(dlib_engine):
 
 def test_every_face_within_the_radius_comes_back_nearest_first_and_the_nearest_always():
     index = FaceIndex("dlib", "yunet", 2)
-    index.add_each([Owner("near", "a"), Owner("nearer", "a"), Owner("far", "a")], np.array([[0.5, 0], [0.2, 0], [3, 0]]))
+    index.add_each(
+        [Owner("near", "a"), Owner("nearer", "a"), Owner("far", "a")],
+        np.array([[0.5, 0], [0.2, 0], [3, 0]]),
+    )
     within, beyond = index.neighbours(np.array([[0.0, 0.0], [1.5, 0.0]]), 0.6)
-    assert [(c.owner.person, round(c.distance, 3)) for c in within] == [("nearer", 0.2), ("near", 0.5)]
+    assert [(c.owner.person, round(c.distance, 3)) for c in within] == [
+        ("nearer", 0.2),
+        ("near", 0.5),
+    ]
     assert [(c.owner.person, round(c.distance, 3)) for c in beyond] == [("near", 1.0)]
 
 

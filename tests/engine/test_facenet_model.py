@@ -65,8 +65,12 @@ def test_the_inference_optimisations_do_not_change_the_embedding(facenet_weights
     state = torch.load(path, weights_only=True)
     reference.load_state_dict({k: v for k, v in state.items() if not k.startswith("logits.")})
 
-    image = load_photo((FACES / "obama2.jpg").read_bytes(), max_pixels=10**8, long_side=1024, min_side=1).image
-    face = DetectedFace(box=np.array([120.0, 120.0, 300.0, 330.0]), probability=1.0, landmarks=np.zeros((5, 2)))
+    image = load_photo(
+        (FACES / "obama2.jpg").read_bytes(), max_pixels=10**8, long_side=1024, min_side=1
+    ).image
+    face = DetectedFace(
+        box=np.array([120.0, 120.0, 300.0, 330.0]), probability=1.0, landmarks=np.zeros((5, 2))
+    )
     [fast] = optimised.embed([(image, [face])])
     with torch.inference_mode():
         crop = extract_face(image, face.box, image_size=160, margin=32)
@@ -80,8 +84,13 @@ def test_the_inference_optimisations_do_not_change_the_embedding(facenet_weights
 )
 def test_the_real_vggface2_weights_match_the_same_person_and_not_another():
     config = EngineConfig.from_env()
-    with Recognizer.from_config(EngineConfig(model="facenet", facenet_weights=Path(os.environ["FACENET_WEIGHTS"]),
-                                             facenet_sha256=config.facenet_sha256)) as engine:
+    with Recognizer.from_config(
+        EngineConfig(
+            model="facenet",
+            facenet_weights=Path(os.environ["FACENET_WEIGHTS"]),
+            facenet_sha256=config.facenet_sha256,
+        )
+    ) as engine:
         gallery = engine.new_gallery()
         engine.enroll(gallery, "obama", [photo("obama.jpg")])
         results = engine.recognize([photo("obama2.jpg"), photo("biden.jpg")], gallery)
@@ -92,7 +101,11 @@ def test_the_real_vggface2_weights_match_the_same_person_and_not_another():
 def test_a_legacy_format_state_dict_loads_too(tmp_path):
     """The 2019 release may predate torch's zip format, which memory-mapping needs."""
     path = tmp_path / "legacy.pt"
-    torch.save(InceptionResnetV1(pretrained=None, classify=False).state_dict(), path, _use_new_zipfile_serialization=False)
+    torch.save(
+        InceptionResnetV1(pretrained=None, classify=False).state_dict(),
+        path,
+        _use_new_zipfile_serialization=False,
+    )
     assert FacenetEmbedder.from_file(path, expected_sha256=sha256_of(path)).dimensions == 512
 
 

@@ -22,10 +22,16 @@ def test_people_are_listed_with_their_photo_counts(enrolled):
     assert enrolled.names() == {"biden": 1, "obama": 2}
 
 
-def test_a_saved_gallery_loads_with_the_same_people_model_and_matches(enrolled, tmp_path, dlib_engine):
+def test_a_saved_gallery_loads_with_the_same_people_model_and_matches(
+    enrolled, tmp_path, dlib_engine
+):
     enrolled.save(tmp_path / "gallery.json")
     loaded = Gallery.load(tmp_path / "gallery.json")
-    assert (loaded.model, loaded.names(), loaded.revision) == ("dlib", enrolled.names(), enrolled.revision)
+    assert (loaded.model, loaded.names(), loaded.revision) == (
+        "dlib",
+        enrolled.names(),
+        enrolled.revision,
+    )
     assert np.array_equal(loaded.people["obama"], enrolled.people["obama"])
     query = dlib_engine.analyze([photo("biden.jpg")])[0][0].embeddings
     [match] = loaded.match(query, model="dlib", threshold=0.6)
@@ -73,5 +79,11 @@ def test_a_face_beyond_the_threshold_of_everyone_is_unknown_with_its_nearest_dis
     gallery = Gallery(model="dlib", dimensions=2)
     gallery.enroll("near", np.array([[0.0, 0.0]]))
     gallery.enroll("far", np.array([[3.0, 0.0]]))
-    matches = gallery.match(np.array([[0.5, 0.0], [1.5, 0.0], [2.8, 0.0]]), model="dlib", threshold=0.6)
-    assert [(m.identity, round(m.distance, 3)) for m in matches] == [("near", 0.5), (None, 1.5), ("far", 0.2)]
+    matches = gallery.match(
+        np.array([[0.5, 0.0], [1.5, 0.0], [2.8, 0.0]]), model="dlib", threshold=0.6
+    )
+    assert [(m.identity, round(m.distance, 3)) for m in matches] == [
+        ("near", 0.5),
+        (None, 1.5),
+        ("far", 0.2),
+    ]

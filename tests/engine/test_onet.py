@@ -15,7 +15,13 @@ from PIL import Image
 
 from facerec_worker.engine import EngineConfig
 from facerec_worker.engine.detectors import load_detector
-from facerec_worker.engine.onet import INPUT_SIDE, WEIGHTS_SHA256, check_weights_file, load_onet, weights_path
+from facerec_worker.engine.onet import (
+    INPUT_SIDE,
+    WEIGHTS_SHA256,
+    check_weights_file,
+    load_onet,
+    weights_path,
+)
 from facerec_worker.engine.yunet import YunetDetector
 
 from .conftest import FACES
@@ -39,7 +45,11 @@ def face_crops() -> torch.Tensor:
     yunet = load_detector(EngineConfig(detector="yunet", threads=1))
     assert isinstance(yunet, YunetDetector)
     return torch.stack(
-        [crop for path in sorted(FACES.glob("*.jpg")) for crop in crops(yunet, Image.open(path).convert("RGB"))]
+        [
+            crop
+            for path in sorted(FACES.glob("*.jpg"))
+            for crop in crops(yunet, Image.open(path).convert("RGB"))
+        ]
     )
 
 
@@ -72,7 +82,11 @@ def test_a_yunet_engine_with_the_dlib_model_loads_without_facenet_pytorch_or_tor
         "print(json.dumps(sorted(m for m in ('facenet_pytorch', 'torchvision') if m in sys.modules)))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", load], capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"}
+        [sys.executable, "-c", load],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []

@@ -28,10 +28,14 @@ def png(width: int, height: int, pixels: bytes) -> bytes:
     """An 8-bit RGB PNG of this size around `pixels`, its compressed scanlines."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -44,7 +48,11 @@ def black_png(width: int, height: int) -> bytes:
     Written row by row, so the test never holds the decoded size itself."""
     row = b"\x00" + bytes(3 * width)  # the row's filter (none), then its pixels
     compressor = zlib.compressobj(1)
-    return png(width, height, b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush())
+    return png(
+        width,
+        height,
+        b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +123,9 @@ def test_a_decompression_bomb_is_refused():
 
 def test_a_small_png_that_decodes_big_is_refused_on_its_header_before_any_pixel():
     """Under max_pixels, decoded whole it took 1.6 s and 316 MB (imaging.DECODED_WHOLE_MAX_PIXELS)."""
-    assert load_photo(black_png(64, 48), **LIMITS).image.getextrema() == ((0, 0),) * 3  # the maker makes real PNGs
+    assert (
+        load_photo(black_png(64, 48), **LIMITS).image.getextrema() == ((0, 0),) * 3
+    )  # the maker makes real PNGs
     bomb = black_png(8900, 8900)
     assert len(bomb) < 2_000_000 and 8900 * 8900 < LIMITS["max_pixels"]
 
@@ -136,5 +146,10 @@ def test_a_png_may_be_as_large_as_a_5k_screen_and_no_larger(side, refused):
 def test_a_48_megapixel_phone_photo_loads_at_the_detection_size():
     config = EngineConfig()
     phone = encode(Image.new("RGB", (8000, 6000), (120, 130, 140)))
-    photo = load_photo(phone, max_pixels=config.max_pixels, long_side=config.detect_long_side, min_side=config.min_photo_side)
+    photo = load_photo(
+        phone,
+        max_pixels=config.max_pixels,
+        long_side=config.detect_long_side,
+        min_side=config.min_photo_side,
+    )
     assert (photo.width, photo.height, photo.image.size) == (8000, 6000, (1024, 768))

@@ -48,8 +48,15 @@ def identities(result: PhotoResult) -> Counter:
 
 
 EXPECTED = [
-    Counter(["obama"]), Counter(["biden"]), None, Counter([None]), Counter(["obama", "biden", None]),
-    Counter(["obama"]), Counter(["biden"]), Counter([None]), Counter(["obama"]),
+    Counter(["obama"]),
+    Counter(["biden"]),
+    None,
+    Counter([None]),
+    Counter(["obama", "biden", None]),
+    Counter(["obama"]),
+    Counter(["biden"]),
+    Counter([None]),
+    Counter(["obama"]),
 ]
 
 
@@ -58,7 +65,12 @@ def engine_told_to_take_tiny_photos() -> Iterator[Recognizer]:
     """The engine as an operator who set FACEREC_MIN_PHOTO_SIDE=12 and FACEREC_DETECTOR=mtcnn gets
     it: photos down to 12 px reach MTCNN, which at min_face_size 20 raises on anything under 20 px."""
     threads = torch.get_num_threads()
-    settings = {"FACEREC_MODEL": "dlib", "FACEREC_DETECTOR": "mtcnn", "FACEREC_THREADS": "1", "FACEREC_MIN_PHOTO_SIDE": "12"}
+    settings = {
+        "FACEREC_MODEL": "dlib",
+        "FACEREC_DETECTOR": "mtcnn",
+        "FACEREC_THREADS": "1",
+        "FACEREC_MIN_PHOTO_SIDE": "12",
+    }
     with pytest.MonkeyPatch.context() as env:
         # One thread: no dlib process pool to fork after torch has started its threads.
         for name, value in settings.items():
@@ -72,8 +84,12 @@ def engine_told_to_take_tiny_photos() -> Iterator[Recognizer]:
 def test_a_photo_under_20_pixels_a_side_is_refused_as_too_small_by_the_loader():
     config = EngineConfig()
     with pytest.raises(PhotoTooSmallError, match="19x19 pixels.*at least 20 pixels") as refused:
-        load_photo(face_photo("obama2.jpg", 19).data, max_pixels=config.max_pixels,
-                   long_side=config.detect_long_side, min_side=config.min_photo_side)
+        load_photo(
+            face_photo("obama2.jpg", 19).data,
+            max_pixels=config.max_pixels,
+            long_side=config.detect_long_side,
+            min_side=config.min_photo_side,
+        )
     assert refused.value.code == "photo_too_small"
 
 
@@ -84,13 +100,17 @@ def test_a_photo_of_20_pixels_a_side_goes_through_detection_and_embedding(dlib_e
 
 
 def test_a_long_thin_photo_too_thin_once_scaled_for_detection_is_too_small(dlib_engine, two_people):
-    strip = Image.open(FACES / "obama2.jpg").convert("RGB").crop((0, 400, 626, 440)).resize((2200, 40))
+    strip = (
+        Image.open(FACES / "obama2.jpg").convert("RGB").crop((0, 400, 626, 440)).resize((2200, 40))
+    )
     [result] = dlib_engine.recognize([PhotoInput("strip.jpg", encode(strip))], two_people)
     assert result.error["code"] == "photo_too_small"
     assert "short side is 19" in result.error["message"]
 
 
-def test_a_small_photo_in_a_batch_of_ten_fails_alone_and_the_nine_others_are_named(dlib_engine, two_people):
+def test_a_small_photo_in_a_batch_of_ten_fails_alone_and_the_nine_others_are_named(
+    dlib_engine, two_people
+):
     results = dlib_engine.recognize(batch_of_ten(face_photo("obama2.jpg", 19)), two_people)
     assert results[2].error["code"] == "photo_too_small"
     assert [None if isinstance(r, PhotoFailure) else identities(r) for r in results] == EXPECTED
@@ -99,7 +119,9 @@ def test_a_small_photo_in_a_batch_of_ten_fails_alone_and_the_nine_others_are_nam
 def test_a_photo_that_breaks_the_detector_fails_alone_and_the_nine_others_are_named(
     engine_told_to_take_tiny_photos, two_people
 ):
-    results = engine_told_to_take_tiny_photos.recognize(batch_of_ten(face_photo("obama2.jpg", 19)), two_people)
+    results = engine_told_to_take_tiny_photos.recognize(
+        batch_of_ten(face_photo("obama2.jpg", 19)), two_people
+    )
     assert results[2].error["code"] == "engine_error"
     assert [None if isinstance(r, PhotoFailure) else identities(r) for r in results] == EXPECTED
 
@@ -109,16 +131,23 @@ def test_the_client_reads_a_fixed_sentence_and_the_exception_goes_to_the_log(
 ):
     with caplog.at_level(logging.ERROR, logger="facerec_worker.engine"):
         [result] = engine_told_to_take_tiny_photos.analyze([face_photo("obama2.jpg", 19)])[0]
-    assert result.error["message"] == "the recognition engine failed on this photo; the error is logged for the operators"
+    assert (
+        result.error["message"]
+        == "the recognition engine failed on this photo; the error is logged for the operators"
+    )
     [record] = caplog.records
     assert "obama2.jpg at 19x19" in record.getMessage()
     assert "torch.cat" in str(record.exc_info[1])
 
 
-def test_a_batch_in_which_every_photo_breaks_the_engine_fails_as_a_whole(engine_told_to_take_tiny_photos):
+def test_a_batch_in_which_every_photo_breaks_the_engine_fails_as_a_whole(
+    engine_told_to_take_tiny_photos,
+):
     # Nothing working alone either says the engine is at fault: the worker's retry path takes it.
     with pytest.raises(ValueError, match="torch.cat"):
-        engine_told_to_take_tiny_photos.analyze([face_photo("obama2.jpg", 19), face_photo("biden.jpg", 15)])
+        engine_told_to_take_tiny_photos.analyze(
+            [face_photo("obama2.jpg", 19), face_photo("biden.jpg", 15)]
+        )
 
 
 def exif_with_text_resolution() -> bytes:
@@ -126,12 +155,22 @@ def exif_with_text_resolution() -> bytes:
     text "72": Pillow reads it, then raises while writing the EXIF back as it applies the rotation."""
     entries = [(0x0112, 3, 1, struct.pack("<H", 6)), (0x011A, 2, 3, b"72\0")]
     ifd = struct.pack("<H", len(entries))
-    ifd += b"".join(struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\0") for tag, kind, count, value in entries)
+    ifd += b"".join(
+        struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\0")
+        for tag, kind, count, value in entries
+    )
     return b"Exif\0\0" + b"II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
 
 
-def test_a_photo_that_breaks_the_decoder_fails_alone_and_the_nine_others_are_named(dlib_engine, two_people):
-    face = Image.open(FACES / "obama2.jpg").convert("RGB").crop(FACE_CROPS["obama2.jpg"]).resize((64, 64))
+def test_a_photo_that_breaks_the_decoder_fails_alone_and_the_nine_others_are_named(
+    dlib_engine, two_people
+):
+    face = (
+        Image.open(FACES / "obama2.jpg")
+        .convert("RGB")
+        .crop(FACE_CROPS["obama2.jpg"])
+        .resize((64, 64))
+    )
     broken = PhotoInput("bad-exif.jpg", encode(face, exif=exif_with_text_resolution()))
     results = dlib_engine.recognize(batch_of_ten(broken), two_people)
     assert results[2].error["code"] == "engine_error"

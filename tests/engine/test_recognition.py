@@ -71,7 +71,8 @@ def test_an_empty_gallery_names_nobody(dlib_engine):
 
 def test_a_bad_photo_fails_alone_and_the_rest_of_the_batch_is_recognized(dlib_engine, obama_only):
     results = dlib_engine.recognize(
-        [photo("obama2.jpg"), PhotoInput("notes.txt", b"not a photo"), photo("biden.jpg")], obama_only
+        [photo("obama2.jpg"), PhotoInput("notes.txt", b"not a photo"), photo("biden.jpg")],
+        obama_only,
     )
     assert [type(r) for r in results] == [PhotoResult, PhotoFailure, PhotoResult]
     assert results[1].error["code"] == "not_an_image"
@@ -85,7 +86,9 @@ def test_a_batch_gives_the_same_answers_as_one_photo_at_a_time(dlib_engine, two_
         [alone] = dlib_engine.recognize([photo(name)], two_people)
         assert [f.identity for f in alone.faces] == [f.identity for f in together.faces]
         assert np.allclose([f.box for f in alone.faces], [f.box for f in together.faces])
-        assert np.allclose([f.distance for f in alone.faces], [f.distance for f in together.faces], atol=1e-4)
+        assert np.allclose(
+            [f.distance for f in alone.faces], [f.distance for f in together.faces], atol=1e-4
+        )
 
 
 def test_boxes_are_in_the_pixels_of_the_photo_as_uploaded(dlib_engine, obama_only):
@@ -101,7 +104,9 @@ def test_a_rotated_photo_is_recognized_upright(dlib_engine, obama_only):
     exif = Image.Exif()
     exif[0x0112] = 6
     sideways = Image.open(FACES / "obama2.jpg").transpose(Image.Transpose.ROTATE_90)
-    [result] = dlib_engine.recognize([PhotoInput("sideways.jpg", encode(sideways, exif=exif))], obama_only)
+    [result] = dlib_engine.recognize(
+        [PhotoInput("sideways.jpg", encode(sideways, exif=exif))], obama_only
+    )
     assert [f.identity for f in result.faces] == ["obama"]
 
 
@@ -127,7 +132,9 @@ def test_enrolling_from_a_group_photo_is_refused(dlib_engine):
 def test_enrolling_from_a_photo_without_a_face_is_refused(dlib_engine):
     flags = Image.open(FACES / "obama_and_biden.jpg").crop((700, 0, 1300, 450))
     with pytest.raises(EnrollmentError, match="found 0 faces"):
-        dlib_engine.enroll(dlib_engine.new_gallery(), "obama", [PhotoInput("flags.jpg", encode(flags))])
+        dlib_engine.enroll(
+            dlib_engine.new_gallery(), "obama", [PhotoInput("flags.jpg", encode(flags))]
+        )
 
 
 def test_a_gallery_made_by_another_model_is_refused(dlib_engine):

@@ -13,13 +13,20 @@ from sim.params import WorkerModel
 def test_without_the_benchmark_file_the_defaults_apply(tmp_path):
     rate = load_engine_rate(tmp_path / "missing.json", "facenet", "course")
     assert rate.batched_photos_per_second == DEFAULT_RATES[("facenet", "course")]
-    assert rate.batch_seconds(worker_cores=2) == (0.0, pytest.approx(1 / rate.batched_photos_per_second))
+    assert rate.batch_seconds(worker_cores=2) == (
+        0.0,
+        pytest.approx(1 / rate.batched_photos_per_second),
+    )
 
 
 def test_two_measurements_fix_the_fixed_and_per_photo_time(tmp_path):
     path = tmp_path / "bench-engine.json"
     figures = {"one_at_a_time_photos_per_second": 10.0, "batched_10_photos_per_second": 40.0}
-    path.write_text(json.dumps({"machine": {"cores": 2}, "models": {"facenet": {"course 64x64 (cse546-100)": figures}}}))
+    path.write_text(
+        json.dumps(
+            {"machine": {"cores": 2}, "models": {"facenet": {"course 64x64 (cse546-100)": figures}}}
+        )
+    )
     rate = load_engine_rate(path, "facenet", "course")
     fixed, per_photo = rate.batch_seconds(worker_cores=2)
     assert fixed + per_photo == pytest.approx(0.1)  # one photo at 10/s

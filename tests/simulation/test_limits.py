@@ -34,11 +34,20 @@ def test_describe_lists_an_instance_after_the_lag_and_keeps_it_once_terminated()
 
 
 def test_a_stopped_instance_starts_again_as_a_new_billed_run_after_the_warm_start():
-    ec2 = SimEc2(FleetModel(warm_start_s=8.0, describe_lag_s=0.0), clock=lambda: 0.0, on_launch=lambda _: None)
+    ec2 = SimEc2(
+        FleetModel(warm_start_s=8.0, describe_lag_s=0.0),
+        clock=lambda: 0.0,
+        on_launch=lambda _: None,
+    )
     (first,) = ec2.run(0.0, 1)
     ec2.stop(first, 100.0)
     assert ec2.describe(101.0) == {first.instance_id: "stopped"} and ec2.live_count() == 0
     (second,) = ec2.start(200.0, [first.instance_id])
-    assert (second.instance_id, second.launched_s, second.ready_s, second.warm) == (first.instance_id, 200.0, 208.0, True)
+    assert (second.instance_id, second.launched_s, second.ready_s, second.warm) == (
+        first.instance_id,
+        200.0,
+        208.0,
+        True,
+    )
     assert ec2.describe(201.0) == {first.instance_id: "running"}
     assert [run.ended_s for run in ec2.instances] == [100.0, None]

@@ -75,8 +75,14 @@ def test_ours_drives_the_real_policy_target(params):
     burst = traces.burst(100, within_s=1.0)
     settings = params.settings
     _, default = run(params, burst, Ours())
-    _, eager = run(params.with_settings(drain_objective_seconds=100 / settings.worker_photos_per_second / 10), burst, Ours())
-    assert default["peak_workers"] == math.ceil(100 / (settings.worker_photos_per_second * settings.drain_objective_seconds))
+    _, eager = run(
+        params.with_settings(drain_objective_seconds=100 / settings.worker_photos_per_second / 10),
+        burst,
+        Ours(),
+    )
+    assert default["peak_workers"] == math.ceil(
+        100 / (settings.worker_photos_per_second * settings.drain_objective_seconds)
+    )
     assert eager["peak_workers"] == 10
 
 

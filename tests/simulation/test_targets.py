@@ -15,9 +15,13 @@ from sim.scenarios import SCENARIOS
 @pytest.mark.slow
 def test_a_thousand_uploads_a_second_meet_the_targets():
     steady = next(s for s in SCENARIOS if s.name == "steady-1000")
-    rate = EngineRate("facenet", "course", DEFAULT_RATES[("facenet", "course")], None, 2, "defaults")
+    rate = EngineRate(
+        "facenet", "course", DEFAULT_RATES[("facenet", "course")], None, 2, "defaults"
+    )
     worker = WorkerModel.from_engine(rate)
-    params = SimParams(worker=worker).with_settings(worker_photos_per_second=10 / worker.service_s(10))
+    params = SimParams(worker=worker).with_settings(
+        worker_photos_per_second=10 / worker.service_s(10)
+    )
     (ours,) = run_scenario(params, replace(steady, policies=("ours",)))
     figures = ours.figures
     assert figures["jobs"] > 290_000 and figures["every_job_finished_once"]

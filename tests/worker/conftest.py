@@ -58,7 +58,9 @@ class WorkerHarness:
         self.sqs = self.local_stack.client("sqs")
         self.s3 = self.local_stack.client("s3")
         self.ec2 = self.local_stack.client("ec2")
-        resource = self.local_stack.session().resource("dynamodb", endpoint_url=self.local_stack.endpoint_url)
+        resource = self.local_stack.session().resource(
+            "dynamodb", endpoint_url=self.local_stack.endpoint_url
+        )
         self.jobs = resource.Table(self.stack.outputs["JobsTableName"])
         self.people = resource.Table(self.stack.outputs["PeopleTableName"])
         self.leases = resource.Table(self.stack.outputs["LeasesTableName"])
@@ -68,16 +70,27 @@ class WorkerHarness:
 
     def add_person(self, person_id: str, display_name: str | None = None) -> None:
         """What POST /people records before any photo of the person is enrolled."""
-        self.people.put_item(Item={"person_id": person_id, "display_name": display_name or person_id})
+        self.people.put_item(
+            Item={"person_id": person_id, "display_name": display_name or person_id}
+        )
 
-    def queue(self, data: bytes, *, filename: str = "photo.jpg", kind: JobKind = JobKind.RECOGNIZE,
-              person: str | None = None, status: JobStatus = JobStatus.QUEUED) -> str:
+    def queue(
+        self,
+        data: bytes,
+        *,
+        filename: str = "photo.jpg",
+        kind: JobKind = JobKind.RECOGNIZE,
+        person: str | None = None,
+        status: JobStatus = JobStatus.QUEUED,
+    ) -> str:
         """Upload a photo and record + enqueue its job, as the API and the workflow do."""
         job_id = new_job_id()
         key = upload_key(job_id, filename)
         bucket = self.stack.outputs["InputBucketName"]
         self.s3.put_object(Bucket=bucket, Key=key, Body=data)
-        self.jobs.put_item(Item={"job_id": job_id, "kind": kind.value, "status": status.value, "upload_key": key})
+        self.jobs.put_item(
+            Item={"job_id": job_id, "kind": kind.value, "status": status.value, "upload_key": key}
+        )
         if kind is JobKind.ENROLL and person is not None:
             # The API's own note of the enrollment on the person's record; an enrollment for a
             # person who is gone (a test of that) finds no record to note it on.
@@ -94,11 +107,17 @@ class WorkerHarness:
 
     def result(self, job_id: str) -> dict[str, Any]:
         """The job's result document, from whichever object its DONE record names, as the API reads it."""
-        return ResultReader(self.s3, self.stack.outputs["OutputBucketName"]).read({job_id: self.job(job_id)})[job_id]
+        return ResultReader(self.s3, self.stack.outputs["OutputBucketName"]).read(
+            {job_id: self.job(job_id)}
+        )[job_id]
 
     def messages_left(self) -> int:
-        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])[
+            "Attributes"
+        ]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
 
     def publish_plan(self, *, live: int, desired: int) -> None:
         """What a scale-up round publishes: the fleet it counted and the fleet the backlog asks for."""
@@ -109,15 +128,25 @@ class WorkerHarness:
 
     def launch_instance(self) -> str:
         template = self.stack.outputs["WorkerLaunchTemplateName"]
-        reservation = self.ec2.run_instances(MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateName": template})
+        reservation = self.ec2.run_instances(
+            MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateName": template}
+        )
         return reservation["Instances"][0]["InstanceId"]
 
     def instance_state(self, instance_id: str) -> str:
         reservations = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
         return reservations[0]["Instances"][0]["State"]["Name"]
 
-    def worker(self, *, idle_seconds: float = 0.0, clock: Any = time.monotonic, wall_clock: Any = time.time,
-               metadata: InstanceMetadata | None = None, engine_factory: Any = None, **overrides: Any) -> Worker:
+    def worker(
+        self,
+        *,
+        idle_seconds: float = 0.0,
+        clock: Any = time.monotonic,
+        wall_clock: Any = time.time,
+        metadata: InstanceMetadata | None = None,
+        engine_factory: Any = None,
+        **overrides: Any,
+    ) -> Worker:
         """A worker on a fresh moto instance; `metadata` stands in for EC2's metadata service.
 
         The idle time is `idle_seconds` whatever the waits for work were (idle_max_seconds the
@@ -168,7 +197,9 @@ class WorkerThreads:
             except BaseException as exc:  # reported to the test, not lost with the thread
                 self.errors.append(exc)
 
-        thread = threading.Thread(target=run, name=f"worker-{worker.settings.instance_id}", daemon=True)
+        thread = threading.Thread(
+            target=run, name=f"worker-{worker.settings.instance_id}", daemon=True
+        )
         thread.start()
         self._running.append((worker, thread))
         return thread

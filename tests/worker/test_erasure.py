@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib.compactions import Compactions
 from chalicelib.config import Settings
 from chalicelib.contract import SHARED_RESULTS, JobKind, JobStatus
-from chalicelib.compactions import Compactions
 from chalicelib.erasure import PersonEraser
 from chalicelib.jobs import JobStore
 from chalicelib.people import PeopleStore
@@ -42,7 +42,9 @@ def eraser_of(harness: Any) -> tuple[PeopleStore, PersonEraser]:
     settings = Settings.from_env(harness.stack.app_environment())
     jobs = JobStore(harness.jobs)
     people = PeopleStore(harness.people)
-    return people, PersonEraser(people, jobs, Compactions(jobs, harness.sqs, harness.s3, settings), harness.s3, settings)
+    return people, PersonEraser(
+        people, jobs, Compactions(jobs, harness.sqs, harness.s3, settings), harness.s3, settings
+    )
 
 
 def enroll_both(harness: Any) -> PeopleStore:
@@ -59,7 +61,10 @@ def enroll_both(harness: Any) -> PeopleStore:
 def everything_stored(harness: Any) -> list[str]:
     """Every key and body of both buckets and every item of both tables, as text."""
     found = []
-    for bucket in (harness.stack.outputs["InputBucketName"], harness.stack.outputs["OutputBucketName"]):
+    for bucket in (
+        harness.stack.outputs["InputBucketName"],
+        harness.stack.outputs["OutputBucketName"],
+    ):
         for page in harness.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for item in page.get("Contents", []):
                 body = harness.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
@@ -73,15 +78,24 @@ def naming(found: list[str], *names: str) -> list[str]:
     return [text[:200] for text in found if any(name.lower() in text.lower() for name in names)]
 
 
-def test_after_delete_and_its_compaction_nothing_stored_names_the_person_and_others_results_stay(harness):
+def test_after_delete_and_its_compaction_nothing_stored_names_the_person_and_others_results_stay(
+    harness,
+):
     enroll_both(harness)
     # Three photos in one batch: one shared result object, holding both people's faces.
-    together = {photo: harness.queue(photo_bytes(photo)) for photo in ("obama_and_biden.jpg", "obama2.jpg", "biden.jpg")}
+    together = {
+        photo: harness.queue(photo_bytes(photo))
+        for photo in ("obama_and_biden.jpg", "obama2.jpg", "biden.jpg")
+    }
     harness.worker().run()
     alone = harness.queue(photo_bytes("obama2.jpg"))
     harness.worker().run()
     shared_key = harness.job(together["biden.jpg"])["result_key"]
-    assert SHARED_RESULTS in json.loads(harness.s3.get_object(Bucket=harness.stack.outputs["OutputBucketName"], Key=shared_key)["Body"].read())
+    assert SHARED_RESULTS in json.loads(
+        harness.s3.get_object(Bucket=harness.stack.outputs["OutputBucketName"], Key=shared_key)[
+            "Body"
+        ].read()
+    )
     assert naming(everything_stored(harness), LEAVER, LEAVER_NAME)
 
     _, eraser = eraser_of(harness)
@@ -97,7 +111,12 @@ def test_after_delete_and_its_compaction_nothing_stored_names_the_person_and_oth
     assert harness.job(together["biden.jpg"])["summary"]["identities"] == [STAYER]
     assert [face["identity"] for face in harness.result(alone)["faces"]] == [None]
     assert harness.job(alone)["status"] == JobStatus.DONE.value
-    input_keys = [o["Key"] for o in harness.s3.list_objects_v2(Bucket=harness.stack.outputs["InputBucketName"])["Contents"]]
+    input_keys = [
+        o["Key"]
+        for o in harness.s3.list_objects_v2(Bucket=harness.stack.outputs["InputBucketName"])[
+            "Contents"
+        ]
+    ]
     assert harness.job(together["biden.jpg"])["upload_key"] in input_keys
     assert harness.job(alone)["upload_key"] not in input_keys
 
@@ -107,10 +126,15 @@ def test_a_person_marked_for_erasure_is_named_and_enrolled_by_no_worker(harness)
     people = enroll_both(harness)
     people.begin_erasure(LEAVER)
     probe = harness.queue(photo_bytes("obama2.jpg"))
-    late = harness.queue(photo_bytes("obama2.jpg"), filename="enroll.jpg", kind=JobKind.ENROLL, person=LEAVER)
+    late = harness.queue(
+        photo_bytes("obama2.jpg"), filename="enroll.jpg", kind=JobKind.ENROLL, person=LEAVER
+    )
     harness.worker().run()
     assert [face["identity"] for face in harness.result(probe)["faces"]] == [None]
-    assert (harness.job(late)["status"], harness.job(late)["error"]) == (JobStatus.FAILED.value, "person_not_found")
+    assert (harness.job(late)["status"], harness.job(late)["error"]) == (
+        JobStatus.FAILED.value,
+        "person_not_found",
+    )
     assert LEAVER not in harness.job(late)["cause"]
     assert people.get(LEAVER) is None and [p["person_id"] for p in people.list()] == [STAYER]
 
@@ -126,12 +150,16 @@ def test_a_compaction_that_loses_the_manifest_compacts_again_and_keeps_no_delete
     later = lambda: time.time() + SETTLE_SECONDS + 1  # noqa: E731 - every change settled
 
     def gallery(s3: Any) -> GalleryStore:
-        return GalleryStore(s3, bucket, model=engine.model, detector=engine.detector, dimensions=128, clock=later)
+        return GalleryStore(
+            s3, bucket, model=engine.model, detector=engine.detector, dimensions=128, clock=later
+        )
 
     writer = gallery(harness.s3)
     writer.append(Owner(LEAVER, "i"), vector(1), "job-leaver-padding-xxxxxx")
     writer.append(Owner(STAYER, "i"), vector(2), "job-stayer-padding-xxxxxx")
-    finished = JobLedger(harness.jobs, "i-test", metrics=MetricsPublisher("facerec-test")).finished_before
+    finished = JobLedger(
+        harness.jobs, "i-test", metrics=MetricsPublisher("facerec-test")
+    ).finished_before
 
     # The deletion's compaction, on a client of its own: just before it writes the manifest, the
     # other compaction (everyone alive to it) writes one first.
@@ -155,7 +183,11 @@ def test_worker_log_lines_name_jobs_never_the_people_they_enroll_or_recognize(ha
         probe = harness.queue(photo_bytes("obama_and_biden.jpg"))
         harness.worker().run()
     assert harness.job(probe)["summary"]["identities"].count(LEAVER) == 1
-    ours = [record for record in caplog.records if record.name.startswith(("facerec_worker", "chalicelib"))]
+    ours = [
+        record
+        for record in caplog.records
+        if record.name.startswith(("facerec_worker", "chalicelib"))
+    ]
     lines = [f"{record.getMessage()} {vars(record)!r}" for record in ours]
     assert any(probe in line for line in lines)
     assert naming(lines, LEAVER, LEAVER_NAME, STAYER, STAYER_NAME) == []

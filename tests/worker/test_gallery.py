@@ -13,15 +13,29 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib.config import Settings
-from chalicelib.contract import JobKind, JobMessage, JobStatus, legacy_gallery_key, result_key, upload_key
-from chalicelib.contract.telemetry import METRIC_FIELD, Metric
 from chalicelib.compactions import Compactions
+from chalicelib.config import Settings
+from chalicelib.contract import (
+    JobKind,
+    JobMessage,
+    JobStatus,
+    legacy_gallery_key,
+    result_key,
+    upload_key,
+)
+from chalicelib.contract.telemetry import METRIC_FIELD, Metric
 from chalicelib.erasure import PersonEraser
 from chalicelib.jobs import JobStore
 from chalicelib.people import PeopleStore
 from facerec_worker.engine import GalleryError, Owner, PhotoInput
-from facerec_worker.gallery_store import LATEST, QUARANTINE, SETTLE_SECONDS, Compaction, GalleryStore, stamp
+from facerec_worker.gallery_store import (
+    LATEST,
+    QUARANTINE,
+    SETTLE_SECONDS,
+    Compaction,
+    GalleryStore,
+    stamp,
+)
 from facerec_worker.ledger import JobLedger
 from facerec_worker.metrics import MetricsPublisher
 from facerec_worker.people import PeopleDirectory
@@ -36,8 +50,14 @@ def identities(harness, job_id):
 
 def store(harness, dimensions=128, **kwargs) -> GalleryStore:
     engine = harness.engine
-    return GalleryStore(harness.s3, harness.stack.outputs["OutputBucketName"], model=engine.model,
-                        detector=engine.detector, dimensions=dimensions, **kwargs)
+    return GalleryStore(
+        harness.s3,
+        harness.stack.outputs["OutputBucketName"],
+        model=engine.model,
+        detector=engine.detector,
+        dimensions=dimensions,
+        **kwargs,
+    )
 
 
 def watched_store(harness) -> tuple[GalleryStore, Any, list[str]]:
@@ -47,7 +67,13 @@ def watched_store(harness) -> tuple[GalleryStore, Any, list[str]]:
     sent: list[str] = []
     s3.meta.events.register("before-call.s3", lambda model, **_: sent.append(model.name))
     engine = harness.engine
-    reader = GalleryStore(s3, harness.stack.outputs["OutputBucketName"], model=engine.model, detector=engine.detector, dimensions=128)
+    reader = GalleryStore(
+        s3,
+        harness.stack.outputs["OutputBucketName"],
+        model=engine.model,
+        detector=engine.detector,
+        dimensions=128,
+    )
     return reader, s3, sent
 
 
@@ -63,11 +89,15 @@ def ledger(harness) -> JobLedger:
 def compact_through(harness, cut: float) -> Compaction:
     """A compaction as a COMPACT job runs it, at SETTLE_SECONDS past `cut`: the changes stamped
     before `cut` have settled."""
-    return store(harness, clock=lambda: cut + SETTLE_SECONDS).compact(PeopleDirectory(harness.people).alive, ledger(harness).finished_before)
+    return store(harness, clock=lambda: cut + SETTLE_SECONDS).compact(
+        PeopleDirectory(harness.people).alive, ledger(harness).finished_before
+    )
 
 
 def change_keys(harness) -> list[str]:
-    listed = harness.s3.list_objects_v2(Bucket=harness.stack.outputs["OutputBucketName"], Prefix=store(harness).keys.changes)
+    listed = harness.s3.list_objects_v2(
+        Bucket=harness.stack.outputs["OutputBucketName"], Prefix=store(harness).keys.changes
+    )
     return [item["Key"] for item in listed.get("Contents", [])]
 
 
@@ -83,16 +113,30 @@ def enroll_then_die_before_done(harness, person: str, photo: str) -> str:
         Key={"job_id": job_id},
         UpdateExpression="SET #status = :processing, worker_id = :dead, claimed_epoch = :long_ago REMOVE finished_at, result_key, summary",
         ExpressionAttributeNames={"#status": "status"},
-        ExpressionAttributeValues={":processing": JobStatus.PROCESSING.value, ":dead": "i-dead/1", ":long_ago": 0},
+        ExpressionAttributeValues={
+            ":processing": JobStatus.PROCESSING.value,
+            ":dead": "i-dead/1",
+            ":long_ago": 0,
+        },
     )
-    harness.s3.delete_object(Bucket=harness.stack.outputs["OutputBucketName"], Key=result_key(job_id))
+    harness.s3.delete_object(
+        Bucket=harness.stack.outputs["OutputBucketName"], Key=result_key(job_id)
+    )
     return job_id
 
 
 def deliver_again(harness, job_id: str, person: str, photo: str) -> None:
     """The job's message back on the queue, for a worker to take over the dead one's stale claim."""
     bucket = harness.stack.outputs["InputBucketName"]
-    harness.send(JobMessage(job_id=job_id, kind=JobKind.ENROLL, bucket=bucket, key=upload_key(job_id, photo), person=person))
+    harness.send(
+        JobMessage(
+            job_id=job_id,
+            kind=JobKind.ENROLL,
+            bucket=bucket,
+            key=upload_key(job_id, photo),
+            person=person,
+        )
+    )
 
 
 def services(harness):
@@ -100,13 +144,17 @@ def services(harness):
     settings = Settings.from_env(harness.stack.app_environment())
     jobs = JobStore(harness.jobs)
     people = PeopleStore(harness.people)
-    return people, PersonEraser(people, jobs, Compactions(jobs, harness.sqs, harness.s3, settings), harness.s3, settings)
+    return people, PersonEraser(
+        people, jobs, Compactions(jobs, harness.sqs, harness.s3, settings), harness.s3, settings
+    )
 
 
 def test_a_deleted_then_recreated_id_matches_nobody(harness):
     people, eraser = services(harness)
     people.create("obama", "Barack Obama")
-    harness.queue(photo_bytes("obama.jpg"), filename="obama.jpg", kind=JobKind.ENROLL, person="obama")
+    harness.queue(
+        photo_bytes("obama.jpg"), filename="obama.jpg", kind=JobKind.ENROLL, person="obama"
+    )
     harness.worker().run()
     before = harness.queue(photo_bytes("obama2.jpg"))
     harness.worker().run()
@@ -140,13 +188,25 @@ def test_deleting_a_person_removes_their_photos_results_records_and_faces(harnes
     people.create("biden", "Joe Biden")
     jobs = {}
     for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
-        jobs[person] = harness.queue(photo_bytes(photo), filename=photo, kind=JobKind.ENROLL, person=person)
+        jobs[person] = harness.queue(
+            photo_bytes(photo), filename=photo, kind=JobKind.ENROLL, person=person
+        )
     harness.worker().run()
-    input_bucket, output_bucket = harness.stack.outputs["InputBucketName"], harness.stack.outputs["OutputBucketName"]
+    input_bucket, output_bucket = (
+        harness.stack.outputs["InputBucketName"],
+        harness.stack.outputs["OutputBucketName"],
+    )
 
     eraser.erase("obama")
-    uploads = [o["Key"] for o in harness.s3.list_objects_v2(Bucket=input_bucket).get("Contents", [])]
-    results = [o["Key"] for o in harness.s3.list_objects_v2(Bucket=output_bucket, Prefix="results/").get("Contents", [])]
+    uploads = [
+        o["Key"] for o in harness.s3.list_objects_v2(Bucket=input_bucket).get("Contents", [])
+    ]
+    results = [
+        o["Key"]
+        for o in harness.s3.list_objects_v2(Bucket=output_bucket, Prefix="results/").get(
+            "Contents", []
+        )
+    ]
     assert uploads == [f"uploads/{jobs['biden']}/biden.jpg"]
     assert results == [f"results/{jobs['biden']}.json"]
     assert "Item" not in harness.jobs.get_item(Key={"job_id": jobs["obama"]})
@@ -155,9 +215,13 @@ def test_deleting_a_person_removes_their_photos_results_records_and_faces(harnes
     harness.worker().run()
     reader = store(harness)
     assert {o.person for o in reader.current().owners} == {"biden"}
-    changes = harness.s3.list_objects_v2(Bucket=output_bucket, Prefix=reader.keys.changes).get("Contents", [])
+    changes = harness.s3.list_objects_v2(Bucket=output_bucket, Prefix=reader.keys.changes).get(
+        "Contents", []
+    )
     assert all(jobs["obama"] not in change["Key"] for change in changes)
-    compaction = harness.jobs.scan(FilterExpression="kind = :k", ExpressionAttributeValues={":k": "compact"})["Items"]
+    compaction = harness.jobs.scan(
+        FilterExpression="kind = :k", ExpressionAttributeValues={":k": "compact"}
+    )["Items"]
     assert [job["status"] for job in compaction] == [JobStatus.DONE.value]
 
 
@@ -180,7 +244,9 @@ def test_concurrent_enrollments_by_several_workers_lose_none(harness):
     assert len({o.person for o in store(harness).current().owners}) == 100
 
 
-def test_a_running_worker_reads_one_object_a_batch_until_an_enrollment_or_a_compaction_is_written(harness):
+def test_a_running_worker_reads_one_object_a_batch_until_an_enrollment_or_a_compaction_is_written(
+    harness,
+):
     store(harness).append(Owner("first", "i"), vector(1), "job-first-padding-xxxxxxx")
     reader, _, sent = watched_store(harness)
     assert len(reader.current()) == 1
@@ -195,10 +261,18 @@ def test_a_running_worker_reads_one_object_a_batch_until_an_enrollment_or_a_comp
 
     # Jobs without records read as finished, and everyone is alive: both changes are folded.
     compacting = store(harness, clock=lambda: time.time() + SETTLE_SECONDS + 1)
-    assert compacting.compact(lambda everyone: set(everyone), ledger(harness).finished_before).folded_changes == 2
+    assert (
+        compacting.compact(
+            lambda everyone: set(everyone), ledger(harness).finished_before
+        ).folded_changes
+        == 2
+    )
     assert change_keys(harness) == []
     sent.clear()
-    assert {o.person for o in reader.current().owners} == {"first", "second"}  # from the new snapshot
+    assert {o.person for o in reader.current().owners} == {
+        "first",
+        "second",
+    }  # from the new snapshot
     assert sent.count("GetObject") == 3  # `latest`, the manifest, the snapshot
     sent.clear()
     reader.current()
@@ -225,7 +299,12 @@ def test_after_a_gallery_read_failed_the_next_batch_lists_again(harness):
     reader, s3, _ = watched_store(harness)
     assert len(reader.current()) == 0
     store(harness).append(Owner("obama", "i"), vector(1), "job-obama-padding-xxxxxxx")
-    refusals = [ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "ListObjectsV2")]
+    refusals = [
+        ClientError(
+            {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}},
+            "ListObjectsV2",
+        )
+    ]
 
     def refuse_once(**_) -> None:
         if refusals:
@@ -257,7 +336,9 @@ def test_a_worker_started_after_ten_thousand_enrollments_matches_every_one(moto_
     s3 = moto_apart.client("s3")
 
     def gallery(**kwargs) -> GalleryStore:
-        return GalleryStore(s3, "facerec-gallery-10k", model="dlib", detector="yunet", dimensions=128, **kwargs)
+        return GalleryStore(
+            s3, "facerec-gallery-10k", model="dlib", detector="yunet", dimensions=128, **kwargs
+        )
 
     rng = np.random.default_rng(7)
     faces = rng.standard_normal((10_000, 128)).astype(np.float32)
@@ -272,7 +353,8 @@ def test_a_worker_started_after_ten_thousand_enrollments_matches_every_one(moto_
         list(pool.map(enroll, range(9_000)))
         # No jobs table here: every job reads as finished, as one whose record is gone does.
         compaction = gallery(clock=lambda: time.time() + SETTLE_SECONDS + 1).compact(
-            lambda everyone: set(everyone), lambda jobs, cutoff: set(jobs),
+            lambda everyone: set(everyone),
+            lambda jobs, cutoff: set(jobs),
         )
         list(pool.map(enroll, range(9_000, 10_000)))
     assert (compaction.faces, compaction.folded_changes) == (9_000, 9_000)
@@ -280,7 +362,11 @@ def test_a_worker_started_after_ten_thousand_enrollments_matches_every_one(moto_
     assert len(index) == 10_000
     noise = rng.standard_normal(faces.shape).astype(np.float32)
     queries = faces + 0.45 * noise / np.linalg.norm(noise, axis=1, keepdims=True)
-    found = [c[0].owner.person for start in range(0, 10_000, 500) for c in index.neighbours(queries[start:start + 500], 0.6)]
+    found = [
+        c[0].owner.person
+        for start in range(0, 10_000, 500)
+        for c in index.neighbours(queries[start : start + 500], 0.6)
+    ]
     assert found == [o.person for o in owners]
 
 
@@ -288,21 +374,32 @@ def test_the_old_json_gallery_is_migrated_on_first_load(harness):
     legacy = harness.engine.new_gallery()
     harness.engine.enroll(legacy, "obama", [PhotoInput("o.jpg", photo_bytes("obama.jpg"))])
     bucket = harness.stack.outputs["OutputBucketName"]
-    harness.s3.put_object(Bucket=bucket, Key=legacy_gallery_key(legacy.model), Body=legacy.to_bytes())
+    harness.s3.put_object(
+        Bucket=bucket, Key=legacy_gallery_key(legacy.model), Body=legacy.to_bytes()
+    )
     harness.add_person("obama")
     job = harness.queue(photo_bytes("obama2.jpg"))
     harness.worker().run()
     assert identities(harness, job) == ["obama"]
-    keys = [o["Key"] for o in harness.s3.list_objects_v2(Bucket=bucket, Prefix="gallery/")["Contents"]]
+    keys = [
+        o["Key"] for o in harness.s3.list_objects_v2(Bucket=bucket, Prefix="gallery/")["Contents"]
+    ]
     assert legacy_gallery_key(legacy.model) not in keys
     assert store(harness).keys.manifest in keys
 
 
 def test_a_worker_of_another_detector_says_which_gallery_it_does_not_match(harness, caplog):
-    store(harness).append(Owner("obama", "legacy"), np.zeros(128, dtype=np.float32), "job-of-this-detector-xxxx")
+    store(harness).append(
+        Owner("obama", "legacy"), np.zeros(128, dtype=np.float32), "job-of-this-detector-xxxx"
+    )
     other_detector = "mtcnn" if harness.engine.detector != "mtcnn" else "yunet"
-    other = GalleryStore(harness.s3, harness.stack.outputs["OutputBucketName"], model=harness.engine.model,
-                         detector=other_detector, dimensions=128)
+    other = GalleryStore(
+        harness.s3,
+        harness.stack.outputs["OutputBucketName"],
+        model=harness.engine.model,
+        detector=other_detector,
+        dimensions=128,
+    )
     with caplog.at_level("WARNING", logger="facerec_worker.gallery_store"):
         assert len(other.current()) == 0
     assert f"{store(harness).keys.prefix} hold faces of another model or detector" in caplog.text
@@ -315,10 +412,14 @@ def test_an_enrollment_stored_twice_by_a_retried_job_counts_once(harness):
     now = time.time()
     face = np.random.default_rng(3).standard_normal(128).astype(np.float32)
     for seconds_later in (0.0, 5.0):
-        store(harness, clock=lambda: now + seconds_later).append(Owner("obama", "i"), face, "job-retried-padding-xxxx")
+        store(harness, clock=lambda: now + seconds_later).append(
+            Owner("obama", "i"), face, "job-retried-padding-xxxx"
+        )
     assert len(store(harness).current()) == 1
     # The job has no record (gone, as a finished job's may be), so nothing can run it again.
-    compaction = store(harness, clock=lambda: now + SETTLE_SECONDS + 10).compact(lambda everyone: set(everyone), ledger(harness).finished_before)
+    compaction = store(harness, clock=lambda: now + SETTLE_SECONDS + 10).compact(
+        lambda everyone: set(everyone), ledger(harness).finished_before
+    )
     assert (compaction.faces, compaction.folded_changes) == (1, 2)
     assert len(store(harness).current()) == 1
 
@@ -330,7 +431,12 @@ def test_an_enrollment_run_again_after_its_worker_died_counts_its_photo_once(har
     harness.worker().run()
 
     assert harness.job(job_id)["status"] == JobStatus.DONE.value
-    assert harness.people.get_item(Key={"person_id": "obama"}, ConsistentRead=True)["Item"]["photos_enrolled"] == 1
+    assert (
+        harness.people.get_item(Key={"person_id": "obama"}, ConsistentRead=True)["Item"][
+            "photos_enrolled"
+        ]
+        == 1
+    )
     assert harness.result(job_id)["photos_enrolled"] == 1
 
 
@@ -368,14 +474,20 @@ def test_a_compaction_leaves_the_change_of_a_running_job_and_folds_it_once_the_j
 def put_garbage_change(harness) -> str:
     """An object under changes/ that is no face index; its key."""
     key = store(harness).keys.change(stamp(time.time()), "job-garbage-padding-xxxxxx")
-    harness.s3.put_object(Bucket=harness.stack.outputs["OutputBucketName"], Key=key, Body=b"not a face index")
+    harness.s3.put_object(
+        Bucket=harness.stack.outputs["OutputBucketName"], Key=key, Body=b"not a face index"
+    )
     return key
 
 
 def counted_unreadable(caplog) -> list[str]:
     """The gallery objects the log lines counted by the GalleryObjectsQuarantined metric filter name."""
     metric = Metric.GALLERY_OBJECTS_QUARANTINED.value
-    return [record.gallery_object for record in caplog.records if getattr(record, METRIC_FIELD, None) == metric]
+    return [
+        record.gallery_object
+        for record in caplog.records
+        if getattr(record, METRIC_FIELD, None) == metric
+    ]
 
 
 def compact_everyone(harness) -> Compaction:
@@ -386,13 +498,17 @@ def compact_everyone(harness) -> Compaction:
 
 def quarantined_body(harness, change_key: str) -> bytes:
     keys = store(harness).keys
-    aside = f"{keys.prefix}{QUARANTINE}{change_key[len(keys.changes):]}"
-    return harness.s3.get_object(Bucket=harness.stack.outputs["OutputBucketName"], Key=aside)["Body"].read()
+    aside = f"{keys.prefix}{QUARANTINE}{change_key[len(keys.changes) :]}"
+    return harness.s3.get_object(Bucket=harness.stack.outputs["OutputBucketName"], Key=aside)[
+        "Body"
+    ].read()
 
 
 def test_a_change_that_cannot_be_read_is_quarantined_and_recognition_goes_on(harness, caplog):
     harness.add_person("obama")
-    harness.queue(photo_bytes("obama.jpg"), filename="obama.jpg", kind=JobKind.ENROLL, person="obama")
+    harness.queue(
+        photo_bytes("obama.jpg"), filename="obama.jpg", kind=JobKind.ENROLL, person="obama"
+    )
     harness.worker().run()
     garbage = put_garbage_change(harness)
 
@@ -414,7 +530,11 @@ def test_a_compaction_sets_a_change_that_cannot_be_read_aside_and_folds_the_rest
     with caplog.at_level("ERROR", logger="facerec_worker.gallery_store"):
         compaction = compact_everyone(harness)
 
-    assert (compaction.faces, compaction.folded_changes, compaction.quarantined_changes) == (1, 1, 1)
+    assert (compaction.faces, compaction.folded_changes, compaction.quarantined_changes) == (
+        1,
+        1,
+        1,
+    )
     assert change_keys(harness) == []
     assert quarantined_body(harness, garbage) == b"not a face index"
     assert counted_unreadable(caplog) == [garbage]
@@ -439,7 +559,12 @@ def test_a_worker_keeps_the_gallery_it_holds_when_the_new_snapshot_cannot_be_rea
         with pytest.raises(GalleryError):
             compact_everyone(harness)
     assert counted_unreadable(caplog) == [snapshot] * 3
-    assert json.loads(harness.s3.get_object(Bucket=bucket, Key=store(harness).keys.manifest)["Body"].read())["snapshot"] == snapshot
+    assert (
+        json.loads(
+            harness.s3.get_object(Bucket=bucket, Key=store(harness).keys.manifest)["Body"].read()
+        )["snapshot"]
+        == snapshot
+    )
 
 
 def test_a_change_another_reader_set_aside_after_it_was_listed_is_skipped_without_a_reload(harness):
@@ -447,8 +572,13 @@ def test_a_change_another_reader_set_aside_after_it_was_listed_is_skipped_withou
     garbage = put_garbage_change(harness)
     # A client of its own: the stack's is shared, and the other reader below must not meet the hook.
     s3 = harness.local_stack.session().client("s3", endpoint_url=harness.local_stack.endpoint_url)
-    reader = GalleryStore(s3, harness.stack.outputs["OutputBucketName"], model=harness.engine.model,
-                          detector=harness.engine.detector, dimensions=128)
+    reader = GalleryStore(
+        s3,
+        harness.stack.outputs["OutputBucketName"],
+        model=harness.engine.model,
+        detector=harness.engine.detector,
+        dimensions=128,
+    )
     sent: list[str] = []
     s3.meta.events.register("before-call.s3", lambda model, **_: sent.append(model.name))
 

@@ -20,10 +20,17 @@ class World:
         self.fleet_spares_one = True
         self.idle_end_claims = 0
 
-    def lifecycle(self, idle_seconds: float = 60.0, *, idle_max_seconds: float | None = None,
-                  gap_factor: float = 2.0) -> Lifecycle:
+    def lifecycle(
+        self,
+        idle_seconds: float = 60.0,
+        *,
+        idle_max_seconds: float | None = None,
+        gap_factor: float = 2.0,
+    ) -> Lifecycle:
         """With only `idle_seconds`, the idle time is that whatever the waits for work were."""
-        rule = IdleRule(floor_s=idle_seconds, max_s=idle_max_seconds or idle_seconds, factor=gap_factor)
+        rule = IdleRule(
+            floor_s=idle_seconds, max_s=idle_max_seconds or idle_seconds, factor=gap_factor
+        )
         return Lifecycle(
             idle_rule=rule,
             queue_depth=lambda: self.depth,

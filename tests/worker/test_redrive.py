@@ -26,8 +26,12 @@ def _dead_letter_job(harness) -> str:
 
 def _depth(harness, output: str) -> int:
     url = harness.stack.outputs[output]
-    attributes = harness.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+    attributes = harness.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
 
 
 def _redrive(harness, monkeypatch, capsys, *options: str) -> list[str]:
@@ -51,7 +55,9 @@ def test_a_dry_run_counts_the_dead_lettered_job_and_moves_nothing(harness, monke
 def test_a_redriven_job_is_taken_again_and_finishes_with_its_result(harness, monkeypatch, capsys):
     job_id = _dead_letter_job(harness)
     # Something that is not a job stays where someone can read it.
-    harness.sqs.send_message(QueueUrl=harness.stack.outputs["JobsDeadLetterQueueUrl"], MessageBody="not a job")
+    harness.sqs.send_message(
+        QueueUrl=harness.stack.outputs["JobsDeadLetterQueueUrl"], MessageBody="not a job"
+    )
     lines = _redrive(harness, monkeypatch, capsys)
     assert lines[0] == (
         f"{harness.stack.prefix}-jobs-dlq: 1 message(s) moved back (receive, send, delete), "
@@ -67,14 +73,24 @@ def test_a_redriven_job_is_taken_again_and_finishes_with_its_result(harness, mon
     assert [face["identity"] for face in harness.result(job_id)["faces"]] == [None]
     assert job["result_key"] == f"results/{job_id}.json"
     assert harness.messages_left() == 0
-    dead = harness.sqs.receive_message(QueueUrl=harness.stack.outputs["JobsDeadLetterQueueUrl"], WaitTimeSeconds=1)
+    dead = harness.sqs.receive_message(
+        QueueUrl=harness.stack.outputs["JobsDeadLetterQueueUrl"], WaitTimeSeconds=1
+    )
     assert [m["Body"] for m in dead["Messages"]] == ["not a job"]
 
 
-def test_upload_events_go_back_to_their_queue_without_a_move_task_on_moto(harness, monkeypatch, capsys, caplog):
+def test_upload_events_go_back_to_their_queue_without_a_move_task_on_moto(
+    harness, monkeypatch, capsys, caplog
+):
     names = harness.stack.prefix
     dead = harness.sqs.get_queue_url(QueueName=f"{names}-upload-events-dlq")["QueueUrl"]
-    event = json.dumps({"Records": [{"eventName": "ObjectCreated:Post", "s3": {"object": {"key": "uploads/x/p.jpg"}}}]})
+    event = json.dumps(
+        {
+            "Records": [
+                {"eventName": "ObjectCreated:Post", "s3": {"object": {"key": "uploads/x/p.jpg"}}}
+            ]
+        }
+    )
     harness.sqs.send_message(QueueUrl=dead, MessageBody=event)
     with caplog.at_level("INFO", logger="facerec_client.redrive"):
         lines = _redrive(harness, monkeypatch, capsys)

@@ -53,10 +53,14 @@ def test_process_age_counts_from_the_process_start():
 
 
 @pytest.mark.slow
-def test_a_worker_logs_its_boot_once_and_polls_only_after_its_engine_is_loaded(stack, local_stack, receives):
+def test_a_worker_logs_its_boot_once_and_polls_only_after_its_engine_is_loaded(
+    stack, local_stack, receives
+):
     ec2 = local_stack.client("ec2")
     instance_id = ec2.run_instances(
-        MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateName": stack.outputs["WorkerLaunchTemplateName"]}
+        MinCount=1,
+        MaxCount=1,
+        LaunchTemplate={"LaunchTemplateName": stack.outputs["WorkerLaunchTemplateName"]},
     )["Instances"][0]["InstanceId"]
     env = {
         **os.environ,
@@ -67,8 +71,14 @@ def test_a_worker_logs_its_boot_once_and_polls_only_after_its_engine_is_loaded(s
         "FACEREC_WORKER_IDLE_SECONDS": "0",
         "FACEREC_WORKER_POLL_WAIT_SECONDS": "0",
     }
-    worker = subprocess.Popen([sys.executable, "-m", "facerec_worker"], env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "facerec_worker"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     started = _started(worker.pid)
     _, stderr = worker.communicate(timeout=180)
     assert worker.returncode == 0, stderr[-3000:]

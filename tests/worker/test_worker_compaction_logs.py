@@ -14,8 +14,17 @@ from facerec_worker.__main__ import SERVICE
 
 def test_a_compactions_lines_carry_its_job_id(harness, capsys):
     job_id = new_job_id()
-    harness.jobs.put_item(Item={"job_id": job_id, "kind": JobKind.COMPACT.value, "status": JobStatus.QUEUED.value})
-    harness.send(JobMessage(job_id=job_id, kind=JobKind.COMPACT, bucket=harness.stack.outputs["OutputBucketName"], key=GALLERY_PREFIX))
+    harness.jobs.put_item(
+        Item={"job_id": job_id, "kind": JobKind.COMPACT.value, "status": JobStatus.QUEUED.value}
+    )
+    harness.send(
+        JobMessage(
+            job_id=job_id,
+            kind=JobKind.COMPACT,
+            bucket=harness.stack.outputs["OutputBucketName"],
+            key=GALLERY_PREFIX,
+        )
+    )
     worker = harness.worker()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
@@ -26,6 +35,8 @@ def test_a_compactions_lines_carry_its_job_id(harness, capsys):
         root.handlers[:] = handlers
         root.setLevel(level)
     assert harness.job(job_id)["status"] == JobStatus.DONE.value
-    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    lines = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
     compacted = [line for line in lines if line.get("message", "").startswith("compacted")]
     assert compacted and all(line["job_id"] == job_id for line in compacted)

@@ -21,7 +21,10 @@ def test_enrolled_people_are_named_and_a_stranger_is_unknown(harness):
     harness.worker().run()
     assert harness.job(enrolled)["status"] == JobStatus.DONE.value
 
-    jobs = {name: harness.queue(photo_bytes(name), filename=name) for name in ("obama2.jpg", "biden.jpg")}
+    jobs = {
+        name: harness.queue(photo_bytes(name), filename=name)
+        for name in ("obama2.jpg", "biden.jpg")
+    }
     harness.worker().run()
     assert [f["identity"] for f in harness.result(jobs["obama2.jpg"])["faces"]] == ["obama"]
     assert [f["identity"] for f in harness.result(jobs["biden.jpg"])["faces"]] == [None]
@@ -31,9 +34,14 @@ def test_enrolled_people_are_named_and_a_stranger_is_unknown(harness):
 
 def test_each_named_face_carries_the_display_name_the_person_was_created_with(harness):
     harness.add_person("obama", "Barack Obama")
-    harness.queue(photo_bytes("obama.jpg"), filename="obama.jpg", kind=JobKind.ENROLL, person="obama")
+    harness.queue(
+        photo_bytes("obama.jpg"), filename="obama.jpg", kind=JobKind.ENROLL, person="obama"
+    )
     harness.worker().run()
-    jobs = {name: harness.queue(photo_bytes(name), filename=name) for name in ("obama2.jpg", "biden.jpg")}
+    jobs = {
+        name: harness.queue(photo_bytes(name), filename=name)
+        for name in ("obama2.jpg", "biden.jpg")
+    }
     harness.worker().run()
     (named,) = harness.result(jobs["obama2.jpg"])["faces"]
     (stranger,) = harness.result(jobs["biden.jpg"])["faces"]
@@ -45,14 +53,21 @@ def test_an_enrollment_result_names_the_model_and_the_detector_that_made_it(harn
     enrolled = enroll(harness, "obama", "obama.jpg")
     harness.worker().run()
     document = harness.result(enrolled)
-    assert (document["model"], document["detector"]) == (harness.engine.model, harness.engine.detector)
+    assert (document["model"], document["detector"]) == (
+        harness.engine.model,
+        harness.engine.detector,
+    )
 
 
 def test_the_result_document_names_its_job_and_photo(harness):
     job_id = harness.queue(photo_bytes("obama2.jpg"), filename="obama2.jpg")
     harness.worker().run()
     document = harness.result(job_id)
-    assert (document["job_id"], document["kind"], document["photo"]) == (job_id, "recognize", "obama2.jpg")
+    assert (document["job_id"], document["kind"], document["photo"]) == (
+        job_id,
+        "recognize",
+        "obama2.jpg",
+    )
     assert harness.job(job_id)["result_key"] == f"results/{job_id}.json"
 
 
@@ -76,26 +91,37 @@ def test_a_photo_without_a_face_is_done_with_zero_faces(harness):
 
 
 def test_an_upload_over_the_size_limit_fails_even_though_moto_accepted_it(harness):
-    job_id = harness.queue(photo_bytes("obama2.jpg") + b"\0" * (10 * 1024 * 1024), filename="big.jpg")
+    job_id = harness.queue(
+        photo_bytes("obama2.jpg") + b"\0" * (10 * 1024 * 1024), filename="big.jpg"
+    )
     harness.worker().run()
     assert harness.job(job_id)["error"] == "upload_too_large"
 
 
 def test_a_photo_that_vanished_fails_as_missing(harness):
     job_id = harness.queue(photo_bytes("obama2.jpg"))
-    harness.s3.delete_object(Bucket=harness.stack.outputs["InputBucketName"], Key=f"uploads/{job_id}/photo.jpg")
+    harness.s3.delete_object(
+        Bucket=harness.stack.outputs["InputBucketName"], Key=f"uploads/{job_id}/photo.jpg"
+    )
     harness.worker().run()
     assert harness.job(job_id)["error"] == "photo_missing"
 
 
 def test_a_message_delivered_twice_gives_one_result(harness):
     job_id = harness.queue(photo_bytes("obama2.jpg"), filename="obama2.jpg")
-    harness.send(JobMessage.from_json(harness.sqs.receive_message(
-        QueueUrl=harness.queue_url, VisibilityTimeout=0)["Messages"][0]["Body"]))
+    harness.send(
+        JobMessage.from_json(
+            harness.sqs.receive_message(QueueUrl=harness.queue_url, VisibilityTimeout=0)[
+                "Messages"
+            ][0]["Body"]
+        )
+    )
     worker = harness.worker(batch_size=1)
     worker.run()
     assert harness.job(job_id)["status"] == JobStatus.DONE.value
-    versions = harness.s3.list_objects_v2(Bucket=harness.stack.outputs["OutputBucketName"], Prefix="results/")
+    versions = harness.s3.list_objects_v2(
+        Bucket=harness.stack.outputs["OutputBucketName"], Prefix="results/"
+    )
     assert [o["Key"] for o in versions["Contents"]] == [f"results/{job_id}.json"]
     assert harness.messages_left() == 0
     assert worker.batches == 2
@@ -140,7 +166,9 @@ def test_a_stop_request_drains_and_ends_without_taking_work(harness):
     assert harness.messages_left() == 1
 
 
-def test_a_failing_aws_call_keeps_the_worker_up_and_the_message_ends_in_the_dead_letter_queue(harness):
+def test_a_failing_aws_call_keeps_the_worker_up_and_the_message_ends_in_the_dead_letter_queue(
+    harness,
+):
     job_id = harness.queue(photo_bytes("obama2.jpg"))
     # A real failure where the worker claims jobs, before any job is its own: the table is gone.
     harness.jobs.delete()

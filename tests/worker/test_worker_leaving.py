@@ -7,11 +7,10 @@ import io
 import time
 from datetime import datetime
 
+from conftest import wait_for
 from PIL import Image
 
 from chalicelib.contract import JobStatus
-
-from conftest import wait_for
 
 
 def small_photo() -> bytes:
@@ -25,11 +24,16 @@ def ended(worker) -> bool:
     return worker.lifecycle.state == "terminated"
 
 
-def test_a_surplus_worker_retires_while_work_goes_on_and_every_job_is_done_once(harness, worker_threads):
+def test_a_surplus_worker_retires_while_work_goes_on_and_every_job_is_done_once(
+    harness, worker_threads
+):
     harness.publish_plan(live=3, desired=1)  # the last round asked for one worker, three run
     workers = [
         harness.worker(
-            idle_seconds=3, poll_wait_seconds=1, retire_window_seconds=2, retire_check_seconds=0.5,
+            idle_seconds=3,
+            poll_wait_seconds=1,
+            retire_window_seconds=2,
+            retire_check_seconds=0.5,
         )
         for _ in range(3)
     ]
@@ -49,19 +53,29 @@ def test_a_surplus_worker_retires_while_work_goes_on_and_every_job_is_done_once(
     assert first.settings.instance_id in harness.plan().retiring
     assert harness.instance_state(first.settings.instance_id) in ("shutting-down", "terminated")
     staying = [w for w in workers if w.settings.instance_id not in harness.plan().retiring]
-    assert staying and all(harness.instance_state(w.settings.instance_id) == "running" for w in staying)
+    assert staying and all(
+        harness.instance_state(w.settings.instance_id) == "running" for w in staying
+    )
     more = time.monotonic() + 2
     stream(until=lambda: time.monotonic() > more)
 
-    wait_for(lambda: all(ended(w) for w in workers), timeout=60)  # the rest end idle once it is done
+    wait_for(
+        lambda: all(ended(w) for w in workers), timeout=60
+    )  # the rest end idle once it is done
     items = [harness.job(j) for j in jobs]
     assert {item["status"] for item in items} == {JobStatus.DONE.value}
     # Each job claimed on its first delivery: none was held by the leaver and delivered again.
     assert {item["claim_receive"] for item in items} == {1}
     retired_at = harness.plan().retiring[first.settings.instance_id] / 1000
-    assert max(datetime.fromisoformat(item["finished_at"]).timestamp() for item in items) > retired_at
-    results = harness.s3.list_objects_v2(Bucket=harness.stack.outputs["OutputBucketName"], Prefix="results/")
-    assert sorted(o["Key"] for o in results["Contents"]) == sorted(f"results/{j}.json" for j in jobs)
+    assert (
+        max(datetime.fromisoformat(item["finished_at"]).timestamp() for item in items) > retired_at
+    )
+    results = harness.s3.list_objects_v2(
+        Bucket=harness.stack.outputs["OutputBucketName"], Prefix="results/"
+    )
+    assert sorted(o["Key"] for o in results["Contents"]) == sorted(
+        f"results/{j}.json" for j in jobs
+    )
     assert harness.messages_left() == 0
     assert worker_threads.errors == []
 
@@ -78,7 +92,9 @@ def test_an_idle_lone_worker_stays_when_the_stage_keeps_one(harness, worker_thre
 
 def test_idle_workers_end_down_to_the_minimum_and_no_further(harness, worker_threads):
     harness.publish_plan(live=2, desired=0)
-    workers = [harness.worker(idle_seconds=0.5, min_workers=1, retire_check_seconds=0.5) for _ in range(2)]
+    workers = [
+        harness.worker(idle_seconds=0.5, min_workers=1, retire_check_seconds=0.5) for _ in range(2)
+    ]
     for worker in workers:
         worker_threads.start(worker)
     wait_for(lambda: any(ended(w) for w in workers), timeout=30)

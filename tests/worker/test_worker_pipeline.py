@@ -9,11 +9,10 @@ import logging
 import time
 
 import pytest
+from conftest import wait_for
 from PIL import Image
 
 from chalicelib.contract import JobStatus
-
-from conftest import wait_for
 
 BATCHES = 6
 # What a slow S3 adds to each photo's GET; a batch's ten GETs run side by side.
@@ -43,7 +42,9 @@ def slow_photo_gets(harness):
     events.unregister("before-parameter-build.s3.GetObject", unique_id="slow-photo-gets")
 
 
-def test_the_next_batch_is_fetched_while_the_engine_works_and_every_job_is_done_once(harness, slow_photo_gets, caplog):
+def test_the_next_batch_is_fetched_while_the_engine_works_and_every_job_is_done_once(
+    harness, slow_photo_gets, caplog
+):
     photo = faceless_photo()
     jobs = [harness.queue(photo) for _ in range(BATCHES * 10)]
     worker = harness.worker()
@@ -54,9 +55,13 @@ def test_the_next_batch_is_fetched_while_the_engine_works_and_every_job_is_done_
 
     items = [harness.job(job_id) for job_id in jobs]
     assert {item["status"] for item in items} == {JobStatus.DONE.value}
-    assert {item["claim_receive"] for item in items} == {1}  # each job claimed once, on its first delivery
+    assert {item["claim_receive"] for item in items} == {
+        1
+    }  # each job claimed once, on its first delivery
     # One result object a batch, each job's in the object its record names.
-    results = harness.s3.list_objects_v2(Bucket=harness.stack.outputs["OutputBucketName"], Prefix="results/")
+    results = harness.s3.list_objects_v2(
+        Bucket=harness.stack.outputs["OutputBucketName"], Prefix="results/"
+    )
     assert len(results["Contents"]) == BATCHES
     assert all(harness.result(job_id)["job_id"] == job_id for job_id in jobs)
     assert harness.messages_left() == 0
@@ -69,7 +74,9 @@ def test_the_next_batch_is_fetched_while_the_engine_works_and_every_job_is_done_
     # a busy machine, and the run's time counts its receives and its idle end too.
     stages = sum(sum(r.stage_seconds.values()) for r in batches)
     assert all(r.stage_seconds["prepare"] >= GET_LATENCY_S for r in batches)
-    assert wall < 0.8 * stages, f"{wall:.2f} s for {BATCHES} batches whose stages took {stages:.2f} s"
+    assert wall < 0.8 * stages, (
+        f"{wall:.2f} s for {BATCHES} batches whose stages took {stages:.2f} s"
+    )
 
 
 class StopDuringFirstBatch:
@@ -87,13 +94,19 @@ class StopDuringFirstBatch:
 
     def recognize(self, photos, gallery):
         if self.held_then is None:
-            wait_for(lambda: self.worker.held_messages() == self._expected_held, timeout=30, interval=0.01)
+            wait_for(
+                lambda: self.worker.held_messages() == self._expected_held,
+                timeout=30,
+                interval=0.01,
+            )
             self.held_then = self.worker.held_messages()
             self.worker.request_stop()
         return self._engine.recognize(photos, gallery)
 
 
-def test_a_worker_told_to_stop_finishes_the_batch_it_received_ahead_and_ends_holding_nothing(harness):
+def test_a_worker_told_to_stop_finishes_the_batch_it_received_ahead_and_ends_holding_nothing(
+    harness,
+):
     photo = faceless_photo()
     jobs = [harness.queue(photo) for _ in range(20)]
     engine = StopDuringFirstBatch(harness.shared_engine, expected_held=20)

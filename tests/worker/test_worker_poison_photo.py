@@ -16,9 +16,13 @@ from chalicelib.contract import JobStatus
 from .conftest import FACES, photo_bytes
 
 
-def test_a_photo_under_20_pixels_fails_alone_and_its_nine_batch_mates_are_done_in_one_delivery(harness):
+def test_a_photo_under_20_pixels_fails_alone_and_its_nine_batch_mates_are_done_in_one_delivery(
+    harness,
+):
     small = io.BytesIO()
-    Image.open(FACES / "obama2.jpg").convert("RGB").crop((103, 198, 562, 657)).resize((19, 19)).save(small, "JPEG")
+    Image.open(FACES / "obama2.jpg").convert("RGB").crop((103, 198, 562, 657)).resize(
+        (19, 19)
+    ).save(small, "JPEG")
     names = ["obama2.jpg", "biden.jpg", "rose_leslie.jpg"] * 3
     good = [harness.queue(photo_bytes(name), filename=name) for name in names[:4]]
     tiny = harness.queue(small.getvalue(), filename="tiny.jpg")
@@ -63,21 +67,32 @@ def test_a_photo_that_ends_the_process_is_failed_alone_and_its_batch_mates_are_d
     poison = harness.queue(photo_bytes("obama.jpg"), filename=POISON)
     good += [harness.queue(photo_bytes(name), filename=name) for name in names[4:]]
     jobs = [*good, poison]
-    inherited = {name: value for name, value in os.environ.items() if not name.startswith("FACEREC_WORKER_")}
+    inherited = {
+        name: value for name, value in os.environ.items() if not name.startswith("FACEREC_WORKER_")
+    }
     environment = {
-        **inherited, **harness.stack.app_environment(), "FACEREC_MODEL": "dlib",
+        **inherited,
+        **harness.stack.app_environment(),
+        "FACEREC_MODEL": "dlib",
         # The dead process's messages come back 5 s after its last beat; an idle worker ends in 1 s.
-        "FACEREC_WORKER_VISIBILITY_SECONDS": "5", "FACEREC_WORKER_HEARTBEAT_SECONDS": "1",
-        "FACEREC_WORKER_POLL_WAIT_SECONDS": "1", "FACEREC_WORKER_IDLE_SECONDS": "1",
+        "FACEREC_WORKER_VISIBILITY_SECONDS": "5",
+        "FACEREC_WORKER_HEARTBEAT_SECONDS": "1",
+        "FACEREC_WORKER_POLL_WAIT_SECONDS": "1",
+        "FACEREC_WORKER_IDLE_SECONDS": "1",
     }
     exits: list[int] = []
     # Before the fix the jobs never all end: four processes see the ten go to the dead-letter queue.
-    while len(exits) < 4 and not all(harness.job(job)["status"] in ("DONE", "FAILED") for job in jobs):
+    while len(exits) < 4 and not all(
+        harness.job(job)["status"] in ("DONE", "FAILED") for job in jobs
+    ):
         # As systemd starts the worker again on its instance (a new instance here: the last one
         # terminated itself when it left idle).
         process = subprocess.run(
-            [sys.executable, "-c", CRASHING_WORKER], env={**environment, "FACEREC_INSTANCE_ID": harness.launch_instance()},
-            capture_output=True, text=True, timeout=180,
+            [sys.executable, "-c", CRASHING_WORKER],
+            env={**environment, "FACEREC_INSTANCE_ID": harness.launch_instance()},
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         exits.append(process.returncode)
 
@@ -88,6 +103,7 @@ def test_a_photo_that_ends_the_process_is_failed_alone_and_its_batch_mates_are_d
     assert max(int(harness.job(job)["claim_receive"]) for job in good) <= 3
     assert harness.messages_left() == 0
     dead_letters = harness.sqs.get_queue_attributes(
-        QueueUrl=harness.stack.outputs["JobsDeadLetterQueueUrl"], AttributeNames=["ApproximateNumberOfMessages"],
+        QueueUrl=harness.stack.outputs["JobsDeadLetterQueueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages"],
     )
     assert dead_letters["Attributes"]["ApproximateNumberOfMessages"] == "0"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import time
 
+from conftest import wait_for
+
 from chalicelib.contract import JobStatus
 
-from conftest import wait_for
 from .conftest import photo_bytes
 
 
@@ -30,7 +31,9 @@ def pooled(harness, worker_threads, **settings):
     return worker
 
 
-def test_a_leaving_worker_with_a_free_pool_slot_stops_its_instance_instead_of_terminating(harness, worker_threads):
+def test_a_leaving_worker_with_a_free_pool_slot_stops_its_instance_instead_of_terminating(
+    harness, worker_threads
+):
     worker = pooled(harness, worker_threads)
     instance_id = worker.settings.instance_id
     assert harness.instance_state(instance_id) in ("stopping", "stopped")
@@ -53,9 +56,13 @@ def counting_loads(harness, loads):
     return engine_factory
 
 
-def test_a_worker_whose_wall_clock_jumped_resumes_polling_with_its_engine_still_loaded(harness, worker_threads):
+def test_a_worker_whose_wall_clock_jumped_resumes_polling_with_its_engine_still_loaded(
+    harness, worker_threads
+):
     loads, wall = [], WallClock()
-    worker = pooled(harness, worker_threads, wall_clock=wall, engine_factory=counting_loads(harness, loads))
+    worker = pooled(
+        harness, worker_threads, wall_clock=wall, engine_factory=counting_loads(harness, loads)
+    )
     job_id = harness.queue(photo_bytes("obama2.jpg"))
     wall.hibernated += 3600  # the machine slept an hour, frozen in the pool
 
@@ -65,7 +72,9 @@ def test_a_worker_whose_wall_clock_jumped_resumes_polling_with_its_engine_still_
     assert len(loads) == 1
 
 
-def test_a_pooled_worker_whose_instance_runs_again_resumes_though_its_clock_shows_no_jump(harness, worker_threads):
+def test_a_pooled_worker_whose_instance_runs_again_resumes_though_its_clock_shows_no_jump(
+    harness, worker_threads
+):
     loads = []
     worker = pooled(harness, worker_threads, engine_factory=counting_loads(harness, loads))
     instance_id = worker.settings.instance_id

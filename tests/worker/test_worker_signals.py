@@ -47,7 +47,9 @@ def metadata_service():
     server.shutdown()
 
 
-def test_a_spot_interruption_notice_drains_the_worker_before_it_takes_work(harness, metadata_service):
+def test_a_spot_interruption_notice_drains_the_worker_before_it_takes_work(
+    harness, metadata_service
+):
     job_id = harness.queue(photo_bytes("obama2.jpg"))
     worker = harness.worker(idle_seconds=600, metadata=InstanceMetadata(metadata_service))
     worker.run()
@@ -58,11 +60,17 @@ def test_a_spot_interruption_notice_drains_the_worker_before_it_takes_work(harne
 
 def test_the_heartbeat_keeps_a_long_batch_invisible_to_other_workers(harness):
     job_id = harness.queue(photo_bytes("obama2.jpg"))
-    [message] = harness.sqs.receive_message(QueueUrl=harness.queue_url, VisibilityTimeout=1)["Messages"]
-    heartbeat = VisibilityHeartbeat(harness.sqs, harness.queue_url, every_seconds=0.3, extend_seconds=2, max_seconds=60)
+    [message] = harness.sqs.receive_message(QueueUrl=harness.queue_url, VisibilityTimeout=1)[
+        "Messages"
+    ]
+    heartbeat = VisibilityHeartbeat(
+        harness.sqs, harness.queue_url, every_seconds=0.3, extend_seconds=2, max_seconds=60
+    )
     with heartbeat.holding([message["ReceiptHandle"]], job_ids=[job_id]):
         time.sleep(2.5)  # longer than the visibility the message was received with
-        stolen = harness.sqs.receive_message(QueueUrl=harness.queue_url, WaitTimeSeconds=0).get("Messages", [])
+        stolen = harness.sqs.receive_message(QueueUrl=harness.queue_url, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
     assert stolen == []
 
 
@@ -70,4 +78,6 @@ def test_without_the_heartbeat_the_message_would_go_to_another_worker(harness):
     harness.queue(photo_bytes("obama2.jpg"))
     harness.sqs.receive_message(QueueUrl=harness.queue_url, VisibilityTimeout=1)
     time.sleep(1.5)
-    assert harness.sqs.receive_message(QueueUrl=harness.queue_url, WaitTimeSeconds=0).get("Messages")
+    assert harness.sqs.receive_message(QueueUrl=harness.queue_url, WaitTimeSeconds=0).get(
+        "Messages"
+    )

@@ -21,7 +21,12 @@ import pytest
 
 from chalicelib.contract import JobKind, JobStatus
 from chalicelib.contract.logs import configure_json_logging
-from chalicelib.contract.telemetry import ERROR_CODE_DIMENSION, Metric, metrics_namespace, worker_log_group
+from chalicelib.contract.telemetry import (
+    ERROR_CODE_DIMENSION,
+    Metric,
+    metrics_namespace,
+    worker_log_group,
+)
 from facerec_worker.__main__ import SERVICE
 from facerec_worker.metrics import MetricsPublisher
 
@@ -90,7 +95,11 @@ def json_lines(capsys):
         configure_json_logging(SERVICE, instance_id=instance_id)
 
     def lines() -> list[dict]:
-        return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+        return [
+            json.loads(line)
+            for line in capsys.readouterr().err.splitlines()
+            if line.startswith("{")
+        ]
 
     yield configure, lines
     root.handlers[:] = handlers
@@ -101,7 +110,9 @@ def _emf(lines: list[dict]) -> list[dict]:
     return [line for line in lines if "_aws" in line]
 
 
-def _values(documents: list[dict], namespace: str, metric: Metric, dimensions: dict[str, str] | None = None) -> list[float]:
+def _values(
+    documents: list[dict], namespace: str, metric: Metric, dimensions: dict[str, str] | None = None
+) -> list[float]:
     """Every value of `metric` in `namespace` under exactly `dimensions` (none: the series the
     alarms and dashboard read)."""
     dimensions = dimensions or {}
@@ -110,7 +121,8 @@ def _values(documents: list[dict], namespace: str, metric: Metric, dimensions: d
         for directive in document["_aws"]["CloudWatchMetrics"]:
             named = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
             if (
-                directive["Namespace"] == namespace and metric.value in named
+                directive["Namespace"] == namespace
+                and metric.value in named
                 and sorted(dimensions) in [sorted(s) for s in directive["Dimensions"]]
                 and all(document[name] == value for name, value in dimensions.items())
             ):
@@ -120,33 +132,50 @@ def _values(documents: list[dict], namespace: str, metric: Metric, dimensions: d
     return values
 
 
-def test_a_failed_job_puts_its_metric_by_error_code_and_a_json_line_with_its_job_id(harness, json_lines):
+def test_a_failed_job_puts_its_metric_by_error_code_and_a_json_line_with_its_job_id(
+    harness, json_lines
+):
     configure, lines = json_lines
     done = harness.queue(photo_bytes("obama2.jpg"), filename="obama2.jpg")
     failed = harness.queue(b"gone", filename="expired.jpg")
-    harness.s3.delete_object(Bucket=harness.stack.outputs["InputBucketName"], Key=f"uploads/{failed}/expired.jpg")
+    harness.s3.delete_object(
+        Bucket=harness.stack.outputs["InputBucketName"], Key=f"uploads/{failed}/expired.jpg"
+    )
     worker = harness.worker()
     configure(worker.settings.instance_id)
     worker.run()
-    assert harness.job(failed)["status"] == JobStatus.FAILED.value and harness.job(done)["status"] == JobStatus.DONE.value
+    assert (
+        harness.job(failed)["status"] == JobStatus.FAILED.value
+        and harness.job(done)["status"] == JobStatus.DONE.value
+    )
 
     written = lines()
     documents, namespace = _emf(written), metrics_namespace(harness.stack.prefix)
     # Once by its code, and once without dimensions: what the alarm and dashboard sum.
-    assert _values(documents, namespace, Metric.JOBS_FAILED, {ERROR_CODE_DIMENSION: "photo_missing"}) == [1.0]
+    assert _values(
+        documents, namespace, Metric.JOBS_FAILED, {ERROR_CODE_DIMENSION: "photo_missing"}
+    ) == [1.0]
     assert _values(documents, namespace, Metric.JOBS_FAILED) == [1.0]
     assert _values(documents, namespace, Metric.JOBS_DONE) == [1.0]
     assert _values(documents, namespace, Metric.FACES_PER_PHOTO) == [1.0]  # obama2.jpg has one face
-    assert _values(documents, namespace, Metric.UPLOAD_TO_RESULT) and _values(documents, namespace, Metric.ENGINE_MS_PER_PHOTO)
+    assert _values(documents, namespace, Metric.UPLOAD_TO_RESULT) and _values(
+        documents, namespace, Metric.ENGINE_MS_PER_PHOTO
+    )
 
     logged = [line for line in written if "_aws" not in line]
     assert logged and all(line["instance_id"] == worker.settings.instance_id for line in logged)
-    (failure,) = [line for line in logged if line.get("job_id") == failed and line["level"] == "WARNING"]
+    (failure,) = [
+        line for line in logged if line.get("job_id") == failed and line["level"] == "WARNING"
+    ]
     assert failure["error"] == "photo_missing" and failed in failure["message"]
-    assert any(line.get("job_id") == done and line["message"] == f"job {done} done" for line in logged)
+    assert any(
+        line.get("job_id") == done and line["message"] == f"job {done} done" for line in logged
+    )
 
 
-def test_with_an_agent_a_batchs_metrics_go_to_it_as_one_document_in_the_stages_log_group(harness, json_lines, agent):
+def test_with_an_agent_a_batchs_metrics_go_to_it_as_one_document_in_the_stages_log_group(
+    harness, json_lines, agent
+):
     _, lines = json_lines
     jobs = [harness.queue(photo_bytes("obama2.jpg"), filename="obama2.jpg") for _ in range(3)]
     worker = harness.worker(emf_agent_endpoint=agent.endpoint)
@@ -154,7 +183,9 @@ def test_with_an_agent_a_batchs_metrics_go_to_it_as_one_document_in_the_stages_l
     assert {harness.job(job)["status"] for job in jobs} == {JobStatus.DONE.value}
 
     namespace = metrics_namespace(harness.stack.prefix)
-    documents = agent.documents(until=lambda received: len(_values(received, namespace, Metric.JOBS_DONE)) == 3)
+    documents = agent.documents(
+        until=lambda received: len(_values(received, namespace, Metric.JOBS_DONE)) == 3
+    )
     assert worker.batches == 1
     (document,) = documents
     assert document["_aws"]["LogGroupName"] == worker_log_group(harness.stack.prefix)
@@ -162,21 +193,41 @@ def test_with_an_agent_a_batchs_metrics_go_to_it_as_one_document_in_the_stages_l
     assert document[Metric.JOBS_DONE.value] == [1.0, 1.0, 1.0]
     assert document[Metric.FACES_PER_PHOTO.value] == [1.0, 1.0, 1.0]
     # The batch's engine time is put once, counted per photo: a value per photo.
-    assert len(set(document[Metric.ENGINE_MS_PER_PHOTO.value])) == 1 and len(document[Metric.ENGINE_MS_PER_PHOTO.value]) == 3
+    assert (
+        len(set(document[Metric.ENGINE_MS_PER_PHOTO.value])) == 1
+        and len(document[Metric.ENGINE_MS_PER_PHOTO.value]) == 3
+    )
     assert len(document[Metric.UPLOAD_TO_RESULT.value]) == 3
     assert not _emf(lines())  # nothing on stderr
 
 
-def test_a_flush_writes_a_document_per_set_of_dimensions_and_more_only_past_a_hundred_values(capsys):
+def test_a_flush_writes_a_document_per_set_of_dimensions_and_more_only_past_a_hundred_values(
+    capsys,
+):
     publisher = MetricsPublisher("facerec-test")
     publisher.put(Metric.ENGINE_MS_PER_PHOTO, 12.5, count=150)
     publisher.job_failed("photo_missing")
     publisher.flush()
     publisher.flush()  # nothing new: nothing written
     documents = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    shapes = [{name: len(values) for name, values in d.items() if name != "_aws" and isinstance(values, list)} for d in documents]
-    assert shapes == [{"EngineMillisecondsPerPhoto": 100, "JobsFailed": 1}, {"EngineMillisecondsPerPhoto": 50}, {"JobsFailed": 1}]
-    assert [d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] for d in documents] == [[[]], [[]], [[ERROR_CODE_DIMENSION]]]
+    shapes = [
+        {
+            name: len(values)
+            for name, values in d.items()
+            if name != "_aws" and isinstance(values, list)
+        }
+        for d in documents
+    ]
+    assert shapes == [
+        {"EngineMillisecondsPerPhoto": 100, "JobsFailed": 1},
+        {"EngineMillisecondsPerPhoto": 50},
+        {"JobsFailed": 1},
+    ]
+    assert [d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] for d in documents] == [
+        [[]],
+        [[]],
+        [[ERROR_CODE_DIMENSION]],
+    ]
     assert documents[2][ERROR_CODE_DIMENSION] == "photo_missing"
 
 
@@ -201,13 +252,18 @@ def test_metrics_the_agent_cannot_take_are_logged_and_dropped(caplog):
     publisher = MetricsPublisher("facerec-test", endpoint)
     publisher.job_done(None)
     publisher.flush()
-    assert "could not send 1 metric documents of facerec/facerec-test to the CloudWatch agent" in caplog.text
+    assert (
+        "could not send 1 metric documents of facerec/facerec-test to the CloudWatch agent"
+        in caplog.text
+    )
 
 
 def test_an_enrollments_lines_name_the_job_and_not_the_person(harness, json_lines):
     configure, lines = json_lines
     harness.add_person("obama")
-    job_id = harness.queue(photo_bytes("obama.jpg"), filename="enroll.jpg", kind=JobKind.ENROLL, person="obama")
+    job_id = harness.queue(
+        photo_bytes("obama.jpg"), filename="enroll.jpg", kind=JobKind.ENROLL, person="obama"
+    )
     worker = harness.worker()
     configure(worker.settings.instance_id)
     worker.run()

@@ -26,13 +26,18 @@ SERVICE = "facerec-worker"
 
 
 def main() -> int:
-    if os.environ.get("FACEREC_COUNT_AWS_CALLS"):  # make bench-cost: count this process's AWS calls (bench/aws_calls.py)
+    if os.environ.get(
+        "FACEREC_COUNT_AWS_CALLS"
+    ):  # make bench-cost: count this process's AWS calls (bench/aws_calls.py)
         importlib.import_module("bench.aws_calls").install("worker")
     boot = BootTimes()
     settings = WorkerSettings.from_env()
     if not settings.jobs_queue_url:
-        print("facerec-worker: FACEREC_JOBS_QUEUE_URL is not set (the launch template's user data "
-              "writes it to /etc/facerec/worker.env)", file=sys.stderr)
+        print(
+            "facerec-worker: FACEREC_JOBS_QUEUE_URL is not set (the launch template's user data "
+            "writes it to /etc/facerec/worker.env)",
+            file=sys.stderr,
+        )
         return 2
     engine = Loading(lambda: _load_engine(boot), name="engine-load")
     # Imported here, after the engine's thread has started, so that they overlap its imports.

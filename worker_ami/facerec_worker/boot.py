@@ -59,7 +59,9 @@ class BootTimes:
             self.mark("first_poll_s")
             logger.info(
                 "boot: first poll %.2f s after the process started (imports %.2f s, engine %.2f s)",
-                self.marks["first_poll_s"], self.marks.get("imports_s", -1), self.marks.get("engine_s", -1),
+                self.marks["first_poll_s"],
+                self.marks.get("imports_s", -1),
+                self.marks.get("engine_s", -1),
                 extra={"boot": True, **self.marks},
             )
 

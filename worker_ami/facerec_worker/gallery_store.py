@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 # less): later changes are read again from this far back, and a compaction leaves them for the next.
 SETTLE_SECONDS = 30
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
-_STAMP_LENGTH = len(datetime(2000, 1, 1, tzinfo=timezone.utc).strftime(_STAMP))
+_STAMP_LENGTH = len(datetime(2000, 1, 1, tzinfo=UTC).strftime(_STAMP))
 # Tries of a compaction that keeps losing the manifest to others, before its job is left to come back.
 COMPACTION_ATTEMPTS = 3
 _LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
@@ -91,7 +91,7 @@ class CompactionContendedError(RuntimeError):
 
 
 def stamp(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime(_STAMP)
+    return datetime.fromtimestamp(epoch, UTC).strftime(_STAMP)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,13 @@ class GalleryStore:
     """One worker's view of the gallery: the snapshot and the changes it has applied."""
 
     def __init__(
-        self, s3: Any, bucket: str, *, model: str, detector: str, dimensions: int,
+        self,
+        s3: Any,
+        bucket: str,
+        *,
+        model: str,
+        detector: str,
+        dimensions: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._s3 = s3
@@ -145,10 +151,13 @@ class GalleryStore:
         if self._index is None or manifest["etag"] != self._manifest_etag:
             self._load(manifest)
         fresh = [
-            key for key in self._pending + self._changes_since(self._newest_applied())
+            key
+            for key in self._pending + self._changes_since(self._newest_applied())
             if key not in self._applied and key not in self._quarantined
         ]
-        applied_jobs = {self.keys.unique_of_change(key) for key in self._applied} if fresh else set()
+        applied_jobs = (
+            {self.keys.unique_of_change(key) for key in self._applied} if fresh else set()
+        )
         for key, change in zip(fresh, self._io.map(self._fetch_change, fresh)):
             if key in self._quarantined:
                 continue
@@ -175,7 +184,12 @@ class GalleryStore:
         change = self.empty()
         change.add(owner, vectors)
         key = self.keys.change(stamp(self._clock()), job_id)
-        self._s3.put_object(Bucket=self._bucket, Key=key, Body=change.to_bytes(), ContentType="application/octet-stream")
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=change.to_bytes(),
+            ContentType="application/octet-stream",
+        )
         self._mark_latest(key)
         return key
 
@@ -203,8 +217,12 @@ class GalleryStore:
             compaction = self._compact_once(alive, finished)
             if compaction is not None:
                 return compaction
-            logger.info("another compaction of %s won; compacting again from its snapshot", self.keys.prefix)
-        raise CompactionContendedError(f"{self.keys.prefix}: lost the manifest {COMPACTION_ATTEMPTS} times in a row")
+            logger.info(
+                "another compaction of %s won; compacting again from its snapshot", self.keys.prefix
+            )
+        raise CompactionContendedError(
+            f"{self.keys.prefix}: lost the manifest {COMPACTION_ATTEMPTS} times in a row"
+        )
 
     def _compact_once(
         self,
@@ -219,42 +237,84 @@ class GalleryStore:
         keys = manifest[MANIFEST_PENDING] + self._changes_since(manifest["through"])
         # A change that cannot be read is quarantined as it is fetched, and left out as a gone one is.
         changes = dict(zip(keys, self._io.map(self._fetch_change, keys)))
-        settled = [key for key in keys if self._stamp_of(key) < through and changes[key] is not None]
-        done = finished({self.keys.unique_of_change(key) for key in settled}, datetime.fromtimestamp(cut, timezone.utc))
+        settled = [
+            key for key in keys if self._stamp_of(key) < through and changes[key] is not None
+        ]
+        done = finished(
+            {self.keys.unique_of_change(key) for key in settled},
+            datetime.fromtimestamp(cut, UTC),
+        )
         folding = [key for key in settled if self.keys.unique_of_change(key) in done]
         folded = base
         for key in self._one_per_job(folding):
             folded.extend(changes[key])
-        living = alive(set(folded.owners) | {o for c in changes.values() if c is not None for o in c.owners})
+        living = alive(
+            set(folded.owners) | {o for c in changes.values() if c is not None for o in c.owners}
+        )
         snapshot = folded.keeping(lambda owner: owner in living)
         folding_keys = set(folding)
         left = [key for key in keys if key not in folding_keys and changes[key] is not None]
         dead_changes = [key for key in left if not set(changes[key].owners) <= living]
-        pending = [key for key in left if set(changes[key].owners) <= living and self._stamp_of(key) < through]
+        pending = [
+            key
+            for key in left
+            if set(changes[key].owners) <= living and self._stamp_of(key) < through
+        ]
         snapshot_key = self.publish(snapshot, through, manifest["etag"], pending)
         if snapshot_key is None:
             return None
         quarantined = len(self._quarantined.intersection(keys))
-        self._delete(folding + dead_changes + ([manifest["snapshot"]] if manifest["snapshot"] else []))
-        logger.info("compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted, %d of running jobs left, "
-                    "%d unreadable quarantined", self.keys.prefix, len(snapshot), len(folded) - len(snapshot), len(folding),
-                    len(dead_changes), len(pending), quarantined)
+        self._delete(
+            folding + dead_changes + ([manifest["snapshot"]] if manifest["snapshot"] else [])
+        )
+        logger.info(
+            "compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted, %d of running jobs left, "
+            "%d unreadable quarantined",
+            self.keys.prefix,
+            len(snapshot),
+            len(folded) - len(snapshot),
+            len(folding),
+            len(dead_changes),
+            len(pending),
+            quarantined,
+        )
         return Compaction(
-            snapshot_key, len(snapshot), len(folded) - len(snapshot), len(folding), len(dead_changes), len(pending), quarantined,
+            snapshot_key,
+            len(snapshot),
+            len(folded) - len(snapshot),
+            len(folding),
+            len(dead_changes),
+            len(pending),
+            quarantined,
         )
 
-    def publish(self, snapshot: FaceIndex, through: str, etag: str | None, pending: Sequence[str] = ()) -> str | None:
+    def publish(
+        self, snapshot: FaceIndex, through: str, etag: str | None, pending: Sequence[str] = ()
+    ) -> str | None:
         """Store `snapshot` and point the manifest at it, if the manifest is still `etag` (None:
         there is none yet); the snapshot's key, or None when another writer got there first.
         `pending`: the changes stamped before `through` that the snapshot does not hold."""
         snapshot_key = self.keys.snapshot(through or stamp(self._clock()), uuid.uuid4().hex)
-        self._s3.put_object(Bucket=self._bucket, Key=snapshot_key, Body=snapshot.to_bytes(), ContentType="application/octet-stream")
-        document = {"snapshot": snapshot_key, "through": through, "faces": len(snapshot), MANIFEST_PENDING: list(pending)}
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=snapshot_key,
+            Body=snapshot.to_bytes(),
+            ContentType="application/octet-stream",
+        )
+        document = {
+            "snapshot": snapshot_key,
+            "through": through,
+            "faces": len(snapshot),
+            MANIFEST_PENDING: list(pending),
+        }
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         try:
             self._s3.put_object(
-                Bucket=self._bucket, Key=self.keys.manifest, Body=json.dumps(document).encode(),
-                ContentType="application/json", **condition,
+                Bucket=self._bucket,
+                Key=self.keys.manifest,
+                Body=json.dumps(document).encode(),
+                ContentType="application/json",
+                **condition,
             )
         except ClientError as exc:
             if error_code(exc) not in _LOST_RACE:
@@ -282,28 +342,47 @@ class GalleryStore:
         except GalleryError:
             if self._index is None:
                 raise
-            logger.error("gallery %s: keeping the %d faces this worker holds (through %s and %d changes since), without "
-                         "what was folded into %s after them, until a readable snapshot replaces it", self.keys.prefix,
-                         len(self._index), self._through or "-", len(self._applied), manifest["snapshot"])
+            logger.error(
+                "gallery %s: keeping the %d faces this worker holds (through %s and %d changes since), without "
+                "what was folded into %s after them, until a readable snapshot replaces it",
+                self.keys.prefix,
+                len(self._index),
+                self._through or "-",
+                len(self._applied),
+                manifest["snapshot"],
+            )
             # Not read again for this manifest; its pending changes are the ones the snapshot lacks.
             self._manifest_etag, self._pending = manifest["etag"], manifest[MANIFEST_PENDING]
             return
         self._index = index
-        self._manifest_etag, self._through, self._applied = manifest["etag"], manifest["through"], set()
+        self._manifest_etag, self._through, self._applied = (
+            manifest["etag"],
+            manifest["through"],
+            set(),
+        )
         self._pending = manifest[MANIFEST_PENDING]
-        logger.info("gallery %s: snapshot of %d faces through %s, %d changes pending", self.keys.prefix, len(self._index),
-                    self._through or "-", len(self._pending))
+        logger.info(
+            "gallery %s: snapshot of %d faces through %s, %d changes pending",
+            self.keys.prefix,
+            len(self._index),
+            self._through or "-",
+            len(self._pending),
+        )
 
     def _warn_of_other_galleries(self) -> None:
         """No gallery for this model and detector: say so if another pair has one, since its
         faces are not matched under this one."""
         listed = self._s3.list_objects_v2(Bucket=self._bucket, Prefix=GALLERY_PREFIX, Delimiter="/")
-        others = [p["Prefix"] for p in listed.get("CommonPrefixes", []) if p["Prefix"] != self.keys.prefix]
+        others = [
+            p["Prefix"] for p in listed.get("CommonPrefixes", []) if p["Prefix"] != self.keys.prefix
+        ]
         if others:
             logger.warning(
                 "no gallery under %s yet, but %s hold faces of another model or detector, which this worker "
                 "does not match: run it with that pair (FACEREC_MODEL, FACEREC_DETECTOR), or enroll the people "
-                "again under this one", self.keys.prefix, ", ".join(others),
+                "again under this one",
+                self.keys.prefix,
+                ", ".join(others),
             )
 
     def _manifest(self) -> dict[str, Any]:
@@ -329,7 +408,12 @@ class GalleryStore:
     def _mark_latest(self, written: str) -> str:
         """Tell readers that `written` (a change or a snapshot, each key unique) is there: only
         after it is, so that a reader who sees this write lists after it landed. Its ETag."""
-        response = self._s3.put_object(Bucket=self._bucket, Key=self._latest_key, Body=written.encode(), ContentType="text/plain")
+        response = self._s3.put_object(
+            Bucket=self._bucket,
+            Key=self._latest_key,
+            Body=written.encode(),
+            ContentType="text/plain",
+        )
         return response["ETag"]
 
     def _snapshot(self, manifest: dict[str, Any]) -> FaceIndex:
@@ -346,14 +430,16 @@ class GalleryStore:
         """Where to list from: SETTLE_SECONDS before the newest change applied, or the snapshot's end."""
         if not self._applied:
             return self._through
-        newest = datetime.strptime(self._stamp_of(max(self._applied)), _STAMP).replace(tzinfo=timezone.utc)
+        newest = datetime.strptime(self._stamp_of(max(self._applied)), _STAMP).replace(tzinfo=UTC)
         return max(self._through, (newest - timedelta(seconds=SETTLE_SECONDS)).strftime(_STAMP))
 
     def _changes_since(self, since: str) -> list[str]:
         """Change keys stamped at or after `since`, oldest first."""
         start = {"StartAfter": f"{self.keys.changes}{since}"} if since else {}
         keys: list[str] = []
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=self.keys.changes, **start):
+        for page in self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=self.keys.changes, **start
+        ):
             keys += [item["Key"] for item in page.get("Contents", [])]
         return keys
 
@@ -394,20 +480,28 @@ class GalleryStore:
         fetches it again. A move that fails leaves it for the next reader to try."""
         self._quarantined.add(key)
         self._report_unreadable(key, exc)
-        aside = f"{self.keys.prefix}{QUARANTINE}{key[len(self.keys.changes):]}"
+        aside = f"{self.keys.prefix}{QUARANTINE}{key[len(self.keys.changes) :]}"
         try:
-            self._s3.put_object(Bucket=self._bucket, Key=aside, Body=body, ContentType="application/octet-stream")
+            self._s3.put_object(
+                Bucket=self._bucket, Key=aside, Body=body, ContentType="application/octet-stream"
+            )
             self._s3.delete_object(Bucket=self._bucket, Key=key)
         except (BotoCoreError, ClientError):
-            logger.exception("could not move the unreadable change %s to %s; this worker skips it", key, aside)
+            logger.exception(
+                "could not move the unreadable change %s to %s; this worker skips it", key, aside
+            )
             return
         logger.warning("moved the unreadable change %s to %s", key, aside)
 
     def _report_unreadable(self, key: str, exc: GalleryError) -> None:
         """One ERROR line per object found unreadable, which the GalleryObjectsQuarantined metric
         counts (contract.telemetry.METRIC_FIELD) and an alarm watches."""
-        logger.error("gallery object %s cannot be read: %s", key, exc,
-                     extra={METRIC_FIELD: Metric.GALLERY_OBJECTS_QUARANTINED.value, "gallery_object": key})
+        logger.error(
+            "gallery object %s cannot be read: %s",
+            key,
+            exc,
+            extra={METRIC_FIELD: Metric.GALLERY_OBJECTS_QUARANTINED.value, "gallery_object": key},
+        )
 
     def _migrate_legacy(self) -> bool:
         """The one-JSON-document gallery of before becomes this gallery's first snapshot, once.
@@ -418,7 +512,9 @@ class GalleryStore:
         """
         key = legacy_gallery_key(self.keys.model)
         try:
-            legacy = Gallery.from_bytes(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
+            legacy = Gallery.from_bytes(
+                self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+            )
         except ClientError as exc:
             if is_missing_object(self._s3, self._bucket, key, exc):
                 return False
@@ -431,8 +527,14 @@ class GalleryStore:
             logger.info("another worker migrated %s first", key)
             return True
         self._delete([key])
-        logger.warning("migrated the JSON gallery %s (%d people, %d faces) to %s, taken as made with the %s detector",
-                       key, len(legacy.people), len(index), snapshot_key, self.keys.detector)
+        logger.warning(
+            "migrated the JSON gallery %s (%d people, %d faces) to %s, taken as made with the %s detector",
+            key,
+            len(legacy.people),
+            len(index),
+            snapshot_key,
+            self.keys.detector,
+        )
         return True
 
     def _delete(self, keys: list[str]) -> None:

@@ -19,7 +19,13 @@ class VisibilityHeartbeat:
     began, and the messages come back then: the jobs go to another worker, the batch to waste."""
 
     def __init__(
-        self, sqs: Any, queue_url: str, *, every_seconds: float, extend_seconds: int, max_seconds: float,
+        self,
+        sqs: Any,
+        queue_url: str,
+        *,
+        every_seconds: float,
+        extend_seconds: int,
+        max_seconds: float,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -28,7 +34,9 @@ class VisibilityHeartbeat:
         self._max = max_seconds
 
     @contextmanager
-    def holding(self, receipt_handles: Sequence[str], *, job_ids: Collection[str]) -> Iterator[None]:
+    def holding(
+        self, receipt_handles: Sequence[str], *, job_ids: Collection[str]
+    ) -> Iterator[None]:
         """While the block runs, push the messages' visibility `extend_seconds` ahead, every
         `every_seconds`; a failed extension is logged, and the next beat tries again. The last
         extension ends at `max_seconds` after now, and is logged with `job_ids`."""
@@ -42,7 +50,10 @@ class VisibilityHeartbeat:
                 if left <= self._extend:
                     logger.warning(
                         "batch of %d at its maximum of %.0f s held: no more renewals, its messages return to the "
-                        "queue in %d s for other workers to retake its jobs", len(receipt_handles), self._max, left,
+                        "queue in %d s for other workers to retake its jobs",
+                        len(receipt_handles),
+                        self._max,
+                        left,
                         extra={"job_ids": sorted(job_ids)},
                     )
                     return

@@ -24,11 +24,15 @@ class InstanceMetadata:
 
     def get(self, path: str) -> str | None:
         token = requests.put(
-            f"{self._base}/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}, timeout=self._timeout
+            f"{self._base}/api/token",
+            headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"},
+            timeout=self._timeout,
         )
         token.raise_for_status()
         response = requests.get(
-            f"{self._base}/meta-data/{path}", headers={"X-aws-ec2-metadata-token": token.text}, timeout=self._timeout
+            f"{self._base}/meta-data/{path}",
+            headers={"X-aws-ec2-metadata-token": token.text},
+            timeout=self._timeout,
         )
         if response.status_code == 404:
             return None
@@ -72,10 +76,16 @@ class Ec2Instance:
         """Stop this instance into the warm pool: it then costs its EBS volume only. With
         hibernation (the launch template must enable it) its memory, the models loaded, is kept
         and this process carries on where it froze when the instance is started again."""
-        logger.info("stopping instance %s into the warm pool (hibernate: %s)", self.instance_id, hibernate)
+        logger.info(
+            "stopping instance %s into the warm pool (hibernate: %s)", self.instance_id, hibernate
+        )
         self._ec2.stop_instances(InstanceIds=[self.instance_id], Hibernate=hibernate)
 
     def is_running(self) -> bool:
         """Whether EC2 has this instance pending or running, as it has after a start."""
         reservations = self._ec2.describe_instances(InstanceIds=[self.instance_id])["Reservations"]
-        return any(i["State"]["Name"] in ("pending", "running") for r in reservations for i in r["Instances"])
+        return any(
+            i["State"]["Name"] in ("pending", "running")
+            for r in reservations
+            for i in r["Instances"]
+        )

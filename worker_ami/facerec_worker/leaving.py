@@ -48,7 +48,11 @@ class IdleRule:
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> IdleRule:
-        return cls(floor_s=settings.idle_seconds, max_s=settings.idle_max_seconds, factor=settings.idle_gap_factor)
+        return cls(
+            floor_s=settings.idle_seconds,
+            max_s=settings.idle_max_seconds,
+            factor=settings.idle_gap_factor,
+        )
 
     def limit(self, gaps: Iterable[float]) -> float:
         """`factor` times the longest recent gap between uploads, within [floor_s, max_s]; the
@@ -140,7 +144,11 @@ class RetirementRule:
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> RetirementRule:
-        return cls(target=settings.retire_target, retire_below=settings.retire_below, min_workers=settings.min_workers)
+        return cls(
+            target=settings.retire_target,
+            retire_below=settings.retire_below,
+            min_workers=settings.min_workers,
+        )
 
     def surplus(self, plan: FleetPlan, busy: float, window_start_ms: int | None = None) -> int:
         """Workers the fleet can spare now; 0 unless this worker is below the line. Retirement never
@@ -154,7 +162,11 @@ class RetirementRule:
         staying = plan.staying
         if busy >= self.retire_below or staying <= 1:
             return 0
-        left_since = sum(1 for at in plan.retiring.values() if window_start_ms is not None and at >= window_start_ms)
+        left_since = sum(
+            1
+            for at in plan.retiring.values()
+            if window_start_ms is not None and at >= window_start_ms
+        )
         work = (staying + left_since) * busy
         needed = max(1, plan.desired, self.min_workers, math.ceil(work / self.target))
         return max(0, staying - needed)
@@ -240,11 +252,16 @@ class Retirement:
             # lone or needed worker reads the plan once a window, not every check.
             self._next_check = now + max(self._check_s, self.meter.window_s)
             return False
-        claimed = self._store.claim_retirement(self._instance_id, self._wall_ms(), len(plan.retiring) + surplus)
+        claimed = self._store.claim_retirement(
+            self._instance_id, self._wall_ms(), len(plan.retiring) + surplus
+        )
         if claimed:
             logger.info(
                 "retiring: %.0f%% busy over the last window, fleet %d staying, %d desired: %d surplus",
-                busy * 100, plan.staying, plan.desired, surplus,
+                busy * 100,
+                plan.staying,
+                plan.desired,
+                surplus,
             )
         return claimed
 

@@ -60,7 +60,9 @@ class JobLedger:
     a batch's jobs are claimed and recorded side by side. An outcome's metrics are put here, where
     the conditional write says it happened exactly once."""
 
-    def __init__(self, table: Any, worker_id: str, *, metrics: MetricsPublisher, clock: Clock = time.time) -> None:
+    def __init__(
+        self, table: Any, worker_id: str, *, metrics: MetricsPublisher, clock: Clock = time.time
+    ) -> None:
         self._table = table
         self._client = table.meta.client
         self._table_name = table.name
@@ -71,16 +73,22 @@ class JobLedger:
     def _apply(self, transition: Transition, job_id: str, **values: Any) -> dict[str, Any] | None:
         """The record as it was before (for what the transition does not write); None when the
         job was not in the state the transition needs."""
-        request = transition.request(job_id, worker=self._worker_id, now=utc_now_iso(self._clock), **values)
+        request = transition.request(
+            job_id, worker=self._worker_id, now=utc_now_iso(self._clock), **values
+        )
         try:
-            answer = self._client.update_item(TableName=self._table_name, ReturnValues="ALL_OLD", **request)
+            answer = self._client.update_item(
+                TableName=self._table_name, ReturnValues="ALL_OLD", **request
+            )
         except ClientError as exc:
             if is_conditional_failure(exc):
                 return None
             raise
         return answer.get("Attributes", {})
 
-    def claim(self, job_id: str, *, message_id: str, receive_count: int, stale_after_seconds: float) -> Claim:
+    def claim(
+        self, job_id: str, *, message_id: str, receive_count: int, stale_after_seconds: float
+    ) -> Claim:
         """Move QUEUED to PROCESSING under this worker's name, noting the message it came in.
 
         A PROCESSING claim is taken over when the same message comes back, so a job held by a
@@ -89,12 +97,18 @@ class JobLedger:
         """
         epoch = self._clock()
         before = self._apply(
-            CLAIM, job_id,
-            epoch=int(epoch), stale=int(epoch - stale_after_seconds), message=message_id, receive=receive_count,
+            CLAIM,
+            job_id,
+            epoch=int(epoch),
+            stale=int(epoch - stale_after_seconds),
+            message=message_id,
+            receive=receive_count,
         )
         if before is not None:
             return Claim.CRASHED_ALONE if _ALONE_IN_ENGINE in before else Claim.TAKEN
-        item = self._client.get_item(TableName=self._table_name, Key={"job_id": job_id}, ConsistentRead=True).get("Item")
+        item = self._client.get_item(
+            TableName=self._table_name, Key={"job_id": job_id}, ConsistentRead=True
+        ).get("Item")
         return Claim.FINISHED if not item or item["status"] in TERMINAL_STATUSES else Claim.BUSY
 
     @contextmanager
@@ -112,7 +126,9 @@ class JobLedger:
     def _mark(self, job_id: str, update: str, values: dict[str, Any] | None = None) -> None:
         try:
             self._client.update_item(
-                TableName=self._table_name, Key={"job_id": job_id}, UpdateExpression=update,
+                TableName=self._table_name,
+                Key={"job_id": job_id},
+                UpdateExpression=update,
                 # A record deleted meanwhile (its person erased) is not written back as a stub.
                 ConditionExpression="attribute_exists(job_id)",
                 **({"ExpressionAttributeValues": values} if values else {}),
@@ -121,7 +137,14 @@ class JobLedger:
             if not is_conditional_failure(exc):
                 raise
 
-    def done(self, job_id: str, *, result_key: str, summary: dict[str, Any], uploaded_at: datetime | None = None) -> bool:
+    def done(
+        self,
+        job_id: str,
+        *,
+        result_key: str,
+        summary: dict[str, Any],
+        uploaded_at: datetime | None = None,
+    ) -> bool:
         """False when the job was not ours to finish (someone else finished it first).
         `uploaded_at`, the photo's S3 LastModified, times the job from upload to result."""
         if self._apply(RECORD_DONE, job_id, result_key=result_key, summary=summary) is None:
@@ -134,7 +157,9 @@ class JobLedger:
     def failed(self, job_id: str, *, error: str, cause: str) -> bool:
         """FAILED with `error` (a code the API turns into a sentence for the client) and `cause`
         (the particulars: kept in the record and the log for operators, never shown to clients)."""
-        logger.warning("job %s failed: %s: %s", job_id, error, cause, extra={"job_id": job_id, "error": error})
+        logger.warning(
+            "job %s failed: %s: %s", job_id, error, cause, extra={"job_id": job_id, "error": error}
+        )
         if self._apply(RECORD_FAILED, job_id, error=error, cause=cause) is None:
             return False
         self._metrics.job_failed(error)
@@ -152,10 +177,15 @@ class JobLedger:
         """
         keys = [{"job_id": job_id} for job_id in sorted(set(job_ids))]
         items = batch_get_all(
-            self._table, keys, ProjectionExpression="job_id, #status, finished_at", ExpressionAttributeNames={"#status": "status"},
+            self._table,
+            keys,
+            ProjectionExpression="job_id, #status, finished_at",
+            ExpressionAttributeNames={"#status": "status"},
         )
         running = {
-            item["job_id"] for item in items
-            if item["status"] not in TERMINAL_STATUSES or datetime.fromisoformat(item["finished_at"]) >= cutoff
+            item["job_id"]
+            for item in items
+            if item["status"] not in TERMINAL_STATUSES
+            or datetime.fromisoformat(item["finished_at"]) >= cutoff
         }
         return set(job_ids) - running

@@ -40,7 +40,7 @@ from .leaving import ArrivalGaps, IdleRule
 logger = logging.getLogger(__name__)
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     """Where a worker is; each equals its lower-case name, as logs and tests spell it."""
 
     BOOTING = "booting"
@@ -64,16 +64,29 @@ TRANSITIONS = [
         "dest": State.TERMINATING,
         # The claim against the stage's minimum goes last: transitions stops at the first guard
         # that fails, so a worker that may not end yet writes nothing.
-        "conditions": ["idle_long_enough", "queue_is_empty", "holds_no_messages", "keeps_the_minimum_fleet"],
+        "conditions": [
+            "idle_long_enough",
+            "queue_is_empty",
+            "holds_no_messages",
+            "keeps_the_minimum_fleet",
+        ],
     },
     # Leaving is only taken between batches: a batch in hand is finished first, so there is
     # nothing left to drain by the time the worker may stop. A retirement is already claimed on
     # the fleet plan when it fires, hence no guard.
     {"trigger": "retire", "source": State.POLLING, "dest": State.TERMINATING},
-    {"trigger": "drain", "source": [State.BOOTING, State.POLLING, State.IDLE], "dest": State.TERMINATING},
+    {
+        "trigger": "drain",
+        "source": [State.BOOTING, State.POLLING, State.IDLE],
+        "dest": State.TERMINATING,
+    },
     {"trigger": "pooled", "source": State.TERMINATING, "dest": State.STOPPED},
     {"trigger": "resumed", "source": State.STOPPED, "dest": State.POLLING},
-    {"trigger": "terminated", "source": [State.TERMINATING, State.STOPPED], "dest": State.TERMINATED},
+    {
+        "trigger": "terminated",
+        "source": [State.TERMINATING, State.STOPPED],
+        "dest": State.TERMINATED,
+    },
 ]
 
 

@@ -20,7 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.contract.telemetry import ERROR_CODE_DIMENSION, Metric, emf_documents, metrics_namespace, worker_log_group
+from chalicelib.contract.telemetry import (
+    ERROR_CODE_DIMENSION,
+    Metric,
+    emf_documents,
+    metrics_namespace,
+    worker_log_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +50,20 @@ class MetricsPublisher:
         self._stage_prefix = stage_prefix
         self.namespace = metrics_namespace(stage_prefix)
         self._sink: _AgentSink | _StderrSink = (
-            _AgentSink(agent_endpoint, worker_log_group(stage_prefix)) if agent_endpoint else _StderrSink()
+            _AgentSink(agent_endpoint, worker_log_group(stage_prefix))
+            if agent_endpoint
+            else _StderrSink()
         )
         self._values: dict[_Dimensions, dict[Metric, list[float]]] = {}
         self._lock = threading.Lock()
 
-    def put(self, metric: Metric, value: float, count: int = 1, dimensions: Mapping[str, str] | None = None) -> None:
+    def put(
+        self,
+        metric: Metric,
+        value: float,
+        count: int = 1,
+        dimensions: Mapping[str, str] | None = None,
+    ) -> None:
         """`value` seen `count` times (a batch's per-photo figure is put once, counted per photo)."""
         key = tuple(sorted((dimensions or {}).items()))
         with self._lock:
@@ -71,7 +85,8 @@ class MetricsPublisher:
         with self._lock:
             values, self._values = self._values, {}
         documents = [
-            document for dimensions, series in values.items()
+            document
+            for dimensions, series in values.items()
             for document in emf_documents(self._stage_prefix, series, dict(dimensions))
         ]
         if not documents:
@@ -79,7 +94,11 @@ class MetricsPublisher:
         try:
             self._sink.send(documents)
         except OSError:
-            logger.exception("could not send %d metric documents of %s to the CloudWatch agent", len(documents), self.namespace)
+            logger.exception(
+                "could not send %d metric documents of %s to the CloudWatch agent",
+                len(documents),
+                self.namespace,
+            )
 
 
 class _StderrSink:
@@ -104,14 +123,19 @@ class _AgentSink:
     def __init__(self, endpoint: str, log_group: str) -> None:
         parsed = urlsplit(endpoint)
         if parsed.scheme != "tcp" or not parsed.hostname or not parsed.port:
-            raise ValueError(f"the CloudWatch agent's EMF endpoint must be tcp://host:port, not {endpoint!r}")
+            raise ValueError(
+                f"the CloudWatch agent's EMF endpoint must be tcp://host:port, not {endpoint!r}"
+            )
         self._address = (parsed.hostname, parsed.port)
         self._log_group = log_group
         self._socket: socket.socket | None = None
         self._lock = threading.Lock()
 
     def send(self, documents: list[dict[str, Any]]) -> None:
-        lines = "".join(json.dumps({**d, "_aws": {**d["_aws"], "LogGroupName": self._log_group}}) + "\n" for d in documents)
+        lines = "".join(
+            json.dumps({**d, "_aws": {**d["_aws"], "LogGroupName": self._log_group}}) + "\n"
+            for d in documents
+        )
         with self._lock:
             try:
                 self._connection().sendall(lines.encode())

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import ClientError
 
-from chalicelib.contract import ERASING, INCARNATION, LEGACY_INCARNATION, UNCOUNTED_ENROLLMENTS, batch_get_all, is_conditional_failure
+from chalicelib.contract import (
+    ERASING,
+    INCARNATION,
+    LEGACY_INCARNATION,
+    UNCOUNTED_ENROLLMENTS,
+    batch_get_all,
+    is_conditional_failure,
+)
 from facerec_worker.engine import EnrollmentError, GalleryModelMismatchError, Match, Owner
 
 __all__ = ["LiveGallery", "PeopleDirectory", "PersonNotFoundError", "live_incarnation"]
@@ -68,10 +75,20 @@ class PeopleDirectory:
                 # A person being erased counts nothing more: their erasure is removing this photo.
                 ConditionExpression="attribute_exists(person_id) AND attribute_not_exists(#erasing) AND "
                 "contains(#uncounted, :job) AND "
-                + ("attribute_not_exists(#incarnation)" if legacy else "#incarnation = :incarnation"),
-                ExpressionAttributeNames={"#incarnation": INCARNATION, "#uncounted": UNCOUNTED_ENROLLMENTS, "#erasing": ERASING},
+                + (
+                    "attribute_not_exists(#incarnation)"
+                    if legacy
+                    else "#incarnation = :incarnation"
+                ),
+                ExpressionAttributeNames={
+                    "#incarnation": INCARNATION,
+                    "#uncounted": UNCOUNTED_ENROLLMENTS,
+                    "#erasing": ERASING,
+                },
                 ExpressionAttributeValues={
-                    ":photos": photos, ":jobs": {job_id}, ":job": job_id,
+                    ":photos": photos,
+                    ":jobs": {job_id},
+                    ":job": job_id,
                     **({} if legacy else {":incarnation": owner.incarnation}),
                 },
                 ReturnValues="UPDATED_NEW",
@@ -104,19 +121,26 @@ class LiveGallery:
 
     def require_model(self, model: str) -> None:
         if model != self._index.model:
-            raise GalleryModelMismatchError(f"the gallery holds {self._index.model!r} faces, not {model!r} ones")
+            raise GalleryModelMismatchError(
+                f"the gallery holds {self._index.model!r} faces, not {model!r} ones"
+            )
         self._index.require(model, self._detector)
 
     def match(self, embeddings: np.ndarray, *, model: str, threshold: float) -> list[Match]:
         self.require_model(model)
         found = self._index.neighbours(embeddings, threshold)
-        named = {c.owner.person for candidates in found for c in candidates if c.distance <= threshold}
+        named = {
+            c.owner.person for candidates in found for c in candidates if c.distance <= threshold
+        }
         self.people = self._directory.rows(named) if named else {}
         return [self._first_alive(candidates, threshold) for candidates in found]
 
     def _first_alive(self, candidates: list[Any], threshold: float) -> Match:
         for candidate in candidates:
             row = self.people.get(candidate.owner.person)
-            if candidate.distance <= threshold and live_incarnation(row) == candidate.owner.incarnation:
+            if (
+                candidate.distance <= threshold
+                and live_incarnation(row) == candidate.owner.incarnation
+            ):
                 return Match(candidate.owner.person, candidate.distance)
         return Match(None, candidates[0].distance if candidates else None)

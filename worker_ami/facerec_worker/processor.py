@@ -17,12 +17,12 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
@@ -54,8 +54,8 @@ from facerec_worker.engine import (
 
 from .gallery_store import GalleryStore
 from .ledger import Claim, JobLedger
-from .people import LiveGallery, PeopleDirectory, PersonNotFoundError, live_incarnation
 from .metrics import MetricsPublisher
+from .people import LiveGallery, PeopleDirectory, PersonNotFoundError, live_incarnation
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ IO_THREADS = 20
 PHOTO_CRASHED_WORKER = "photo_crashed_worker"
 _R = TypeVar("_R")
 # Any outcome recorded so far (JobLedger.finished_before's cut).
-_EVER = datetime.max.replace(tzinfo=timezone.utc)
+_EVER = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,9 @@ class Delivery:
             receipt_handle=message["ReceiptHandle"],
             receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
             job=job,
-            sent_at=int(attributes["SentTimestamp"]) / 1000 if "SentTimestamp" in attributes else None,
+            sent_at=int(attributes["SentTimestamp"]) / 1000
+            if "SentTimestamp" in attributes
+            else None,
         )
 
 
@@ -169,28 +171,38 @@ class BatchProcessor:
         except (BotoCoreError, ClientError):
             # AWS failed past botocore's retries (a throttled claim, an unreachable endpoint)
             # before any job was surely this worker's: nothing is failed, the messages return.
-            logger.exception("batch of %d: an AWS call failed; its messages will return", len(deliveries))
+            logger.exception(
+                "batch of %d: an AWS call failed; its messages will return", len(deliveries)
+            )
             batch.claimed = False
             return batch
-        crashed = [delivery for delivery, claim in zip(jobs, claims) if claim is Claim.CRASHED_ALONE]
+        crashed = [
+            delivery for delivery, claim in zip(jobs, claims) if claim is Claim.CRASHED_ALONE
+        ]
         for delivery, claim in zip(jobs, claims):
             if claim is Claim.FINISHED:
-                logger.info("job %s already has an outcome; dropping the repeat delivery", delivery.job.job_id,
-                            extra={"job_id": delivery.job.job_id})
+                logger.info(
+                    "job %s already has an outcome; dropping the repeat delivery",
+                    delivery.job.job_id,
+                    extra={"job_id": delivery.job.job_id},
+                )
                 batch.settled.append(delivery)
             elif claim is Claim.TAKEN:
                 batch.taken.append(delivery)
         try:
             for delivery in crashed:
                 self._ledger.failed(
-                    delivery.job.job_id, error=PHOTO_CRASHED_WORKER,
+                    delivery.job.job_id,
+                    error=PHOTO_CRASHED_WORKER,
                     cause=f"a worker's process ended or hung with this photo alone in its engine (delivery {delivery.receive_count - 1})",
                 )
             batch.settled += crashed
             with_photo = [d for d in batch.taken if d.job.kind is not JobKind.COMPACT]
             photos = self._fetch_all(with_photo, batch.uploaded_at)
             batch.settled += [d for d in with_photo if photos[d.message_id] is None]
-            batch.photos = {message_id: photo for message_id, photo in photos.items() if photo is not None}
+            batch.photos = {
+                message_id: photo for message_id, photo in photos.items() if photo is not None
+            }
         except Exception as exc:
             self._failed(batch, exc)
         return batch
@@ -203,15 +215,22 @@ class BatchProcessor:
         if batch.failure is not None:
             return
         try:
-            recognizing = [d for d in batch.of_kind(JobKind.RECOGNIZE) if d.message_id in batch.photos]
+            recognizing = [
+                d for d in batch.of_kind(JobKind.RECOGNIZE) if d.message_id in batch.photos
+            ]
             if recognizing:
                 gallery = LiveGallery(self._gallery.current(), self._people, self._engine.detector)
                 started = time.perf_counter()
                 results = self._in_engine(
-                    recognizing, lambda some: self._engine.recognize([batch.photos[d.message_id] for d in some], gallery),
+                    recognizing,
+                    lambda some: self._engine.recognize(
+                        [batch.photos[d.message_id] for d in some], gallery
+                    ),
                 )
                 self._metrics.put(
-                    Metric.ENGINE_MS_PER_PHOTO, (time.perf_counter() - started) * 1000 / len(recognizing), count=len(recognizing),
+                    Metric.ENGINE_MS_PER_PHOTO,
+                    (time.perf_counter() - started) * 1000 / len(recognizing),
+                    count=len(recognizing),
                 )
                 for result in results:
                     if isinstance(result, PhotoResult):
@@ -220,13 +239,18 @@ class BatchProcessor:
             enrolling = [d for d in batch.of_kind(JobKind.ENROLL) if d.message_id in batch.photos]
             if enrolling:
                 vectors = self._in_engine(
-                    enrolling, lambda some: self._engine.enrollment_vectors([batch.photos[d.message_id] for d in some]),
+                    enrolling,
+                    lambda some: self._engine.enrollment_vectors(
+                        [batch.photos[d.message_id] for d in some]
+                    ),
                 )
                 batch.enrolled = list(zip(enrolling, vectors))
         except Exception as exc:
             self._failed(batch, exc)
 
-    def _in_engine(self, deliveries: list[Delivery], work: Callable[[list[Delivery]], list[_R]]) -> list[_R]:
+    def _in_engine(
+        self, deliveries: list[Delivery], work: Callable[[list[Delivery]], list[_R]]
+    ) -> list[_R]:
         """`work` (the engine) on the deliveries' photos, answers in their order: first deliveries
         together, and each delivery received before alone, its job's record marked meanwhile.
 
@@ -254,15 +278,23 @@ class BatchProcessor:
         try:
             finished = self._finished_repeats(batch)
             batch.settled += [d for d in batch.taken if d.job.job_id in finished]
-            recognized = [(d, result) for d, result in batch.recognized if d.job.job_id not in finished]
+            recognized = [
+                (d, result) for d, result in batch.recognized if d.job.job_id not in finished
+            ]
             batch.settled += self._record_recognitions(recognized, batch)
-            enrolled = [(d, vectors) for d, vectors in batch.enrolled if d.job.job_id not in finished]
+            enrolled = [
+                (d, vectors) for d, vectors in batch.enrolled if d.job.job_id not in finished
+            ]
             list(self._io.map(lambda item: self._enroll_job(*item, batch.uploaded_at), enrolled))
             batch.settled += [delivery for delivery, _ in enrolled]
             # After the photos' outcomes, so that a compaction that fails does not hold them back.
             # A compaction beside the next batch's gallery read is to that read a compaction by
             # another worker: a change deleted under it sends the read to the new snapshot.
-            batch.settled += [self._compact(d) for d in batch.of_kind(JobKind.COMPACT) if d.job.job_id not in finished]
+            batch.settled += [
+                self._compact(d)
+                for d in batch.of_kind(JobKind.COMPACT)
+                if d.job.job_id not in finished
+            ]
         except Exception as exc:
             self._failed(batch, exc)
         if batch.failure is not None:
@@ -270,7 +302,10 @@ class BatchProcessor:
             # on the last delivery they are failed for good.
             settled_ids = {d.message_id for d in batch.settled}
             for delivery in batch.taken:
-                if delivery.message_id not in settled_ids and delivery.receive_count >= self._max_receives:
+                if (
+                    delivery.message_id not in settled_ids
+                    and delivery.receive_count >= self._max_receives
+                ):
                     self._ledger.failed(
                         delivery.job.job_id,
                         error=WORKER_GAVE_UP,
@@ -281,8 +316,12 @@ class BatchProcessor:
     def _failed(self, batch: Batch, exc: Exception) -> None:
         """Whatever broke (S3, DynamoDB, the engine), the batch goes no further: `finish` records
         what was done before, and fails the rest on their last delivery."""
-        logger.error("batch of %d failed", len(batch.taken), exc_info=exc,
-                     extra={"job_ids": [d.job.job_id for d in batch.taken]})
+        logger.error(
+            "batch of %d failed",
+            len(batch.taken),
+            exc_info=exc,
+            extra={"job_ids": [d.job.job_id for d in batch.taken]},
+        )
         batch.failure = batch.failure or exc
 
     def _claim(self, delivery: Delivery) -> Claim:
@@ -298,13 +337,19 @@ class BatchProcessor:
         self._io.shutdown()
         self._gallery.close()
 
-    def _fetch_all(self, deliveries: list[Delivery], uploaded_at: dict[str, datetime]) -> dict[str, PhotoInput | None]:
+    def _fetch_all(
+        self, deliveries: list[Delivery], uploaded_at: dict[str, datetime]
+    ) -> dict[str, PhotoInput | None]:
         """Every job's photo by message id, fetched side by side; None for a job whose photo
         cannot be used (it is failed as it is fetched)."""
-        photos = self._io.map(lambda delivery: self._fetch_for_job(delivery, uploaded_at), deliveries)
+        photos = self._io.map(
+            lambda delivery: self._fetch_for_job(delivery, uploaded_at), deliveries
+        )
         return dict(zip((d.message_id for d in deliveries), photos))
 
-    def _fetch_for_job(self, delivery: Delivery, uploaded_at: dict[str, datetime]) -> PhotoInput | None:
+    def _fetch_for_job(
+        self, delivery: Delivery, uploaded_at: dict[str, datetime]
+    ) -> PhotoInput | None:
         with job_context(delivery.job.job_id):
             return self._fetch(delivery, uploaded_at)
 
@@ -317,22 +362,36 @@ class BatchProcessor:
         except ClientError as exc:
             if not is_missing_object(self._s3, job.bucket, job.key, exc):
                 raise
-            self._ledger.failed(job.job_id, error="photo_missing", cause=f"s3://{job.bucket}/{job.key} does not exist")
+            self._ledger.failed(
+                job.job_id,
+                error="photo_missing",
+                cause=f"s3://{job.bucket}/{job.key} does not exist",
+            )
             return None
         with response["Body"] as body:
             # The presigned POST's size limit holds on AWS, not on moto: check again where it is
             # read, before the body is: a photo too large is never downloaded.
             too_large = upload_size_problem(response["ContentLength"], self._max_upload_bytes)
             if too_large:
-                self._ledger.failed(job.job_id, error=UPLOAD_TOO_LARGE, cause=f"s3://{job.bucket}/{job.key}: {too_large}")
+                self._ledger.failed(
+                    job.job_id,
+                    error=UPLOAD_TOO_LARGE,
+                    cause=f"s3://{job.bucket}/{job.key}: {too_large}",
+                )
                 return None
             uploaded_at[job.job_id] = response["LastModified"]
             return PhotoInput(PurePosixPath(job.key).name, body.read())
 
     def _record_recognitions(
-        self, recognized: list[tuple[Delivery, PhotoResult | PhotoFailure]], batch: Batch,
+        self,
+        recognized: list[tuple[Delivery, PhotoResult | PhotoFailure]],
+        batch: Batch,
     ) -> list[Delivery]:
-        results = {d.job.job_id: _recognition_document(d.job.job_id, r, batch.people) for d, r in recognized if isinstance(r, PhotoResult)}
+        results = {
+            d.job.job_id: _recognition_document(d.job.job_id, r, batch.people)
+            for d, r in recognized
+            if isinstance(r, PhotoResult)
+        }
         # The results go to S3 first, in one object for the batch (one PUT, not one a photo); a
         # job is DONE only once its result is there. A job recognized alone keeps its own key.
         key = None
@@ -343,11 +402,22 @@ class BatchProcessor:
         elif results:
             key = batch_result_key(uuid.uuid4().hex)
             self._store_result(key, {"schema_version": SCHEMA_VERSION, SHARED_RESULTS: results})
-        list(self._io.map(lambda item: self._record_outcome(item[0].job.job_id, item[1], key, batch.uploaded_at), recognized))
+        list(
+            self._io.map(
+                lambda item: self._record_outcome(
+                    item[0].job.job_id, item[1], key, batch.uploaded_at
+                ),
+                recognized,
+            )
+        )
         return [delivery for delivery, _ in recognized]
 
     def _record_outcome(
-        self, job_id: str, result: PhotoResult | PhotoFailure, key: str | None, uploaded_at: dict[str, datetime],
+        self,
+        job_id: str,
+        result: PhotoResult | PhotoFailure,
+        key: str | None,
+        uploaded_at: dict[str, datetime],
     ) -> None:
         if isinstance(result, PhotoFailure):
             self._ledger.failed(job_id, error=result.error["code"], cause=result.error["message"])
@@ -355,7 +425,10 @@ class BatchProcessor:
             self._ledger.done(
                 job_id,
                 result_key=key,
-                summary={"faces": len(result.faces), IDENTITIES: [f.identity for f in result.faces]},
+                summary={
+                    "faces": len(result.faces),
+                    IDENTITIES: [f.identity for f in result.faces],
+                },
                 uploaded_at=uploaded_at.get(job_id),
             )
 
@@ -367,11 +440,18 @@ class BatchProcessor:
             return set()
         finished = self._ledger.finished_before(repeated, _EVER)
         for job_id in finished:
-            logger.info("job %s already has an outcome; dropping the repeat delivery", job_id, extra={"job_id": job_id})
+            logger.info(
+                "job %s already has an outcome; dropping the repeat delivery",
+                job_id,
+                extra={"job_id": job_id},
+            )
         return finished
 
     def _enroll_job(
-        self, delivery: Delivery, vectors: np.ndarray | EnrollmentError, uploaded_at: dict[str, datetime],
+        self,
+        delivery: Delivery,
+        vectors: np.ndarray | EnrollmentError,
+        uploaded_at: dict[str, datetime],
     ) -> None:
         """One enrollment's gallery writes, result and outcome; the batch's run side by side."""
         job = delivery.job
@@ -396,7 +476,9 @@ class BatchProcessor:
             }
             self._store_result(result_key(job.job_id), document)
             self._ledger.done(
-                job.job_id, result_key=result_key(job.job_id), summary={"person": job.person},
+                job.job_id,
+                result_key=result_key(job.job_id),
+                summary={"person": job.person},
                 uploaded_at=uploaded_at.get(job.job_id),
             )
 
@@ -423,10 +505,16 @@ class BatchProcessor:
         job = delivery.job
         with job_context(job.job_id):
             compaction = self._gallery.compact(self._people.alive, self._ledger.finished_before)
-        document = {"schema_version": SCHEMA_VERSION, "job_id": job.job_id, "kind": JobKind.COMPACT.value, **asdict(compaction)}
+        document = {
+            "schema_version": SCHEMA_VERSION,
+            "job_id": job.job_id,
+            "kind": JobKind.COMPACT.value,
+            **asdict(compaction),
+        }
         self._store_result(result_key(job.job_id), document)
         self._ledger.done(
-            job.job_id, result_key=result_key(job.job_id),
+            job.job_id,
+            result_key=result_key(job.job_id),
             summary={"faces": compaction.faces, "dropped_faces": compaction.dropped_faces},
         )
         return delivery
@@ -440,7 +528,9 @@ class BatchProcessor:
         )
 
 
-def _recognition_document(job_id: str, result: PhotoResult, people: Mapping[str, Any]) -> dict[str, Any]:
+def _recognition_document(
+    job_id: str, result: PhotoResult, people: Mapping[str, Any]
+) -> dict[str, Any]:
     """The engine's result with each named face's display name beside its person id: what the
     seed's route answers and what a page shows, as the people table says it when the job ran."""
     document = result.to_dict()

@@ -96,7 +96,11 @@ class Worker:
         self._wall_clock = wall_clock
         self._plan = FleetPlanStore(leases_table)
         self.retirement = Retirement.from_settings(
-            settings, store=self._plan, instance_id=instance.instance_id, clock=clock, wall_ms=self._wall_ms,
+            settings,
+            store=self._plan,
+            instance_id=instance.instance_id,
+            clock=clock,
+            wall_ms=self._wall_ms,
         )
         self.lifecycle = Lifecycle(
             idle_rule=IdleRule.from_settings(settings),
@@ -123,7 +127,8 @@ class Worker:
         with self._engine_factory() as engine:
             processor = self._processor(engine)
             heartbeat = VisibilityHeartbeat(
-                self._sqs, self._queue_url,
+                self._sqs,
+                self._queue_url,
                 every_seconds=self.settings.heartbeat_seconds,
                 extend_seconds=self.settings.visibility_extension_seconds,
                 max_seconds=self.settings.max_batch_seconds,
@@ -146,7 +151,9 @@ class Worker:
             self._instance.terminate()
         self.lifecycle.terminated()
 
-    def _loop(self, processor: BatchProcessor, heartbeat: VisibilityHeartbeat, stages: ThreadPoolExecutor) -> bool:
+    def _loop(
+        self, processor: BatchProcessor, heartbeat: VisibilityHeartbeat, stages: ThreadPoolExecutor
+    ) -> bool:
         """Until the lifecycle says to end: receive, work, or let idle time count. True when the
         worker leaves of its own accord (idle, retired), False when told to stop (drained).
 
@@ -187,7 +194,9 @@ class Worker:
                     self.lifecycle.tick()
                 continue
             # The idle rule follows the uploads' rhythm; fed here, where the lifecycle is driven.
-            self.lifecycle.arrivals.saw(d.sent_at for d in held.batch.deliveries if d.sent_at is not None)
+            self.lifecycle.arrivals.saw(
+                d.sent_at for d in held.batch.deliveries if d.sent_at is not None
+            )
             self.lifecycle.received()
             # A leave decided now comes after this batch: nothing more is received ahead of it.
             retiring = retiring or self._claims_retirement()
@@ -251,7 +260,9 @@ class Worker:
         if self._stop.is_set():
             return False
         try:
-            if not self._plan.claim_pool_slot(self._instance.instance_id, self._wall_ms(), self.settings.warm_pool_size):
+            if not self._plan.claim_pool_slot(
+                self._instance.instance_id, self._wall_ms(), self.settings.warm_pool_size
+            ):
                 return False
             # Read before the stop: a hibernation that freezes this process within the call still
             # shows as a jump. A stop call slower than the jump reads as a resume; that worker
@@ -281,7 +292,9 @@ class Worker:
         except (BotoCoreError, ClientError):
             # Not knowing is no resume: the clock still tells a long one, and a plain stop's
             # SIGTERM still ends the process.
-            logger.warning("could not ask EC2 whether this pooled instance runs again", exc_info=True)
+            logger.warning(
+                "could not ask EC2 whether this pooled instance runs again", exc_info=True
+            )
             return False
 
     def _processor(self, engine: Recognizer) -> BatchProcessor:
@@ -289,10 +302,18 @@ class Worker:
         return BatchProcessor(
             engine=engine,
             gallery=GalleryStore(
-                self._s3, settings.output_bucket, model=engine.model, detector=engine.detector, dimensions=engine.dimensions,
+                self._s3,
+                settings.output_bucket,
+                model=engine.model,
+                detector=engine.detector,
+                dimensions=engine.dimensions,
             ),
             people_table=self._people_table,
-            ledger=JobLedger(self._jobs_table, worker_id=f"{self._instance.instance_id}/{os.getpid()}", metrics=self._metrics),
+            ledger=JobLedger(
+                self._jobs_table,
+                worker_id=f"{self._instance.instance_id}/{os.getpid()}",
+                metrics=self._metrics,
+            ),
             s3=self._s3,
             output_bucket=settings.output_bucket,
             max_upload_bytes=settings.max_upload_bytes,
@@ -305,7 +326,9 @@ class Worker:
 
     def _max_receives(self) -> int:
         """The queue's own maxReceiveCount, so the last try is known; the setting otherwise."""
-        attributes = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["RedrivePolicy"])
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self._queue_url, AttributeNames=["RedrivePolicy"]
+        )
         policy = attributes.get("Attributes", {}).get("RedrivePolicy")
         return int(json.loads(policy)["maxReceiveCount"]) if policy else self.settings.max_receives
 
@@ -314,10 +337,16 @@ class Worker:
         # that time is up and the worker still may not end (another worker's messages in flight,
         # the stage's minimum fleet): a 0 s poll would spin. Read here, on the loop's thread,
         # where the lifecycle is driven.
-        return min(self.settings.poll_wait_seconds, max(1, math.ceil(self.lifecycle.idle_remaining())))
+        return min(
+            self.settings.poll_wait_seconds, max(1, math.ceil(self.lifecycle.idle_remaining()))
+        )
 
     def _take(
-        self, processor: BatchProcessor, heartbeat: VisibilityHeartbeat, wait: int, in_hand: set[str],
+        self,
+        processor: BatchProcessor,
+        heartbeat: VisibilityHeartbeat,
+        wait: int,
+        in_hand: set[str],
     ) -> _Held | None:
         """Receive a batch and prepare it (claims, photos); None when the queue had nothing.
         `in_hand`: the jobs of the batches this worker holds before this one."""
@@ -332,9 +361,12 @@ class Worker:
         if not deliveries:
             return None
         beat = contextlib.ExitStack()
-        beat.enter_context(heartbeat.holding(
-            [d.receipt_handle for d in deliveries], job_ids=[d.job.job_id for d in deliveries if d.job],
-        ))
+        beat.enter_context(
+            heartbeat.holding(
+                [d.receipt_handle for d in deliveries],
+                job_ids=[d.job.job_id for d in deliveries if d.job],
+            )
+        )
         self._count_held(len(deliveries))
         try:
             started = time.perf_counter()
@@ -353,12 +385,17 @@ class Worker:
                 # Deleted only now, after the outcome is in the table and the result in S3.
                 self._sqs.delete_message_batch(
                     QueueUrl=self._queue_url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": d.receipt_handle} for i, d in enumerate(settled)],
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": d.receipt_handle}
+                        for i, d in enumerate(settled)
+                    ],
                 )
         except (BotoCoreError, ClientError):
             # AWS failed past botocore's retries: the messages come back after their visibility
             # timeout, and this worker stays up for them rather than crash-looping.
-            logger.exception("batch of %d: an AWS call failed; its messages will return", len(batch.deliveries))
+            logger.exception(
+                "batch of %d: an AWS call failed; its messages will return", len(batch.deliveries)
+            )
             return
         finally:
             self._let_go(batch.deliveries, held.heartbeat)
@@ -366,8 +403,15 @@ class Worker:
         if batch.claimed:
             self.batches += 1
             held.seconds["finish"] = time.perf_counter() - started
-            logger.info("batch of %d: %d settled", len(batch.deliveries), len(settled),
-                        extra={"job_ids": [d.job.job_id for d in batch.deliveries if d.job], "stage_seconds": held.seconds})
+            logger.info(
+                "batch of %d: %d settled",
+                len(batch.deliveries),
+                len(settled),
+                extra={
+                    "job_ids": [d.job.job_id for d in batch.deliveries if d.job],
+                    "stage_seconds": held.seconds,
+                },
+            )
 
     def _count_held(self, messages: int) -> None:
         with self._held_lock:

@@ -28,6 +28,15 @@ from .aws import (
     scan_pages,
 )
 from .clock import Clock, utc_now_iso
+from .job_transitions import (
+    CLAIM,
+    RECORD_DONE,
+    RECORD_FAILED,
+    RECORD_FAILED_UNTAKEN,
+    RECORD_QUEUED,
+    REQUEUE,
+    Transition,
+)
 from .keys import (
     BATCH_UPLOAD_PREFIX,
     GALLERY_CHANGES,
@@ -69,7 +78,6 @@ from .schema import (
     upload_size_problem,
 )
 from .settings import EnvSettings, StageSettings, setting
-from .job_transitions import CLAIM, RECORD_DONE, RECORD_FAILED, RECORD_FAILED_UNTAKEN, RECORD_QUEUED, REQUEUE, Transition
 
 __all__ = [
     "BATCH_UPLOAD_PREFIX",

@@ -33,9 +33,15 @@ _DENIED = frozenset({"403", "AccessDenied"})
 # The jobs queue's messages that still need a worker: waiting, in flight (a worker holds them until
 # it deletes them), or delayed. One count for the scaler, the seed route's outlook and a worker's
 # idle check.
-_BACKLOG = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")
+_BACKLOG = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
 # DynamoDB's and EC2's ways of saying "slow down".
-THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+THROTTLED = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
 
 
 def error_code(exc: ClientError) -> str:
@@ -94,7 +100,13 @@ def batch_get_all(table: Any, keys: list[dict[str, Any]], **request: Any) -> lis
     table's request (ProjectionExpression, ExpressionAttributeNames)."""
     client, items = table.meta.client, []
     for start in range(0, len(keys), _BATCH_GET_LIMIT):
-        pending = {table.name: {"Keys": keys[start : start + _BATCH_GET_LIMIT], "ConsistentRead": True, **request}}
+        pending = {
+            table.name: {
+                "Keys": keys[start : start + _BATCH_GET_LIMIT],
+                "ConsistentRead": True,
+                **request,
+            }
+        }
         while pending:
             response = client.batch_get_item(RequestItems=pending)
             items += response["Responses"].get(table.name, [])
@@ -113,7 +125,9 @@ class ObjectsNotDeletedError(RuntimeError):
     """Keys S3 would not delete, with its code for each, after every attempt."""
 
     def __init__(self, bucket: str, errors: dict[str, str]) -> None:
-        super().__init__(f"{len(errors)} objects of {bucket} not deleted: {sorted(set(errors.values()))}")
+        super().__init__(
+            f"{len(errors)} objects of {bucket} not deleted: {sorted(set(errors.values()))}"
+        )
         self.errors = errors
 
 
@@ -125,7 +139,9 @@ def delete_objects(s3: Any, bucket: str, keys: list[str]) -> None:
         pending = keys[start : start + _DELETE_BATCH]
         errors: dict[str, str] = {}
         for _ in range(_DELETE_ATTEMPTS):
-            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in pending], "Quiet": True})
+            response = s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in pending], "Quiet": True}
+            )
             errors = {error["Key"]: error.get("Code", "") for error in response.get("Errors", [])}
             pending = list(errors)
             if not pending:
@@ -136,5 +152,7 @@ def delete_objects(s3: Any, bucket: str, keys: list[str]) -> None:
 
 def queue_backlog(sqs: Any, queue_url: str) -> int:
     """The queue's messages that still need a worker (`_BACKLOG`); an attribute SQS leaves out counts 0."""
-    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(_BACKLOG))["Attributes"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(_BACKLOG))[
+        "Attributes"
+    ]
     return sum(int(attributes.get(name, 0)) for name in _BACKLOG)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = ["Clock", "utc_now_iso"]
 
@@ -14,4 +14,4 @@ Clock = Callable[[], float]
 
 def utc_now_iso(clock: Clock = time.time) -> str:
     """The clock's time in UTC to the millisecond, as every `*_at` attribute of a record holds it."""
-    return datetime.fromtimestamp(clock(), tz=timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(clock(), tz=UTC).isoformat(timespec="milliseconds")

@@ -75,7 +75,9 @@ class FleetPlanStore:
 
     def read(self) -> FleetPlan:
         # Consistent: a claim is judged against the counts as they are, not a replica's.
-        return FleetPlan.from_item(self._table.get_item(Key=self._key, ConsistentRead=True).get("Item"))
+        return FleetPlan.from_item(
+            self._table.get_item(Key=self._key, ConsistentRead=True).get("Item")
+        )
 
     def publish(
         self,
@@ -103,7 +105,10 @@ class FleetPlanStore:
         if removes:
             # Entries to remove were read from the maps, so they exist; DynamoDB refuses a SET of
             # a map and a REMOVE inside it in one expression.
-            update = f"SET live = :live, desired = :desired, at_ms = :now{stamp} REMOVE " + ", ".join(removes)
+            update = (
+                f"SET live = :live, desired = :desired, at_ms = :now{stamp} REMOVE "
+                + ", ".join(removes)
+            )
             extra["ExpressionAttributeNames"] = names
             values: dict[str, Any] = {}
         else:
@@ -116,7 +121,12 @@ class FleetPlanStore:
         self._table.update_item(
             Key=self._key,
             UpdateExpression=update,
-            ExpressionAttributeValues={":live": live, ":desired": desired, ":now": now_ms, **values},
+            ExpressionAttributeValues={
+                ":live": live,
+                ":desired": desired,
+                ":now": now_ms,
+                **values,
+            },
             **extra,
         )
 
@@ -141,7 +151,9 @@ class FleetPlanStore:
             self._table.update_item(
                 Key=self._key,
                 UpdateExpression="REMOVE " + ", ".join(f"warm_pool.{name}" for name in names),
-                ConditionExpression=" AND ".join(f"attribute_exists(warm_pool.{name})" for name in names),
+                ConditionExpression=" AND ".join(
+                    f"attribute_exists(warm_pool.{name})" for name in names
+                ),
                 ExpressionAttributeNames=names,
             )
         except ClientError as exc:

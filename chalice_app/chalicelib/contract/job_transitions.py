@@ -59,16 +59,22 @@ class Transition:
 
     @property
     def attribute_names(self) -> dict[str, str]:
-        return {name: name[1:] for name in sorted(set(_NAME.findall(f"{self.update} {self.condition}")))}
+        return {
+            name: name[1:] for name in sorted(set(_NAME.findall(f"{self.update} {self.condition}")))
+        }
 
     @property
     def parameters(self) -> frozenset[str]:
         """The placeholders the caller fills (without their colon): all but the statuses."""
-        return frozenset(v[1:] for v in _VALUE.findall(f"{self.update} {self.condition}")) - {s[1:] for s in self.statuses}
+        return frozenset(v[1:] for v in _VALUE.findall(f"{self.update} {self.condition}")) - {
+            s[1:] for s in self.statuses
+        }
 
     def request(self, job_id: str, **values: Any) -> dict[str, Any]:
         if set(values) != self.parameters:
-            raise TypeError(f"{self.update!r} takes {sorted(self.parameters)}, not {sorted(values)}")
+            raise TypeError(
+                f"{self.update!r} takes {sorted(self.parameters)}, not {sorted(values)}"
+            )
         return {
             "Key": {"job_id": job_id},
             "UpdateExpression": self.update,
@@ -94,7 +100,11 @@ RECORD_QUEUED = Transition(
 RECORD_FAILED_UNTAKEN = Transition(
     "SET #status = :failed, #error = :error, cause = :cause, finished_at = :now",
     "#status IN (:awaiting, :queued)",
-    {":failed": JobStatus.FAILED, ":awaiting": JobStatus.AWAITING_UPLOAD, ":queued": JobStatus.QUEUED},
+    {
+        ":failed": JobStatus.FAILED,
+        ":awaiting": JobStatus.AWAITING_UPLOAD,
+        ":queued": JobStatus.QUEUED,
+    },
 )
 
 # A worker takes the job, noting the message it came in. Queued jobs are free; a processing job

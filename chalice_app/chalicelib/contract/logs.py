@@ -45,13 +45,17 @@ class _Fields(logging.Filter):
         return True
 
 
-def configure_json_logging(service: str, stream: IO[str] | None = None, level: int = logging.INFO, **keys: str) -> None:
+def configure_json_logging(
+    service: str, stream: IO[str] | None = None, level: int = logging.INFO, **keys: str
+) -> None:
     """JSON lines for the whole process on `stream` (stderr), replacing any handler there was;
     `keys` go on every line."""
     handler = logging.StreamHandler(stream or sys.stderr)
     # The formatter takes the keys as extra keyword arguments, beside options of other types.
     extra: dict[str, Any] = dict(keys)
-    handler.setFormatter(LambdaPowertoolsFormatter(service=service, utc=True, use_rfc3339=True, **extra))
+    handler.setFormatter(
+        LambdaPowertoolsFormatter(service=service, utc=True, use_rfc3339=True, **extra)
+    )
     handler.addFilter(_Fields())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """Where a job is. A job only moves forward; DONE and FAILED are final."""
 
     AWAITING_UPLOAD = "AWAITING_UPLOAD"
@@ -41,7 +41,7 @@ class JobStatus(str, enum.Enum):
 TERMINAL_STATUSES = frozenset({JobStatus.DONE, JobStatus.FAILED})
 
 
-class JobKind(str, enum.Enum):
+class JobKind(enum.StrEnum):
     """What a worker does: name the faces in a photo, add a photo's face to the gallery, or fold
     the gallery's changes into a new snapshot without the deleted (no photo). A BATCH record is
     no worker's: it holds a batch's photo names and moves through the workflow as a job does,

@@ -26,7 +26,9 @@ __all__ = ["EnvSettings", "StageSettings", "setting"]
 _S = TypeVar("_S", bound="EnvSettings")
 
 
-def setting(variables: str | tuple[str, ...], default: Any = "", *, named: str = "", secret: bool = False) -> Any:
+def setting(
+    variables: str | tuple[str, ...], default: Any = "", *, named: str = "", secret: bool = False
+) -> Any:
     """A field read from the first of `variables` that is set; a `named` field left empty takes
     that attribute of the stage's ResourceNames. A `secret` stays out of the repr."""
     names = (variables,) if isinstance(variables, str) else variables
@@ -48,7 +50,9 @@ class EnvSettings:
     """The reading of `setting` fields; subclasses only declare fields."""
 
     def __post_init__(self) -> None:
-        names = ResourceNames(getattr(self, "stage_prefix", DEFAULT_STAGE_PREFIX), getattr(self, "account_id", ""))
+        names = ResourceNames(
+            getattr(self, "stage_prefix", DEFAULT_STAGE_PREFIX), getattr(self, "account_id", "")
+        )
         for item in fields(self):
             if item.metadata.get("named") and not getattr(self, item.name):
                 object.__setattr__(self, item.name, getattr(names, item.metadata["named"]))
@@ -59,7 +63,14 @@ class EnvSettings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for item in fields(cls):
-            raw = next((env[name].strip() for name in item.metadata.get("variables", ()) if env.get(name, "").strip()), "")
+            raw = next(
+                (
+                    env[name].strip()
+                    for name in item.metadata.get("variables", ())
+                    if env.get(name, "").strip()
+                ),
+                "",
+            )
             if raw:
                 values[item.name] = _parse(raw, item.default)
         return cls(**values)

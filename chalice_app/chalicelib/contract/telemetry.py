@@ -12,7 +12,13 @@ from enum import Enum
 from typing import Any
 
 __all__ = [
-    "EMF_MAX_VALUES", "ERROR_CODE_DIMENSION", "METRIC_FIELD", "Metric", "emf_documents", "metrics_namespace", "worker_log_group",
+    "EMF_MAX_VALUES",
+    "ERROR_CODE_DIMENSION",
+    "METRIC_FIELD",
+    "Metric",
+    "emf_documents",
+    "metrics_namespace",
+    "worker_log_group",
 ]
 
 # JobsFailed is put twice: without dimensions (the total an alarm or graph sums) and by this one.
@@ -68,7 +74,9 @@ EMF_MAX_VALUES = 100
 
 
 def emf_documents(
-    stage_prefix: str, values: Mapping[Metric, Sequence[float]], dimensions: Mapping[str, str] | None = None,
+    stage_prefix: str,
+    values: Mapping[Metric, Sequence[float]],
+    dimensions: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """`values` in the embedded metric format, under one set of `dimensions` (none: the series
     the alarms and dashboard read): CloudWatch Logs turns every value into a datum in the stage's
@@ -82,16 +90,21 @@ def emf_documents(
     longest = max((len(series) for series in values.values()), default=0)
     documents = []
     for start in range(0, longest, EMF_MAX_VALUES):
-        part = {metric: [float(v) for v in series[start : start + EMF_MAX_VALUES]] for metric, series in values.items()}
+        part = {
+            metric: [float(v) for v in series[start : start + EMF_MAX_VALUES]]
+            for metric, series in values.items()
+        }
         part = {metric: series for metric, series in part.items() if series}
         directive = {
             "Namespace": metrics_namespace(stage_prefix),
             "Dimensions": [sorted(dimensions)],
             "Metrics": [{"Name": metric.value, "Unit": metric.unit} for metric in part],
         }
-        documents.append({
-            "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [directive]},
-            **dimensions,
-            **{metric.value: series for metric, series in part.items()},
-        })
+        documents.append(
+            {
+                "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [directive]},
+                **dimensions,
+                **{metric.value: series for metric, series in part.items()},
+            }
+        )
     return documents

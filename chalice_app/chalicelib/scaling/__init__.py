@@ -9,6 +9,15 @@ from .policy import desired_workers, workers_to_launch
 from .scaler import ScaleUp, ScaleUpResult
 
 __all__ = [
-    "LIVE_STATES", "POOLED_STATES", "Lease", "LeaseGrant", "ScaleUp", "ScaleUpResult", "WorkerInstance",
-    "desired_workers", "worker_instances", "worker_states", "workers_to_launch",
+    "LIVE_STATES",
+    "POOLED_STATES",
+    "Lease",
+    "LeaseGrant",
+    "ScaleUp",
+    "ScaleUpResult",
+    "WorkerInstance",
+    "desired_workers",
+    "worker_instances",
+    "worker_states",
+    "workers_to_launch",
 ]

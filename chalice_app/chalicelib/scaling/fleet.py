@@ -11,7 +11,14 @@ from botocore.exceptions import ClientError
 from ..contract import STAGE_TAG, WORKER_ROLE_TAG
 from ..exceptions import ScalingError
 
-__all__ = ["LIVE_STATES", "POOLED_STATES", "WorkerInstance", "describe_instances", "worker_instances", "worker_states"]
+__all__ = [
+    "LIVE_STATES",
+    "POOLED_STATES",
+    "WorkerInstance",
+    "describe_instances",
+    "worker_instances",
+    "worker_states",
+]
 
 # A worker counts from launch: a pending one takes jobs as soon as it has booted.
 LIVE_STATES = ("pending", "running")
@@ -34,22 +41,32 @@ def worker_instances(ec2: Any, stage_prefix: str) -> dict[str, WorkerInstance]:
     role_key, role_value = WORKER_ROLE_TAG
     return describe_instances(
         ec2,
-        [{"Name": f"tag:{role_key}", "Values": [role_value]}, {"Name": f"tag:{STAGE_TAG}", "Values": [stage_prefix]}],
+        [
+            {"Name": f"tag:{role_key}", "Values": [role_value]},
+            {"Name": f"tag:{STAGE_TAG}", "Values": [stage_prefix]},
+        ],
         "could not list the workers",
     )
 
 
 def worker_states(ec2: Any, stage_prefix: str) -> dict[str, str]:
     """The state of each of the stage's workers, by instance id."""
-    return {instance_id: worker.state for instance_id, worker in worker_instances(ec2, stage_prefix).items()}
+    return {
+        instance_id: worker.state
+        for instance_id, worker in worker_instances(ec2, stage_prefix).items()
+    }
 
 
-def describe_instances(ec2: Any, filters: list[dict[str, Any]], failure: str) -> dict[str, WorkerInstance]:
+def describe_instances(
+    ec2: Any, filters: list[dict[str, Any]], failure: str
+) -> dict[str, WorkerInstance]:
     """Each instance DescribeInstances finds under `filters`, by instance id."""
     try:
         pages = ec2.get_paginator("describe_instances").paginate(Filters=filters)
         return {
-            instance["InstanceId"]: WorkerInstance(instance["State"]["Name"], _template_version(instance))
+            instance["InstanceId"]: WorkerInstance(
+                instance["State"]["Name"], _template_version(instance)
+            )
             for page in pages
             for reservation in page["Reservations"]
             for instance in reservation["Instances"]

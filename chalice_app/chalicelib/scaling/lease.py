@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -29,6 +30,7 @@ from ..contract import THROTTLED, error_code, is_conditional_failure
 from ..exceptions import LeaseError
 
 __all__ = ["FleetEntry", "Lease", "LeaseGrant"]
+
 
 @dataclass(frozen=True)
 class FleetEntry:
@@ -93,7 +95,9 @@ class Lease:
         now = self.now_ms()
         try:
             # Consistent: a second attempt must not read a lease that has already expired as held.
-            current = self._table.get_item(Key={"lease_name": self._name}, ConsistentRead=True).get("Item")
+            current = self._table.get_item(Key={"lease_name": self._name}, ConsistentRead=True).get(
+                "Item"
+            )
         except ClientError as exc:
             if error_code(exc) in THROTTLED:
                 return None
@@ -145,7 +149,10 @@ class Lease:
                 Key={"lease_name": self._name},
                 UpdateExpression="SET expires_ms = :end",
                 ConditionExpression="holder = :token",
-                ExpressionAttributeValues={":end": grant.acquired_ms + interval_seconds * 1000, ":token": grant.token},
+                ExpressionAttributeValues={
+                    ":end": grant.acquired_ms + interval_seconds * 1000,
+                    ":token": grant.token,
+                },
             )
         except ClientError as exc:
             if not is_conditional_failure(exc):
@@ -171,9 +178,13 @@ class Lease:
 
     def record_launch(self, grant: LeaseGrant, instance_ids: list[str]) -> None:
         """Fill this holder's reservation with the ids RunInstances returned; none drops it."""
-        entry = FleetEntry(at_ms=self.now_ms(), count=len(instance_ids), ids=frozenset(instance_ids))
+        entry = FleetEntry(
+            at_ms=self.now_ms(), count=len(instance_ids), ids=frozenset(instance_ids)
+        )
         changes = (
-            _LedgerChanges(sets={grant.token: entry}) if instance_ids else _LedgerChanges(removes=[grant.token])
+            _LedgerChanges(sets={grant.token: entry})
+            if instance_ids
+            else _LedgerChanges(removes=[grant.token])
         )
         try:
             self._write(changes)
@@ -206,7 +217,9 @@ class Lease:
             removes.append(f"fleet.#r{index}")
         if changes.retire_legacy:
             removes.append("launches")
-        clauses = ([f"SET {', '.join(sets)}"] if sets else []) + ([f"REMOVE {', '.join(removes)}"] if removes else [])
+        clauses = ([f"SET {', '.join(sets)}"] if sets else []) + (
+            [f"REMOVE {', '.join(removes)}"] if removes else []
+        )
         extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
         if holder is not None:
             # Still the holder: no later run has read the ledger without this write.
@@ -214,7 +227,9 @@ class Lease:
             values[":holder"] = holder
         if values:
             extra["ExpressionAttributeValues"] = values
-        self._table.update_item(Key={"lease_name": self._name}, UpdateExpression=" ".join(clauses), **extra)
+        self._table.update_item(
+            Key={"lease_name": self._name}, UpdateExpression=" ".join(clauses), **extra
+        )
 
 
 @dataclass

@@ -26,7 +26,9 @@ def desired_workers(
     if backlog < 0 or live < 0:
         raise ValueError(f"backlog ({backlog}) and live workers ({live}) cannot be negative")
     if photos_per_second <= 0 or drain_seconds <= 0:
-        raise ValueError(f"a worker's rate ({photos_per_second}/s) and the drain time ({drain_seconds} s) must be positive")
+        raise ValueError(
+            f"a worker's rate ({photos_per_second}/s) and the drain time ({drain_seconds} s) must be positive"
+        )
     if max_workers < 0 or not 0 <= min_workers <= max_workers:
         raise ValueError(f"need 0 <= min workers ({min_workers}) <= max workers ({max_workers})")
     wanted = math.ceil(backlog / (photos_per_second * drain_seconds))

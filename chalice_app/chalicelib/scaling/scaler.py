@@ -4,8 +4,9 @@ difference; the fleet plan published for the workers that may retire."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -21,7 +22,9 @@ __all__ = ["PREVIOUS_ANSWER", "ScaleUp", "ScaleUpResult"]
 
 logger = logging.getLogger(__name__)
 
-_NO_CAPACITY = frozenset({"InsufficientInstanceCapacity", "InstanceLimitExceeded", "VcpuLimitExceeded"})
+_NO_CAPACITY = frozenset(
+    {"InsufficientInstanceCapacity", "InstanceLimitExceeded", "VcpuLimitExceeded"}
+)
 # Where the workflow keeps this task's answer in its state (the "Launch workers if needed" state's
 # ResultPath, held to this name by tests/test_workflow_definition.py): a state that has one is
 # this job's second attempt.
@@ -82,7 +85,14 @@ class ScaleUp:
     Runs once per job; the lease lets one run per interval through to SQS and EC2.
     """
 
-    def __init__(self, sqs_client: Any, ec2_client: Any, lease: Lease, plan: FleetPlanStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        sqs_client: Any,
+        ec2_client: Any,
+        lease: Lease,
+        plan: FleetPlanStore,
+        settings: Settings,
+    ) -> None:
         self._sqs = sqs_client
         self._ec2 = ec2_client
         self._lease = lease
@@ -115,7 +125,9 @@ class ScaleUp:
         plan = self._plan.read()
         desired = self._desired(backlog, fleet.live, settings.drain_objective_seconds)
         count = workers_to_launch(desired, fleet.live)
-        from_pool = workers_to_launch(self._desired(backlog, fleet.live, settings.pool_drain_objective_seconds), fleet.live)
+        from_pool = workers_to_launch(
+            self._desired(backlog, fleet.live, settings.pool_drain_objective_seconds), fleet.live
+        )
         fill = self._pool_fill(plan, fleet.live + count)
         started: list[str] = []
         launched: list[str] = []
@@ -132,7 +144,9 @@ class ScaleUp:
                 launched = self._launch(count + fill - len(started), client_token=grant.token)
             self._lease.record_launch(grant, started + launched)
         else:
-            logger.info("scale-up: lease taken over before launching %d workers; launched none", count)
+            logger.info(
+                "scale-up: lease taken over before launching %d workers; launched none", count
+            )
             return ScaleUpResult(
                 covered=True,
                 retry_in_seconds=interval,
@@ -149,11 +163,28 @@ class ScaleUp:
         # Workers added, retired workers gone, or workers vanished without a claim: the workers
         # measuring how busy they are start a new window (facerec_worker.leaving).
         changed = bool(gone) or live - (len(plan.retiring) - len(gone)) != plan.staying
-        if gone or unpool or changed or plan.desired != needed or now_ms - plan.at_ms >= PLAN_REFRESH_MS:
-            self._plan.publish(live=live, desired=needed, now_ms=now_ms, forget=gone, unpool=unpool, changed=changed)
+        if (
+            gone
+            or unpool
+            or changed
+            or plan.desired != needed
+            or now_ms - plan.at_ms >= PLAN_REFRESH_MS
+        ):
+            self._plan.publish(
+                live=live,
+                desired=needed,
+                now_ms=now_ms,
+                forget=gone,
+                unpool=unpool,
+                changed=changed,
+            )
         logger.info(
             "scale-up: backlog %d, live %d, desired %d, started %d pooled, launched %d",
-            backlog, fleet.live, desired, len(started), len(launched),
+            backlog,
+            fleet.live,
+            desired,
+            len(started),
+            len(launched),
         )
         return ScaleUpResult(
             covered=True,
@@ -184,7 +215,9 @@ class ScaleUp:
         wanted = self._settings.warm_pool_size - len(plan.pool) - live
         return max(0, min(wanted, self._settings.max_workers - live))
 
-    def _replace_stale_pool(self, plan: FleetPlan, instances: dict[str, WorkerInstance], current: int | None) -> list[str]:
+    def _replace_stale_pool(
+        self, plan: FleetPlan, instances: dict[str, WorkerInstance], current: int | None
+    ) -> list[str]:
         """The pool entries to drop: instances EC2 no longer lists as stopping or stopped (ended,
         or started by hand), and stopped ones launched from an older launch template version, which
         are terminated so that a newer worker takes their slot (a new AMI or setting never comes
@@ -193,25 +226,38 @@ class ScaleUp:
             return []
         gone = [i for i in plan.pool if instances.get(i, _GONE).state not in POOLED_STATES]
         stale = sorted(
-            i for i in plan.pool
-            if i not in gone and instances[i].template_version != current
+            i for i in plan.pool if i not in gone and instances[i].template_version != current
         )
         if stale and self._plan.take_from_pool(stale):
-            logger.info("scale-up: terminating pooled workers %s: not from launch template version %s", stale, current)
+            logger.info(
+                "scale-up: terminating pooled workers %s: not from launch template version %s",
+                stale,
+                current,
+            )
             try:
                 self._ec2.terminate_instances(InstanceIds=stale)
             except ClientError as exc:
-                raise ScalingError(f"could not terminate the outdated pooled workers {stale}", exc) from exc
+                raise ScalingError(
+                    f"could not terminate the outdated pooled workers {stale}", exc
+                ) from exc
         return gone
 
     def _start_pooled(
-        self, plan: FleetPlan, instances: dict[str, WorkerInstance], unpool: list[str], current: int | None, count: int
+        self,
+        plan: FleetPlan,
+        instances: dict[str, WorkerInstance],
+        unpool: list[str],
+        current: int | None,
+        count: int,
     ) -> list[str]:
         """Start up to `count` stopped workers of the `current` template version, longest pooled
         first; none when another round took them first."""
         ready = sorted(
-            (at, i) for i, at in plan.pool.items()
-            if i not in unpool and instances[i].state == "stopped" and instances[i].template_version == current
+            (at, i)
+            for i, at in plan.pool.items()
+            if i not in unpool
+            and instances[i].state == "stopped"
+            and instances[i].template_version == current
         )
         chosen = [i for _, i in ready[:count]]
         if not chosen or not self._plan.take_from_pool(chosen):
@@ -256,22 +302,34 @@ class ScaleUp:
         def recent(entry: FleetEntry) -> bool:
             return now - entry.at_ms < grace_ms
 
-        unlisted = sorted({i for entry in ledger.values() if not recent(entry) for i in entry.ids} - listed.keys())
+        unlisted = sorted(
+            {i for entry in ledger.values() if not recent(entry) for i in entry.ids} - listed.keys()
+        )
         # Only asked when the tag listing misses a worker: a healthy round makes one call.
-        by_id = {i: worker.state for i, worker in self._instances_by_id(unlisted).items()} if unlisted else {}
+        by_id = (
+            {i: worker.state for i, worker in self._instances_by_id(unlisted).items()}
+            if unlisted
+            else {}
+        )
         missed = sorted(i for i, state in by_id.items() if state in LIVE_STATES)
         if missed:
             role_key, role_value = WORKER_ROLE_TAG
             logger.error(
                 "scale-up: live workers %s are not listed under the tags %s=%s, %s=%s; they count "
                 "against the cap of %d, but check FACEREC_STAGE_PREFIX and the launch template's tags",
-                missed, role_key, role_value, STAGE_TAG, self._settings.stage_prefix, self._settings.max_workers,
+                missed,
+                role_key,
+                role_value,
+                STAGE_TAG,
+                self._settings.stage_prefix,
+                self._settings.max_workers,
             )
         states = {**by_id, **listed}
         kept: dict[str, FleetEntry] = {}
         for key, entry in ledger.items():
             ids = frozenset(
-                i for i in entry.ids
+                i
+                for i in entry.ids
                 if states.get(i) in LIVE_STATES or (i not in states and recent(entry))
             )
             if ids or (not entry.ids and recent(entry)):
@@ -295,7 +353,11 @@ class ScaleUp:
         A filter rather than InstanceIds: EC2 refuses the whole call when one id is unknown, and
         an instance terminated long ago is unknown.
         """
-        return describe_instances(self._ec2, [{"Name": "instance-id", "Values": instance_ids}], "could not look up workers by id")
+        return describe_instances(
+            self._ec2,
+            [{"Name": "instance-id", "Values": instance_ids}],
+            "could not look up workers by id",
+        )
 
     def _launch(self, count: int, client_token: str) -> list[str]:
         """Launch up to `count` workers in one call: the ids EC2 returns, none when it has no
@@ -324,5 +386,9 @@ class ScaleUp:
             raise ScalingError(f"could not launch {count} workers", exc) from exc
         launched = [instance["InstanceId"] for instance in response["Instances"]]
         if len(launched) < count:
-            logger.warning("scale-up: EC2 had room for %d of %d workers; the next round asks for the rest", len(launched), count)
+            logger.warning(
+                "scale-up: EC2 had room for %d of %d workers; the next round asks for the rest",
+                len(launched),
+                count,
+            )
         return launched

@@ -8,6 +8,7 @@ Usable on its own (`facerec-engine --help`) and by the worker:
             print(result.to_dict())
 """
 
+from . import photo_files
 from .config import DETECTORS, MODELS, EngineConfig, ModelSpec
 from .errors import (
     EmptyPhotoError,
@@ -24,7 +25,6 @@ from .errors import (
     UnsupportedFormatError,
     WeightsChecksumError,
 )
-from . import photo_files
 from .face_index import Candidate, FaceIndex, Owner
 from .gallery import Gallery, Match
 from .recognizer import Analysis, PhotoInput, Recognizer

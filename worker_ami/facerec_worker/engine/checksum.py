@@ -26,5 +26,7 @@ def checked_file(path: Path, expected_sha256: str, *, what: str, remedy: str) ->
         raise ModelError(f"{path} is missing: {remedy}")
     actual = sha256_of(path)
     if actual != expected_sha256:
-        raise WeightsChecksumError(f"{path} has sha256 {actual}, expected {expected_sha256}: the file is not {what}; {remedy}")
+        raise WeightsChecksumError(
+            f"{path} has sha256 {actual}, expected {expected_sha256}: the file is not {what}; {remedy}"
+        )
     return path

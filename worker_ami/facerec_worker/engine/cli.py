@@ -32,12 +32,18 @@ def _enroll(args: argparse.Namespace) -> int:
     if not people:
         raise EngineError(f"{args.folder} has no <person>/<photo> folders to enroll")
     with Recognizer.from_config(_config(args)) as engine:
-        gallery = _open_gallery(args.gallery, engine) if args.gallery.exists() else engine.new_gallery()
+        gallery = (
+            _open_gallery(args.gallery, engine) if args.gallery.exists() else engine.new_gallery()
+        )
         for name, paths in tqdm(people.items(), desc="enrolling", unit="person", file=sys.stderr):
             count = engine.enroll(gallery, name, photo_files.read(paths))
             tqdm.write(f"{name}: {count} photo(s)", file=sys.stderr)
     gallery.save(args.gallery)
-    print(json.dumps({"gallery": str(args.gallery), "model": gallery.model, "people": gallery.names()}))
+    print(
+        json.dumps(
+            {"gallery": str(args.gallery), "model": gallery.model, "people": gallery.names()}
+        )
+    )
     return 0
 
 
@@ -105,22 +111,38 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     # Options of every command that runs the engine; unset, the environment decides.
     engine = argparse.ArgumentParser(add_help=False)
-    engine.add_argument("--model", choices=["auto", *MODELS], help="embedding model (default: FACEREC_MODEL, else auto)")
-    engine.add_argument("--detector", choices=list(DETECTORS), help="face detector (default: FACEREC_DETECTOR, else yunet)")
+    engine.add_argument(
+        "--model",
+        choices=["auto", *MODELS],
+        help="embedding model (default: FACEREC_MODEL, else auto)",
+    )
+    engine.add_argument(
+        "--detector",
+        choices=list(DETECTORS),
+        help="face detector (default: FACEREC_DETECTOR, else yunet)",
+    )
 
-    enroll = commands.add_parser("enroll", parents=[engine], help="enroll every <person>/<photo> under FOLDER")
+    enroll = commands.add_parser(
+        "enroll", parents=[engine], help="enroll every <person>/<photo> under FOLDER"
+    )
     enroll.add_argument("folder", type=Path)
-    enroll.add_argument("--gallery", type=Path, required=True, help="gallery file to create or extend")
+    enroll.add_argument(
+        "--gallery", type=Path, required=True, help="gallery file to create or extend"
+    )
     enroll.set_defaults(command=_enroll)
 
-    recognize = commands.add_parser("recognize", parents=[engine], help="name the faces in photos; JSON lines on stdout")
+    recognize = commands.add_parser(
+        "recognize", parents=[engine], help="name the faces in photos; JSON lines on stdout"
+    )
     recognize.add_argument("photos", type=Path, nargs="+", help="photos or folders of photos")
     recognize.add_argument("--gallery", type=Path, help="without one, every face is unknown")
     recognize.add_argument("--batch-size", type=int, default=10)
     recognize.set_defaults(command=_recognize)
 
     verify = commands.add_parser(
-        "verify", parents=[engine], help="accuracy on labelled pairs: a CSV with columns a,b,same (paths relative to it)"
+        "verify",
+        parents=[engine],
+        help="accuracy on labelled pairs: a CSV with columns a,b,same (paths relative to it)",
     )
     verify.add_argument("pairs", type=Path)
     verify.set_defaults(command=_verify)

@@ -131,7 +131,9 @@ class EngineConfig:
         """The model this configuration runs; see `model` for how "auto" decides."""
         if self.model != "auto":
             if self.model not in MODELS:
-                raise ValueError(f"FACEREC_MODEL={self.model!r}: choose one of auto, {', '.join(MODELS)}")
+                raise ValueError(
+                    f"FACEREC_MODEL={self.model!r}: choose one of auto, {', '.join(MODELS)}"
+                )
             return self.model
         if self.facenet_weights is not None and self.facenet_weights.is_file():
             return "facenet"
@@ -140,7 +142,9 @@ class EngineConfig:
     def chosen_detector(self) -> str:
         """The detector this configuration runs, checked against the known ones."""
         if self.detector not in DETECTORS:
-            raise ValueError(f"FACEREC_DETECTOR={self.detector!r}: choose one of {', '.join(DETECTORS)}")
+            raise ValueError(
+                f"FACEREC_DETECTOR={self.detector!r}: choose one of {', '.join(DETECTORS)}"
+            )
         return self.detector
 
     def threshold_for(self, model: str) -> float:

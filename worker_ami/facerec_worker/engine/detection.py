@@ -16,7 +16,6 @@ import numpy as np
 from PIL import Image
 
 
-
 @dataclass(frozen=True)
 class DetectedFace:
     """A face in working-image pixels: box (x1, y1, x2, y2), O-Net's probability, 5 landmarks
@@ -38,7 +37,11 @@ class FaceDetector(Protocol):
 
 
 def faces_from(
-    boxes: np.ndarray, probabilities: np.ndarray, landmarks: np.ndarray, size: tuple[int, int], min_probability: float
+    boxes: np.ndarray,
+    probabilities: np.ndarray,
+    landmarks: np.ndarray,
+    size: tuple[int, int],
+    min_probability: float,
 ) -> list[DetectedFace]:
     """O-Net's output for one image as faces: at or above `min_probability`, most probable first."""
     width, height = size

@@ -14,7 +14,9 @@ def load_detector(config: EngineConfig) -> FaceDetector:
     if config.chosen_detector() == "mtcnn":
         from .mtcnn import MtcnnDetector
 
-        return MtcnnDetector(min_face_size=config.min_face_size, min_probability=config.min_face_probability)
+        return MtcnnDetector(
+            min_face_size=config.min_face_size, min_probability=config.min_face_probability
+        )
     from .yunet import YunetDetector
 
     return YunetDetector.from_package(

@@ -54,7 +54,9 @@ def load_network(path: Path) -> DlibResnet:
 def check_model_file(path: Path) -> Path:
     """`path`, once its sha256 is NETWORK_SHA256; the file is refused otherwise."""
     return checked_file(
-        path, NETWORK_SHA256, what="dlib's face recognition network as face-recognition-models 0.3.0 ships it",
+        path,
+        NETWORK_SHA256,
+        what="dlib's face recognition network as face-recognition-models 0.3.0 ships it",
         remedy=REINSTALL,
     )
 
@@ -83,7 +85,11 @@ class DlibResnet(torch.nn.Module):
     (not normalized: their norms sit near 1.4, and dlib's 0.6 threshold is on these)."""
 
     def __init__(
-        self, means: torch.Tensor, stem: torch.nn.Conv2d, blocks: list[Residual], fc: torch.nn.Linear
+        self,
+        means: torch.Tensor,
+        stem: torch.nn.Conv2d,
+        blocks: list[Residual],
+        fc: torch.nn.Linear,
     ) -> None:
         super().__init__()
         self.register_buffer("means", means.view(1, 3, 1, 1))
@@ -159,7 +165,10 @@ def _expected_layers() -> list[tuple[str, tuple[int, ...]]]:
             layers.append(("avg_pool_2", (2, 2, 2, 2, 0, 0)))
         layers += [("add_prev_", ()), relu]
     # avg_pool_everything is an avg_pool of size 0 (the whole input), then the 128-d fc_no_bias.
-    layers += [("avg_pool_2", (0, 0, 1, 1, 0, 0)), ("fc_2", (DIMENSIONS, BLOCKS[-1][0], FC_NO_BIAS))]
+    layers += [
+        ("avg_pool_2", (0, 0, 1, 1, 0, 0)),
+        ("fc_2", (DIMENSIONS, BLOCKS[-1][0], FC_NO_BIAS)),
+    ]
     return layers
 
 
@@ -181,7 +190,9 @@ class _Reader:
 
     def _take(self, count: int) -> bytes:
         if count > self.left():
-            raise ModelError(f"dlib network: the file ends early, after {len(self._data)} bytes; {REINSTALL}")
+            raise ModelError(
+                f"dlib network: the file ends early, after {len(self._data)} bytes; {REINSTALL}"
+            )
         chunk = self._data[self._pos : self._pos + count]
         self._pos += count
         return chunk
@@ -285,7 +296,10 @@ def _read_layer(reader: _Reader, *, over_input: bool) -> _Layer:
 def _build(means: torch.Tensor, layers: list[_Layer]) -> DlibResnet:
     """The torch modules for layers already checked against _EXPECTED: each con_ with the affine_
     after it, the stem's then two a block, and the fc_ last."""
-    pairs = zip((l for l in layers if l.kind == "con_4"), (l for l in layers if l.kind == "affine_"))
+    pairs = zip(
+        (layer for layer in layers if layer.kind == "con_4"),
+        (layer for layer in layers if layer.kind == "affine_"),
+    )
     stem = _folded_conv(*next(pairs), channels=3)
     blocks = []
     channels = STEM_FILTERS

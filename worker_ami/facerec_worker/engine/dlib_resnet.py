@@ -72,7 +72,9 @@ class DlibEmbedder:
         with torch.inference_mode():
             return torch.cat([self._network(chunk) for chunk in batch.split(CHUNK)]).numpy()
 
-    def embed(self, photos: Sequence[tuple[Image.Image, Sequence[DetectedFace]]]) -> list[np.ndarray]:
+    def embed(
+        self, photos: Sequence[tuple[Image.Image, Sequence[DetectedFace]]]
+    ) -> list[np.ndarray]:
         # dlib's own 5-point landmarks (eye corners, nose) on the detector's box give the alignment
         # its network was trained with; chips from every photo then go through the network together.
         chips: list[np.ndarray] = []

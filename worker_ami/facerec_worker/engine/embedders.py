@@ -18,7 +18,9 @@ class Embedder(Protocol):
     name: str
     dimensions: int
 
-    def embed(self, photos: Sequence[tuple[Image.Image, Sequence[DetectedFace]]]) -> list[np.ndarray]:
+    def embed(
+        self, photos: Sequence[tuple[Image.Image, Sequence[DetectedFace]]]
+    ) -> list[np.ndarray]:
         """One (faces, dimensions) float32 array per photo, all photos in as few passes as it can."""
         ...
 
@@ -33,7 +35,9 @@ def load_embedder(config: EngineConfig) -> Embedder:
     if model == "facenet":
         from .facenet import FacenetEmbedder
 
-        return FacenetEmbedder.from_file(config.facenet_weights, expected_sha256=config.facenet_sha256)
+        return FacenetEmbedder.from_file(
+            config.facenet_weights, expected_sha256=config.facenet_sha256
+        )
     from .dlib_resnet import DlibEmbedder
 
     return DlibEmbedder.from_package()

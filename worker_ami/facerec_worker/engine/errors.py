@@ -1,18 +1,18 @@
 """Errors the engine raises, each naming what failed and what to do about it.
 
-    EngineError
-    ├── PhotoError              the photo itself is unusable: the job fails, retrying cannot help
-    │   ├── EmptyPhotoError         zero bytes, or an image of zero width or height
-    │   ├── NotAnImageError         bytes no decoder recognises
-    │   ├── UnsupportedFormatError  an image, but not JPEG, PNG or WebP
-    │   ├── TruncatedPhotoError     a known format whose data ends early or is corrupt
-    │   ├── PhotoTooLargeError      more pixels than the configured limit (decompression bombs)
-    │   └── PhotoTooSmallError      a side too short for the face detector to work on
-    ├── EnrollmentError         an enrollment photo without exactly one clear face, or a bad name
-    ├── ModelError              the embedding model cannot be loaded
-    │   └── WeightsChecksumError    the weights file is not the one configured
-    └── GalleryError            the gallery file is unreadable or belongs to another model
-        └── GalleryModelMismatchError
+EngineError
+├── PhotoError              the photo itself is unusable: the job fails, retrying cannot help
+│   ├── EmptyPhotoError         zero bytes, or an image of zero width or height
+│   ├── NotAnImageError         bytes no decoder recognises
+│   ├── UnsupportedFormatError  an image, but not JPEG, PNG or WebP
+│   ├── TruncatedPhotoError     a known format whose data ends early or is corrupt
+│   ├── PhotoTooLargeError      more pixels than the configured limit (decompression bombs)
+│   └── PhotoTooSmallError      a side too short for the face detector to work on
+├── EnrollmentError         an enrollment photo without exactly one clear face, or a bad name
+├── ModelError              the embedding model cannot be loaded
+│   └── WeightsChecksumError    the weights file is not the one configured
+└── GalleryError            the gallery file is unreadable or belongs to another model
+    └── GalleryModelMismatchError
 """
 
 from __future__ import annotations

@@ -57,7 +57,9 @@ class _Owners:
 
     def __getitem__(self, number: int) -> Owner:
         if number < len(self._starts):
-            return Owner._make(self._encoded[self._starts[number] : self._ends[number]].decode().split("\t"))
+            return Owner._make(
+                self._encoded[self._starts[number] : self._ends[number]].decode().split("\t")
+            )
         return self._added[number - len(self._starts)]
 
     def __iter__(self) -> Iterator[Owner]:
@@ -120,7 +122,9 @@ class FaceIndex:
     def add_each(self, owners: list[Owner], vectors: np.ndarray) -> None:
         """One face per owner, in the owners' order: many people at once (a bulk load)."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(owners), self.dimensions)
-        self._append(vectors, np.arange(len(self._owners), len(self._owners) + len(owners), dtype=np.int32))
+        self._append(
+            vectors, np.arange(len(self._owners), len(self._owners) + len(owners), dtype=np.int32)
+        )
         self._owners.extend(owners)
 
     def extend(self, other: FaceIndex) -> None:
@@ -135,7 +139,9 @@ class FaceIndex:
         renumber = np.cumsum(kept) - 1
         faces = kept[self._owner_of[: self._size]]
         index = FaceIndex(self.model, self.detector, self.dimensions)
-        index._append(self.vectors[faces], renumber[self._owner_of[: self._size][faces]].astype(np.int32))
+        index._append(
+            self.vectors[faces], renumber[self._owner_of[: self._size][faces]].astype(np.int32)
+        )
         index._owners.extend(owner for owner, k in zip(self._owners, kept) if k)
         return index
 
@@ -156,34 +162,50 @@ class FaceIndex:
         limits = radius * radius + _FLOAT32_SLACK - query_norms
         # Every (query, face) pair within reach, and each query's nearest, in one pass each.
         rows, columns = np.nonzero(squared <= limits[:, None])
-        pairs = np.unique(np.concatenate([rows, np.arange(len(queries))]) * self._size
-                          + np.concatenate([columns, squared.argmin(axis=1)]))
+        pairs = np.unique(
+            np.concatenate([rows, np.arange(len(queries))]) * self._size
+            + np.concatenate([columns, squared.argmin(axis=1)])
+        )
         rows, columns = np.divmod(pairs, self._size)
-        exact = np.sqrt(((self.vectors[columns].astype(np.float64) - queries.astype(np.float64)[rows]) ** 2).sum(axis=1))
+        exact = np.sqrt(
+            (
+                (self.vectors[columns].astype(np.float64) - queries.astype(np.float64)[rows]) ** 2
+            ).sum(axis=1)
+        )
         found: list[list[Candidate]] = [[] for _ in queries]
         for i in np.lexsort((exact, rows)):
             nearest_first = found[rows[i]]
             if not nearest_first or exact[i] <= radius:
-                nearest_first.append(Candidate(self._owners[self._owner_of[columns[i]]], float(exact[i])))
+                nearest_first.append(
+                    Candidate(self._owners[self._owner_of[columns[i]]], float(exact[i]))
+                )
         return found
 
     def to_bytes(self) -> bytes:
-        header = json.dumps({
-            "format_version": FORMAT_VERSION,
-            "model": self.model,
-            "detector": self.detector,
-            "dimensions": self.dimensions,
-            "faces": self._size,
-            "owners": len(self._owners),
-        }).encode()
+        header = json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "model": self.model,
+                "detector": self.detector,
+                "dimensions": self.dimensions,
+                "faces": self._size,
+                "owners": len(self._owners),
+            }
+        ).encode()
         # Spaces after the JSON put the vectors on an aligned offset: a misaligned float32 view
         # is no use to BLAS, and numpy's fallback is some 20 times slower.
         header += b" " * (-(len(_MAGIC) + _HEADER_LENGTH.size + len(header)) % _ALIGNMENT)
         owners = self._owners.encoded()
-        return b"".join([
-            _MAGIC, _HEADER_LENGTH.pack(len(header)), header,
-            self.vectors.tobytes(), self._owner_of[: self._size].tobytes(), owners,
-        ])
+        return b"".join(
+            [
+                _MAGIC,
+                _HEADER_LENGTH.pack(len(header)),
+                header,
+                self.vectors.tobytes(),
+                self._owner_of[: self._size].tobytes(),
+                owners,
+            ]
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> FaceIndex:
@@ -194,10 +216,14 @@ class FaceIndex:
             (length,) = _HEADER_LENGTH.unpack_from(data, len(_MAGIC))
             header = json.loads(data[start : start + length])
             if header["format_version"] != FORMAT_VERSION:
-                raise GalleryError(f"face index format {header['format_version']} is not {FORMAT_VERSION}")
+                raise GalleryError(
+                    f"face index format {header['format_version']} is not {FORMAT_VERSION}"
+                )
             index = cls(header["model"], header["detector"], int(header["dimensions"]))
             faces, at = int(header["faces"]), start + length
-            vectors = np.frombuffer(data, np.float32, faces * index.dimensions, at).reshape(faces, index.dimensions)
+            vectors = np.frombuffer(data, np.float32, faces * index.dimensions, at).reshape(
+                faces, index.dimensions
+            )
             if not vectors.flags.aligned:
                 vectors = vectors.copy()
             at += vectors.nbytes
@@ -207,7 +233,12 @@ class FaceIndex:
             raise GalleryError(f"not a facerec face index ({exc!r})") from exc
         if len(owners) != header["owners"] or (faces and int(owner_of.max()) >= len(owners)):
             raise GalleryError("a face index whose faces name owners it does not list")
-        index._vectors, index._owner_of, index._owners, index._size = vectors, owner_of, owners, faces
+        index._vectors, index._owner_of, index._owners, index._size = (
+            vectors,
+            owner_of,
+            owners,
+            faces,
+        )
         index._norms = np.einsum("ij,ij->i", vectors, vectors)
         return index
 
@@ -228,4 +259,3 @@ def _grown(array: np.ndarray, capacity: int) -> np.ndarray:
     grown = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
     grown[: len(array)] = array
     return grown
-

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from facenet_pytorch import InceptionResnetV1
-from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 from facenet_pytorch.models.utils.detect_face import extract_face
 from PIL import Image
+from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 
 from .checksum import sha256_of
 from .detection import DetectedFace
@@ -52,19 +52,30 @@ class FacenetEmbedder:
         try:
             # mmap keeps the file from being held in memory twice; torch can map only its zip
             # format, and the 2019 release file may predate it.
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+            state = torch.load(
+                path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+            )
             # The release also carries the 8631-way VGGFace2 classifier, which embedding ignores.
             state = {k: v for k, v in state.items() if not k.startswith("logits.")}
             network = InceptionResnetV1(pretrained=None, classify=False)
             network.load_state_dict(state, strict=True)
-        except (RuntimeError, KeyError, AttributeError, TypeError, pickle.UnpicklingError, EOFError) as exc:
+        except (
+            RuntimeError,
+            KeyError,
+            AttributeError,
+            TypeError,
+            pickle.UnpicklingError,
+            EOFError,
+        ) as exc:
             raise ModelError(f"{path} is not an InceptionResnetV1 state dict: {exc}") from exc
         return cls(_optimised_for_inference(network))
 
     def close(self) -> None:
         """Nothing to release: the network runs on torch's own thread pool."""
 
-    def embed(self, photos: Sequence[tuple[Image.Image, Sequence[DetectedFace]]]) -> list[np.ndarray]:
+    def embed(
+        self, photos: Sequence[tuple[Image.Image, Sequence[DetectedFace]]]
+    ) -> list[np.ndarray]:
         crops = [
             extract_face(image, face.box, image_size=FACE_SIZE, margin=FACE_MARGIN)
             for image, faces in photos
@@ -77,7 +88,10 @@ class FacenetEmbedder:
         batch = (torch.stack(crops) - 127.5) / 128.0
         with torch.inference_mode():
             vectors = torch.cat(
-                [self._network(chunk.contiguous(memory_format=torch.channels_last)) for chunk in batch.split(CHUNK)]
+                [
+                    self._network(chunk.contiguous(memory_format=torch.channels_last))
+                    for chunk in batch.split(CHUNK)
+                ]
             )
         return np.split(vectors.numpy().astype(np.float32), np.cumsum(counts)[:-1])
 

@@ -74,7 +74,9 @@ class Gallery:
         labels = np.concatenate([[name] * len(v) for name, v in self.people.items()])
         enrolled = np.vstack(list(self.people.values())).astype(np.float64)
         squared = (
-            (queries**2).sum(1)[:, None] + (enrolled**2).sum(1)[None, :] - 2.0 * queries @ enrolled.T
+            (queries**2).sum(1)[:, None]
+            + (enrolled**2).sum(1)[None, :]
+            - 2.0 * queries @ enrolled.T
         )
         distances = np.sqrt(np.clip(squared, 0.0, None))
         nearest = distances.argmin(axis=1)

@@ -82,7 +82,9 @@ class ONet(nn.Module):
         # torch's (channel, height, width): found against the package's network, which the other
         # orders miss by 0.1-0.2 in the box regression.
         hidden = self.dense(self.features(crops).permute(0, 3, 2, 1).flatten(1))
-        return ONetOutput(self.face(hidden).softmax(dim=1), self.box(hidden), self.landmarks(hidden))
+        return ONetOutput(
+            self.face(hidden).softmax(dim=1), self.box(hidden), self.landmarks(hidden)
+        )
 
 
 def load_onet() -> ONet:
@@ -111,5 +113,8 @@ def weights_path() -> Path:
 def check_weights_file(path: Path) -> Path:
     """`path`, once its sha256 is WEIGHTS_SHA256; the file is refused otherwise."""
     return checked_file(
-        path, WEIGHTS_SHA256, what="MTCNN's O-Net as facenet-pytorch 2.6.0 ships it", remedy=REINSTALL
+        path,
+        WEIGHTS_SHA256,
+        what="MTCNN's O-Net as facenet-pytorch 2.6.0 ships it",
+        remedy=REINSTALL,
     )

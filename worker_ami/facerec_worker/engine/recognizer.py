@@ -23,7 +23,9 @@ from .result import FaceResult, PhotoFailure, PhotoResult
 logger = logging.getLogger(__name__)
 
 # What a client reads when the engine itself broke on a photo; the exception goes to the log.
-ENGINE_FAILURE_MESSAGE = "the recognition engine failed on this photo; the error is logged for the operators"
+ENGINE_FAILURE_MESSAGE = (
+    "the recognition engine failed on this photo; the error is logged for the operators"
+)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,9 @@ class Recognizer:
     def new_gallery(self) -> Gallery:
         return Gallery(model=self.model, dimensions=self.dimensions)
 
-    def analyze(self, photos: Sequence[PhotoInput]) -> tuple[list[Analysis | PhotoFailure], dict[str, float]]:
+    def analyze(
+        self, photos: Sequence[PhotoInput]
+    ) -> tuple[list[Analysis | PhotoFailure], dict[str, float]]:
         """Decode, detect and embed; a photo that cannot be read, or that breaks the engine,
         becomes a PhotoFailure and the rest go on."""
         timings = {"detect": 0.0, "embed": 0.0}
@@ -122,7 +126,9 @@ class Recognizer:
         except Exception as exc:
             logger.warning(
                 "a batch of %d photos failed in the engine (%s: %s); running them one at a time",
-                len(decoded), type(exc).__name__, exc,
+                len(decoded),
+                type(exc).__name__,
+                exc,
             )
             found = self._each_alone(decoded, timings, exc)
         for (index, item, photo, decode_ms), faces_and_vectors in zip(decoded, found):
@@ -164,14 +170,18 @@ class Recognizer:
             raise batch_error
         return found
 
-    def recognize(self, photos: Sequence[PhotoInput], gallery: Gallery) -> list[PhotoResult | PhotoFailure]:
+    def recognize(
+        self, photos: Sequence[PhotoInput], gallery: Gallery
+    ) -> list[PhotoResult | PhotoFailure]:
         """One result per photo, in order: each face named from `gallery`, or unknown."""
         gallery.require_model(self.model)
         analyses, timings = self.analyze(photos)
         readable = [a for a in analyses if isinstance(a, Analysis)]
         started = time.perf_counter()
         matches = gallery.match(
-            np.concatenate([a.embeddings for a in readable]) if readable else np.empty((0, gallery.dimensions)),
+            np.concatenate([a.embeddings for a in readable])
+            if readable
+            else np.empty((0, gallery.dimensions)),
             model=self.model,
             threshold=self.threshold,
         )
@@ -188,7 +198,9 @@ class Recognizer:
                 height=analysis.photo.height,
                 model=model,
                 detector=detector,
-                faces=[_face_result(analysis.photo, face, next(matched)) for face in analysis.faces],
+                faces=[
+                    _face_result(analysis.photo, face, next(matched)) for face in analysis.faces
+                ],
                 timings_ms={"decode": analysis.decode_ms, **timings, "batch_size": len(photos)},
             )
             for analysis in analyses
@@ -206,7 +218,9 @@ class Recognizer:
                 raise outcome
         return np.concatenate(vectors)
 
-    def enrollment_vectors(self, photos: Sequence[PhotoInput]) -> list[np.ndarray | EnrollmentError]:
+    def enrollment_vectors(
+        self, photos: Sequence[PhotoInput]
+    ) -> list[np.ndarray | EnrollmentError]:
         """Per photo, in one engine batch: its one face's embedding (1 x dimensions), or why it
         cannot be enrolled (see enrollment_embeddings)."""
         analyses, _ = self.analyze(photos)

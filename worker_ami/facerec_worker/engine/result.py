@@ -55,4 +55,3 @@ class PhotoFailure:
 
     def to_dict(self) -> dict[str, object]:
         return {"schema_version": self.schema_version, **asdict(self)}
-

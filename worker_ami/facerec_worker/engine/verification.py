@@ -32,9 +32,14 @@ def read_pairs(path: Path) -> list[Pair]:
     with Path(path).open(newline="") as stream:
         rows = list(csv.DictReader(stream))
     try:
-        return [Pair(root / row["a"], root / row["b"], _SAME[row["same"].strip().lower()]) for row in rows]
+        return [
+            Pair(root / row["a"], root / row["b"], _SAME[row["same"].strip().lower()])
+            for row in rows
+        ]
     except KeyError as exc:
-        raise EngineError(f"{path}: each row needs a, b and same (1/0 or true/false): {exc}") from exc
+        raise EngineError(
+            f"{path}: each row needs a, b and same (1/0 or true/false): {exc}"
+        ) from exc
 
 
 def verify(engine: Recognizer, pairs: list[Pair]) -> dict[str, object]:
@@ -44,7 +49,9 @@ def verify(engine: Recognizer, pairs: list[Pair]) -> dict[str, object]:
     unusable: dict[str, str] = {}
     for photo in sorted({p for pair in pairs for p in (pair.a, pair.b)}):
         try:
-            vectors[photo] = engine.enrollment_embeddings([PhotoInput(str(photo), photo.read_bytes())])[0]
+            vectors[photo] = engine.enrollment_embeddings(
+                [PhotoInput(str(photo), photo.read_bytes())]
+            )[0]
         except EnrollmentError as exc:
             unusable[str(photo)] = str(exc)
     judged = [pair for pair in pairs if pair.a in vectors and pair.b in vectors]

@@ -63,7 +63,9 @@ def model_path() -> Path:
 def check_model_file(path: Path) -> Path:
     """`path`, once its sha256 is YUNET_SHA256; the file is refused otherwise."""
     return checked_file(
-        path, YUNET_SHA256, what=f"YuNet 2023mar as {MODEL_PACKAGE} 1.1.1 ships it",
+        path,
+        YUNET_SHA256,
+        what=f"YuNet 2023mar as {MODEL_PACKAGE} 1.1.1 ships it",
         remedy=f"reinstall {MODEL_PACKAGE}==1.1.1, or use FACEREC_DETECTOR=mtcnn",
     )
 
@@ -90,7 +92,9 @@ class YunetDetector:
         self._min_probability = min_probability
 
     @classmethod
-    def from_package(cls, *, min_score: float, min_probability: float, threads: int) -> YunetDetector:
+    def from_package(
+        cls, *, min_score: float, min_probability: float, threads: int
+    ) -> YunetDetector:
         cv2.setNumThreads(threads)
         return cls(model_path(), min_score=min_score, min_probability=min_probability)
 
@@ -135,13 +139,23 @@ class YunetDetector:
         for image, boxes in zip(images, candidates):
             end = start + len(boxes)
             found.append(
-                self._faces(boxes, regression[start:end], points[start:end], probability[start:end, 1], image.size)
+                self._faces(
+                    boxes,
+                    regression[start:end],
+                    points[start:end],
+                    probability[start:end, 1],
+                    image.size,
+                )
             )
             start = end
         return found
 
     def _faces(
-        self, boxes: torch.Tensor, regression: torch.Tensor, points: torch.Tensor, probability: torch.Tensor,
+        self,
+        boxes: torch.Tensor,
+        regression: torch.Tensor,
+        points: torch.Tensor,
+        probability: torch.Tensor,
         size: tuple[int, int],
     ) -> list[DetectedFace]:
         """MTCNN's third stage on one image's candidates: landmarks, box regression, NMS."""
@@ -150,12 +164,15 @@ class YunetDetector:
         width = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
         height = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
         landmarks = torch.stack(
-            [width * points[:, :5] + boxes[:, :1] - 1, height * points[:, 5:] + boxes[:, 1:2] - 1], dim=2
+            [width * points[:, :5] + boxes[:, :1] - 1, height * points[:, 5:] + boxes[:, 1:2] - 1],
+            dim=2,
         )
         refined = (boxes + regression * torch.cat([width, height, width, height], dim=1)).numpy()
         scores = probability.numpy()
         keep = _nms_by_smaller_area(refined, scores, ONET_NMS)
-        return faces_from(refined[keep], scores[keep], landmarks.numpy()[keep], size, self._min_probability)
+        return faces_from(
+            refined[keep], scores[keep], landmarks.numpy()[keep], size, self._min_probability
+        )
 
 
 def _squares(boxes: torch.Tensor) -> torch.Tensor:
@@ -178,8 +195,12 @@ def _onet_inputs(pixels: np.ndarray, boxes: torch.Tensor) -> tuple[list[torch.Te
     right, bottom = np.minimum(corners[:, 2:], [width, height]).T
     crops, kept = [], []
     for k in np.flatnonzero((right >= left) & (bottom >= top)):
-        region = torch.from_numpy(np.ascontiguousarray(pixels[top[k] - 1 : bottom[k], left[k] - 1 : right[k]]))
-        crop = F.interpolate(region.permute(2, 0, 1)[None].float(), size=(INPUT_SIDE, INPUT_SIDE), mode="area")
+        region = torch.from_numpy(
+            np.ascontiguousarray(pixels[top[k] - 1 : bottom[k], left[k] - 1 : right[k]])
+        )
+        crop = F.interpolate(
+            region.permute(2, 0, 1)[None].float(), size=(INPUT_SIDE, INPUT_SIDE), mode="area"
+        )
         crops.append((crop - 127.5) * 0.0078125)
         kept.append(int(k))
     return crops, kept
@@ -196,7 +217,9 @@ def _nms_by_smaller_area(boxes: np.ndarray, scores: np.ndarray, threshold: float
     while order.size:
         best, rest = order[0], order[1:]
         keep.append(int(best))
-        across = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + 1)
+        across = np.maximum(
+            0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + 1
+        )
         down = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + 1)
         order = rest[across * down / np.minimum(areas[best], areas[rest]) <= threshold]
     return keep
