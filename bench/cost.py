@@ -47,8 +47,8 @@ from bench import aws_calls, latency
 from bench.course import enroll, post_photo
 from bench.course_set import CourseSet
 from facerec_client import FacerecClient
+from local_service.chalice_app import load_chalice_app
 from local_service.process import ADMIN_TOKEN, RunningService, local_service
-from local_service.service import load_chalice_app
 from sim.__main__ import COST_SCENARIO, deployed_workflow_type
 from sim.cost import (
     CALL_COUNTS_FILE,

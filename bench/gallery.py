@@ -25,8 +25,8 @@ from facerec_client import FacerecClient
 from facerec_worker.engine import FaceIndex, Owner
 from facerec_worker.gallery_store import GalleryStore
 from facerec_worker.people import LiveGallery, PeopleDirectory
-from infra.local import LocalStack
 from local_service.service import LocalOptions, LocalService
+from local_service.stack import LocalStack
 
 MODEL, DETECTOR, THRESHOLD, GENUINE = "dlib", "yunet", 0.6, 0.45
 # The target for a batch of 10 at a million faces.

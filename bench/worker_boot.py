@@ -171,7 +171,7 @@ def facenet_skip_reason() -> str | None:
 
 
 def run(runs: int, before: Path | None) -> dict[str, Any]:
-    from infra.local import LocalStack, unique_prefix
+    from local_service.stack import LocalStack, unique_prefix
 
     current = [sys.executable, "-m", "facerec_worker"]
     trees: dict[str, list[str]] = {"current": current}

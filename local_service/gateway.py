@@ -33,8 +33,9 @@ from chalice.local import (
 )
 
 from chalicelib.callers import API_KEY_HEADER, KEY_MISSING_MESSAGE, QUOTA_MESSAGE, THROTTLED_MESSAGE
-from infra.local import LISTEN_BACKLOG
 from infra.stack import load_template
+
+from .moto_patches import LISTEN_BACKLOG
 
 __all__ = ["LocalUsagePlan", "Refusal", "TokenBucket", "UsagePlanLimits", "keyed_server"]
 

@@ -6,7 +6,7 @@ process they shared one interpreter lock: under the burst that process sat at on
 workers waited for jobs, and the second core idled. Here moto has a process (and a core) of its own.
 
 The workflow invokes the scale-up function through moto's `lambda:invoke`, answered in moto's
-process (infra.local.LambdaRouter), so the Chalice app is loaded there too, on the first call,
+process (local_service.lambda_stand_ins.LambdaRouter), so the Chalice app is loaded there too, on the first call,
 with the environment the service wrote for it once the stack was deployed.
 
     python -m local_service.moto_process --port 4566 --scale-up-function facerec-local-scale_up \\
@@ -33,13 +33,10 @@ from typing import Any
 import requests
 from moto.core.models import botocore_stubber
 
-from infra.local import (
-    Handler,
-    LocalStack,
-    Stack,
-    ignore_moto_template_warnings,
-    scale_up_function_name,
-)
+from .chalice_app import load_chalice_app
+from .lambda_stand_ins import function_arn
+from .moto_patches import ignore_moto_template_warnings
+from .stack import LocalStack, MotoEndpoint, Stack, scale_up_function_name
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +44,12 @@ START_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 5.0
 
 
-class MotoProcess(LocalStack):
-    """A LocalStack whose server runs in a child process; clients, deploy and outputs as before.
-
-    Its router is not installed here: a handler passed to `deploy` is not called in this process;
-    the child answers the scale-up function with the app it loads itself.
-    """
+class MotoProcess(MotoEndpoint):
+    """moto's server in a child process, which answers the stage's scale-up function with the app
+    it loads itself; clients and the deploy here, as for any moto endpoint."""
 
     def __init__(self, host: str, port: int | None, *, stage_prefix: str, log_dir: Path) -> None:
-        super().__init__(host=host, port=port)
+        super().__init__(host, port)
         self._stage_prefix = stage_prefix
         # By port: two services on one machine (a test beside `make run`) keep apart.
         self._environment_file = log_dir / f"moto-{self.port}-scale-up-environment.json"
@@ -100,18 +94,14 @@ class MotoProcess(LocalStack):
             time.sleep(0.2)
         return self
 
-    def deploy(
-        self,
-        prefix: str,
-        scale_up: Handler | None = None,
-        parameters: Mapping[str, str] | None = None,
-    ) -> Stack:
+    def deploy(self, prefix: str, parameters: Mapping[str, str] | None = None) -> Stack:
         """The stack, its scale-up function answered in the child by the app it loads."""
         if prefix != self._stage_prefix:
             raise ValueError(
-                f"this moto process answers the scale-up function of {self._stage_prefix!r} only, not {prefix!r}"
+                f"this moto process answers the scale-up function of {self._stage_prefix!r} "
+                f"only, not {prefix!r}"
             )
-        return super().deploy(prefix, scale_up=_answered_by_the_child, parameters=parameters)
+        return self.deploy_with(prefix, function_arn(scale_up_function_name(prefix)), parameters)
 
     def write_function_environment(self, environment: dict[str, str]) -> None:
         """What the scale-up function runs with; written before the stack gets any upload."""
@@ -137,10 +127,6 @@ class MotoProcess(LocalStack):
             return False
 
 
-def _answered_by_the_child(event: Any, context: Any) -> Any:
-    raise RuntimeError("the scale-up function is answered in moto's own process")
-
-
 class _LazyScaleUp:
     """The Chalice app's scale_up handler, loaded on the first invocation: the app reads its
     settings at import, and they exist only once the service has deployed the stack."""
@@ -157,8 +143,6 @@ class _LazyScaleUp:
                     raise RuntimeError(
                         f"the scale-up function has no environment yet ({self._environment_file})"
                     )
-                from .service import load_chalice_app
-
                 environment = json.loads(self._environment_file.read_text())
                 # Without an endpoint the app's clients address AWS's own hostnames, which moto
                 # answers in this process (see _answer_own_calls_in_process).
@@ -189,9 +173,8 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def main() -> int:
-    if os.environ.get(
-        "FACEREC_COUNT_AWS_CALLS"
-    ):  # make bench-cost: count this process's AWS calls (bench/aws_calls.py)
+    # make bench-cost: count this process's AWS calls (bench/aws_calls.py).
+    if os.environ.get("FACEREC_COUNT_AWS_CALLS"):
         importlib.import_module("bench.aws_calls").install("workflow")
     parser = argparse.ArgumentParser(
         prog="python -m local_service.moto_process", description=__doc__.splitlines()[0]

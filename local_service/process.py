@@ -20,9 +20,8 @@ from pathlib import Path
 import boto3
 import requests
 
-from infra.local import free_port
-
 from .service import LocalOptions
+from .stack import free_port
 
 ADMIN_TOKEN = LocalOptions().admin_token
 API_KEY = LocalOptions().api_key

@@ -12,10 +12,8 @@ fleet: one worker process per worker instance in moto's EC2
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import sys
 import threading
 import time
 import uuid
@@ -29,32 +27,22 @@ from chalice.local import LocalDevServer
 
 from chalicelib.config import Settings
 from facerec_client import LOCAL_API_KEY
-from infra.local import ACCOUNT_ID, REGION, Stack, free_port, pump_sqs_to_handler
 
+from .account import ACCOUNT_ID, REGION
+from .chalice_app import CHALICE_PROJECT, load_chalice_app
 from .fleet import LocalFleet, hibernates
 from .gateway import LocalUsagePlan, UsagePlanLimits, keyed_server
+from .lambda_stand_ins import pump_sqs_to_handler
 from .moto_process import MotoProcess
+from .stack import Stack, free_port
 
 logger = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
-CHALICE_PROJECT = ROOT / "chalice_app"
 # How long the service's own threads (upload events, schedules) get, all together, to see the
 # stop and return. They are daemons: one still waiting on moto (an answer slow under a burst)
 # ends with the process. Joined one by one with a grace each, a burst once made a stop take
 # over a minute.
 THREADS_GRACE_SECONDS = 3.0
-
-
-def load_chalice_app(module_name: str = "facerec_chalice_app") -> ModuleType:
-    """chalice_app/app.py as a module named `module_name`; its decorators read the environment, so
-    set that first. Another name imports it anew, as Chalice does for each stage it packages."""
-    spec = importlib.util.spec_from_file_location(module_name, CHALICE_PROJECT / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass(frozen=True)
@@ -90,7 +78,7 @@ class LocalOptions:
     compat_wait_seconds: float = 1800.0
     # Every waiting request shares one batched read per poll, so polling often costs little.
     compat_poll_seconds: float = 0.2
-    log_dir: Path = ROOT / "out" / "local"
+    log_dir: Path = CHALICE_PROJECT.parent / "out" / "local"
     worker_env: dict[str, str] = field(default_factory=dict)
 
 

@@ -2,7 +2,7 @@
 
 Every stack is infra/template.yaml deployed through CloudFormation under its own prefix, so tests
 never see each other's jobs, messages or workers. The Chalice app runs in-process; moto's
-`lambda:invoke` is routed to its `scale_up` handler by infra.local.LambdaRouter.
+`lambda:invoke` is routed to its `scale_up` handler by local_service.lambda_stand_ins.LambdaRouter.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ os.environ.update(
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[Any]:
-    from infra.local import LocalStack
+    from local_service.stack import LocalStack
 
     stack = LocalStack().start()
     yield stack
@@ -46,7 +46,7 @@ def local_stack() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def app_module() -> Any:
     """chalice_app/app.py, imported once (its decorator arguments are read at import)."""
-    from local_service.service import load_chalice_app
+    from local_service.chalice_app import load_chalice_app
 
     return load_chalice_app()
 
@@ -66,7 +66,7 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], 
 
 
 def _deploy(local_stack: Any, app_module: Any) -> Any:
-    from infra.local import unique_prefix
+    from local_service.stack import unique_prefix
 
     return local_stack.deploy(unique_prefix("t"), scale_up=app_module.scale_up)
 

@@ -11,7 +11,7 @@ import requests
 
 from chalicelib.contract import STAGE_TAG, WORKER_ROLE_TAG
 from chalicelib.scaling import LIVE_STATES
-from infra.local import pump_sqs_to_handler
+from local_service.lambda_stand_ins import pump_sqs_to_handler
 
 JSON = {"Content-Type": "application/json"}
 ADMIN_TOKEN = "s3cret-admin-token-for-tests"

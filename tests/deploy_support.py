@@ -13,7 +13,7 @@ from samtranslator.translator.managed_policy_translator import ManagedPolicyLoad
 from samtranslator.translator.transform import transform
 
 from infra.merge import package_stage
-from infra.stack import resolve_in_stack
+from local_service.cloudformation import resolve_in_stack
 
 PSEUDO_PARAMETERS = frozenset(
     {

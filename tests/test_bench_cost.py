@@ -10,8 +10,8 @@ import pytest
 
 from bench import aws_calls
 from bench.cost import CostRun
+from local_service.chalice_app import load_chalice_app
 from local_service.process import local_service
-from local_service.service import load_chalice_app
 from sim.cost import CHALICE_CONFIG, CHALICE_DEFAULT_MEMORY_MB, function_memory_mb, usage_per_photo
 
 FACES = Path(__file__).resolve().parent / "data" / "faces"

@@ -21,10 +21,10 @@ import requests
 
 from chalicelib.callers import API_KEY_HEADER, KEY_MISSING_MESSAGE
 from facerec_client import FacerecClient, FacerecError
-from infra.local import free_port
+from local_service.chalice_app import CHALICE_PROJECT, load_chalice_app
 from local_service.gateway import LocalUsagePlan, UsagePlanLimits, keyed_server
 from local_service.process import API_KEY
-from local_service.service import CHALICE_PROJECT, load_chalice_app
+from local_service.stack import free_port
 
 pytestmark = pytest.mark.control_plane
 

@@ -37,9 +37,14 @@ from infra.deploy import (
     template_url,
     upload_package,
 )
-from infra.local import LOCAL_CREDENTIALS, REGION, Stack, scale_up_function_name
 from infra.names import APP_ENVIRONMENT, FUNCTIONS, SCALING_ENVIRONMENT
-from infra.stack import apply_bucket_settings, create_state_machines_via_api, resolve_in_stack
+from local_service.account import LOCAL_CREDENTIALS, REGION
+from local_service.cloudformation import (
+    apply_bucket_settings,
+    create_state_machines_via_api,
+    resolve_in_stack,
+)
+from local_service.stack import Stack, scale_up_function_name
 
 STAGE = Stage.of("dev", REGION, "123456789012")  # moto's account
 # Another stage for the second deploy: moto's teardown leaves the first's managed policy behind.
@@ -102,9 +107,9 @@ def _deploy_into_moto(local_stack, package_dir, stage=STAGE, extra=None):
 
 # moto's CloudFormation has no AWS::SQS::QueuePolicy (its S3 notifies the queue without one), no
 # AWS::CloudWatch::Alarm (put through the API instead), nor the other types
-# infra.local.ignore_moto_template_warnings names.
+# local_service.moto_patches.ignore_moto_template_warnings names.
 @pytest.mark.filterwarnings(
-    "ignore:Tried to parse AWS.*(QueuePolicy|Alarm|MetricFilter|UsagePlan|UsagePlanKey|ApiKey|Budget|TopicPolicy) but:UserWarning"
+    "ignore:Tried to parse AWS.*(QueuePolicy|Alarm|MetricFilter|UsagePlan|UsagePlanKey|ApiKey|Budget|TopicPolicy|BucketPolicy) but:UserWarning"
 )
 def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
     local_stack, app_module, settings_env, client, tmp_path, jpeg_bytes
@@ -223,7 +228,7 @@ def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
 
 
 @pytest.mark.filterwarnings(
-    "ignore:Tried to parse AWS.*(QueuePolicy|Alarm|MetricFilter|UsagePlan|UsagePlanKey|ApiKey|Budget|TopicPolicy) but:UserWarning"
+    "ignore:Tried to parse AWS.*(QueuePolicy|Alarm|MetricFilter|UsagePlan|UsagePlanKey|ApiKey|Budget|TopicPolicy|BucketPolicy) but:UserWarning"
 )
 def test_the_packaged_stage_has_its_alarms_dashboard_and_log_group_and_a_dead_letter_trips_its_alarms_metric(
     local_stack, tmp_path

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from conftest import wait_for
 
-from infra.local import unique_prefix
 from local_service.fleet import LocalFleet
+from local_service.stack import unique_prefix
 
 HEARTBEAT = """
 import os, signal, sys, time

@@ -1,4 +1,4 @@
-"""Where infra.local makes moto behave as AWS does: what the service relies on must hold locally too."""
+"""Where local_service.moto_patches makes moto behave as AWS does: what the service relies on must hold locally too."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What infra.local changes in moto to make it fast must leave moto's answers as they were."""
+"""What local_service.moto_patches changes in moto to make it fast must leave moto's answers as they were."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from moto import backends
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.responses import DynamoResult
 
-from infra.local import ACCOUNT_ID, REGION
+from local_service.account import ACCOUNT_ID, REGION
 
 RETENTION_SECONDS = 60  # SQS's smallest retention period
 

@@ -8,16 +8,18 @@ from pathlib import Path
 import moto
 import pytest
 
-from infra import local
-from infra.local import MOTO_VERSION, LambdaRouter, MotoVersionError
+from local_service import moto_patches
+from local_service.lambda_stand_ins import LambdaRouter
+from local_service.moto_patches import MOTO_VERSION, MotoVersionError
+from local_service.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
 
 PATCHES = {
-    **{patch.__name__: patch for patch in local._SPEED_UPS},
-    "_launch_max_count": local._launch_max_count,
-    "_serialize_dynamodb_items": local._serialize_dynamodb_items,
-    "_accept_bursts": lambda: local._accept_bursts(None),
+    **{patch.__name__: patch for patch in moto_patches._SPEED_UPS},
+    "_launch_max_count": moto_patches._launch_max_count,
+    "_serialize_dynamodb_items": moto_patches._serialize_dynamodb_items,
+    "accept_bursts": lambda: moto_patches.accept_bursts(None),
     "LambdaRouter.install": lambda: LambdaRouter().install(),
 }
 
@@ -31,6 +33,16 @@ def test_a_patch_refuses_another_moto_and_names_itself(name, monkeypatch):
         match=rf"patch {name} was written for moto {MOTO_VERSION}, and this is moto 99.0.0",
     ):
         PATCHES[name]()
+
+
+def test_starting_the_local_stack_under_another_moto_fails_at_once_naming_the_patch(monkeypatch):
+    monkeypatch.setattr(moto, "__version__", "99.0.0")
+    stack = LocalStack()
+    try:
+        with pytest.raises(MotoVersionError, match=r"moto patch _route_from_a_fixed_module_list"):
+            stack.start()
+    finally:
+        stack.stop()
 
 
 def test_the_installed_moto_is_the_one_the_patches_were_written_for():

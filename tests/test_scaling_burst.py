@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from control_plane import create_job, deliver_upload_events, execution_arn, upload, worker_instances
 
-from infra.local import scale_up_function_name
+from local_service.stack import scale_up_function_name
 
 pytestmark = pytest.mark.control_plane
 

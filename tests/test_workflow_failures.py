@@ -18,7 +18,7 @@ from control_plane import (
 
 from chalicelib.contract import JobMessage
 from chalicelib.failures import client_failure
-from infra.local import scale_up_function_name
+from local_service.stack import scale_up_function_name
 
 pytestmark = pytest.mark.control_plane
 

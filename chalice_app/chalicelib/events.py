@@ -1,7 +1,7 @@
 """From "an object was created in the input bucket" to "one workflow execution for its job".
 
 S3 notifies an SQS queue (infra/template.yaml), whose messages reach `UploadEventHandler`: on AWS
-through the Lambda SQS event source, locally through infra.local's pump. A queue rather than a
+through the Lambda SQS event source, locally through local_service.lambda_stand_ins' pump. A queue rather than a
 direct S3→Lambda trigger because it buffers bursts when StartExecution throttles (a failed batch is
 delivered again) and because CloudFormation cannot attach a Lambda trigger to a bucket that another
 template owns.

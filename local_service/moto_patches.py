@@ -1,38 +1,28 @@
-"""The control plane on one machine: moto's server, the stack deployed into it, and the glue moto lacks.
+"""Every patch of moto's internals, each guarded by the moto release it was written for.
 
-Moto runs the real workflow definition, but it cannot run Lambda functions without Docker and it
-has no Lambda event sources. Two explicit pieces stand in for them here, never in production code:
-
-- `LambdaRouter`: moto's `lambda:invoke` (with use_docker off) reaches
-  `LambdaSimpleBackend.invoke`; the router answers it by calling the registered Python handler
-  (the Chalice app's `scale_up`) in-process.
-- `pump_sqs_to_handler`: what the SQS event source does on AWS: receive a batch, hand it to the
-  handler as an SQS event, delete it when the handler returns.
+moto is the local stack's AWS. Some of its work is repeated on every request (the speed-ups, each
+saying what it saves), and a few behaviours differ from AWS's where the stack depends on them
+(RunInstances' MaxCount, DynamoDB's one-write-at-a-time items, a listen backlog for bursts). Each
+patch replaces moto functions by name, so each checks `moto.__version__` first and refuses to run
+under a release it was not written for (MotoVersionError, naming the patch).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
-import socket
 import sys
 import threading
 import time
-import traceback
-import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import moto
-import requests
 from botocore.config import Config
 from moto import backends as moto_backends
-from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.utils import camelcase_to_underscores
 from moto.core.utils import unix_time as moto_unix_time
 from moto.dynamodb.models import DynamoDBBackend
@@ -47,37 +37,8 @@ from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
 
-from .names import APP_ENVIRONMENT, FUNCTIONS
-from .stack import (
-    RenderedStateMachine,
-    apply_bucket_settings,
-    create_state_machines_via_api,
-    deploy_stack,
-    load_template,
-    rendered_state_machines,
-)
+from .account import LOCAL_CREDENTIALS
 
-__all__ = [
-    "LISTEN_BACKLOG",
-    "free_port",
-    "ignore_moto_template_warnings",
-    "LambdaRouter",
-    "LocalStack",
-    "Stack",
-    "pump_sqs_to_handler",
-    "scale_up_function_name",
-    "unique_prefix",
-]
-
-logger = logging.getLogger(__name__)
-
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"  # moto's default account
-MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-# Credentials moto accepts; they must never be real ones.
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-Handler = Callable[[Any, Any], Any]
 # For servers that take a burst of connections at once (the course sends 1000 photos together);
 # the kernel caps it at net.core.somaxconn (4096 on current kernels).
 LISTEN_BACKLOG = 4096
@@ -91,7 +52,7 @@ class MotoVersionError(RuntimeError):
     """A patch of moto's internals met a moto release it was not written for."""
 
 
-def _written_for_this_moto(patch: Callable[..., Any]) -> Callable[..., Any]:
+def written_for_this_moto(patch: Callable[..., Any]) -> Callable[..., Any]:
     """Each patch replaces moto functions by name and leans on their code as MOTO_VERSION has it:
     under another release it could patch nothing, or the wrong thing, and the stack fail far from
     the cause. So the patch refuses to run there, naming itself."""
@@ -100,13 +61,20 @@ def _written_for_this_moto(patch: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if moto.__version__ != MOTO_VERSION:
             raise MotoVersionError(
-                f"infra.local's moto patch {patch.__qualname__} was written for moto {MOTO_VERSION}, and this is "
+                f"local_service's moto patch {patch.__qualname__} was written for moto {MOTO_VERSION}, and this is "
                 f"moto {moto.__version__}: install moto[server]=={MOTO_VERSION} (make setup), or check the patch "
                 f"against the new moto's code and then raise MOTO_VERSION and the pin in pyproject.toml together"
             )
         return patch(*args, **kwargs)
 
     return guarded
+
+
+def patch_moto() -> None:
+    """Every patch a local moto server runs with, applied before it starts; safe to call twice."""
+    _speed_up_moto()
+    _launch_max_count()
+    _serialize_dynamodb_items()
 
 
 def _speed_up_moto() -> None:
@@ -118,7 +86,7 @@ def _speed_up_moto() -> None:
         patch()
 
 
-@_written_for_this_moto
+@written_for_this_moto
 def _route_from_a_fixed_module_list() -> None:
     """moto lists its own package directory (a stat per service, ~200) to route each request,
     under the one lock every request takes; the list does not change while it runs."""
@@ -126,7 +94,7 @@ def _route_from_a_fixed_module_list() -> None:
     moto_backends.list_of_moto_modules = lambda: modules
 
 
-@_written_for_this_moto
+@written_for_this_moto
 def _parse_each_workflow_once() -> None:
     """The interpreter parses the workflow definition with ANTLR (pure Python, ~40 ms) for every
     execution; the parse tree depends only on the text, and each execution still gets evaluation
@@ -144,7 +112,7 @@ def _parse_each_workflow_once() -> None:
     AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
 
 
-@_written_for_this_moto
+@written_for_this_moto
 def _compile_each_json_path_once() -> None:
     """The interpreter compiles each JSONPath (`$.job_id`, …) anew, building jsonpath-ng's parser
     tables each time."""
@@ -152,7 +120,7 @@ def _compile_each_json_path_once() -> None:
         moto_json_path.parse = functools.lru_cache(maxsize=1024)(moto_json_path.parse)
 
 
-@_written_for_this_moto
+@written_for_this_moto
 def _share_task_clients() -> None:
     """The interpreter makes a new boto3 client for every task state it runs (three a job here);
     clients are thread-safe, so one per region and service serves every execution."""
@@ -191,7 +159,7 @@ def _share_task_clients() -> None:
             module.boto_client_for = client_for
 
 
-@_written_for_this_moto
+@written_for_this_moto
 def _retention_from_the_queue() -> None:
     """SQS's ReceiveMessage checks each message it hands out against the queue's retention period,
     which it read by building every attribute of the queue three times over, the approximate counts
@@ -212,7 +180,7 @@ def _retention_from_the_queue() -> None:
     )
 
 
-@_written_for_this_moto
+@written_for_this_moto
 def _queue_attributes_on_demand() -> None:
     """SQS's SendMessage reads one attribute of the queue (ContentBasedDeduplication) through a
     property that builds every attribute, the counts' passes over all messages included: a batch
@@ -221,7 +189,7 @@ def _queue_attributes_on_demand() -> None:
     Queue.attributes = property(_QueueAttributes)  # type: ignore[method-assign,assignment]
 
 
-@_written_for_this_moto
+@written_for_this_moto
 def _cheap_sqs_clock() -> None:
     """SQS reads the clock twice per queued message on every receive and count (is it visible, is
     it delayed), each time through datetime arithmetic; `time.time()` gives the same seconds."""
@@ -229,7 +197,7 @@ def _cheap_sqs_clock() -> None:
     moto_sqs_models.unix_time_millis = _unix_time_millis
 
 
-@_written_for_this_moto
+@written_for_this_moto
 def _dynamodb_items_as_json() -> None:
     """DynamoDB's answers went through moto's model-driven serializer, which walks the shape of
     every attribute of every item (a poll's BatchGetItem of 100 jobs, each claim's UpdateItem):
@@ -255,7 +223,7 @@ def _dynamodb_items_as_json() -> None:
     DynamoResult.execute_result = execute  # type: ignore[method-assign]
 
 
-@_written_for_this_moto
+@written_for_this_moto
 def _parse_each_update_expression_once() -> None:
     """UpdateItem parses its update expression twice per request (the handler's checks and the
     backend's), in pure Python: 8% of the server's time holding the GIL. The tree depends only on
@@ -348,7 +316,7 @@ _SPEED_UPS: tuple[Callable[[], None], ...] = (
 )
 
 
-@_written_for_this_moto
+@written_for_this_moto
 def _launch_max_count() -> None:
     """RunInstances launches MaxCount instances, as EC2 does when it has room for all of them, and
     moto always has: moto launches MinCount, and the scale-up task asks for 1 to n so that EC2
@@ -365,8 +333,8 @@ def _launch_max_count() -> None:
     InstanceResponse.run_instances = launch_max_count  # type: ignore[method-assign]
 
 
-@_written_for_this_moto
-def _accept_bursts(server: ThreadedMotoServer) -> None:
+@written_for_this_moto
+def accept_bursts(server: ThreadedMotoServer) -> None:
     """werkzeug listens with a backlog of 128: the API's threads, a request each of a burst, had
     connections reset. listen() on a listening socket sets its backlog anew; the socket is reached
     through the server's private attribute."""
@@ -384,7 +352,7 @@ _DYNAMODB_ITEM_OPERATIONS = (
 _DYNAMODB_ITEMS_LOCK = threading.RLock()
 
 
-@_written_for_this_moto
+@written_for_this_moto
 def _serialize_dynamodb_items() -> None:
     """DynamoDB applies the writes to an item one at a time, each condition checked against what the
     last write left, and the lease, the job claims and the manifest rest on that: of concurrent
@@ -420,237 +388,3 @@ def ignore_moto_template_warnings() -> None:
         "ignore",
         message=r"Tried to parse AWS::(SQS::QueuePolicy|CloudWatch::Alarm|Logs::MetricFilter|ApiGateway::(UsagePlan|UsagePlanKey|ApiKey)|Budgets::Budget|SNS::TopicPolicy|S3::BucketPolicy) ",
     )
-
-
-def scale_up_function_name(prefix: str) -> str:
-    """The scale-up function a stack deployed here invokes (named as `chalice deploy` names it)."""
-    (scale_up,) = [function for function in FUNCTIONS if function.name == "scale_up"]
-    return scale_up.function_name(prefix)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-class LambdaRouter:
-    """Answers moto's Lambda invocations with in-process handlers, by function name."""
-
-    def __init__(self) -> None:
-        self._handlers: dict[str, Handler] = {}
-        self._original: Any = None
-
-    def register(self, function_name: str, handler: Handler) -> str:
-        """Route `function_name` to handler(event, context); returns the function's ARN."""
-        self._handlers[function_name] = handler
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
-
-    @_written_for_this_moto
-    def install(self) -> None:
-        router = self
-        self._original = LambdaSimpleBackend.invoke
-
-        def invoke(
-            backend: Any,
-            function_name: str,
-            qualifier: Any,
-            body: Any,
-            headers: Any,
-            response_headers: dict,
-        ) -> bytes | None:
-            return router.invoke(function_name, body, response_headers)
-
-        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
-
-    def uninstall(self) -> None:
-        if self._original is not None:
-            LambdaSimpleBackend.invoke = self._original  # type: ignore[method-assign]
-            self._original = None
-
-    def invoke(self, function_name: str, body: Any, response_headers: dict) -> bytes | None:
-        # An ARN (arn:aws:lambda:region:account:function:name[:qualifier]) or a bare name.
-        name = function_name.split(":")[6] if function_name.startswith("arn:") else function_name
-        handler = self._handlers.get(name)
-        if handler is None:
-            return None  # moto answers 404, as Lambda does for an unknown function
-        raw = body.decode() if isinstance(body, bytes) else (body or "")
-        try:
-            result = handler(json.loads(raw) if raw else {}, None)
-        except Exception as exc:  # reported the way Lambda reports an unhandled error
-            logger.exception("local lambda %s failed", name)
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps(
-                {
-                    "errorMessage": str(exc),
-                    "errorType": type(exc).__name__,
-                    "stackTrace": traceback.format_exc().splitlines(),
-                }
-            ).encode()
-        return json.dumps(result).encode()
-
-
-@dataclass(frozen=True)
-class Stack:
-    """A deployed stack: its prefix, outputs, and the environment the Chalice app runs with."""
-
-    prefix: str
-    outputs: Mapping[str, str]
-    endpoint_url: str
-    parameters: Mapping[str, str]
-
-    def app_environment(self) -> dict[str, str]:
-        """FACEREC_* variables (what the deployed functions get from the same outputs) plus the endpoint."""
-        return {
-            **LOCAL_CREDENTIALS,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "FACEREC_STAGE_PREFIX": self.prefix,
-            **{name: self.outputs[output] for name, output in APP_ENVIRONMENT.items()},
-        }
-
-
-class LocalStack:
-    """moto's server on a free loopback port, configured to run workflows, with a Lambda router."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
-        self.host = host
-        self.port = port or free_port(host)
-        self.router = LambdaRouter()
-        self._server: ThreadedMotoServer | None = None
-        # One session and one client per service: loading a service's model is most of what a
-        # new client costs, and clients are safe to share between threads once made.
-        self._session = boto3.session.Session(
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            region_name=REGION,
-        )
-        self._clients: dict[str, Any] = {}
-        self._clients_lock = threading.Lock()
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> LocalStack:
-        # The workflow interpreter calls DynamoDB, SQS and Lambda through boto3 clients aimed at
-        # localhost:$MOTO_PORT, so it must name this server's port.
-        os.environ["MOTO_PORT"] = str(self.port)
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        _speed_up_moto()
-        _launch_max_count()
-        _serialize_dynamodb_items()
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self._server.start()
-        _accept_bursts(self._server)
-        requests.post(
-            f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10
-        ).raise_for_status()
-        self.router.install()
-        return self
-
-    def stop(self) -> None:
-        self.router.uninstall()
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def session(self) -> boto3.session.Session:
-        return self._session
-
-    def client(self, service: str) -> Any:
-        """This server's client for `service`, made once."""
-        with self._clients_lock:
-            if service not in self._clients:
-                self._clients[service] = self._session.client(
-                    service, endpoint_url=self.endpoint_url
-                )
-            return self._clients[service]
-
-    def table(self, name: str) -> Any:
-        """A DynamoDB table resource on this server."""
-        with self._clients_lock:
-            return self._session.resource("dynamodb", endpoint_url=self.endpoint_url).Table(name)
-
-    def deploy(
-        self, prefix: str, scale_up: Handler, parameters: Mapping[str, str] | None = None
-    ) -> Stack:
-        """Deploy infra/template.yaml as stack `prefix`, its scale-up ARN routed to `scale_up`."""
-        params = {
-            "StagePrefix": prefix,
-            "ScaleUpFunctionArn": self.router.register(scale_up_function_name(prefix), scale_up),
-            "WorkerImageId": "ami-0123456789abcdef0",
-            **(parameters or {}),
-        }
-        template = load_template()
-        with warnings.catch_warnings():
-            ignore_moto_template_warnings()
-            outputs = deploy_stack(self, prefix, params)
-            apply_bucket_settings(self, prefix, template, params)
-            create_state_machines_via_api(self, prefix, template, params)
-        return Stack(
-            prefix=prefix, outputs=outputs, endpoint_url=self.endpoint_url, parameters=params
-        )
-
-    def workflow_definition(self, stack: Stack) -> RenderedStateMachine:
-        """The stack's job workflow as deployed, for running it on another engine (Step Functions Local)."""
-        (machine,) = rendered_state_machines(self, stack.prefix, load_template(), stack.parameters)
-        return machine
-
-
-def pump_sqs_to_handler(
-    sqs: Any, queue_url: str, handler: Handler, queue_arn: str = "", wait_seconds: int = 0
-) -> int:
-    """Deliver every message on the queue to an `@app.on_sqs_message` handler, in batches of 10.
-
-    A batch is deleted only when the handler returns, as the SQS event source does; a failing
-    batch goes back on the queue and the error propagates. Returns the number of messages delivered
-    once a receive, long-polling for `wait_seconds`, finds none.
-    """
-    delivered = 0
-    while True:
-        messages = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
-        ).get("Messages", [])
-        if not messages:
-            return delivered
-        event = {
-            "Records": [
-                {
-                    "messageId": message["MessageId"],
-                    "receiptHandle": message["ReceiptHandle"],
-                    "body": message["Body"],
-                    "attributes": {"ApproximateReceiveCount": "1"},
-                    "messageAttributes": {},
-                    "md5OfBody": message.get("MD5OfBody", ""),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": queue_arn,
-                    "awsRegion": REGION,
-                }
-                for message in messages
-            ]
-        }
-        try:
-            handler(event, None)
-        except Exception:
-            # Back on the queue at once; on AWS it comes back after the visibility timeout.
-            sqs.change_message_visibility_batch(
-                QueueUrl=queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                    for i, m in enumerate(messages)
-                ],
-            )
-            raise
-        sqs.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
-        delivered += len(messages)
-
-
-def unique_prefix(base: str = "facerec") -> str:
-    return f"{base}-{uuid.uuid4().hex[:8]}"
