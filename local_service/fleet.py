@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -92,8 +92,11 @@ class LocalFleet:
         command: Sequence[str] = WORKER_COMMAND,
         poll_seconds: float = 0.5,
         hibernate: bool = False,
+        credentials: Callable[[str], Mapping[str, str]] | None = None,
     ) -> None:
         self._ec2 = ec2
+        # An instance's AWS_* credentials (its instance profile's on EC2); none: worker_env's.
+        self._credentials = credentials
         self._stage = stage_prefix
         self._env = dict(worker_env)
         self._log_dir = log_dir
@@ -259,7 +262,11 @@ class LocalFleet:
         log = (self._log_dir / f"{instance_id}.log").open("a")
         popen = subprocess.Popen(
             self._command,
-            env={**self._env, "FACEREC_INSTANCE_ID": instance_id},
+            env={
+                **self._env,
+                **(self._credentials(instance_id) if self._credentials else {}),
+                "FACEREC_INSTANCE_ID": instance_id,
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

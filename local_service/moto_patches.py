@@ -23,6 +23,7 @@ import boto3
 import moto
 from botocore.config import Config
 from moto import backends as moto_backends
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.utils import camelcase_to_underscores
 from moto.core.utils import unix_time as moto_unix_time
 from moto.dynamodb.models import DynamoDBBackend
@@ -37,6 +38,7 @@ from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 from moto.stepfunctions.parser.asl.utils import json_path as moto_json_path
 
+from . import iam_enforcement
 from .account import LOCAL_CREDENTIALS
 
 # For servers that take a burst of connections at once (the course sends 1000 photos together);
@@ -75,6 +77,23 @@ def patch_moto() -> None:
     _speed_up_moto()
     _launch_max_count()
     _serialize_dynamodb_items()
+    _enforce_identity_policies()
+
+
+@written_for_this_moto
+def _enforce_identity_policies() -> None:
+    """Every request moto answers is authorized by local_service.iam_enforcement, as AWS would
+    authorize it, in place of moto's own check (off unless INITIAL_NO_AUTH_ACTION_COUNT is set, and
+    then on Resource "*" for most services). Both S3's and the other services' handlers call this
+    one method before they act. Safe to call twice."""
+    if getattr(ActionAuthenticatorMixin._authenticate_and_authorize_action, "enforces", False):
+        return
+
+    def authorize_as_iam_does(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+        iam_enforcement.authorize(self, resource)
+
+    authorize_as_iam_does.enforces = True  # type: ignore[attr-defined]
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize_as_iam_does  # type: ignore[method-assign]
 
 
 def _speed_up_moto() -> None:
@@ -122,14 +141,17 @@ def _compile_each_json_path_once() -> None:
 
 @written_for_this_moto
 def _share_task_clients() -> None:
-    """The interpreter makes a new boto3 client for every task state it runs (three a job here);
-    clients are thread-safe, so one per region and service serves every execution."""
+    """The interpreter makes a new boto3 client for every task state it runs (three a job here),
+    signed with fixed keys whatever role the workflow has. Clients are thread-safe, so one per
+    region, service and workflow role serves every execution, and it signs with a session of that
+    role (AssumeRole, as Step Functions does), so the workflow's calls meet its role's policy."""
     new_client = moto_boto_client.boto_client_for
     if getattr(new_client, "shares_clients", False):
         return
 
-    @functools.cache
-    def shared_client(region: str, service: str, port: str) -> Any:
+    # Bounded: every test deploys a stack with a role of its own.
+    @functools.lru_cache(maxsize=64)
+    def shared_client(region: str, service: str, port: str, role_arn: str) -> Any:
         # moto's client, with a pool for every execution running at once: past botocore's 10
         # connections each call opened a connection (and the server a thread) and dropped it.
         made = new_client(region, service)
@@ -142,21 +164,38 @@ def _share_task_clients() -> None:
             config=made.meta.config.merge(
                 Config(max_pool_connections=TASK_CLIENT_CONNECTIONS, parameter_validation=False)
             ),
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            **_role_session(new_client(region, "sts"), role_arn),
         )
 
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        # moto's own function signs with fixed keys whatever credentials the state has, so the
-        # client depends only on these; the port is part of the key, as a process may start a
-        # second server.
-        return shared_client(region, service, os.environ.get("MOTO_PORT", ""))
+        # The port is part of the key, as a process may start a second server.
+        role_arn = getattr(state_credentials, "role_arn", None) or ""
+        return shared_client(region, service, os.environ.get("MOTO_PORT", ""), role_arn)
 
     client_for.shares_clients = True  # type: ignore[attr-defined]
     # Each task module imported the function by name: replace it where it was imported.
     for module in list(sys.modules.values()):
         if getattr(module, "boto_client_for", None) is new_client:
             module.boto_client_for = client_for
+
+
+def _role_session(sts: Any, role_arn: str) -> dict[str, str]:
+    """boto3.client's keyword arguments for a session of `role_arn`, assumed by the operator
+    through `sts`'s endpoint; the operator's own keys for a workflow without a role."""
+    operator = {
+        "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    }
+    if not role_arn:
+        return operator
+    credentials = boto3.client(
+        "sts", region_name=sts.meta.region_name, endpoint_url=sts.meta.endpoint_url, **operator
+    ).assume_role(RoleArn=role_arn, RoleSessionName="workflow")["Credentials"]
+    return {
+        "aws_access_key_id": credentials["AccessKeyId"],
+        "aws_secret_access_key": credentials["SecretAccessKey"],
+        "aws_session_token": credentials["SessionToken"],
+    }
 
 
 @written_for_this_moto

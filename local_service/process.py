@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import requests
 
+from .account import LOCAL_CREDENTIALS, REGION
 from .service import LocalOptions
 from .stack import free_port
 
@@ -35,14 +37,22 @@ class RunningService:
     moto_url: str
     process: subprocess.Popen
 
-    def ec2(self):
+    def client(self, service: str) -> Any:
+        """moto's client for `service` with the operator's credentials."""
         return boto3.client(
-            "ec2",
+            service,
             endpoint_url=self.moto_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            region_name=REGION,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
+
+    def ec2(self) -> Any:
+        return self.client("ec2")
+
+    def moto_log(self) -> Path:
+        """moto's log, where the local stack's IAM writes each request it refuses."""
+        return LocalOptions().log_dir / f"moto-{self.moto_url.rsplit(':', 1)[1]}.log"
 
 
 # How long the service may take to stop on Ctrl-C before the helper kills what it started.

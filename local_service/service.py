@@ -26,6 +26,7 @@ from typing import Any
 from chalice.local import LocalDevServer
 
 from chalicelib.config import Settings
+from chalicelib.services import calling_as
 from facerec_client import LOCAL_API_KEY
 
 from .account import ACCOUNT_ID, REGION
@@ -34,6 +35,7 @@ from .fleet import LocalFleet, hibernates
 from .gateway import LocalUsagePlan, UsagePlanLimits, keyed_server
 from .lambda_stand_ins import pump_sqs_to_handler
 from .moto_process import MotoProcess
+from .roles import WORKER_ROLE, PartCredentials, function_role
 from .stack import Stack, free_port
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ class LocalService:
         self.options = options
         self.moto: MotoProcess | None = None
         self.stack: Stack | None = None
+        self.parts: PartCredentials | None = None
         self.fleet: LocalFleet | None = None
         self.app: ModuleType | None = None
         self.usage_plan: LocalUsagePlan | None = None
@@ -109,8 +112,14 @@ class LocalService:
             log_dir=options.log_dir,
         ).start()
         self.stack = self.moto.deploy(options.stage_prefix)
+        # Each part calls moto as its own role in the template (local_service.roles): the API and
+        # the compaction schedule as the API's, with the process's credentials; the upload events
+        # and the scale-up schedule in their threads; scale_up in moto's process; each worker as
+        # its instance.
+        self.parts = PartCredentials(self.moto, self.stack)
         environment = {
             **self.stack.app_environment(),
+            **self.parts.environment(function_role("api_handler"), "api"),
             "FACEREC_MAX_WORKERS": str(options.max_workers),
             "FACEREC_WARM_POOL_SIZE": str(options.warm_pool_size),
             "FACEREC_ADMIN_TOKEN": options.admin_token,
@@ -119,7 +128,9 @@ class LocalService:
             # Read when the app is imported: its routes' api_key_required (chalicelib.callers).
             "FACEREC_OPEN_SEED_ROUTE": str(options.open_seed_route).lower(),
         }
-        self.moto.write_function_environment(environment)
+        self.moto.write_function_environment(
+            {**environment, **self.parts.environment(function_role("scale_up"), "scale-up")}
+        )
         os.environ.update(environment)
         self.app = load_chalice_app()
 
@@ -130,13 +141,19 @@ class LocalService:
             self.app.app, CHALICE_PROJECT, options.host, options.api_port, self.usage_plan
         )
         self._spawn("api", self._api.serve_forever)
+        upload_events = self.parts.session(function_role("on_upload_events"), "upload-events")
         for poller in range(options.upload_event_pollers):
-            self._spawn(f"upload-events-{poller}", self._pump_upload_events)
+            self._spawn(
+                f"upload-events-{poller}",
+                lambda: self._pump_upload_events(upload_events),
+                upload_events,
+            )
         self._spawn(
             "schedule",
             lambda: self._fire_schedule(
                 "scale-up", self.app.scale_up_every_minute, options.schedule_seconds
             ),
+            self.parts.session(function_role("scale_up_every_minute"), "scale-up-schedule"),
         )
         compaction_seconds = Settings.from_env().compaction_minutes * 60
         self._spawn(
@@ -164,6 +181,7 @@ class LocalService:
             worker_env,
             options.log_dir / "workers",
             hibernate=hibernates(worker_env),
+            credentials=lambda instance_id: self.parts.environment(WORKER_ROLE, instance_id),
         ).start()
         return self
 
@@ -184,8 +202,9 @@ class LocalService:
             self.moto.stop()
             self.moto = None
 
-    def _pump_upload_events(self) -> None:
-        sqs = self.moto.client("sqs")
+    def _pump_upload_events(self, session: Any) -> None:
+        # Lambda's event source receives and deletes with the function's role, as here.
+        sqs = session.client("sqs", endpoint_url=self.moto.endpoint_url)
         outputs = self.stack.outputs
         while not self._stop.is_set():
             try:
@@ -224,7 +243,17 @@ class LocalService:
             except Exception:
                 logger.exception("the scheduled %s failed; the next tick tries again", name)
 
-    def _spawn(self, name: str, target: Any) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
+    def _spawn(self, name: str, target: Any, caller: Any | None = None) -> None:
+        """A daemon thread running `target`; the handlers it calls call AWS as `caller` (a role's
+        session) when given."""
+
+        def run() -> None:
+            if caller is None:
+                target()
+                return
+            with calling_as(caller):
+                target()
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)

@@ -4,18 +4,15 @@ only tagged workers of the launch template's instance type from the launch templ
 runs as its own role.
 
 Where a right hangs on conditions (tags, leading keys, the source instance), `allowed` evaluates
-the role's statements for one request the way IAM does for identity policies (an explicit deny
-wins, else any allow): Resource and Action wildcards, policy variables (`${key}`, filled from the
-request's keys), and the condition operators the template uses. An operator it does not know fails
-the test rather than pass it.
+the role's statements for one request with local_service.iam_policy, the evaluator the local stack
+enforces them with (an explicit deny wins, else any allow; an operator it does not know fails the
+test rather than pass it).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
@@ -33,6 +30,8 @@ from chalicelib.contract.fleet_plan import PLAN_KEY
 from chalicelib.services import SCALE_UP_LEASE
 from infra.names import FUNCTIONS
 from infra.stack import load_template
+from local_service import iam_policy
+from local_service.iam_policy import PolicyEvaluationError, Request, fill
 
 # The only actions allowed on Resource "*", each with the reason it cannot be scoped. The template
 # says the same next to each statement.
@@ -336,80 +335,12 @@ def resolve(value: Any, template: Mapping[str, Any]) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class Request:
-    action: str
-    resource: str
-    # Condition keys as the request carries them; a list for a multivalued key.
-    context: Mapping[str, str | list[str]] = field(default_factory=dict)
-
-
-_POLICY_VARIABLE = re.compile(r"\$\{([^}]+)\}")
-
-
-def _fill(pattern: str, context: Mapping[str, Any]) -> str | None:
-    """`pattern` with its policy variables replaced by the request's values, as IAM does in the
-    Resource element and in string and ARN conditions; None when one has no single value in the
-    request (IAM then matches nothing with it)."""
-    missing = False
-
-    def value(match: re.Match[str]) -> str:
-        nonlocal missing
-        found = context.get(match[1])
-        if found is None or isinstance(found, list):
-            missing = True
-            return ""
-        return str(found)
-
-    filled = _POLICY_VARIABLE.sub(value, pattern)
-    return None if missing else filled
-
-
-def _compare(operator: str, actual: str, expected: str) -> bool:
-    if operator in ("StringEquals", "ArnEquals"):
-        return actual == expected
-    if operator in ("StringLike", "ArnLike"):
-        return fnmatchcase(actual, expected)
-    raise AssertionError(f"the checker does not know the condition operator {operator}")
-
-
-def _condition_holds(operator: str, key: str, expected: Any, context: Mapping[str, Any]) -> bool:
-    qualifier, _, base = operator.rpartition(":")
-    wanted = [w for w in (_fill(str(e), context) for e in _listed(expected)) if w is not None]
-    actual = context.get(key)
-    if qualifier == "ForAllValues":  # every value the request carries is wanted (none: holds)
-        return all(
-            any(_compare(base, str(v), e) for e in wanted)
-            for v in _listed(actual if actual is not None else [])
-        )
-    if qualifier:
-        raise AssertionError(f"the checker does not know the qualifier {qualifier}")
-    return (
-        actual is not None
-        and not isinstance(actual, list)
-        and any(_compare(base, str(actual), e) for e in wanted)
-    )
-
-
-def _applies(statement: Mapping[str, Any], request: Request) -> bool:
-    actions = [str(a).lower() for a in _listed(statement["Action"])]
-    if not any(fnmatchcase(request.action.lower(), a) for a in actions):
-        return False
-    resources = (_fill(str(r), request.context) for r in _listed(statement["Resource"]))
-    if not any(r is not None and fnmatchcase(request.resource, r) for r in resources):
-        return False
-    return all(
-        _condition_holds(operator, key, expected, request.context)
-        for operator, block in statement.get("Condition", {}).items()
-        for key, expected in block.items()
-    )
-
-
 def allowed(template: Mapping[str, Any], role: str, request: Request) -> bool:
-    """Whether the role's own statements allow `request` (no boundary, SCP or resource policy)."""
-    statements = [resolve(s, template) for s in _role_statements(template, role)]
-    matching = [s for s in statements if _applies(s, request)]
-    return bool(matching) and all(s["Effect"] == "Allow" for s in matching)
+    """Whether the role's own statements allow `request`, by the evaluator the local stack
+    enforces them with."""
+    return iam_policy.allowed(
+        [resolve(s, template) for s in _role_statements(template, role)], request
+    )
 
 
 def test_the_evaluator_reads_conditions_as_iam_does():
@@ -479,7 +410,7 @@ def test_the_evaluator_reads_conditions_as_iam_does():
     assert not allowed(
         template, "R", Request("dynamodb:GetItem", "arn:t", {"dynamodb:LeadingKeys": ["a", "b"]})
     )
-    with pytest.raises(AssertionError, match="NumericLessThan"):
+    with pytest.raises(PolicyEvaluationError, match="NumericLessThan"):
         allowed(template, "R", Request("s3:GetObject", "arn:s", {"k": "0"}))
     # A policy variable takes the request's value; a request without the key matches nothing.
     itself = {"ec2:SourceInstanceARN": instance, "ec2:InstanceID": "i-1"}
@@ -491,9 +422,9 @@ def test_the_evaluator_reads_conditions_as_iam_does():
         template, "R", Request("ec2:RebootInstances", instance, {"ec2:SourceInstanceARN": instance})
     )
     assert (
-        _fill("a/${k}", {"k": "v"}) == "a/v"
-        and _fill("a/${k}", {}) is None
-        and _fill("a/${k}", {"k": ["v"]}) is None
+        fill("a/${k}", {"k": "v"}) == "a/v"
+        and fill("a/${k}", {}) is None
+        and fill("a/${k}", {"k": ["v"]}) is None
     )
 
 

@@ -19,6 +19,7 @@ PATCHES = {
     **{patch.__name__: patch for patch in moto_patches._SPEED_UPS},
     "_launch_max_count": moto_patches._launch_max_count,
     "_serialize_dynamodb_items": moto_patches._serialize_dynamodb_items,
+    "_enforce_identity_policies": moto_patches._enforce_identity_policies,
     "accept_bursts": lambda: moto_patches.accept_bursts(None),
     "LambdaRouter.install": lambda: LambdaRouter().install(),
 }

@@ -7,6 +7,9 @@ AWS configuration; a Lambda container builds its clients once, on its first requ
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +33,7 @@ from .scaling import Lease, ScaleUp
 from .uploads import UploadSigner
 from .workflow import WorkflowStarter
 
-__all__ = ["Services", "get_services", "reset_services"]
+__all__ = ["Services", "calling_as", "get_services", "reset_services"]
 
 SCALE_UP_LEASE = "scale-up"
 # One Lambda container serves one request at a time; the local stack serves hundreds at once in
@@ -92,25 +95,42 @@ class Services:
 
 
 _lock = threading.Lock()
-_services: Services | None = None
+# The services of the process's own credentials (key None) and of each session a caller named.
+_services: dict[boto3.session.Session | None, Services] = {}
 # Loading the service models is most of a client's cost; one session keeps them loaded across
 # rebuilds. Clients are only ever created under _lock: a session is not safe to create clients
 # from in several threads at once, and the local stack runs handlers in threads.
 _session: boto3.session.Session | None = None
+# Whose credentials a handler's calls carry. On Lambda each function is a process of its own with
+# its role's credentials, and nothing sets this. The local stack runs every function in one
+# process and names each one's session (local_service.roles), so each calls AWS as its own role.
+_caller: ContextVar[boto3.session.Session | None] = ContextVar("facerec_caller", default=None)
+
+
+@contextmanager
+def calling_as(session: boto3.session.Session) -> Iterator[None]:
+    """Handlers run in this context (this thread, until it ends) call AWS with `session`."""
+    token = _caller.set(session)
+    try:
+        yield
+    finally:
+        _caller.reset(token)
 
 
 def get_services() -> Services:
-    """The process's services, built from the environment on first use."""
-    global _services, _session
+    """The services of the running function's credentials, built from the environment on first
+    use."""
+    global _session
+    caller = _caller.get()
     with _lock:
-        if _services is None:
+        if caller not in _services:
             _session = _session or boto3.session.Session()
-            _services = Services.from_settings(Settings.from_env(), _session)
-        return _services
+            _services[caller] = Services.from_settings(Settings.from_env(), caller or _session)
+        return _services[caller]
 
 
 def reset_services() -> None:
-    """Forget the built services, so the next handler reads the environment again (tests, local stack)."""
-    global _services
+    """Forget the built services, so the next handler reads the environment again (tests, local
+    stack)."""
     with _lock:
-        _services = None
+        _services.clear()
