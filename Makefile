@@ -65,7 +65,7 @@ test: setup  ## The whole suite, slow end-to-end tests included
 test-fast: setup  ## The suite without the slow tests
 	$(BIN)/python -m pytest -m 'not slow'
 
-lint: setup  ## ruff (lint and format check) on the tree and mypy on the control plane (chalicelib)
+lint: setup  ## ruff (lint and format check) on the tree, strict mypy on chalicelib and the worker (facerec_worker)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -1,4 +1,5 @@
-"""Every AWS call a process of the local stack makes, counted by service and operation (`make bench-cost`).
+"""Every AWS call a process of the local stack makes, counted by service and operation (`make
+bench-cost`).
 
 The local stack's entry points (local_service/__main__.py, local_service/moto_process.py and the
 worker's __main__) import this module only when FACEREC_COUNT_AWS_CALLS names a folder, and call
@@ -130,7 +131,8 @@ class _Counter:
         self._origins: dict[str, dict[str, Any]] = {}
 
     def keep_parameters(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        """The call's parameters, for its DynamoDB units: botocore hands after-call the same context."""
+        """The call's parameters, for its DynamoDB units: botocore hands after-call the same
+        context."""
         context["facerec_parameters"] = params
 
     def count(
@@ -221,7 +223,8 @@ def _dynamodb_units(operation: str, params: dict[str, Any], answer_bytes: int) -
 
 
 class _FirstPollHold:
-    """Holds the worker's first ReceiveMessage until `seconds` after its process started (EC2's boot)."""
+    """Holds the worker's first ReceiveMessage until `seconds` after its process started (EC2's
+    boot)."""
 
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds

@@ -1,4 +1,5 @@
-"""`make bench-cost`: what a million course photos cost on each path, from the calls the local stack makes.
+"""`make bench-cost`: what a million course photos cost on each path, from the calls the local stack
+makes.
 
 Starts the local stack with every process's AWS calls counted (bench/aws_calls.py), enrolls the
 course's people, then sends course photos through each path a photo can take, one path at a time:
@@ -78,18 +79,22 @@ WAIT_TIMEOUT_SECONDS = 600.0
 # Photos in flight at once on the warm single paths: each photo then waits for its own work, as on
 # a fleet sized for its load, not for a local queue of a hundred (which would multiply the polls).
 WARM_CONCURRENCY = 4
+# The durations and stage sim/cost.py assumes unless told otherwise (frozen: one serves all).
+DEFAULT_ASSUMPTIONS = Assumptions()
 NOTES = (
     "AWS calls are counted in every process of the local stack by a botocore hook: the API "
     "function, the upload-event function and its SQS event source, moto's process (the workflow's "
     "task states, which moto's interpreter makes through boto3, and the scale-up function they "
-    "invoke) and the workers; the client's uploads (presigned POSTs) count as S3 PUT-class requests.",
+    "invoke) and the workers; the client's uploads (presigned POSTs) count as S3 PUT-class "
+    "requests.",
     "Not calls but priced from counts: S3's event notification to the upload-events queue (one SQS "
     "request per message that queue's function received); the workflow's state transitions and "
     "billed seconds, read from moto's execution history.",
-    "single_cold: no worker runs when the photos arrive, and each worker's first poll is held until "
-    "{cold_start_s:.0f} s after its process started (sim/params.py FleetModel.cold_start_s, EC2's "
-    "boot to a polling worker): the clients' polls are those made over that boot. Its EC2 is priced "
-    "as the warm paths' (the simulated fleet at 1000 uploads/s), not a boot's 60 s minimum.",
+    "single_cold: no worker runs when the photos arrive, and each worker's first poll is held "
+    "until {cold_start_s:.0f} s after its process started (sim/params.py "
+    "FleetModel.cold_start_s, EC2's boot to a polling worker): the clients' polls are those made "
+    "over that boot. Its EC2 is priced as the warm paths' (the simulated fleet at 1000 uploads/s), "
+    "not a boot's 60 s minimum.",
     "EC2: instance-seconds per photo from the simulator's {scenario} trace with our policy and the "
     "{model} engine's rate ({rate_source}), at c6i.large on-demand; EBS, public IPv4 and data "
     "transfer are not priced.",
@@ -141,14 +146,16 @@ class HttpTally:
 
 
 class CostRun:
-    """Sends photos through one path at a time on a running local stack, counting what each costs."""
+    """Sends photos through one path at a time on a running local stack, counting what each
+    costs."""
 
     def __init__(self, service: RunningService, counts: Path, routes: Sequence[str]) -> None:
         self._service = service
         self._counts = counts
         self.client = FacerecClient(service.url, admin_token=ADMIN_TOKEN)
         self.http = HttpTally(service.url, routes)
-        # The client offers no session of its own to pass in: its polls and uploads go through this one.
+        # The client offers no session of its own to pass in: its polls and uploads go through this
+        # one.
         self.http.attach(self.client._http)
         self._ec2 = service.ec2()
         self._sfn = boto3.client(
@@ -160,7 +167,8 @@ class CostRun:
         )
 
     def measure(self, path: str, photos: Sequence[Path]) -> dict[str, Any]:
-        """One path's counts for `photos`, from a quiet stack (a warm fleet, or none for single_cold)."""
+        """One path's counts for `photos`, from a quiet stack (a warm fleet, or none for
+        single_cold)."""
         if path == "single_cold":
             self._wait_for(lambda: self.live_workers() == 0, "the fleet to be back at zero")
         elif self.live_workers() == 0:
@@ -228,14 +236,16 @@ class CostRun:
             return list(pool.map(one, photos))
 
     def _quiet(self) -> dict[str, Any]:
-        """Every process's counts once no per-photo call has come for QUIET_SECONDS (idle polls go on)."""
+        """Every process's counts once no per-photo call has come for QUIET_SECONDS (idle polls go
+        on)."""
         last = aws_calls.read(self._counts)
         quiet_since = time.monotonic()
         deadline = quiet_since + QUIET_TIMEOUT_SECONDS
         while time.monotonic() - quiet_since < QUIET_SECONDS:
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"the stack made calls for {QUIET_TIMEOUT_SECONDS:.0f} s after the photos were done"
+                    f"the stack made calls for {QUIET_TIMEOUT_SECONDS:.0f} s after the photos "
+                    "were done"
                 )
             time.sleep(0.5)
             now = aws_calls.read(self._counts)
@@ -294,7 +304,8 @@ def _per_photo_calls(origins: dict[str, Any]) -> dict[str, dict[str, int]]:
 
 
 def _difference(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-    """after - before, origin by origin, tally by tally; zeros and origins that made no call left out."""
+    """after - before, origin by origin, tally by tally; zeros and origins that made no call left
+    out."""
     difference = {}
     for origin, tallies in after.items():
         earlier = before.get(origin, aws_calls.empty_tallies())
@@ -332,7 +343,7 @@ def simulated_fleet(engine: Path) -> dict[str, Any]:
 
 
 def price(
-    paths: dict[str, Any], fleet: dict[str, Any], assumptions: Assumptions = Assumptions()
+    paths: dict[str, Any], fleet: dict[str, Any], assumptions: Assumptions = DEFAULT_ASSUMPTIONS
 ) -> dict[str, Any]:
     """Each path's dollars per million photos, by price line, from its counts."""
     prices = load_prices()
@@ -450,7 +461,8 @@ def run(
         with local_service(log, idle_seconds, max_workers=max_workers) as service:
             bench = CostRun(service, Path(counts), routes)
             print(
-                f"bench-cost: enrolling the course's people (workers boot in {FleetModel.cold_start_s:.0f} s) …",
+                "bench-cost: enrolling the course's people (workers boot in "
+                f"{FleetModel.cold_start_s:.0f} s) …",
                 file=sys.stderr,
                 flush=True,
             )
@@ -469,7 +481,7 @@ def run(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     parser.add_argument(
         "--photos", type=int, default=100, help="photos per path (a batch holds 100 at most)"
@@ -535,7 +547,8 @@ def main() -> int:
     print("\n" + "\n".join(f"- {note}" for note in report["notes"]))
     print(
         f"\nbench-cost: {json.dumps(report['per_million_photos'])} $/M; "
-        f"AWS calls per photo {json.dumps(report['aws_calls_per_photo'])}; targets {json.dumps(report['targets_met'])}; "
+        f"AWS calls per photo {json.dumps(report['aws_calls_per_photo'])}; "
+        f"targets {json.dumps(report['targets_met'])}; "
         f"figures in {args.out}, counts in {args.counts}",
         file=sys.stderr,
     )

@@ -101,14 +101,16 @@ def score(answers: list[Answer], expected: list[str], seconds: float) -> dict:
     return {
         "sent": len(answers),
         "answered": len(answered),
-        "correct": sum(a.status == 200 and a.text == want for a, want in zip(answers, expected)),
+        "correct": sum(
+            a.status == 200 and a.text == want for a, want in zip(answers, expected, strict=True)
+        ),
         "refused": sum(a.status is None for a in answers),
         "other_statuses": sorted({a.status for a in answers if a.status not in (200, None)}),
         "latency_seconds": latency.summary(latencies),
         "photos_per_second": round(len(answered) / seconds, 2) if seconds else 0.0,
         "wrong_examples": [
             {"expected": want, "status": a.status, "answer": a.text[:200]}
-            for a, want in zip(answers, expected)
+            for a, want in zip(answers, expected, strict=True)
             if not (a.status == 200 and a.text == want)
         ][:5],
     }

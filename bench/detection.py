@@ -178,7 +178,8 @@ def main() -> int:
     print(f"{'detector':42} {'found':>7} {'false':>6} {'dogs':>5}")
     for name, row in rows.items():
         print(
-            f"{name:42} {row['found']:>3}/{row['faces']:<3} {row['false_detections']:>6} {row['faces_on_dogs']:>5}"
+            f"{name:42} {row['found']:>3}/{row['faces']:<3} {row['false_detections']:>6} "
+            f"{row['faces_on_dogs']:>5}"
         )
     print(f"targets: {report['targets']}")
     print(f"bench-detection: figures written to {args.out}", file=sys.stderr)

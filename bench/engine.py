@@ -266,7 +266,8 @@ class Child:
         line = self._process.stdout.readline()
         if not line:
             raise SystemExit(
-                f"bench-engine: the {self.configuration} run failed (exit {self._process.wait()}); see above"
+                f"bench-engine: the {self.configuration} run failed (exit {self._process.wait()}); "
+                "see above"
             )
         return line
 
@@ -475,7 +476,8 @@ def _print_table(report: dict) -> None:
                     f"{batched:>11} {rates['faces_found']:>6}"
                 )
         print(
-            f"{configuration:18} peak memory {figures['peak_memory_mb']} MB (PSS, whole process tree)"
+            f"{configuration:18} peak memory {figures['peak_memory_mb']} MB "
+            "(PSS, whole process tree)"
             + (f"; targets {figures['targets']}" if "targets" in figures else "")
         )
         if "embedding" in figures:

@@ -35,14 +35,15 @@ def evaluate(engine: Recognizer, root: Path) -> dict:
         (expected, distance)
         for r in rounds.values()
         for p in r["photos"]
-        for expected, (_, distance) in zip(p["truth"], p["got"])
+        for expected, (_, distance) in zip(p["truth"], p["got"], strict=False)
         if distance is not None
     ]
     return {
         "model": engine.model,
         "threshold": engine.threshold,
         "detector": engine.detector,
-        # How much room the threshold has on this set: the farthest true match, the nearest stranger.
+        # How much room the threshold has on this set: the farthest true match, the nearest
+        # stranger.
         "farthest_match": max((d for who, d in distances if who is not None), default=None),
         "nearest_stranger": min((d for who, d in distances if who is None), default=None),
         "rounds": rounds,
@@ -89,10 +90,12 @@ def main() -> int:
     for round_name, result in report["rounds"].items():
         marks = " ".join(("ok " if p["ok"] else "BAD ") + p["photo"] for p in result["photos"])
         print(
-            f"{report['model']:8} {round_name:26} wrong {result['wrong']}/{result['faces']}  {marks}"
+            f"{report['model']:8} {round_name:26} wrong {result['wrong']}/{result['faces']}  "
+            f"{marks}"
         )
     print(
-        f"{report['model']} ({report['detector']} detector): {report['wrong']} wrong of {report['faces_checked']} faces checked; "
+        f"{report['model']} ({report['detector']} detector): {report['wrong']} wrong of "
+        f"{report['faces_checked']} faces checked; "
         f"threshold {report['threshold']}, farthest match {report['farthest_match']}, "
         f"nearest stranger {report['nearest_stranger']}"
     )

@@ -14,7 +14,8 @@ throughput and its fraction of the engine's rate, upload-to-result percentiles, 
 first upload to the first worker and from the last result back to zero workers, and checks that
 nothing was lost and every name is right.
 
-    python -m bench.local_stack --datasets ../shared/datasets --photos 1000 --rounds 3 --out out/local-stack.json
+    python -m bench.local_stack --datasets ../shared/datasets --photos 1000 --rounds 3 \\
+        --out out/local-stack.json
 """
 
 from __future__ import annotations
@@ -230,15 +231,16 @@ def run(
         for round_ in range(1, rounds + 1):
             wait_for_zero_workers(service, idle_seconds + 300)
             print(
-                f"local-stack: round {round_}/{rounds}: timing the engine alone on the {len(files)} photos …",
+                f"local-stack: round {round_}/{rounds}: timing the engine alone on the "
+                f"{len(files)} photos …",
                 file=sys.stderr,
                 flush=True,
             )
             engine = engine_batched_rate(files)
             for path in paths:
                 print(
-                    f"local-stack: round {round_}/{rounds}: waiting for the fleet to return to zero, then "
-                    f"{len(files)} photos at once ({path}) …",
+                    f"local-stack: round {round_}/{rounds}: waiting for the fleet to return to "
+                    f"zero, then {len(files)} photos at once ({path}) …",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -162,8 +162,8 @@ def facenet_skip_reason() -> str | None:
     weights = os.environ.get("FACENET_WEIGHTS", "")
     if not weights:
         return (
-            "FACENET_WEIGHTS is not set: the VGGFace2 weights (20180402-114759-vggface2.pt) are not on this "
-            "machine and cannot be fetched from it; the AMI has them"
+            "FACENET_WEIGHTS is not set: the VGGFace2 weights (20180402-114759-vggface2.pt) are "
+            "not on this machine and cannot be fetched from it; the AMI has them"
         )
     if not Path(weights).is_file():
         return f"FACENET_WEIGHTS={weights} is not a file"
@@ -250,9 +250,11 @@ def main() -> int:
     load_before = os.getloadavg()
     models = run(args.runs, args.before)
     report = {
-        "what": "seconds from the worker process's start to its imports, its engine loaded and its first "
-        "ReceiveMessage (medians of the runs); first_poll_seen_by_moto_s: when moto got it; "
-        "cpu_to_first_poll_s: the CPU time (all threads) the worker had used by then",
+        "what": (
+            "seconds from the worker process's start to its imports, its engine loaded and its "
+            "first ReceiveMessage (medians of the runs); first_poll_seen_by_moto_s: when moto got "
+            "it; cpu_to_first_poll_s: the CPU time (all threads) the worker had used by then"
+        ),
         "command": shlex.join(
             [Path(sys.executable).name, "-m", "bench.worker_boot", *sys.argv[1:]]
         ),

@@ -1,6 +1,7 @@
 """facerec's control plane: the HTTP API, the upload-event handler and the scale-up task.
 
-Each handler parses its input, calls into chalicelib, and shapes the answer; nothing else lives here.
+Each handler parses its input, calls into chalicelib, and shapes the answer; nothing else lives
+here.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ app.log.info(seed_route_access(_SETTINGS))
 
 
 def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Refusals become 4xx JSON bodies that say what is wrong; AWS failures a 502 without details."""
+    """Refusals become 4xx JSON bodies that say what is wrong; AWS failures a 502 without
+    details."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -152,7 +154,8 @@ def _result_view() -> ResultView:
 
 
 def _poll_response(answer: PollAnswer) -> Response:
-    # The answer depends on the admin token as well as the URL: no cache may hand one view to the other.
+    # The answer depends on the admin token as well as the URL: no cache may hand one view to the
+    # other.
     headers = {**answer.headers, "Vary": ADMIN_HEADER}
     return Response(
         body=answer.body if answer.body is not None else "",

@@ -21,12 +21,16 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 # The API key `make run` accepts unless told otherwise; a deployed stage's comes from API Gateway.
 LOCAL_API_KEY = "local-api-key"
 API_KEY_HEADER = "X-Api-Key"
+# Polls pause 0.5 s, then half as long again each time, up to 5 s (Backoff is frozen: one serves
+# all).
+DEFAULT_BACKOFF = Backoff()
 # A request the gateway throttled (429) is sent again after its Retry-After, this many times,
 # when that wait is at most MAX_THROTTLED_WAIT_SECONDS (a spent daily quota's is hours).
 THROTTLED_RETRIES = 5
 MAX_THROTTLED_WAIT_SECONDS = 30.0
 FINAL_STATUSES = frozenset({"DONE", "FAILED"})
-# Photos per batch and per bulk enrollment request: the service's FACEREC_MAX_PHOTOS_PER_REQUEST default.
+# Photos per batch and per bulk enrollment request: the service's FACEREC_MAX_PHOTOS_PER_REQUEST
+# default.
 BULK_PHOTOS = 100
 # A batch's photos go to storage side by side; the session's pool keeps 10 connections a host.
 UPLOADS_AT_ONCE = 8
@@ -67,7 +71,7 @@ class FacerecClient:
         admin_token: str | None = None,
         api_key: str | None = LOCAL_API_KEY,
         timeout: float = 30.0,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         self.url = url.rstrip("/")
         self._admin = {"X-Admin-Token": admin_token} if admin_token else {}
@@ -121,7 +125,7 @@ class FacerecClient:
         batches = [self.submit_batch(chunk) for chunk in chunks]
         return [
             entry
-            for chunk, batch in zip(chunks, batches)
+            for chunk, batch in zip(chunks, batches, strict=True)
             for entry in self._wait_sent(chunk, batch, timeout, on_photo)
         ]
 
@@ -132,7 +136,8 @@ class FacerecClient:
         timeout: float,
         on_photo: Callable[[Path, dict[str, Any]], None] | None,
     ) -> list[dict[str, Any]]:
-        """One batch that submit_batch sent, waited for; its entries, failed uploads told as such."""
+        """One batch that submit_batch sent, waited for; its entries, failed uploads told as
+        such."""
         entries: list[dict[str, Any]] = [{} for _ in photos]
 
         def settle(entry: dict[str, Any]) -> None:
@@ -169,7 +174,7 @@ class FacerecClient:
             created = self._json(
                 "POST", f"/people/{person_id}/photos", json=body, headers=self._admin
             )["jobs"]
-            for photo, job in zip(chunk, created):
+            for photo, job in zip(chunk, created, strict=True):
                 self._upload(job["upload"], photo, None)
                 if on_upload is not None:
                     on_upload(photo)
@@ -184,7 +189,8 @@ class FacerecClient:
         return self._json("GET", "/people", headers=self._admin)["people"]
 
     def job(self, job_id: str) -> dict[str, Any]:
-        """The job's status; with the admin token, its result's distances too (the operator's view)."""
+        """The job's status; with the admin token, its result's distances too (the operator's
+        view)."""
         return self._json("GET", f"/jobs/{job_id}", headers=self._admin)
 
     def wait(
@@ -194,7 +200,8 @@ class FacerecClient:
         timeout: float = 300.0,
         on_status: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll until the job is DONE (its document) or FAILED (JobFailed); TimeoutError after `timeout`."""
+        """Poll until the job is DONE (its document) or FAILED (JobFailed); TimeoutError after
+        `timeout`."""
         last: str | None = None
 
         def changed(job: dict[str, Any]) -> None:

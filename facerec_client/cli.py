@@ -77,7 +77,7 @@ def _enroll(client: FacerecClient, args: argparse.Namespace) -> int:
     ):
         pending = {
             pool.submit(client.wait, job["job_id"], timeout=args.timeout): photo
-            for photo, job in zip(args.photos, jobs)
+            for photo, job in zip(args.photos, jobs, strict=True)
         }
         for future in as_completed(pending):
             try:
@@ -102,7 +102,8 @@ def _status(client: FacerecClient, args: argparse.Namespace) -> int:
 def _redrive(client: FacerecClient, args: argparse.Namespace) -> int:
     """Straight to SQS and DynamoDB with the caller's AWS credentials (AWS_ENDPOINT_URL for the
     local stack): moving messages is an operator's act, and the API has no route for it."""
-    # What the redrive decides (the move task or batches, each job requeued) shows; boto3's chatter does not.
+    # What the redrive decides (the move task or batches, each job requeued) shows; boto3's chatter
+    # does not.
     logging.basicConfig(level=logging.WARNING, format="facerec: %(message)s")
     logging.getLogger("facerec_client").setLevel(logging.INFO)
     session = boto3.session.Session(region_name=StageSettings.from_env().region)
@@ -141,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--api-key",
         default=os.environ.get("FACEREC_API_KEY", LOCAL_API_KEY),
-        help="sent as X-Api-Key, needed to recognize (FACEREC_API_KEY; the local stack's by default)",
+        help=(
+            "sent as X-Api-Key, needed to recognize (FACEREC_API_KEY; the local stack's by default)"
+        ),
     )
     parser.add_argument(
         "--timeout",
@@ -174,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     redrive.add_argument(
         "--stage-prefix",
         default=StageSettings.from_env().stage_prefix,
-        help="the stage's resource prefix (FACEREC_STAGE_PREFIX; the local stack's is facerec-local)",
+        help=(
+            "the stage's resource prefix (FACEREC_STAGE_PREFIX; the local stack's is facerec-local)"
+        ),
     )
     redrive.add_argument("--dry-run", action="store_true", help="count the messages, move nothing")
     redrive.set_defaults(run=_redrive)

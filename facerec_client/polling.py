@@ -30,7 +30,8 @@ class Backoff:
 
 
 def retry_after_seconds(value: str | None) -> float:
-    """A `Retry-After` header's wait in seconds (delay-seconds or an HTTP date); 0 when absent or unreadable."""
+    """A `Retry-After` header's wait in seconds (delay-seconds or an HTTP date); 0 when absent or
+    unreadable."""
     if not value:
         return 0.0
     try:

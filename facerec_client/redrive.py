@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -167,8 +168,10 @@ class Redrive:
             self._sleep(_MOVE_TASK_POLL_SECONDS)
         if task["Status"] != "COMPLETED":
             raise RedriveError(
-                f"the message move task on {queue.name} ended {task['Status']}: {task.get('FailureReason', 'no reason given')}"
-                f" ({task.get('ApproximateNumberOfMessagesMoved', 0)} moved); run facerec redrive again"
+                f"the message move task on {queue.name} ended {task['Status']}: "
+                f"{task.get('FailureReason', 'no reason given')}"
+                f" ({task.get('ApproximateNumberOfMessagesMoved', 0)} moved); "
+                "run facerec redrive again"
             )
         return int(task["ApproximateNumberOfMessagesMoved"])
 
@@ -197,8 +200,8 @@ class Redrive:
             self._call(
                 "show the messages left in",
                 queue,
-                lambda: self._sqs.change_message_visibility_batch(
-                    QueueUrl=queue.url, Entries=entries
+                partial(
+                    self._sqs.change_message_visibility_batch, QueueUrl=queue.url, Entries=entries
                 ),
             )
         return Moved(queue, moved, requeued=requeued, left=len(left), how="receive, send, delete")

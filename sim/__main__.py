@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     prices = load_prices()
     chosen = [s for s in SCENARIOS if not args.scenarios or s.name in args.scenarios.split(",")]
     print(
-        f"sim: {rate.model} on {rate.workload} photos, {rate.batched_photos_per_second} photos/s batched "
-        f"({rate.source}); worker: {params.worker.service_s(10):.3f} s per batch of 10, "
+        f"sim: {rate.model} on {rate.workload} photos, {rate.batched_photos_per_second} photos/s "
+        f"batched ({rate.source}); worker: {params.worker.service_s(10):.3f} s per batch of 10, "
         f"{params.settings.worker_photos_per_second} photos/s",
         file=sys.stderr,
     )
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         results[scenario.name] = {run.policy: run.figures for run in runs}
         plots.append(str(plot_scenario(scenario, runs, args.plots)))
         print(
-            f"\n### {scenario.name}: {scenario.description}\n\n{policy_table(results[scenario.name])}"
+            f"\n### {scenario.name}: {scenario.description}\n\n"
+            f"{policy_table(results[scenario.name])}"
         )
 
     report: dict = {
@@ -124,15 +125,18 @@ def main(argv: list[str] | None = None) -> int:
         }
         report["cost"]["deployed_workflow_type"] = deployed_workflow_type()
         print(
-            f"\n### Cost per million photos ({COST_SCENARIO}, ours; prices of {prices['date']}, {prices['region']})\n"
+            f"\n### Cost per million photos ({COST_SCENARIO}, ours; prices of {prices['date']}, "
+            f"{prices['region']})\n"
         )
         print(cost_table(report["cost"]))
         counted = report["cost"]["call_counts"]
         print(
-            f"\ncalls per photo: the {counted['path']} path's, counted by make bench-cost ({counted['source']})"
+            f"\ncalls per photo: the {counted['path']} path's, counted by make bench-cost "
+            f"({counted['source']})"
         )
         print(
-            f"cheaper: {report['cost']['cheaper']}; deployed: {report['cost']['deployed_workflow_type']}"
+            f"cheaper: {report['cost']['cheaper']}; deployed: "
+            f"{report['cost']['deployed_workflow_type']}"
         )
         print(
             "total $/M photos by scenario (Standard / Express): "
@@ -153,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                     "by_value": sweep(params, scenarios, swept),
                 }
                 print(
-                    f"\n### Ours with other {swept.field} ({swept.name})\n\n{sweep_table(report['sweeps'][swept.name]['by_value'])}"
+                    f"\n### Ours with other {swept.field} ({swept.name})\n\n"
+                    f"{sweep_table(report['sweeps'][swept.name]['by_value'])}"
                 )
     report["wall_s"] = round(time.perf_counter() - started, 1)
     if COST_SCENARIO in results:

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "Assumptions",
     "CALL_COUNTS_FILE",
     "CHALICE_CONFIG",
     "MEASURED_COUNTS_FILE",
     "PER_PHOTO_ORIGINS",
     "PRICES_FILE",
     "WORKFLOW_TYPES",
+    "Assumptions",
     "calls_per_photo",
     "comparison",
     "ec2_usd",
@@ -90,7 +90,8 @@ PRICED_ELSEWHERE = frozenset(
 
 @dataclass(frozen=True)
 class Assumptions:
-    """What the counts cannot say: the functions' warm durations on AWS, the workflow's memory, the stage."""
+    """What the counts cannot say: the functions' warm durations on AWS, the workflow's memory, the
+    stage."""
 
     api_lambda_ms: float = 50.0
     upload_events_ms: float = 40.0
@@ -107,7 +108,8 @@ def load_prices(path: Path = PRICES_FILE) -> dict[str, Any]:
 def load_call_counts(
     measured: Path = MEASURED_COUNTS_FILE, committed: Path = CALL_COUNTS_FILE
 ) -> dict[str, Any]:
-    """The counts of the last `make bench-cost` here, else the committed ones: {"paths": {...}, "source": ...}."""
+    """The counts of the last `make bench-cost` here, else the committed ones: {"paths": {...},
+    "source": ...}."""
     if measured.is_file():
         return {**json.loads(measured.read_text())["counts"], "source": str(measured)}
     return {**json.loads(committed.read_text()), "source": str(committed)}
@@ -128,7 +130,8 @@ def function_memory_mb(stage: str, config: Path = CHALICE_CONFIG) -> dict[str, i
 
 
 def calls_per_photo(counts: Mapping[str, Any]) -> dict[str, float]:
-    """A path's AWS calls per photo by service.operation, every per-photo origin together (idle receives left out)."""
+    """A path's AWS calls per photo by service.operation, every per-photo origin together (idle
+    receives left out)."""
     total: Counter = Counter()
     for origin in PER_PHOTO_ORIGINS:
         total.update(counts["origins"].get(origin, {}).get("calls", {}))

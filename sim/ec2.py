@@ -1,4 +1,5 @@
-"""A simulated EC2 account: instances with start-up times, throttled APIs, lagging listings, stop and start.
+"""A simulated EC2 account: instances with start-up times, throttled APIs, lagging listings, stop
+and start.
 
 It answers both the simulator's policies (`run`, `describe`) and, with the boto3-shaped methods
 below, the service's real scale-up task (chalicelib.scaling.ScaleUp), which is handed this object
@@ -22,7 +23,8 @@ from .params import FleetModel
 
 __all__ = ["Instance", "SimEc2"]
 
-# The launch template's version every simulated instance carries (EC2's aws:ec2launchtemplate:version tag).
+# The launch template's version every simulated instance carries (EC2's
+# aws:ec2launchtemplate:version tag).
 TEMPLATE_VERSION = 1
 
 
@@ -138,7 +140,7 @@ class SimEc2:
         assert operation == "describe_instances", operation
         return self
 
-    def paginate(self, Filters: list[dict[str, Any]]) -> list[dict[str, Any]]:  # noqa: N803 (boto3's name)
+    def paginate(self, Filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         listed = self.describe(self._clock())
         if listed is None:
             raise _client_error("RequestLimitExceeded", "DescribeInstances")
@@ -152,18 +154,19 @@ class SimEc2:
         ]
         return [{"Reservations": [{"Instances": instances}]}]
 
-    def run_instances(self, *, MaxCount: int, **_: Any) -> dict[str, Any]:  # noqa: N803
-        # EC2 launches up to MaxCount, as many as it has capacity for, and the model never runs short.
+    def run_instances(self, *, MaxCount: int, **_: Any) -> dict[str, Any]:
+        # EC2 launches up to MaxCount, as many as it has capacity for, and the model never runs
+        # short.
         launched = self.run(self._clock(), MaxCount)
         if launched is None:
             raise _client_error("RequestLimitExceeded", "RunInstances")
         return {"Instances": [{"InstanceId": i.instance_id} for i in launched]}
 
-    def start_instances(self, *, InstanceIds: list[str], **_: Any) -> dict[str, Any]:  # noqa: N803
+    def start_instances(self, *, InstanceIds: list[str], **_: Any) -> dict[str, Any]:
         self.start(self._clock(), InstanceIds)
         return {"StartingInstances": [{"InstanceId": i} for i in InstanceIds]}
 
-    def terminate_instances(self, *, InstanceIds: list[str], **_: Any) -> dict[str, Any]:  # noqa: N803
+    def terminate_instances(self, *, InstanceIds: list[str], **_: Any) -> dict[str, Any]:
         """Only pooled (stopped) instances are terminated this way: a running one ends itself."""
         for instance_id in InstanceIds:
             self._state[instance_id] = "terminated"

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_RATES", "EngineRate", "WORKLOADS", "load_engine_rate"]
+__all__ = ["DEFAULT_RATES", "WORKLOADS", "EngineRate", "load_engine_rate"]
 
 # The benchmark's workload names (bench/engine.py), by the short name the simulator uses.
 WORKLOADS = {
@@ -62,7 +62,8 @@ class EngineRate:
 
 
 def load_engine_rate(path: Path, model: str = "facenet", workload: str = "course") -> EngineRate:
-    """The benchmark's figures for this model and workload; the defaults when the file lacks them."""
+    """The benchmark's figures for this model and workload; the defaults when the file lacks
+    them."""
     if path.is_file():
         report = json.loads(path.read_text())
         figures = report.get("models", {}).get(model, {}).get(WORKLOADS[workload])

@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "BucketSpec",
     "DESCRIBE_INSTANCES",
     "RUN_INSTANCES_REQUESTS",
     "RUN_INSTANCES_RESOURCES",
+    "BucketSpec",
     "TokenBucket",
 ]
 

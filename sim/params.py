@@ -40,7 +40,8 @@ class WorkerModel:
     # the next batch (the first half of the chain) and finishes the last one (the second half)
     # while its engine works on this one (worker.py), so a batch holds the worker for the longest
     # of the three. Assumed, not measured (no AWS here): ~15 ms per DynamoDB or SQS call and
-    # 30-60 ms per S3 request inside a Region; `make bench-sim` sweeps it (io_sweep in out/sim.json).
+    # 30-60 ms per S3 request inside a Region; `make bench-sim` sweeps it (io_sweep in
+    # out/sim.json).
     batch_io_s: float = 0.2
     settings: WorkerSettings = field(default_factory=WorkerSettings)
 
@@ -57,13 +58,15 @@ class WorkerModel:
         return self.batch_fixed_s + photos * self.photo_s
 
     def engine_s_per_photo(self, photos: int = 10) -> float:
-        """The engine's own time per photo in a batch of `photos`: what a fully busy worker bills."""
+        """The engine's own time per photo in a batch of `photos`: what a fully busy worker
+        bills."""
         return self.engine_s(photos) / photos
 
 
 @dataclass(frozen=True)
 class FleetModel:
-    """How EC2 behaves for the fleet: start-up times and listing lag (the cap and pool are settings)."""
+    """How EC2 behaves for the fleet: start-up times and listing lag (the cap and pool are
+    settings)."""
 
     # RunInstances to a worker polling: boot, systemd, loading the models.
     cold_start_s: float = 30.0

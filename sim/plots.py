@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on the machines this runs on
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from .run import PolicyRun  # noqa: E402
-from .scenarios import Scenario  # noqa: E402
+from .run import PolicyRun
+from .scenarios import Scenario
 
 __all__ = ["plot_scenario"]
 

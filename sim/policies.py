@@ -13,7 +13,8 @@
 All four launch through the same simulated EC2 (token buckets, listing lag) and share the workers'
 self-termination (idle and retirement rules): they differ only in when and how many they launch.
 The third-party controllers use the same target as ours (`messages_per_worker`: the messages a
-worker drains within the drain objective) so that the comparison is of control loops, not of targets.
+worker drains within the drain objective) so that the comparison is of control loops, not of
+targets.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from chalicelib.scaling import Lease, ScaleUp
 from .fakes import QueueAttributes
 from .simulator import Simulation
 
-__all__ = ["AwsTargetTracking", "Keda", "Ours", "POLICIES", "Seed", "messages_per_worker"]
+__all__ = ["POLICIES", "AwsTargetTracking", "Keda", "Ours", "Seed", "messages_per_worker"]
 
 
 def messages_per_worker(settings: Settings) -> int:
@@ -109,7 +110,8 @@ class Ours:
 
     def figures(self, jobs: int) -> dict[str, int]:
         asks = jobs + self.held_asks(jobs)
-        # Every ask reads the lease; the simulation only calls ScaleUp for the asks that found it free.
+        # Every ask reads the lease; the simulation only calls ScaleUp for the asks that found it
+        # free.
         reads_of_held_asks = asks - (self.rounds - self.scheduled_rounds)
         return {
             "scale_up_rounds": self.rounds,
@@ -199,7 +201,8 @@ class AwsTargetTracking(_Periodic):
 
 @dataclass
 class Keda(_Periodic):
-    """KEDA activates from zero on its 30 s poll; the HPA resizes every 15 s within its step limit."""
+    """KEDA activates from zero on its 30 s poll; the HPA resizes every 15 s within its step
+    limit."""
 
     name: str = "keda"
     period_s: float = 15.0

@@ -72,7 +72,8 @@ def sweep_table(table: dict[str, dict[str, dict[str, Any]]]) -> str:
     ]
     for value, by_scenario in table.items():
         cells = [
-            f"{_cell(f['p95_s'])} / {_cell(f['billed_per_engine_time'])} / {_cell(f['back_to_zero_s'])}"
+            f"{_cell(f['p95_s'])} / {_cell(f['billed_per_engine_time'])} / "
+            f"{_cell(f['back_to_zero_s'])}"
             for f in by_scenario.values()
         ]
         rows.append(f"| {value} | " + " | ".join(cells) + " |")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -71,12 +72,13 @@ def run_scenario(base: SimParams, scenario: Scenario) -> list[PolicyRun]:
 def sweep(base: SimParams, scenarios: list[Scenario], swept: Sweep) -> dict[str, Any]:
     """Ours with `swept`'s field at each of its values: {value: {scenario: figures}}."""
     table: dict[str, Any] = {}
+    with_value: Callable[[Any], SimParams] = {
+        "settings": lambda value: base.with_settings(**{swept.field: value}),
+        "worker": lambda value: replace(base, worker=replace(base.worker, **{swept.field: value})),
+        "fleet": lambda value: base.with_fleet(**{swept.field: value}),
+    }[swept.where]
     for value in swept.values:
-        params = {
-            "settings": lambda: base.with_settings(**{swept.field: value}),
-            "worker": lambda: replace(base, worker=replace(base.worker, **{swept.field: value})),
-            "fleet": lambda: base.with_fleet(**{swept.field: value}),
-        }[swept.where]()
+        params = with_value(value)
         for scenario in scenarios:
             (ours,) = run_scenario(params, replace(scenario, policies=("ours",)))
             table.setdefault(str(value), {})[scenario.name] = {

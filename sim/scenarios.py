@@ -57,7 +57,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "course-burst-warm-pool",
-        "The course burst with a warm pool of 15 stopped workers (the course's cap), started in 8 s",
+        "The course burst with a warm pool of 15 stopped workers (the course's cap), "
+        "started in 8 s",
         lambda: traces.shifted(traces.burst(100, within_s=1.0), WARM_POOL_LEAD_S),
         max_workers=15,
         stage={"warm_pool_size": 15},
@@ -92,7 +93,8 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 @dataclass(frozen=True)
 class Sweep:
-    """Ours again with one setting or assumed timing at other values, on the traces it matters to."""
+    """Ours again with one setting or assumed timing at other values, on the traces it matters
+    to."""
 
     name: str
     # "settings", "worker" (WorkerModel) or "fleet" (FleetModel): where the value goes.

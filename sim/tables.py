@@ -33,12 +33,12 @@ class BackendTable:
         self.name = name
         self.calls: Counter[str] = Counter()
 
-    def get_item(self, *, Key: dict[str, Any], **_: Any) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+    def get_item(self, *, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
         self.calls["GetItem"] += 1
         item = self._backend.get_item(self.name, _typed(Key))
         return {"Item": _plain(item.to_json()["Attributes"])} if item is not None else {}
 
-    def update_item(  # noqa: N803
+    def update_item(
         self,
         *,
         Key: dict[str, Any],

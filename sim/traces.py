@@ -43,7 +43,8 @@ def step_down(
 
 
 def shifted(uploads: np.ndarray, by_s: float) -> np.ndarray:
-    """The same trace `by_s` later: time before it for the stage's schedule to fill its warm pool."""
+    """The same trace `by_s` later: time before it for the stage's schedule to fill its warm
+    pool."""
     return uploads + by_s
 
 

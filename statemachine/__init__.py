@@ -1,4 +1,5 @@
-"""The job workflow's definition (job_workflow.asl.json) and the one function that fills its placeholders."""
+"""The job workflow's definition (job_workflow.asl.json) and the one function that fills its
+placeholders."""
 
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ def placeholders(text: str) -> set[str]:
 
 
 def render(text: str, values: Mapping[str, str]) -> str:
-    """`text` with every `${Name}` replaced by values[Name]; unknown or unused names raise RenderError."""
+    """`text` with every `${Name}` replaced by values[Name]; unknown or unused names raise
+    RenderError."""
     found = placeholders(text)
     missing = sorted(found - set(values))
     unused = sorted(set(values) - found)

@@ -86,7 +86,8 @@ def _session_stack(local_stack: Any, app_module: Any) -> Any:
 
 @pytest.fixture
 def shared_stack(_session_stack: Any, settings_env: Callable[[dict[str, str]], None]) -> Any:
-    """One stack for the tests that only look at their own jobs (the API's), the app pointing at it."""
+    """One stack for the tests that only look at their own jobs (the API's), the app pointing at
+    it."""
     settings_env({**_session_stack.app_environment(), "FACEREC_ADMIN_TOKEN": ADMIN_TOKEN})
     return _session_stack
 
@@ -223,7 +224,8 @@ class Workflow:
 
 @pytest.fixture(scope="session")
 def stepfunctions_local(local_stack: Any) -> Iterator[str]:
-    """AWS Step Functions Local in a container, calling DynamoDB, SQS and Lambda on moto's server."""
+    """AWS Step Functions Local in a container, calling DynamoDB, SQS and Lambda on moto's
+    server."""
     reason = docker_unreachable_reason()
     if reason is not None:
         print(f"\nSKIP Step Functions Local: {reason}")

@@ -1,4 +1,5 @@
-"""Steps the control-plane tests share: create a job, upload its photo, deliver events, watch the run."""
+"""Steps the control-plane tests share: create a job, upload its photo, deliver events, watch the
+run."""
 
 from __future__ import annotations
 

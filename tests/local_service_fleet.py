@@ -18,7 +18,8 @@ def worker_states(service: RunningService) -> dict[str, str]:
 
 def worker_processes(service: RunningService) -> dict[str, int]:
     """The worker processes alive under the service: instance id (the fleet names it in the
-    worker's environment) -> pid. An ended one may linger as a zombie a moment: it counts as gone."""
+    worker's environment) -> pid. An ended one may linger as a zombie a moment: it counts as
+    gone."""
     alive = {}
     for process in psutil.Process(service.process.pid).children(recursive=True):
         try:

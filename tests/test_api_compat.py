@@ -1,4 +1,5 @@
-"""The seed's `POST /`: a multipart `inputFile` in, `<stem>:<name>` out, or 202 when the fleet is cold."""
+"""The seed's `POST /`: a multipart `inputFile` in, `<stem>:<name>` out, or 202 when the fleet is
+cold."""
 
 from __future__ import annotations
 
@@ -161,7 +162,8 @@ def assert_202_with_the_job_to_poll(client, response) -> dict:
 
 
 def test_a_cold_fleet_gets_202_at_once_without_holding_the_function(client, stack, jpeg_bytes):
-    """No worker live: a boot is ahead, longer than the hold, so the request is not held (issue 19)."""
+    """No worker live: a boot is ahead, longer than the hold, so the request is not held (issue
+    19)."""
     started = time.monotonic()
     response = post_photo(client, jpeg_bytes)
     elapsed = time.monotonic() - started

@@ -49,7 +49,10 @@ def test_the_admin_token_is_not_in_the_repr():
 
 
 def test_the_app_imports_with_an_empty_environment():
-    code = "import sys; sys.path.insert(0, 'chalice_app'); import app; print(sorted(app.app.handler_map))"
+    code = (
+        "import sys; sys.path.insert(0, 'chalice_app'); import app; "
+        "print(sorted(app.app.handler_map))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,

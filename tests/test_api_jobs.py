@@ -1,4 +1,5 @@
-"""POST /jobs and GET /jobs/{id}: upload slots, statuses, results, and refusals that say what is wrong."""
+"""POST /jobs and GET /jobs/{id}: upload slots, statuses, results, and refusals that say what is
+wrong."""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def test_a_deployer_may_let_one_origins_pages_call_the_api():
     """The setting is read when app.py is imported (Chalice's decorators), so a fresh process."""
     code = (
         "import json, sys; sys.path.insert(0, 'chalice_app'); import app; "
-        "print(json.dumps({path: [r.cors.allow_origin, r.cors.allow_headers] for path, methods in app.app.routes.items() for r in methods.values() if r.cors}))"
+        "print(json.dumps({path: [r.cors.allow_origin, r.cors.allow_headers] for path, methods in "
+        "app.app.routes.items() for r in methods.values() if r.cors}))"
     )
     env = {**os.environ, "FACEREC_CORS_ALLOW_ORIGIN": "https://photos.example.org"}
     done = subprocess.run(
@@ -278,7 +280,8 @@ def test_a_failed_job_says_why_in_a_fixed_sentence_without_its_cause(
 def test_a_poll_after_a_deletion_redacted_the_result_is_answered_anew_not_304(
     local_stack, shared_stack, client
 ):
-    """A client holding the ETag of an answer that named a deleted person must not be told to keep it."""
+    """A client holding the ETag of an answer that named a deleted person must not be told to keep
+    it."""
     job = create_job(client)
     leaver = f"leaver-{job['job_id'][:8].lower()}"
     named = {

@@ -1,5 +1,6 @@
 """The seed route's outlook (chalicelib.outlook): what it expects a new photo to wait, read at most
-once per refresh for every request, and no reason to refuse a hold when the figures are out of reach."""
+once per refresh for every request, and no reason to refuse a hold when the figures are out of
+reach."""
 
 from __future__ import annotations
 

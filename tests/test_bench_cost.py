@@ -33,7 +33,8 @@ def test_each_recognized_photo_shows_the_calls_that_recognized_it(tmp_path, monk
     # The client: a job and an upload per photo, and at least one poll each.
     assert single["http"]["POST /jobs"] == photos and single["http"]["GET /jobs/{job_id}"] >= photos
     assert calls["client"] == {"s3.PostObject": photos}
-    # The API records each job; S3 notifies the upload-events queue of each upload; one execution each.
+    # The API records each job; S3 notifies the upload-events queue of each upload; one execution
+    # each.
     assert calls["api"]["dynamodb.PutItem"] >= photos
     assert single["origins"]["upload_events"]["messages_received"] == photos
     assert (

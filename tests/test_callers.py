@@ -120,7 +120,7 @@ def test_a_missing_or_unknown_key_is_refused_with_what_to_send():
     assert API_KEY_HEADER in KEY_MISSING_MESSAGE
 
 
-# --- the seed route, opened only by the stage setting ----------------------------------------------
+# --- the seed route, opened only by the stage setting ---------------------------------------------
 
 
 @pytest.mark.parametrize("setting", [None, "false", "true"])
@@ -150,7 +150,7 @@ def test_the_seed_route_is_open_only_when_the_stage_says_so(monkeypatch, setting
         assert requests.get(url + "/app", timeout=10).status_code == 200
 
 
-# --- a flood on the local stack --------------------------------------------------------------------
+# --- a flood on the local stack -------------------------------------------------------------------
 
 
 def test_a_flood_past_a_keys_burst_gets_429s_and_the_rest_201s(shared_stack, app_module):

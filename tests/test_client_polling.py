@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -48,7 +49,7 @@ class ScriptedApi:
 
     def gaps(self) -> list[float]:
         times = [at for _, at, _ in self.requests]
-        return [later - earlier for earlier, later in zip(times, times[1:])]
+        return [later - earlier for earlier, later in pairwise(times)]
 
 
 @pytest.fixture
@@ -117,7 +118,9 @@ def test_a_job_is_polled_no_sooner_than_retry_after_and_a_304_keeps_the_last_bod
     assert job["status"] == "DONE" and seen == ["QUEUED", "DONE"]
     assert len(api.requests) == 4
     # The backoff alone would wait 0.5, 0.75 and 1.125 s; the server asked for 2, 2 and 1.
-    assert min(gap - want for gap, want in zip(api.gaps(), [2, 2, 1.125])) >= 0, api.gaps()
+    assert min(gap - want for gap, want in zip(api.gaps(), [2, 2, 1.125], strict=True)) >= 0, (
+        api.gaps()
+    )
     first_etag = api.requests[1][2]
     assert (
         api.requests[0][2] is None
@@ -137,7 +140,9 @@ def test_without_retry_after_the_pauses_grow(scripted):
         FacerecClient(url).wait("j2")
     gaps = api.gaps()
     assert len(gaps) == 4
-    assert min(gap - want for gap, want in zip(gaps, [0.5, 0.75, 1.125, 1.6875])) >= 0, gaps
+    assert (
+        min(gap - want for gap, want in zip(gaps, [0.5, 0.75, 1.125, 1.6875], strict=True)) >= 0
+    ), gaps
     assert gaps[3] < 3.0, gaps  # grown by the backoff, not waiting at its cap
 
 

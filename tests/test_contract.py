@@ -63,7 +63,8 @@ def test_the_worker_imports_nothing_of_chalicelib_but_the_contract():
 def test_a_running_worker_loads_only_the_contract_and_no_chalice():
     code = (
         "import json, sys, facerec_worker.__main__, facerec_worker.worker; "
-        "print(json.dumps([m for m in sys.modules if m.split('.')[0] in ('chalicelib', 'chalice', 'infra', 'local_service', 'sim')]))"
+        "print(json.dumps([m for m in sys.modules if m.split('.')[0] in ('chalicelib', 'chalice', "
+        "'infra', 'local_service', 'sim')]))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120

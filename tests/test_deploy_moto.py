@@ -3,10 +3,11 @@ from upload to queued-with-a-worker, and `make destroy`'s teardown leaves nothin
 
 moto has no SAM transform: the tests run the real one (aws-sam-translator) on the uploaded
 template, and moto's CloudFormation deploys its output with two changes (no REST API deployment,
-the SQS event source disabled: tests/deploy_support.for_moto says why). The functions, their SQS event source and schedule,
-the alarms' topic, the dashboard and the log groups are moto's own; moto's CloudFormation has no
-AWS::CloudWatch::Alarm, so the alarms are put through the API from the same template. The app runs
-in-process with exactly the environment the stack gives its functions, resolved in moto.
+the SQS event source disabled: tests/deploy_support.for_moto says why). The functions, their SQS
+event source and schedule, the alarms' topic, the dashboard and the log groups are moto's own;
+moto's CloudFormation has no AWS::CloudWatch::Alarm, so the alarms are put through the API from the
+same template. The app runs in-process with exactly the environment the stack gives its functions,
+resolved in moto.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def _deploy_into_moto(local_stack, package_dir, stage=STAGE, extra=None):
 # AWS::CloudWatch::Alarm (put through the API instead), nor the other types
 # local_service.moto_patches.ignore_moto_template_warnings names.
 @pytest.mark.filterwarnings(
-    "ignore:Tried to parse AWS.*(QueuePolicy|Alarm|MetricFilter|UsagePlan|UsagePlanKey|ApiKey|Budget|TopicPolicy|BucketPolicy) but:UserWarning"
+    "ignore:Tried to parse AWS.*(QueuePolicy|Alarm|MetricFilter|UsagePlan|UsagePlanKey|ApiKey|"
+    "Budget|TopicPolicy|BucketPolicy) but:UserWarning"
 )
 def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
     local_stack, app_module, settings_env, client, tmp_path, jpeg_bytes
@@ -158,7 +160,8 @@ def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
             parameters=parameters,
         )
 
-        # The admin token is the SecureString deploy made, read through the parameter the stack names.
+        # The admin token is the SecureString deploy made, read through the parameter the stack
+        # names.
         token = local_stack.client("ssm").get_parameter(
             Name=STAGE.admin_token_parameter, WithDecryption=True
         )["Parameter"]["Value"]
@@ -228,9 +231,10 @@ def test_the_packaged_stage_runs_a_job_in_moto_and_destroy_leaves_nothing(
 
 
 @pytest.mark.filterwarnings(
-    "ignore:Tried to parse AWS.*(QueuePolicy|Alarm|MetricFilter|UsagePlan|UsagePlanKey|ApiKey|Budget|TopicPolicy|BucketPolicy) but:UserWarning"
+    "ignore:Tried to parse AWS.*(QueuePolicy|Alarm|MetricFilter|UsagePlan|UsagePlanKey|ApiKey|"
+    "Budget|TopicPolicy|BucketPolicy) but:UserWarning"
 )
-def test_the_packaged_stage_has_its_alarms_dashboard_and_log_group_and_a_dead_letter_trips_its_alarms_metric(
+def test_the_packaged_stage_has_alarms_a_dashboard_a_log_group_and_a_dead_letter_trips_the_alarm(
     local_stack, tmp_path
 ):
     """moto computes no AWS/SQS metrics and evaluates no alarms: what can be checked is that the
@@ -246,7 +250,9 @@ def test_the_packaged_stage_has_its_alarms_dashboard_and_log_group_and_a_dead_le
             "MinWorkers": "1",
             "DrainObjectiveSeconds": "30",
         }
-        template, parameters, outputs = _deploy_into_moto(local_stack, package_dir, PROD, settings)
+        _template, _parameters, outputs = _deploy_into_moto(
+            local_stack, package_dir, PROD, settings
+        )
         (version,) = local_stack.client("ec2").describe_launch_template_versions(
             LaunchTemplateId=outputs["WorkerLaunchTemplateId"]
         )["LaunchTemplateVersions"]
@@ -311,7 +317,8 @@ def test_the_packaged_stage_has_its_alarms_dashboard_and_log_group_and_a_dead_le
             )
 
         assert not visible() > dead_letters["Threshold"]
-        # A job's message that no worker could finish: received maxReceiveCount times, never deleted.
+        # A job's message that no worker could finish: received maxReceiveCount times, never
+        # deleted.
         jobs_url = outputs["JobsQueueUrl"]
         sqs.send_message(QueueUrl=jobs_url, MessageBody=json.dumps({"job_id": "dead-lettered"}))
         for _ in range(4):

@@ -69,7 +69,7 @@ def test_the_lambda_requirements_are_only_what_the_runtime_lacks():
 
 
 def test_the_package_has_our_resources_and_chalices_functions(packaged):
-    stage, out, merged = packaged
+    _stage, out, merged = packaged
     with zipfile.ZipFile(out / "deployment.zip") as code:
         names = set(code.namelist())
     # What the functions run and nothing more: the app, chalicelib's sources and web page, and the
@@ -193,7 +193,8 @@ def test_the_stage_throttles_every_caller_and_each_key_has_a_usage_plan_with_a_d
 
 
 def test_each_function_has_reserved_concurrency(packaged):
-    """A flood of one route cannot take the account's concurrency from the upload events and scale-up."""
+    """A flood of one route cannot take the account's concurrency from the upload events and
+    scale-up."""
     _, _, merged = packaged
     reserved = {
         f.name: merged["Resources"][f.logical_id]["Properties"].get("ReservedConcurrentExecutions")
@@ -242,7 +243,7 @@ def test_every_reference_in_the_package_resolves(packaged):
 
 
 def test_the_functions_get_their_roles_names_and_every_resource_name(packaged):
-    stage, _, merged = packaged
+    _stage, _, merged = packaged
     variables = None
     for function in FUNCTIONS:
         properties = merged["Resources"][function.logical_id]["Properties"]
@@ -478,7 +479,7 @@ def test_the_functions_run_with_aws_powertools_layer_at_the_pinned_version(packa
 
 
 def test_the_workflow_invokes_the_packaged_scale_up_function(packaged):
-    stage, _, merged = packaged
+    _stage, _, merged = packaged
     assert "ScaleUpFunctionArn" not in merged["Parameters"]
     definition = merged["Resources"]["JobWorkflow"]["Properties"]["DefinitionString"]["Fn::Sub"]
     assert (
@@ -570,7 +571,10 @@ def test_chalice_accepts_the_config_the_chalice_deploy_path_writes(tmp_path):
     outputs = {key: f"value-of-{key}" for key in APP_ENVIRONMENT.values()}
     outputs.update({key: "3" for key in SCALING_ENVIRONMENT.values()})
     outputs.update({f"{f.role}Arn": f"arn:aws:iam::111122223333:role/{f.role}" for f in FUNCTIONS})
-    layer = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:99"
+    layer = (
+        "arn:aws:lambda:eu-west-1:017000801446:layer:"
+        "AWSLambdaPowertoolsPythonV3-python311-x86_64:99"
+    )
     write_chalice_config(stage, outputs, layer, project / ".chalice" / "config.json")
 
     done = subprocess.run(

@@ -134,7 +134,8 @@ def test_a_delete_that_failed_half_way_is_asked_again_and_finishes(local_stack, 
     )
     photos = recognized_together(local_stack, stack, "leaver", "stayer")
 
-    # An eraser whose S3 deletes nothing: it stops at the first batch delete, with the person marked.
+    # An eraser whose S3 deletes nothing: it stops at the first batch delete, with the person
+    # marked.
     refusing = local_stack.session().client("s3", endpoint_url=local_stack.endpoint_url)
     refuse_deletes(refusing)
     settings = Settings.from_env(stack.app_environment())

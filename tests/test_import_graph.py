@@ -102,7 +102,8 @@ def test_infra_names_no_moto():
 def test_importing_infra_loads_no_moto():
     code = (
         "import json, sys, pkgutil, importlib, infra; "
-        "[importlib.import_module(f'infra.{m.name}') for m in pkgutil.iter_modules(infra.__path__)]; "
+        "[importlib.import_module(f'infra.{m.name}') for m in "
+        "pkgutil.iter_modules(infra.__path__)]; "
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     done = subprocess.run(

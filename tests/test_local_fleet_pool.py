@@ -111,7 +111,8 @@ def launch(ec2: Any, stage: str) -> Callable[[], str]:
 
 @pytest.fixture
 def start_fleet(ec2: Any, stage: str, tmp_path: Path) -> Iterator[Callable[..., LocalFleet]]:
-    """Starts a LocalFleet of heartbeat processes (one per test); stopped at teardown whatever happened."""
+    """Starts a LocalFleet of heartbeat processes (one per test); stopped at teardown whatever
+    happened."""
     fleets: list[LocalFleet] = []
 
     def start(*, hibernate: bool = False) -> LocalFleet:

@@ -1,4 +1,5 @@
-"""Where local_service.moto_patches makes moto behave as AWS does: what the service relies on must hold locally too."""
+"""Where local_service.moto_patches makes moto behave as AWS does: what the service relies on must
+hold locally too."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sys
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 
@@ -61,10 +63,6 @@ def test_of_concurrent_conditional_writes_to_one_item_exactly_one_succeeds(
         for round_ in range(ROUNDS):
             barrier = threading.Barrier(WRITERS)
             winners.append(
-                sum(
-                    pool.map(
-                        lambda writer: take(f"lease-{round_}", writer, barrier), range(WRITERS)
-                    )
-                )
+                sum(pool.map(partial(take, f"lease-{round_}", barrier=barrier), range(WRITERS)))
             )
     assert winners == [1] * ROUNDS

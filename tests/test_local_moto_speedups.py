@@ -1,4 +1,5 @@
-"""What local_service.moto_patches changes in moto to make it fast must leave moto's answers as they were."""
+"""What local_service.moto_patches changes in moto to make it fast must leave moto's answers as they
+were."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def queue_with_one_message(local_stack) -> str:
 
 
 def age_messages(url: str, seconds: int) -> None:
-    """As if the queue's messages had been sent `seconds` ago (moto's server runs in this process)."""
+    """As if the queue's messages had been sent `seconds` ago (moto's server runs in this
+    process)."""
     queue = backends.get_backend("sqs")[ACCOUNT_ID][REGION].queues[url.rsplit("/", 1)[1]]
     for message in queue._messages:
         message.sent_timestamp -= seconds * 1000
@@ -176,7 +178,10 @@ def test_an_update_expression_applied_again_with_other_values_updates_as_the_fir
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    expression = "SET #s = :status, attempts = if_not_exists(attempts, :zero) + :one, tags = list_append(if_not_exists(tags, :none), :tag) REMOVE gone"
+    expression = (
+        "SET #s = :status, attempts = if_not_exists(attempts, :zero) + :one, "
+        "tags = list_append(if_not_exists(tags, :none), :tag) REMOVE gone"
+    )
 
     def update(job: str, status: str, tag: str) -> dict:
         return client.update_item(

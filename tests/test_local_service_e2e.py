@@ -122,7 +122,8 @@ def test_after_scaling_to_zero_a_new_upload_starts_a_worker_again(service, clien
 
 
 def test_a_burst_of_1000_concurrent_connections_is_accepted_and_answered(service):
-    """The course sends its 1000 photos at once; Chalice's dev server alone listens with a backlog of 5."""
+    """The course sends its 1000 photos at once; Chalice's dev server alone listens with a backlog
+    of 5."""
     with ThreadPoolExecutor(max_workers=CONNECTIONS) as pool:
         statuses = list(
             pool.map(lambda _: _status_or_error(service.url + "/app"), range(CONNECTIONS))
@@ -213,7 +214,7 @@ def test_the_service_stops_within_seconds_and_leaves_nothing_running_even_starte
         running.process.wait(timeout=STOP_SECONDS + 20)
         took = time.monotonic() - asked
     assert took <= STOP_SECONDS, f"the service took {took:.1f} s to stop"
-    gone, alive = psutil.wait_procs(everything, timeout=5)
+    _gone, alive = psutil.wait_procs(everything, timeout=5)
     assert alive == []
 
 

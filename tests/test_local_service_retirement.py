@@ -95,7 +95,8 @@ def test_a_fleet_grown_for_a_burst_retires_surplus_workers_under_a_trickle_and_l
         end = time.monotonic() + AFTER_SECONDS
         after = trickle(until=lambda: time.monotonic() > end)
 
-        # Not one photo lost or failed: the burst's, the trickle's around the retirement, and after it.
+        # Not one photo lost or failed: the burst's, the trickle's around the retirement, and after
+        # it.
         assert [client.wait(job_id, timeout=180)["status"] for job_id in before + after] == [
             "DONE"
         ] * len(before + after)

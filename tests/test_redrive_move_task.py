@@ -67,6 +67,9 @@ def test_a_move_task_that_fails_says_why_and_what_to_do():
     )
     with pytest.raises(
         RedriveError,
-        match=r"ended FAILED: AWS.SimpleQueueService.AccessDenied \(1 moved\); run facerec redrive again",
+        match=(
+            r"ended FAILED: AWS.SimpleQueueService.AccessDenied \(1 moved\); "
+            r"run facerec redrive again"
+        ),
     ):
         redrive.move(QUEUE)

@@ -1,4 +1,5 @@
-"""500 uploads at once: EC2 sees a handful of calls within its rate limits, and the fleet stays capped.
+"""500 uploads at once: EC2 sees a handful of calls within its rate limits, and the fleet stays
+capped.
 
 EC2 throttles RunInstances with a token bucket (a burst of 5, refilled at 2 a second) and
 DescribeInstances with a larger one; the scale-up task runs once per job, so only its lease

@@ -44,7 +44,8 @@ def settings(stack) -> Settings:
 
 @pytest.fixture
 def blind_settings(settings) -> Settings:
-    """A tag filter that lists none of the stack's workers, as a wrong FACEREC_STAGE_PREFIX would."""
+    """A tag filter that lists none of the stack's workers, as a wrong FACEREC_STAGE_PREFIX
+    would."""
     return replace(settings, stage_prefix=f"{settings.stage_prefix}-elsewhere")
 
 
@@ -133,7 +134,8 @@ def test_workers_the_listing_misses_are_logged_as_an_error(
 def test_a_round_slower_than_the_interval_keeps_the_lease_until_it_is_over(
     local_stack, stack, settings, make_scale_up, own_ec2, clock
 ):
-    """SQS and EC2 slow under load: rounds must not take each other's lease, or none ever launches."""
+    """SQS and EC2 slow under load: rounds must not take each other's lease, or none ever
+    launches."""
     enqueue(local_stack, settings, 30)
     slow, later = overlapping_rounds(
         make_scale_up,
@@ -218,7 +220,8 @@ def test_a_worker_the_listing_shows_terminated_leaves_the_ledger(
 def test_a_reservation_whose_launch_was_never_recorded_lapses_after_the_grace(
     local_stack, settings, make_scale_up, lease_table, clock
 ):
-    """A run that died between reserving and recording: its reservation holds the cap only so long."""
+    """A run that died between reserving and recording: its reservation holds the cap only so
+    long."""
     lease_table.put_item(
         Item={
             "lease_name": LEASE,
@@ -266,7 +269,8 @@ def test_a_round_that_changes_nothing_writes_the_lease_only_to_take_it_and_give_
 def test_a_lease_from_before_the_ledger_moves_its_launches_into_it(
     local_stack, settings, make_scale_up, lease_table, clock
 ):
-    """Deployed stacks keep a `launches` list of the last launches; the first round carries it over."""
+    """Deployed stacks keep a `launches` list of the last launches; the first round carries it
+    over."""
     ids = ["i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2"]
     lease_table.put_item(
         Item={

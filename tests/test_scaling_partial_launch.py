@@ -8,10 +8,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from control_plane import worker_instances
-from test_scaling_fleet_cap import (
+from test_scaling_fleet_cap import (  # the fixtures are named as the tests' parameters
     INTERVAL,
+    clock,  # noqa: F401
+    lease_table,  # noqa: F401
     ledger_ids,
-)  # noqa: F401 (fixtures)
+    make_scale_up,  # noqa: F401
+    own_ec2,  # noqa: F401
+    settings,  # noqa: F401
+)
 from test_scaling_task import enqueue
 
 pytestmark = pytest.mark.control_plane

@@ -25,7 +25,8 @@ def clock() -> FakeClock:
 
 
 def settings_of(stack: Any, **env: str) -> Settings:
-    # A worker drains 10 messages within the objective: 20 messages ask for 2 workers, pooled or new.
+    # A worker drains 10 messages within the objective: 20 messages ask for 2 workers, pooled or
+    # new.
     return Settings.from_env(
         {
             **stack.app_environment(),

@@ -1,4 +1,5 @@
-"""The scale-up task against moto: one round per lease interval, however many runs, and no double launch."""
+"""The scale-up task against moto: one round per lease interval, however many runs, and no double
+launch."""
 
 from __future__ import annotations
 
@@ -127,7 +128,8 @@ def test_the_next_interval_tops_the_fleet_up(local_stack, stack, settings, scale
 def test_launches_ec2_does_not_list_yet_count_as_live(
     local_stack, stack, settings, scale_up, lease_table, clock
 ):
-    """DescribeInstances lags RunInstances on AWS: the lease remembers what the last holders launched."""
+    """DescribeInstances lags RunInstances on AWS: the lease remembers what the last holders
+    launched."""
     lease_table.put_item(
         Item={
             "lease_name": "scale-up",
@@ -149,7 +151,8 @@ def test_launches_ec2_does_not_list_yet_count_as_live(
 def test_a_worker_that_stopped_itself_is_replaced_at_once(
     local_stack, stack, settings, scale_up, clock
 ):
-    """Workers terminate themselves when idle; a recent launch EC2 lists as terminated is not live."""
+    """Workers terminate themselves when idle; a recent launch EC2 lists as terminated is not
+    live."""
     enqueue(local_stack, settings, 1)
     assert scale_up.run({}).launched == 1
     (worker,) = worker_instances(local_stack, stack)

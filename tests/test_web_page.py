@@ -182,7 +182,7 @@ def test_several_dropped_photos_are_recognized_as_one_batch_polled_no_sooner_tha
     # end of the answer before it, for that answer's Retry-After or the page's own pause (at
     # least half a second), whichever is longer.
     etag = None
-    for earlier, later in zip([None, *polls], polls):
+    for earlier, later in zip([None, *polls], polls, strict=False):
         assert later.headers.get("if-none-match") == etag
         if earlier is not None:
             asked = max(0.5, float(earlier.response().headers.get("retry-after", 0)))

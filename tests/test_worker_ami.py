@@ -129,10 +129,12 @@ def test_the_worker_wheel_runs_the_worker_without_the_rest_of_the_project(worker
     # -S: none of this environment's .pth files, so the project's editable install is out of reach;
     # third-party packages still come from its site-packages.
     code = (
-        f"import sys; sys.path.insert(0, {str(target)!r}); sys.path.append({sysconfig.get_paths()['purelib']!r}); "
+        f"import sys; sys.path.insert(0, {str(target)!r}); "
+        f"sys.path.append({sysconfig.get_paths()['purelib']!r}); "
         "import chalicelib, facerec_worker.worker, facerec_worker.__main__; "
         f"assert chalicelib.__file__.startswith({str(target)!r}), chalicelib.__file__; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('chalice', 'infra', 'local_service', 'sim')))"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('chalice', 'infra', "
+        "'local_service', 'sim')))"
     )
     done = subprocess.run(
         [sys.executable, "-S", "-c", code],
@@ -154,7 +156,8 @@ def _unit(name: str) -> configparser.ConfigParser:
 
 def test_the_workers_log_goes_to_the_file_the_cloudwatch_agent_ships_to_the_stages_group():
     """The unit appends the worker's lines to the file the agent collects, one stream per instance
-    id; the agent's group is the stack's, from the user data's logs.env, which the logs unit reads."""
+    id; the agent's group is the stack's, from the user data's logs.env, which the logs unit
+    reads."""
     worker = _unit("facerec-worker.service")
     log_file = "/var/log/facerec/worker.log"
     assert (

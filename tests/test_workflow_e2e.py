@@ -1,4 +1,5 @@
-"""Upload to queued-and-scaling, end to end: the API, S3, the event handler, the real workflow, EC2."""
+"""Upload to queued-and-scaling, end to end: the API, S3, the event handler, the real workflow,
+EC2."""
 
 from __future__ import annotations
 

@@ -61,7 +61,8 @@ def test_a_duplicate_s3_event_starts_nothing_new(
 
 
 def test_a_finished_execution_is_not_started_again_under_its_name(local_stack, stack):
-    """On a Standard workflow the execution name is a second line of dedup; ExecutionAlreadyExists is not an error."""
+    """On a Standard workflow the execution name is a second line of dedup; ExecutionAlreadyExists
+    is not an error."""
     sfn = local_stack.client("stepfunctions")
     starter = WorkflowStarter(sfn, stack.outputs["StateMachineArn"])
     name, execution_input = (
@@ -129,7 +130,8 @@ def _set_expiry(local_stack, stack, job_id: str, epoch: int) -> None:
 def test_refused_uploads_fail_the_job_without_a_workflow(
     local_stack, stack, client, app_module, settings_env, jpeg_bytes, case, code, cause
 ):
-    """On AWS S3 enforces the presigned policy; moto does not, so the handler's own check is what holds here."""
+    """On AWS S3 enforces the presigned policy; moto does not, so the handler's own check is what
+    holds here."""
     settings_env({"FACEREC_MAX_UPLOAD_BYTES": "2000"})
     job = create_job(client)
     data, content_type = jpeg_bytes[:1500], "image/jpeg"

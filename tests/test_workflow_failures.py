@@ -1,5 +1,6 @@
-"""Inside the workflow: an AWS call that fails before the job is on the queue ends it FAILED with its
-cause, a scale-up that fails after leaves it queued for the schedule; duplicates change nothing."""
+"""Inside the workflow: an AWS call that fails before the job is on the queue ends it FAILED with
+its cause, a scale-up that fails after leaves it queued for the schedule; duplicates change
+nothing."""
 
 from __future__ import annotations
 
@@ -142,7 +143,8 @@ def test_a_duplicate_execution_for_a_queued_job_changes_nothing(
 def test_a_job_a_worker_took_is_not_failed_by_the_workflow(
     local_stack, stack, client, app_module, jpeg_bytes
 ):
-    """A worker that marked the job PROCESSING owns its outcome, even when scale-up fails afterwards."""
+    """A worker that marked the job PROCESSING owns its outcome, even when scale-up fails
+    afterwards."""
     table = local_stack.table(stack.outputs["JobsTableName"])
 
     def worker_takes_the_job_then_scale_up_runs(event, context):

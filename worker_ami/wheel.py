@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "facerec-worker"
+DESCRIPTION = "The facerec worker: the queue loop, its lifecycle and the recognition engine."
 # Package → where it lives in the checkout. chalicelib itself only as the contract's parent.
 PACKAGES = {
     "facerec_worker": ROOT / "worker_ami" / "facerec_worker",
@@ -32,7 +33,8 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
 def worker_pyproject(project: dict) -> str:
-    """The worker's pyproject.toml, from the project's (TOML written as JSON values, which it accepts)."""
+    """The worker's pyproject.toml, from the project's (TOML written as JSON values, which it
+    accepts)."""
     meta = project["project"]
     scripts = {
         name: target
@@ -47,7 +49,7 @@ def worker_pyproject(project: dict) -> str:
         "[project]",
         f"name = {json.dumps(NAME)}",
         f"version = {json.dumps(meta['version'])}",
-        f"description = {json.dumps('The facerec worker: the queue loop, its lifecycle and the recognition engine.')}",
+        f"description = {json.dumps(DESCRIPTION)}",
         f"requires-python = {json.dumps(meta['requires-python'])}",
         f"dependencies = {json.dumps(meta['dependencies'])}",
         "",
@@ -68,7 +70,8 @@ def build(out_dir: Path) -> Path:
         stage = Path(scratch)
         for package, source in PACKAGES.items():
             shutil.copytree(source, stage / package, ignore=_IGNORED)
-        # The contract's parent, empty as it is in chalicelib: importing the contract runs nothing else.
+        # The contract's parent, empty as it is in chalicelib: importing the contract runs nothing
+        # else.
         (stage / "chalicelib" / "__init__.py").write_text("", encoding="utf-8")
         (stage / "pyproject.toml").write_text(worker_pyproject(project), encoding="utf-8")
         # No build isolation: setuptools comes from this environment, so the build works offline.

@@ -159,7 +159,8 @@ class JobsApi:
         expected = self._outlook.expected_wait_seconds()
         if expected <= hold:
             self._waiter.wait(job.job_id, hold)
-        # The seed's route takes no admin token: a job done since the wait gave up is answered publicly.
+        # The seed's route takes no admin token: a job done since the wait gave up is answered
+        # publicly.
         item = self._record(job.job_id)
         body = self._body(item, ResultView.PUBLIC)
         if not body["final"]:

@@ -1,4 +1,5 @@
-"""The admin credential for gallery changes and the admin view: a shared secret in the X-Admin-Token header."""
+"""The admin credential for gallery changes and the admin view: a shared secret in the X-Admin-Token
+header."""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ def admin_secret(settings: Settings, ssm_client: Callable[[], Any]) -> Callable[
         return ssm_secret(ssm_client(), settings.admin_token_parameter)
     if settings.admin_token and not settings.is_local_stack:
         logger.error(
-            "FACEREC_ADMIN_TOKEN is ignored: a plaintext admin token counts on the local stack only. "
-            "Store the token as a SecureString (make deploy creates %s) and set "
+            "FACEREC_ADMIN_TOKEN is ignored: a plaintext admin token counts on the local stack "
+            "only. Store the token as a SecureString (make deploy creates %s) and set "
             "FACEREC_ADMIN_TOKEN_PARAMETER to its name; until then admin requests are refused.",
             ResourceNames(settings.stage_prefix).admin_token_parameter,
         )

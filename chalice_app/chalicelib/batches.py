@@ -162,12 +162,12 @@ class BatchesApi:
             return PollAnswer(304, None, headers)
         done = {
             job_id: records[job_id]
-            for job_id, photo in zip(job_ids, photos)
+            for job_id, photo in zip(job_ids, photos, strict=True)
             if photo["status"] == JobStatus.DONE.value
         }
         results = self._results.read(done, view)
         body_photos = []
-        for index, (job_id, photo) in enumerate(zip(job_ids, photos)):
+        for index, (job_id, photo) in enumerate(zip(job_ids, photos, strict=True)):
             entry = {
                 "index": index,
                 "job_id": job_id,
@@ -265,7 +265,8 @@ class BatchesApi:
     def _refusal(
         self, obj: Mapping[str, Any] | None, photo: Mapping[str, Any], batch: Mapping[str, Any]
     ) -> tuple[str, str] | None:
-        """Why a photo is failed before any worker sees it (a code and its particulars); None when it goes on.
+        """Why a photo is failed before any worker sees it (a code and its particulars); None when
+        it goes on.
 
         A LIST gives no content type: the presigned POST's policy holds it to the requested type on
         AWS, and the engine refuses what it cannot decode."""

@@ -44,7 +44,10 @@ def seed_route_needs_key(settings: Settings) -> bool:
 def seed_route_access(settings: Settings) -> str:
     """The line each start logs, so whoever reads the log knows whether `POST /` is open."""
     if seed_route_needs_key(settings):
-        return f"the seed's POST / needs an API key in the {API_KEY_HEADER} header, as every recognition route does"
+        return (
+            f"the seed's POST / needs an API key in the {API_KEY_HEADER} header, as every "
+            "recognition route does"
+        )
     return (
         f"the seed's POST / is open to callers without an API key (FACEREC_OPEN_SEED_ROUTE); "
         f"the other recognition routes need one in the {API_KEY_HEADER} header"

@@ -1,4 +1,5 @@
-"""The seed's web tier, kept for its clients: `POST /` with a multipart `inputFile`, plain-text answer."""
+"""The seed's web tier, kept for its clients: `POST /` with a multipart `inputFile`, plain-text
+answer."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class UploadedFile:
 
 
 def parse_multipart_file(body: bytes, content_type: str, field: str = FIELD) -> UploadedFile:
-    """The named file part of a multipart/form-data body (the stdlib `cgi` module is gone in 3.13)."""
+    """The named file part of a multipart/form-data body (the stdlib `cgi` module is gone in
+    3.13)."""
     if (
         not content_type.lower().startswith("multipart/form-data")
         or "boundary=" not in content_type

@@ -25,7 +25,8 @@ class Settings(StageSettings):
     input_bucket: str = setting("FACEREC_INPUT_BUCKET", named="input_bucket")
     upload_events_queue: str = setting("FACEREC_UPLOAD_EVENTS_QUEUE", named="upload_events_queue")
     state_machine_arn: str = setting("FACEREC_STATE_MACHINE_ARN")
-    # The admin view counts what waits in the dead-letter queues: stack outputs, like the jobs queue's URL.
+    # The admin view counts what waits in the dead-letter queues: stack outputs, like the jobs
+    # queue's URL.
     jobs_dead_letter_queue_url: str = setting("FACEREC_JOBS_DEAD_LETTER_QUEUE_URL")
     upload_events_dead_letter_queue_url: str = setting(
         "FACEREC_UPLOAD_EVENTS_DEAD_LETTER_QUEUE_URL"
@@ -33,7 +34,8 @@ class Settings(StageSettings):
     worker_launch_template: str = setting(
         "FACEREC_WORKER_LAUNCH_TEMPLATE", named="worker_launch_template"
     )
-    # Uploads: a presigned POST lives this long and accepts photos (up to max_upload_bytes) of these types.
+    # Uploads: a presigned POST lives this long and accepts photos (up to max_upload_bytes) of these
+    # types.
     upload_expiry_minutes: int = setting("FACEREC_UPLOAD_EXPIRY_MINUTES", 15)
     allowed_content_types: tuple[str, ...] = setting(
         "FACEREC_ALLOWED_CONTENT_TYPES", ("image/jpeg", "image/png", "image/webp")
@@ -46,9 +48,10 @@ class Settings(StageSettings):
     # A claim on an upload older than this belongs to an event handler that died before starting
     # the workflow; it matches the upload-events queue's visibility timeout (infra/template.yaml).
     upload_claim_stale_seconds: int = setting("FACEREC_UPLOAD_CLAIM_STALE_SECONDS", 60)
-    # Scaling out: enough workers to drain the backlog (waiting or in flight) within this many seconds
-    # at a worker's rate, never more than max_workers. The rate is the engine's measured photos/s on
-    # the worker's instance type (README: yunet + facenet on course photos, c6i.large-sized 2 cores).
+    # Scaling out: enough workers to drain the backlog (waiting or in flight) within this many
+    # seconds at a worker's rate, never more than max_workers. The rate is the engine's measured
+    # photos/s on the worker's instance type (README: yunet + facenet on course photos,
+    # c6i.large-sized 2 cores).
     drain_objective_seconds: float = setting("FACEREC_DRAIN_OBJECTIVE_SECONDS", 30.0)
     worker_photos_per_second: float = setting("FACEREC_WORKER_PHOTOS_PER_SECOND", 21.6)
     # Pooled workers start in seconds, not the half minute of a launch, and cost nothing until
@@ -67,8 +70,8 @@ class Settings(StageSettings):
     # (chalicelib.auth.admin_secret). No token at all refuses them.
     admin_token: str = setting("FACEREC_ADMIN_TOKEN", secret=True)
     admin_token_parameter: str = setting("FACEREC_ADMIN_TOKEN_PARAMETER")
-    # The admin view counts the last hour's jobs with a scan of the jobs table (chalicelib.fleet_view):
-    # one scan serves every refresh for this long.
+    # The admin view counts the last hour's jobs with a scan of the jobs table
+    # (chalicelib.fleet_view): one scan serves every refresh for this long.
     fleet_view_scan_seconds: int = setting("FACEREC_FLEET_VIEW_SCAN_SECONDS", 30)
     # Set by the local stack (moto's address) and by Lambda's runtime: is_local_stack reads them.
     endpoint_url: str = setting("AWS_ENDPOINT_URL")
@@ -82,7 +85,8 @@ class Settings(StageSettings):
     # the 25 s it held before (issue 19). `make run`, with no gateway or Lambda, holds 30 min.
     compat_wait_seconds: float = setting("FACEREC_COMPAT_WAIT_SECONDS", 5.0)
     # RunInstances to a worker polling (boot, cloud-init, models), what a photo waits for when no
-    # worker is live: sim/params.py's cold start, of which `make bench-boot` measures the worker's part.
+    # worker is live: sim/params.py's cold start, of which `make bench-boot` measures the worker's
+    # part.
     worker_boot_seconds: float = setting("FACEREC_WORKER_BOOT_SECONDS", 30.0)
     compat_poll_seconds: float = setting("FACEREC_COMPAT_POLL_SECONDS", 0.5)
     # A status answer's Retry-After for a job that waits in the queue: its wait so far, at most

@@ -40,7 +40,7 @@ class Enrollments:
             person_id,
             {
                 job["job_id"]: upload_key(job["job_id"], request.filename)
-                for job, request in zip(jobs, requests)
+                for job, request in zip(jobs, requests, strict=True)
             },
         )
         return {"jobs": jobs} if bulk else jobs[0]

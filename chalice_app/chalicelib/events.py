@@ -1,10 +1,10 @@
 """From "an object was created in the input bucket" to "one workflow execution for its job".
 
 S3 notifies an SQS queue (infra/template.yaml), whose messages reach `UploadEventHandler`: on AWS
-through the Lambda SQS event source, locally through local_service.lambda_stand_ins' pump. A queue rather than a
-direct S3→Lambda trigger because it buffers bursts when StartExecution throttles (a failed batch is
-delivered again) and because CloudFormation cannot attach a Lambda trigger to a bucket that another
-template owns.
+through the Lambda SQS event source, locally through local_service.lambda_stand_ins' pump. A queue
+rather than a direct S3→Lambda trigger because it buffers bursts when StartExecution throttles (a
+failed batch is delivered again) and because CloudFormation cannot attach a Lambda trigger to a
+bucket that another template owns.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ class UploadOutcome(enum.StrEnum):
     DUPLICATE = "duplicate"  # another event for this job was handled, or its execution exists
     IGNORED = "ignored"  # not a job upload: outside uploads/, or no such job
     REJECTED = "rejected"  # a job upload we refuse (size, type, late): the job is FAILED
-    REMOVED = "removed"  # an upload for a job with no record (deleted with its person): the object is deleted
+    # an upload for a job with no record (deleted with its person): the object is deleted
+    REMOVED = "removed"
 
 
 class UploadEventHandler:
@@ -86,14 +87,16 @@ class UploadEventHandler:
         try:
             return self._handle_claimed(job, obj)
         except Exception:
-            # Let the next delivery of this event try again rather than wait for the claim to go stale.
+            # Let the next delivery of this event try again rather than wait for the claim to go
+            # stale.
             self._jobs.release_claim(job_id)
             raise
 
     def _unclaimed(self, job_id: str, obj: UploadedObject) -> UploadOutcome:
         """An upload whose job could not be claimed: a repeated event, or a job with no record. A
         slot outlives its job's record only when the record was deleted with its person (records
-        expire days after their 15-minute slots): the upload is theirs, and is removed (issue 19)."""
+        expire days after their 15-minute slots): the upload is theirs, and is removed (issue
+        19)."""
         if self._jobs.get(job_id) is not None:
             logger.info("job %s: upload already handled", job_id)
             return UploadOutcome.DUPLICATE
@@ -134,7 +137,8 @@ class UploadEventHandler:
 
 
 def workflow_input(job: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
-    """The execution's input: the job's fields and the SQS message body, serialised by the contract."""
+    """The execution's input: the job's fields and the SQS message body, serialised by the
+    contract."""
     message = JobMessage(
         job_id=job["job_id"],
         kind=JobKind(job["kind"]),

@@ -1,4 +1,5 @@
-"""The control plane's exceptions: one base, request errors that map to 4xx, service errors that wrap AWS.
+"""The control plane's exceptions: one base, request errors that map to 4xx, service errors that
+wrap AWS.
 
 ControlPlaneError
 ├── RequestError            the client sent something we refuse; carries its HTTP status

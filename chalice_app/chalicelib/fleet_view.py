@@ -1,4 +1,5 @@
-"""The admin view's numbers: how deep the jobs queue is, which workers live, how the last hour's jobs stand.
+"""The admin view's numbers: how deep the jobs queue is, which workers live, how the last hour's
+jobs stand.
 
 A person watches them refresh (the web page's Fleet tab) while the fleet scales out from zero and
 back. Each answer costs three GetQueueAttributes and one DescribeInstances, and the job counts a

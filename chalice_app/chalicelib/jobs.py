@@ -25,12 +25,14 @@ from .exceptions import JobStoreError
 
 __all__ = ["Job", "JobStore", "NewRecord", "new_job_id"]
 
-# Records a Scan evaluates per call when looking for a person's recognitions (1 MB is DynamoDB's own cap).
+# Records a Scan evaluates per call when looking for a person's recognitions (1 MB is DynamoDB's own
+# cap).
 _SCAN_PAGE = 1000
 
 
 def new_job_id() -> str:
-    """32 URL-safe characters (192 random bits): knowing a job id is the only credential to read it."""
+    """32 URL-safe characters (192 random bits): knowing a job id is the only credential to read
+    it."""
     return secrets.token_urlsafe(24)
 
 
@@ -168,7 +170,8 @@ class JobStore:
             raise JobStoreError(f"could not read job {job_id}", exc) from exc
 
     def statuses(self, job_ids: list[str]) -> dict[str, str]:
-        """Several jobs' statuses in as few reads as DynamoDB allows (100 keys a call), by job id."""
+        """Several jobs' statuses in as few reads as DynamoDB allows (100 keys a call), by job
+        id."""
         return {
             job_id: item["status"] for job_id, item in self.records(job_ids, ("status",)).items()
         }

@@ -73,7 +73,8 @@ class PeopleStore:
             "person_id": person_id,
             "display_name": display_name,
             "created_at": utc_now_iso(self._clock),
-            # New every time: faces enrolled under an earlier person of the same id never match this one.
+            # New every time: faces enrolled under an earlier person of the same id never match this
+            # one.
             INCARNATION: uuid.uuid4().hex,
         }
         try:
@@ -117,8 +118,11 @@ class PeopleStore:
             self._table.update_item(
                 Key={"person_id": person_id},
                 UpdateExpression=f"ADD {ENROLLMENT_UPLOADS} :keys, {UNCOUNTED_ENROLLMENTS} :jobs",
-                # An erasure that began reads the uploads once it has marked the row: none may join after.
-                ConditionExpression="attribute_exists(person_id) AND attribute_not_exists(#erasing)",
+                # An erasure that began reads the uploads once it has marked the row: none may join
+                # after.
+                ConditionExpression=(
+                    "attribute_exists(person_id) AND attribute_not_exists(#erasing)"
+                ),
                 ExpressionAttributeNames={"#erasing": ERASING},
                 ExpressionAttributeValues={":keys": set(uploads.values()), ":jobs": set(uploads)},
             )
@@ -130,8 +134,8 @@ class PeopleStore:
             raise PeopleStoreError("could not record a person's uploads", exc) from exc
 
     def begin_erasure(self, person_id: str) -> dict[str, Any]:
-        """Mark the person as being erased (once: a retry keeps the first mark) and return their row:
-        from this write on no worker names or enrolls them. A 404 when there is no such person,
+        """Mark the person as being erased (once: a retry keeps the first mark) and return their
+        row: from this write on no worker names or enrolls them. A 404 when there is no such person,
         whether never created or erased to the end."""
         if not is_person_id(person_id):
             raise NotFoundError(f"no person {person_id!r}")
@@ -153,7 +157,8 @@ class PeopleStore:
         return response["Attributes"]
 
     def finish_erasure(self, person_id: str) -> None:
-        """Delete the row of a person whose erasure removed everything else; the last write of it."""
+        """Delete the row of a person whose erasure removed everything else; the last write of
+        it."""
         try:
             # Only a row still marked: a retry that finds it gone, or a new person of the same
             # id created meanwhile, is left alone.

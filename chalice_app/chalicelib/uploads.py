@@ -58,7 +58,8 @@ class UploadRequest:
 
     @classmethod
     def from_body(cls, body: Any, settings: Settings) -> UploadRequest:
-        """Validate a JSON body {"filename": ..., "content_type": ...}; BadRequestError says what is wrong."""
+        """Validate a JSON body {"filename": ..., "content_type": ...}; BadRequestError says what is
+        wrong."""
         if body is None:
             body = {}
         if not isinstance(body, Mapping):
@@ -81,7 +82,8 @@ def photo_requests(body: Any, settings: Settings) -> list[UploadRequest]:
     photos = body.get("photos") if isinstance(body, Mapping) and set(body) == {"photos"} else None
     if not isinstance(photos, list) or not 0 < len(photos) <= limit:
         raise BadRequestError(
-            f'send {{"photos": [{{"filename": ..., "content_type": ...}}, ...]}} with 1 to {limit} photos'
+            'send {"photos": [{"filename": ..., "content_type": ...}, ...]} '
+            f"with 1 to {limit} photos"
         )
     return [UploadRequest.from_body(photo, settings) for photo in photos]
 
@@ -104,7 +106,8 @@ class PresignedUpload:
 
 
 class UploadSigner:
-    """Presigned POSTs into the input bucket; a browser posts the fields plus `file`, as they are."""
+    """Presigned POSTs into the input bucket; a browser posts the fields plus `file`, as they
+    are."""
 
     def __init__(self, s3_client: Any, settings: Settings) -> None:
         self._s3 = s3_client
@@ -156,7 +159,8 @@ def check_uploaded_object(
     job: Mapping[str, Any],
     settings: Settings,
 ) -> Refusal | None:
-    """Why an uploaded object is refused (None when it is acceptable): empty, too large, wrong type, late."""
+    """Why an uploaded object is refused (None when it is acceptable): empty, too large, wrong type,
+    late."""
     if size <= 0:
         return Refusal("empty_photo", "the photo is empty")
     too_large = upload_size_problem(size, settings.max_upload_bytes)

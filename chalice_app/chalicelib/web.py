@@ -39,8 +39,10 @@ def _content_security_policy(html: str) -> str:
     for kind, body in _INLINE_ELEMENT.findall(html):
         hashes[kind].append(_sha256(body))
     return (
-        f"default-src 'none'; script-src {' '.join(hashes['script'])}; style-src {' '.join(hashes['style'])}; "
-        "img-src blob: data:; connect-src *; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        f"default-src 'none'; script-src {' '.join(hashes['script'])}; "
+        f"style-src {' '.join(hashes['style'])}; "
+        "img-src blob: data:; connect-src *; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
     )
 
 

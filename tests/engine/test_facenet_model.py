@@ -80,7 +80,10 @@ def test_the_inference_optimisations_do_not_change_the_embedding(facenet_weights
 
 @pytest.mark.skipif(
     not os.environ.get("FACENET_WEIGHTS"),
-    reason="FACENET_WEIGHTS is not set: the real 20180402-114759-vggface2.pt cannot be fetched on this machine",
+    reason=(
+        "FACENET_WEIGHTS is not set: the real 20180402-114759-vggface2.pt cannot be fetched on "
+        "this machine"
+    ),
 )
 def test_the_real_vggface2_weights_match_the_same_person_and_not_another():
     config = EngineConfig.from_env()

@@ -71,7 +71,7 @@ def test_a_name_with_a_newline_is_refused(name):
 def test_a_corrupt_gallery_file_names_the_file(tmp_path):
     path = tmp_path / "gallery.json"
     path.write_text('{"format_version": 1, "model": "dlib"')
-    with pytest.raises(GalleryError, match="gallery.json: not a facerec gallery"):
+    with pytest.raises(GalleryError, match=r"gallery\.json: not a facerec gallery"):
         Gallery.load(path)
 
 

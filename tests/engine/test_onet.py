@@ -79,7 +79,8 @@ def test_a_yunet_engine_with_the_dlib_model_loads_without_facenet_pytorch_or_tor
         "from facerec_worker.engine import EngineConfig, Recognizer\n"
         "with Recognizer.from_config(EngineConfig(model='dlib', detector='yunet', threads=1)):\n"
         "    pass\n"
-        "print(json.dumps(sorted(m for m in ('facenet_pytorch', 'torchvision') if m in sys.modules)))\n"
+        "print(json.dumps(sorted(m for m in ('facenet_pytorch', 'torchvision') "
+        "if m in sys.modules)))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", load],

@@ -122,7 +122,8 @@ def test_a_decompression_bomb_is_refused():
 
 
 def test_a_small_png_that_decodes_big_is_refused_on_its_header_before_any_pixel():
-    """Under max_pixels, decoded whole it took 1.6 s and 316 MB (imaging.DECODED_WHOLE_MAX_PIXELS)."""
+    """Under max_pixels, decoded whole it took 1.6 s and 316 MB
+    (imaging.DECODED_WHOLE_MAX_PIXELS)."""
     assert (
         load_photo(black_png(64, 48), **LIMITS).image.getextrema() == ((0, 0),) * 3
     )  # the maker makes real PNGs

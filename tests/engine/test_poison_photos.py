@@ -1,4 +1,5 @@
-"""A photo the engine cannot work on fails alone, with its own code; its batch-mates are recognized."""
+"""A photo the engine cannot work on fails alone, with its own code; its batch-mates are
+recognized."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ EXPECTED = [
 @pytest.fixture(scope="module")
 def engine_told_to_take_tiny_photos() -> Iterator[Recognizer]:
     """The engine as an operator who set FACEREC_MIN_PHOTO_SIDE=12 and FACEREC_DETECTOR=mtcnn gets
-    it: photos down to 12 px reach MTCNN, which at min_face_size 20 raises on anything under 20 px."""
+    it: photos down to 12 px reach MTCNN, which at min_face_size 20 raises on anything under 20
+    px."""
     threads = torch.get_num_threads()
     settings = {
         "FACEREC_MODEL": "dlib",
@@ -83,7 +85,7 @@ def engine_told_to_take_tiny_photos() -> Iterator[Recognizer]:
 
 def test_a_photo_under_20_pixels_a_side_is_refused_as_too_small_by_the_loader():
     config = EngineConfig()
-    with pytest.raises(PhotoTooSmallError, match="19x19 pixels.*at least 20 pixels") as refused:
+    with pytest.raises(PhotoTooSmallError, match=r"19x19 pixels.*at least 20 pixels") as refused:
         load_photo(
             face_photo("obama2.jpg", 19).data,
             max_pixels=config.max_pixels,
@@ -144,7 +146,7 @@ def test_a_batch_in_which_every_photo_breaks_the_engine_fails_as_a_whole(
     engine_told_to_take_tiny_photos,
 ):
     # Nothing working alone either says the engine is at fault: the worker's retry path takes it.
-    with pytest.raises(ValueError, match="torch.cat"):
+    with pytest.raises(ValueError, match=r"torch\.cat"):
         engine_told_to_take_tiny_photos.analyze(
             [face_photo("obama2.jpg", 19), face_photo("biden.jpg", 15)]
         )
@@ -152,7 +154,8 @@ def test_a_batch_in_which_every_photo_breaks_the_engine_fails_as_a_whole(
 
 def exif_with_text_resolution() -> bytes:
     """EXIF saying "rotate 90 degrees" whose XResolution, a number by the standard, is stored as
-    text "72": Pillow reads it, then raises while writing the EXIF back as it applies the rotation."""
+    text "72": Pillow reads it, then raises while writing the EXIF back as it applies the
+    rotation."""
     entries = [(0x0112, 3, 1, struct.pack("<H", 6)), (0x011A, 2, 3, b"72\0")]
     ifd = struct.pack("<H", len(entries))
     ifd += b"".join(

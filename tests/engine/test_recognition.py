@@ -82,7 +82,7 @@ def test_a_bad_photo_fails_alone_and_the_rest_of_the_batch_is_recognized(dlib_en
 def test_a_batch_gives_the_same_answers_as_one_photo_at_a_time(dlib_engine, two_people):
     names = ["obama2.jpg", "biden.jpg", "obama_and_biden.jpg"]
     batched = dlib_engine.recognize([photo(n) for n in names], two_people)
-    for name, together in zip(names, batched):
+    for name, together in zip(names, batched, strict=True):
         [alone] = dlib_engine.recognize([photo(name)], two_people)
         assert [f.identity for f in alone.faces] == [f.identity for f in together.faces]
         assert np.allclose([f.box for f in alone.faces], [f.box for f in together.faces])

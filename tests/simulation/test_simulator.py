@@ -110,7 +110,7 @@ def test_surplus_workers_retire_under_load_and_every_job_is_done_once(params):
 
 def test_a_warm_pool_is_filled_before_the_first_upload_and_started_instead_of_launching(params):
     pooled = params.with_stage(warm_pool_size=3)
-    sim, figures = run(pooled, traces.burst(30, within_s=1.0) + 300, Ours())
+    _sim, figures = run(pooled, traces.burst(30, within_s=1.0) + 300, Ours())
     assert figures["warm_starts"] >= 1
     # The pool's three were the only launches: the burst started them, launched none.
     assert figures["instances_launched"] - figures["warm_starts"] == 3

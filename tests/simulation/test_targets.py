@@ -1,4 +1,5 @@
-"""The issue's targets at internet scale: 1000 uploads/s for 5 minutes, ours, at the default engine rate."""
+"""The issue's targets at internet scale: 1000 uploads/s for 5 minutes, ours, at the default engine
+rate."""
 
 from __future__ import annotations
 

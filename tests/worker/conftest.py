@@ -106,7 +106,8 @@ class WorkerHarness:
         return self.jobs.get_item(Key={"job_id": job_id}, ConsistentRead=True)["Item"]
 
     def result(self, job_id: str) -> dict[str, Any]:
-        """The job's result document, from whichever object its DONE record names, as the API reads it."""
+        """The job's result document, from whichever object its DONE record names, as the API reads
+        it."""
         return ResultReader(self.s3, self.stack.outputs["OutputBucketName"]).read(
             {job_id: self.job(job_id)}
         )[job_id]
@@ -120,7 +121,8 @@ class WorkerHarness:
         )
 
     def publish_plan(self, *, live: int, desired: int) -> None:
-        """What a scale-up round publishes: the fleet it counted and the fleet the backlog asks for."""
+        """What a scale-up round publishes: the fleet it counted and the fleet the backlog asks
+        for."""
         self.plan_store.publish(live=live, desired=desired, now_ms=int(time.time() * 1000))
 
     def plan(self) -> FleetPlan:

@@ -1,4 +1,5 @@
-"""Who may take a job that another worker holds: the evidence is the holder's own message coming back."""
+"""Who may take a job that another worker holds: the evidence is the holder's own message coming
+back."""
 
 from __future__ import annotations
 

@@ -44,7 +44,8 @@ class World:
         return self.fleet_spares_one
 
     def batch(self, lifecycle: Lifecycle, *, arrives_after: float, takes: float = 1.0) -> None:
-        """A photo uploaded `arrives_after` seconds without work, taken at once, `takes` seconds to process."""
+        """A photo uploaded `arrives_after` seconds without work, taken at once, `takes` seconds to
+        process."""
         self.now += arrives_after
         lifecycle.arrivals.saw([self.now])
         lifecycle.received()
@@ -168,7 +169,8 @@ def test_the_idle_time_never_exceeds_its_maximum(world):
 
 
 def test_a_worker_that_boots_into_a_trickles_backlog_keeps_the_trickles_rhythm(world):
-    """Photos 25 s apart queued while it booted: no wait for work, yet the gaps are the trickle's."""
+    """Photos 25 s apart queued while it booted: no wait for work, yet the gaps are the
+    trickle's."""
     lifecycle = world.lifecycle(idle_seconds=5, idle_max_seconds=60)
     lifecycle.booted()
     lifecycle.arrivals.saw([world.now - 25, world.now])

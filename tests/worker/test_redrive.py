@@ -1,4 +1,5 @@
-"""`facerec redrive` against moto: a job in the jobs DLQ is counted, moved back, and then finishes."""
+"""`facerec redrive` against moto: a job in the jobs DLQ is counted, moved back, and then
+finishes."""
 
 from __future__ import annotations
 

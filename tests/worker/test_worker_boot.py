@@ -88,7 +88,8 @@ def test_a_worker_logs_its_boot_once_and_polls_only_after_its_engine_is_loaded(
     assert boot["service"] == SERVICE and boot["instance_id"] == instance_id
     assert boot["message"].startswith("boot: first poll")
     assert 0 < boot["imports_s"] and 0 < boot["engine_s"] <= boot["first_poll_s"]
-    # Seen from moto: the first ReceiveMessage on the jobs queue arrived after the engine was loaded.
+    # Seen from moto: the first ReceiveMessage on the jobs queue arrived after the engine was
+    # loaded.
     queue_name = stack.outputs["JobsQueueUrl"].rstrip("/").rsplit("/", 1)[1]
     first_receive = min(t for t in receives[queue_name] if t >= started)
     assert first_receive - started >= boot["engine_s"]

@@ -73,7 +73,8 @@ def kill_a_worker_mid_batch(
 def rescue(harness, jobs: list[str], held: set[str]) -> list[dict[str, Any]]:
     """Another worker, started at once with the production settings, finishes every job, each
     once: the ones the dead worker held on their first redelivery, taken over because the holder's
-    own message came back (its claims go stale only after the maximum batch time). The jobs' rows."""
+    own message came back (its claims go stale only after the maximum batch time). The jobs'
+    rows."""
     rescuer = harness.worker(
         idle_seconds=0,
         poll_wait_seconds=PRODUCTION.poll_wait_seconds,

@@ -32,10 +32,14 @@ import enum
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from transitions import EventData, Machine
 
 from .leaving import ArrivalGaps, IdleRule
+
+if TYPE_CHECKING:
+    from transitions.core import TransitionConfigDict
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class State(enum.StrEnum):
     TERMINATED = "terminated"
 
 
-TRANSITIONS = [
+TRANSITIONS: list[TransitionConfigDict] = [
     {"trigger": "booted", "source": State.BOOTING, "dest": State.POLLING},
     {"trigger": "received", "source": [State.POLLING, State.IDLE], "dest": State.PROCESSING},
     {"trigger": "finished_batch", "source": State.PROCESSING, "dest": State.POLLING},
@@ -102,6 +106,21 @@ class Lifecycle:
     `claim_idle_end` is asked last, once the rest allows the end: True when the fleet can spare
     this worker (leaving.Retirement.claim_idle_end; always True without a minimum fleet).
     """
+
+    # The machine binds the state and a method for each trigger in TRANSITIONS to the model:
+    # declared here for type checkers, as annotations only: transitions would skip, with a
+    # warning, a name the model already has.
+    state: State
+    booted: Callable[[], bool]
+    received: Callable[[], bool]
+    finished_batch: Callable[[], bool]
+    found_queue_empty: Callable[[], bool]
+    tick: Callable[[], bool]
+    retire: Callable[[], bool]
+    drain: Callable[[], bool]
+    pooled: Callable[[], bool]
+    resumed: Callable[[], bool]
+    terminated: Callable[[], bool]
 
     def __init__(
         self,
@@ -174,6 +193,8 @@ class Lifecycle:
         return self._claim_idle_end()
 
     def _log_change(self, event: EventData) -> None:
+        # Only after a move: every transition here has a dest, none is internal.
+        assert event.transition is not None and event.transition.dest is not None
         # transitions names an Enum's states by member name; the log keeps their values.
         source, dest = State[event.transition.source].value, State[event.transition.dest].value
         logger.info("worker %s -> %s (%s)", source, dest, event.event.name)

@@ -98,7 +98,7 @@ class PeopleDirectory:
                 raise
             # Either the record changed, or this job was counted by an earlier run.
             row = self.get(owner.person)
-            if live_incarnation(row) != owner.incarnation:
+            if row is None or live_incarnation(row) != owner.incarnation:
                 return None
             return int(row.get("photos_enrolled", 0))
         return int(response["Attributes"]["photos_enrolled"])

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeGuard, TypeVar
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
@@ -65,30 +65,34 @@ IO_THREADS = 20
 # The error of a job whose photo ended a worker's process when it was alone in the engine.
 PHOTO_CRASHED_WORKER = "photo_crashed_worker"
 _R = TypeVar("_R")
+# What a delivery carries: JobMessage | None as received, JobMessage once checked (has_job).
+_J = TypeVar("_J", bound="JobMessage | None")
 # Any outcome recorded so far (JobLedger.finished_before's cut).
 _EVER = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """An SQS message as received; `job` is None for a body that is not a job."""
+class Delivery(Generic[_J]):
+    """An SQS message as received; `job` is None for a body that is not a job. A
+    Delivery[JobMessage] is one known to carry a job (has_job): the only kind a batch takes."""
 
     message_id: str
     receipt_handle: str
     receive_count: int
-    job: JobMessage | None
+    job: _J
     # When the message was sent (SQS's SentTimestamp), epoch seconds; None if SQS did not say.
     sent_at: float | None = None
 
-    @classmethod
-    def from_sqs(cls, message: dict[str, Any]) -> Delivery:
+    @staticmethod
+    def from_sqs(message: dict[str, Any]) -> Delivery[JobMessage | None]:
+        job: JobMessage | None
         try:
             job = JobMessage.from_json(message["Body"])
         except (ValueError, KeyError, TypeError):
             logger.error("message %s is not a job: %.200r", message["MessageId"], message["Body"])
             job = None
         attributes = message.get("Attributes", {})
-        return cls(
+        return Delivery(
             message_id=message["MessageId"],
             receipt_handle=message["ReceiptHandle"],
             receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
@@ -99,32 +103,40 @@ class Delivery:
         )
 
 
+def has_job(delivery: Delivery[JobMessage | None]) -> TypeGuard[Delivery[JobMessage]]:
+    return delivery.job is not None
+
+
 @dataclass
 class Batch:
     """One batch between its stages: what is settled so far, the jobs this worker took, their
     photos, what the engine made of them, and the first failure, if any."""
 
-    deliveries: list[Delivery]
+    deliveries: list[Delivery[JobMessage | None]]
     # False when the claims failed: no job is this worker's, nothing is settled or failed.
     claimed: bool = True
-    settled: list[Delivery] = field(default_factory=list)
-    taken: list[Delivery] = field(default_factory=list)
+    settled: list[Delivery[JobMessage]] = field(default_factory=list)
+    taken: list[Delivery[JobMessage]] = field(default_factory=list)
     # The jobs this worker still held in the batches ahead when this one was claimed (prepare).
     repeats: set[str] = field(default_factory=set)
     photos: dict[str, PhotoInput] = field(default_factory=dict)
     # Each fetched photo's S3 LastModified by job id, for the upload-to-result time.
     uploaded_at: dict[str, datetime] = field(default_factory=dict)
-    recognized: list[tuple[Delivery, PhotoResult | PhotoFailure]] = field(default_factory=list)
+    recognized: list[tuple[Delivery[JobMessage], PhotoResult | PhotoFailure]] = field(
+        default_factory=list
+    )
     # The people rows the gallery read for the matches: the display names in the results.
     people: Mapping[str, Any] = field(default_factory=dict)
-    enrolled: list[tuple[Delivery, np.ndarray | EnrollmentError]] = field(default_factory=list)
+    enrolled: list[tuple[Delivery[JobMessage], np.ndarray | EnrollmentError]] = field(
+        default_factory=list
+    )
     failure: Exception | None = None
 
     @property
     def job_ids(self) -> set[str]:
         return {d.job.job_id for d in self.deliveries if d.job is not None}
 
-    def of_kind(self, kind: JobKind) -> list[Delivery]:
+    def of_kind(self, kind: JobKind) -> list[Delivery[JobMessage]]:
         return [d for d in self.taken if d.job.kind is kind]
 
 
@@ -157,12 +169,14 @@ class BatchProcessor:
         # time they would cost more than the engine does.
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="batch-io")
 
-    def prepare(self, deliveries: list[Delivery], *, in_hand: Collection[str] = ()) -> Batch:
+    def prepare(
+        self, deliveries: list[Delivery[JobMessage | None]], *, in_hand: Collection[str] = ()
+    ) -> Batch:
         """Everything before the engine: claim the jobs, fetch their photos. It runs on a
         background thread while the engine works on the batch before; `in_hand` names the jobs
         of the batches this worker holds ahead of this one (in the engine, or being finished)."""
         # A body that is not a job is left for the dead-letter queue, where someone can look at it.
-        jobs = [delivery for delivery in deliveries if delivery.job is not None]
+        jobs = [delivery for delivery in deliveries if has_job(delivery)]
         # A job held ahead is claimed again as this worker's own: `finish` drops this delivery
         # if the batch ahead recorded the outcome, and records its own if that batch failed.
         batch = Batch(deliveries, repeats={d.job.job_id for d in jobs} & set(in_hand))
@@ -249,7 +263,9 @@ class BatchProcessor:
             self._failed(batch, exc)
 
     def _in_engine(
-        self, deliveries: list[Delivery], work: Callable[[list[Delivery]], list[_R]]
+        self,
+        deliveries: list[Delivery[JobMessage]],
+        work: Callable[[list[Delivery[JobMessage]]], list[_R]],
     ) -> list[_R]:
         """`work` (the engine) on the deliveries' photos, answers in their order: first deliveries
         together, and each delivery received before alone, its job's record marked meanwhile.
@@ -269,7 +285,7 @@ class BatchProcessor:
                     (answers[delivery.message_id],) = work([delivery])
         return [answers[d.message_id] for d in deliveries]
 
-    def finish(self, batch: Batch) -> list[Delivery]:
+    def finish(self, batch: Batch) -> list[Delivery[JobMessage]]:
         """Everything after the engine: results, gallery writes and outcomes, then the batch's
         compactions. The deliveries whose jobs now have an outcome; the caller deletes exactly
         those. It runs on a background thread while the engine works on the next batch."""
@@ -285,7 +301,11 @@ class BatchProcessor:
             enrolled = [
                 (d, vectors) for d, vectors in batch.enrolled if d.job.job_id not in finished
             ]
-            list(self._io.map(lambda item: self._enroll_job(*item, batch.uploaded_at), enrolled))
+            list(
+                self._io.map(
+                    lambda item: self._enroll_job(item[0], item[1], batch.uploaded_at), enrolled
+                )
+            )
             batch.settled += [delivery for delivery, _ in enrolled]
             # After the photos' outcomes, so that a compaction that fails does not hold them back.
             # A compaction beside the next batch's gallery read is to that read a compaction by
@@ -324,7 +344,7 @@ class BatchProcessor:
         )
         batch.failure = batch.failure or exc
 
-    def _claim(self, delivery: Delivery) -> Claim:
+    def _claim(self, delivery: Delivery[JobMessage]) -> Claim:
         return self._ledger.claim(
             delivery.job.job_id,
             message_id=delivery.message_id,
@@ -338,7 +358,7 @@ class BatchProcessor:
         self._gallery.close()
 
     def _fetch_all(
-        self, deliveries: list[Delivery], uploaded_at: dict[str, datetime]
+        self, deliveries: list[Delivery[JobMessage]], uploaded_at: dict[str, datetime]
     ) -> dict[str, PhotoInput | None]:
         """Every job's photo by message id, fetched side by side; None for a job whose photo
         cannot be used (it is failed as it is fetched)."""
@@ -348,12 +368,14 @@ class BatchProcessor:
         return dict(zip((d.message_id for d in deliveries), photos))
 
     def _fetch_for_job(
-        self, delivery: Delivery, uploaded_at: dict[str, datetime]
+        self, delivery: Delivery[JobMessage], uploaded_at: dict[str, datetime]
     ) -> PhotoInput | None:
         with job_context(delivery.job.job_id):
             return self._fetch(delivery, uploaded_at)
 
-    def _fetch(self, delivery: Delivery, uploaded_at: dict[str, datetime]) -> PhotoInput | None:
+    def _fetch(
+        self, delivery: Delivery[JobMessage], uploaded_at: dict[str, datetime]
+    ) -> PhotoInput | None:
         """The job's photo; None, with the job recorded FAILED, when there is none to work on.
         One GET: its answer carries the size and upload time a HEAD would, for a tenth of the calls."""
         job = delivery.job
@@ -384,9 +406,9 @@ class BatchProcessor:
 
     def _record_recognitions(
         self,
-        recognized: list[tuple[Delivery, PhotoResult | PhotoFailure]],
+        recognized: list[tuple[Delivery[JobMessage], PhotoResult | PhotoFailure]],
         batch: Batch,
-    ) -> list[Delivery]:
+    ) -> list[Delivery[JobMessage]]:
         results = {
             d.job.job_id: _recognition_document(d.job.job_id, r, batch.people)
             for d, r in recognized
@@ -422,6 +444,8 @@ class BatchProcessor:
         if isinstance(result, PhotoFailure):
             self._ledger.failed(job_id, error=result.error["code"], cause=result.error["message"])
         else:
+            # Set whenever the batch has a PhotoResult: its document is stored under it.
+            assert key is not None
             self._ledger.done(
                 job_id,
                 result_key=key,
@@ -449,7 +473,7 @@ class BatchProcessor:
 
     def _enroll_job(
         self,
-        delivery: Delivery,
+        delivery: Delivery[JobMessage],
         vectors: np.ndarray | EnrollmentError,
         uploaded_at: dict[str, datetime],
     ) -> None:
@@ -487,6 +511,10 @@ class BatchProcessor:
         object's key and how many photos the person is now enrolled from. A retry (the worker
         before died short of DONE) appends again, which the gallery takes once per job, and
         counts nothing if the run before counted."""
+        if job.person is None:
+            # The control plane names the person in every enrollment's message; failing one that
+            # does not here keeps it from failing the rest of its batch's finish.
+            raise PersonNotFoundError("the enrollment job names no person")
         # The messages say "the person", never who: they go to the job's record and the log.
         incarnation = live_incarnation(self._people.get(job.person))
         if incarnation is None:
@@ -500,7 +528,7 @@ class BatchProcessor:
             raise PersonNotFoundError("the person was deleted during the enrollment")
         return change, photos_enrolled
 
-    def _compact(self, delivery: Delivery) -> Delivery:
+    def _compact(self, delivery: Delivery[JobMessage]) -> Delivery[JobMessage]:
         """Fold the gallery's changes into a new snapshot without the faces of deleted people."""
         job = delivery.job
         with job_context(job.job_id):

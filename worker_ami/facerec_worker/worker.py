@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.contract import queue_backlog
+from chalicelib.contract import JobMessage, queue_backlog
 from chalicelib.contract.fleet_plan import FleetPlanStore
 from facerec_worker.engine import Recognizer
 
@@ -417,7 +417,9 @@ class Worker:
         with self._held_lock:
             self._held += messages
 
-    def _let_go(self, deliveries: list[Delivery], beat: contextlib.ExitStack) -> None:
+    def _let_go(
+        self, deliveries: list[Delivery[JobMessage | None]], beat: contextlib.ExitStack
+    ) -> None:
         """The heartbeat stops: what was not deleted comes back after its visibility timeout."""
         beat.close()
         self._count_held(-len(deliveries))

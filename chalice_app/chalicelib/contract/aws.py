@@ -50,7 +50,8 @@ def error_code(exc: ClientError) -> str:
 
 
 def is_conditional_failure(exc: ClientError) -> bool:
-    """A DynamoDB write refused by its ConditionExpression: the record was not in the state asked for."""
+    """A DynamoDB write refused by its ConditionExpression: the record was not in the state asked
+    for."""
     return error_code(exc) == "ConditionalCheckFailedException"
 
 
@@ -151,7 +152,8 @@ def delete_objects(s3: Any, bucket: str, keys: list[str]) -> None:
 
 
 def queue_backlog(sqs: Any, queue_url: str) -> int:
-    """The queue's messages that still need a worker (`_BACKLOG`); an attribute SQS leaves out counts 0."""
+    """The queue's messages that still need a worker (`_BACKLOG`); an attribute SQS leaves out
+    counts 0."""
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(_BACKLOG))[
         "Attributes"
     ]

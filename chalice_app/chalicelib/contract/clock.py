@@ -13,5 +13,6 @@ Clock = Callable[[], float]
 
 
 def utc_now_iso(clock: Clock = time.time) -> str:
-    """The clock's time in UTC to the millisecond, as every `*_at` attribute of a record holds it."""
+    """The clock's time in UTC to the millisecond, as every `*_at` attribute of a record holds
+    it."""
     return datetime.fromtimestamp(clock(), tz=UTC).isoformat(timespec="milliseconds")

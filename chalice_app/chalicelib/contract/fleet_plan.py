@@ -1,4 +1,5 @@
-"""The fleet plan: what the last scale-up round counted and asked for, and the workers' claims to leave.
+"""The fleet plan: what the last scale-up round counted and asked for, and the workers' claims to
+leave.
 
 The scale-up task only adds workers; workers leave by themselves, as the seed chose (nothing
 terminates a busy worker). Two kinds of leaving need the rest of the fleet's consent, because
@@ -9,12 +10,13 @@ every worker sees the same queue and would otherwise decide alike and all at onc
 
 Both are claims on one item of the leases table, beside the scale-up lease, each a conditional
 write that counts the claims already made: `retiring` (instance id -> when it claimed) holds at
-most as many workers as the round's figures leave surplus, `warm_pool` (instance id -> when it stopped)
-at most the pool size. The round publishes `live` and `desired` and forgets the retiring workers it
-no longer counts live, so `live - len(retiring)` is the fleet that stays.
+most as many workers as the round's figures leave surplus, `warm_pool` (instance id -> when it
+stopped) at most the pool size. The round publishes `live` and `desired` and forgets the retiring
+workers it no longer counts live, so `live - len(retiring)` is the fleet that stays.
 
-    scale-up round ──publish(live, desired, forget)──▶ item ◀──claim_retirement / claim_pool_slot── workers
+    scale-up round ──publish(live, desired, forget)──▶ item
                    ──take_from_pool(ids)──▶ StartInstances
+           workers ──claim_retirement / claim_pool_slot──▶ item
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ class FleetPlanStore:
             # The maps must exist before claims can set entries in them path by path.
             update = (
                 f"SET live = :live, desired = :desired, at_ms = :now{stamp}, "
-                "retiring = if_not_exists(retiring, :empty), warm_pool = if_not_exists(warm_pool, :empty)"
+                "retiring = if_not_exists(retiring, :empty), "
+                "warm_pool = if_not_exists(warm_pool, :empty)"
             )
             values = {":empty": {}}
         self._table.update_item(
@@ -169,7 +172,9 @@ class FleetPlanStore:
                 Key=self._key,
                 UpdateExpression=f"SET {field_name}.#me = :now",
                 # Fewer claims than the limit; a worker that already holds one keeps it (a retry).
-                ConditionExpression=f"size({field_name}) < :limit OR attribute_exists({field_name}.#me)",
+                ConditionExpression=(
+                    f"size({field_name}) < :limit OR attribute_exists({field_name}.#me)"
+                ),
                 ExpressionAttributeNames={"#me": instance_id},
                 ExpressionAttributeValues={":now": now_ms, ":limit": limit},
             )
@@ -182,6 +187,9 @@ class FleetPlanStore:
     def _create_maps(self) -> None:
         self._table.update_item(
             Key=self._key,
-            UpdateExpression="SET retiring = if_not_exists(retiring, :empty), warm_pool = if_not_exists(warm_pool, :empty)",
+            UpdateExpression=(
+                "SET retiring = if_not_exists(retiring, :empty), "
+                "warm_pool = if_not_exists(warm_pool, :empty)"
+            ),
             ExpressionAttributeValues={":empty": {}},
         )

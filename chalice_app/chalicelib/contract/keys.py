@@ -38,7 +38,8 @@ _UPLOAD_KEY = re.compile(rf"{UPLOAD_PREFIX}(?P<job_id>{JOB_ID_PATTERN})/(?P<file
 
 
 def upload_key(job_id: str, filename: str) -> str:
-    """Where a job's photo is uploaded; the S3 event handler parses it back with parse_upload_key."""
+    """Where a job's photo is uploaded; the S3 event handler parses it back with
+    parse_upload_key."""
     return f"{UPLOAD_PREFIX}{job_id}/{filename}"
 
 
@@ -74,7 +75,8 @@ def legacy_gallery_key(model: str) -> str:
     return f"{GALLERY_PREFIX}{model}.json"
 
 
-# The folder of a gallery's appended changes; the scheduled compaction looks for it under GALLERY_PREFIX.
+# The folder of a gallery's appended changes; the scheduled compaction looks for it under
+# GALLERY_PREFIX.
 GALLERY_CHANGES = "changes/"
 # Changes and snapshots are engine.FaceIndex's binary form.
 _BINARY = ".bin"

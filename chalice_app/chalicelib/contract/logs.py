@@ -15,13 +15,14 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import MappingProxyType
 from typing import IO, Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 __all__ = ["configure_json_logging", "job_context"]
 
-_JOB: ContextVar[Mapping[str, str]] = ContextVar("facerec_job", default={})
+_JOB: ContextVar[Mapping[str, str]] = ContextVar("facerec_job", default=MappingProxyType({}))
 
 
 @contextmanager

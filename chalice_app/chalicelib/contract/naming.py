@@ -20,7 +20,8 @@ STAGE_TAG = "facerec:stage"
 
 
 def stage_prefix(app_name: str, stage: str) -> str:
-    """The stage's StagePrefix: Chalice's own `<app_name>-<stage>`, which also names its functions."""
+    """The stage's StagePrefix: Chalice's own `<app_name>-<stage>`, which also names its
+    functions."""
     return f"{app_name}-{stage}"
 
 

@@ -1,4 +1,5 @@
-"""What a job is: its statuses and kinds, the id's shape, the message a worker takes, the upload rule."""
+"""What a job is: its statuses and kinds, the id's shape, the message a worker takes, the upload
+rule."""
 
 from __future__ import annotations
 

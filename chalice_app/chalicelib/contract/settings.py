@@ -88,7 +88,8 @@ class StageSettings(EnvSettings):
     output_bucket: str = setting("FACEREC_OUTPUT_BUCKET", named="output_bucket")
     jobs_table: str = setting("FACEREC_JOBS_TABLE", named="jobs_table")
     people_table: str = setting("FACEREC_PEOPLE_TABLE", named="people_table")
-    # The scale-up lease and the fleet plan (contract.fleet_plan) that workers claim their leaving on.
+    # The scale-up lease and the fleet plan (contract.fleet_plan) that workers claim their leaving
+    # on.
     leases_table: str = setting("FACEREC_LEASES_TABLE", named="leases_table")
     # A URL holds the account and the region: the stack's output, never derived here.
     jobs_queue_url: str = setting("FACEREC_JOBS_QUEUE_URL")
@@ -96,5 +97,6 @@ class StageSettings(EnvSettings):
     # Leaving workers stop into a warm pool of at most this many instances (EBS only while stopped)
     # instead of terminating; the scale-up task starts them before it launches new ones.
     warm_pool_size: int = setting("FACEREC_WARM_POOL_SIZE", 0)
-    # Workers never leave below this many, and the scale-up task keeps this many live: no cold start.
+    # Workers never leave below this many, and the scale-up task keeps this many live: no cold
+    # start.
     min_workers: int = setting("FACEREC_MIN_WORKERS", 0)

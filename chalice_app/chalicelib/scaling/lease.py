@@ -1,4 +1,5 @@
-"""A time lease in DynamoDB: whoever holds it may call EC2, one round at a time, one round per interval.
+"""A time lease in DynamoDB: whoever holds it may call EC2, one round at a time, one round per
+interval.
 
 At 1000 uploads/s the scale-up task runs 1000 times a second, while EC2 allows RunInstances a
 burst of 5 and 2 a second. One conditional write lets one run per interval through; the others
@@ -34,7 +35,8 @@ __all__ = ["FleetEntry", "Lease", "LeaseGrant"]
 
 @dataclass(frozen=True)
 class FleetEntry:
-    """One holder's launch: `count` workers reserved at `at_ms`, their ids once RunInstances returned.
+    """One holder's launch: `count` workers reserved at `at_ms`, their ids once RunInstances
+    returned.
 
     An entry without ids is a reservation: its launch is in flight, or its run died before it
     could record the ids.
@@ -85,7 +87,8 @@ class Lease:
         return int(self._clock() * 1000)
 
     def try_acquire(self, seconds: int) -> LeaseGrant | None:
-        """The grant, held for `seconds`, when the lease was free (expired); None when another run holds it.
+        """The grant, held for `seconds`, when the lease was free (expired); None when another run
+        holds it.
 
         A read comes first: at 1000 uploads/s the task runs up to 2000 times a second, and one
         DynamoDB item takes about 1000 writes a second, failed conditional writes included, while
@@ -159,8 +162,8 @@ class Lease:
                 raise LeaseError(f"could not release the {self._name} lease", exc) from exc
 
     def reserve(self, grant: LeaseGrant, ledger: Mapping[str, FleetEntry], count: int) -> bool:
-        """Write the ledger's changes and a reservation for `count` workers under this holder's token,
-        while it still holds the lease; False when a later run has taken the lease over.
+        """Write the ledger's changes and a reservation for `count` workers under this holder's
+        token, while it still holds the lease; False when a later run has taken the lease over.
 
         The reservation comes before RunInstances: a later holder then counts the launch even
         while it is in flight, and a run whose lease was taken over launches nothing, because the
@@ -205,7 +208,8 @@ class Lease:
 
     def _write(self, changes: _LedgerChanges, holder: str | None = None) -> None:
         """Entry by entry: a holder sets and removes only the entries it names, so entries that
-        another holder writes meanwhile survive. With `holder`, only while that token holds the lease."""
+        another holder writes meanwhile survive. With `holder`, only while that token holds the
+        lease."""
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         sets, removes = [], []

@@ -27,7 +27,8 @@ def desired_workers(
         raise ValueError(f"backlog ({backlog}) and live workers ({live}) cannot be negative")
     if photos_per_second <= 0 or drain_seconds <= 0:
         raise ValueError(
-            f"a worker's rate ({photos_per_second}/s) and the drain time ({drain_seconds} s) must be positive"
+            f"a worker's rate ({photos_per_second}/s) and the drain time ({drain_seconds} s) "
+            "must be positive"
         )
     if max_workers < 0 or not 0 <= min_workers <= max_workers:
         raise ValueError(f"need 0 <= min workers ({min_workers}) <= max workers ({max_workers})")
@@ -36,5 +37,6 @@ def desired_workers(
 
 
 def workers_to_launch(desired: int, live: int) -> int:
-    """The difference to start or launch; never negative (a fleet over its target shrinks by itself)."""
+    """The difference to start or launch; never negative (a fleet over its target shrinks by
+    itself)."""
     return max(0, desired - live)

@@ -1,5 +1,5 @@
-"""The scale-up task: backlog and live workers in; pooled workers started, then RunInstances, for the
-difference; the fleet plan published for the workers that may retire."""
+"""The scale-up task: backlog and live workers in; pooled workers started, then RunInstances, for
+the difference; the fleet plan published for the workers that may retire."""
 
 from __future__ import annotations
 
@@ -156,7 +156,8 @@ class ScaleUp:
                 desired=desired,
             )
         live = fleet.live + len(started) + len(launched)
-        # What the backlog alone asks for, not held up by the live workers: the fleet may shrink to it.
+        # What the backlog alone asks for, not held up by the live workers: the fleet may shrink to
+        # it.
         needed = self._desired(backlog, 0, settings.drain_objective_seconds)
         gone = [i for i in plan.retiring if fleet.instances.get(i, _GONE).state not in LIVE_STATES]
         now_ms = self._lease.now_ms()
@@ -316,7 +317,8 @@ class ScaleUp:
             role_key, role_value = WORKER_ROLE_TAG
             logger.error(
                 "scale-up: live workers %s are not listed under the tags %s=%s, %s=%s; they count "
-                "against the cap of %d, but check FACEREC_STAGE_PREFIX and the launch template's tags",
+                "against the cap of %d, but check FACEREC_STAGE_PREFIX "
+                "and the launch template's tags",
                 missed,
                 role_key,
                 role_value,

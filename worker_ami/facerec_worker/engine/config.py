@@ -104,6 +104,11 @@ class EngineConfig:
         if self.min_photo_side is None:
             object.__setattr__(self, "min_photo_side", self.min_face_size)
 
+    @property
+    def shortest_photo_side(self) -> int:
+        """min_photo_side as __post_init__ fills it in, typed as the int it always is by then."""
+        return self.min_face_size if self.min_photo_side is None else self.min_photo_side
+
     @classmethod
     def from_env(cls) -> EngineConfig:
         weights = os.environ.get("FACENET_WEIGHTS", "")

@@ -84,6 +84,9 @@ class DlibResnet(torch.nn.Module):
     """dlib's ResNet: chips in, 128-d descriptors out, as dlib's compute_face_descriptor gives them
     (not normalized: their norms sit near 1.4, and dlib's 0.6 threshold is on these)."""
 
+    # A buffer (register_buffer, below): Module's attribute lookup finds it, untyped.
+    means: torch.Tensor
+
     def __init__(
         self,
         means: torch.Tensor,
@@ -323,6 +326,7 @@ def _folded_conv(con: _Layer, affine: _Layer, *, channels: int) -> torch.nn.Conv
     conv = torch.nn.Conv2d(channels, filters, (rows, cols), stride=stride, padding=padding)
     kernel = weights[:-filters].reshape(filters, channels, rows, cols) * gamma[:, None, None, None]
     conv.weight.data = torch.from_numpy(kernel).contiguous(memory_format=torch.channels_last)
+    assert conv.bias is not None  # made with one: Conv2d's bias defaults to True
     conv.bias.data = torch.from_numpy(weights[-filters:] * gamma + beta)
     return conv
 

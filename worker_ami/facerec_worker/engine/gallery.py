@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -22,6 +23,17 @@ class Match:
 
     identity: str | None
     distance: float | None
+
+
+class Matcher(Protocol):
+    """What the engine names faces from: a Gallery, or the worker's people-aware LiveGallery."""
+
+    @property
+    def dimensions(self) -> int: ...
+
+    def require_model(self, model: str) -> None: ...
+
+    def match(self, embeddings: np.ndarray, *, model: str, threshold: float) -> list[Match]: ...
 
 
 @dataclass

@@ -16,7 +16,7 @@ from .detection import DetectedFace, FaceDetector
 from .detectors import load_detector
 from .embedders import Embedder, load_embedder
 from .errors import EngineError, EnrollmentError, PhotoError
-from .gallery import Gallery
+from .gallery import Gallery, Match, Matcher
 from .imaging import Photo, load_photo
 from .result import FaceResult, PhotoFailure, PhotoResult
 
@@ -109,7 +109,7 @@ class Recognizer:
                     item.data,
                     max_pixels=self.config.max_pixels,
                     long_side=self.config.detect_long_side,
-                    min_side=self.config.min_photo_side,
+                    min_side=self.config.shortest_photo_side,
                 )
             except PhotoError as exc:
                 outcomes[index] = PhotoFailure(item.name, {"code": exc.code, "message": str(exc)})
@@ -121,6 +121,7 @@ class Recognizer:
                 continue
             decoded.append((index, item, photo, _ms_since(started)))
 
+        found: Sequence[tuple[list[DetectedFace], np.ndarray] | None]
         try:
             found = self._detect_and_embed([photo.image for _, _, photo, _ in decoded], timings)
         except Exception as exc:
@@ -171,7 +172,7 @@ class Recognizer:
         return found
 
     def recognize(
-        self, photos: Sequence[PhotoInput], gallery: Gallery
+        self, photos: Sequence[PhotoInput], gallery: Matcher
     ) -> list[PhotoResult | PhotoFailure]:
         """One result per photo, in order: each face named from `gallery`, or unknown."""
         gallery.require_model(self.model)
@@ -212,10 +213,11 @@ class Recognizer:
         A photo with no face or several faces is refused rather than guessed at: enrolling the
         wrong face would put a stranger's name on every later match.
         """
-        vectors = self.enrollment_vectors(photos)
-        for outcome in vectors:
+        vectors = []
+        for outcome in self.enrollment_vectors(photos):
             if isinstance(outcome, EnrollmentError):
                 raise outcome
+            vectors.append(outcome)
         return np.concatenate(vectors)
 
     def enrollment_vectors(
@@ -245,7 +247,7 @@ def _enrollment_vector(analysis: Analysis | PhotoFailure) -> np.ndarray | Enroll
     return analysis.embeddings
 
 
-def _face_result(photo: Photo, face: DetectedFace, match) -> FaceResult:
+def _face_result(photo: Photo, face: DetectedFace, match: Match) -> FaceResult:
     """A face in the original photo's pixels."""
     scale = np.array([photo.scale_x, photo.scale_y])
     return FaceResult(

@@ -17,6 +17,7 @@ could not be read gives {"schema_version": 1, "photo": .., "error": {"code": ..,
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -41,7 +42,7 @@ class PhotoResult:
     timings_ms: dict[str, float]
     schema_version: int = SCHEMA_VERSION
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, **asdict(self)}
 
 
@@ -53,5 +54,5 @@ class PhotoFailure:
     error: dict[str, str]
     schema_version: int = SCHEMA_VERSION
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, **asdict(self)}

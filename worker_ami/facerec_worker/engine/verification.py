@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -42,7 +43,31 @@ def read_pairs(path: Path) -> list[Pair]:
         ) from exc
 
 
-def verify(engine: Recognizer, pairs: list[Pair]) -> dict[str, object]:
+class PairDistance(TypedDict):
+    a: str
+    b: str
+    same: bool
+    distance: float
+
+
+class VerificationReport(TypedDict):
+    """What `verify` finds, as `facerec-engine verify` prints it (JSON)."""
+
+    model: str
+    threshold: float
+    detector: str
+    pairs: int
+    pairs_judged: int
+    # None when no pair could be judged.
+    accuracy: float | None
+    false_accepts: int
+    false_rejects: int
+    distances: list[PairDistance]
+    # Why each photo that could not be judged was refused, by its path.
+    unusable_photos: dict[str, str]
+
+
+def verify(engine: Recognizer, pairs: list[Pair]) -> VerificationReport:
     """Accuracy, false accepts (strangers judged the same person) and false rejects at the
     engine's threshold, with each pair's distance."""
     vectors: dict[Path, np.ndarray] = {}
