@@ -37,7 +37,7 @@ from chalicelib.scaling import ScaleUpResult
 from chalicelib.services import get_services
 from chalicelib.telemetry import configure_function_logging, job_of_upload, put_scale_up_metrics
 from chalicelib.uploads import UploadRequest
-from chalicelib.web import page
+from chalicelib.web_page import page
 
 configure_function_logging()
 # Chalice's own handler would write app.log's lines as text; they go to the root's (JSON in Lambda).

@@ -18,7 +18,7 @@ import pytest
 from conftest import wait_for
 from local_service_fleet import worker_processes
 
-from chalicelib.web import page as web_page
+from chalicelib.web_page import page as web_page
 from facerec_client.api import FacerecClient
 from local_service.process import ADMIN_TOKEN, API_KEY, RunningService, local_service
 

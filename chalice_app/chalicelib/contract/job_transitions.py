@@ -12,8 +12,10 @@ The workflow records QUEUED, and FAILED from its Catch; the upload-event handler
 fails a refused upload the same way; a worker claims, and records DONE or FAILED; `facerec
 redrive` requeues the jobs whose messages it moves back from the dead-letter queue.
 
-The workflow's ASL spells the same expressions in DynamoDB's typed values, and
-tests/test_workflow_definition.py holds its "Record job as …" states to the transitions here.
+The workflow's ASL takes the expressions of the two transitions it writes from here
+(statemachine.load_definition fills them in), and tests/test_workflow_definition.py holds its typed
+status values to these.
+
 Attribute names that DynamoDB reserves are written `#name` and always stand for `name`.
 """
 
@@ -89,6 +91,8 @@ class Transition:
 
 # The workflow, once per execution. Only a job still waiting for its photo: a duplicate execution
 # (Express delivers at least once) finds it queued already and stops without enqueuing it twice.
+# `execution_id` is for an operator, not the service: the execution that queued the job, to find
+# in Step Functions (or its log group) when a job did not go as expected.
 RECORD_QUEUED = Transition(
     "SET #status = :queued, queued_at = :now, execution_id = :execution",
     "#status = :awaiting",
