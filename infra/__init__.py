@@ -1,1 +1,2 @@
-"""Infrastructure: the CloudFormation template, its packaging and deployment, and the local stack."""
+"""Infrastructure: the CloudFormation template, its packaging and deployment, and the local
+stack."""

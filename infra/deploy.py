@@ -1,11 +1,15 @@
 """Deploy a stage to AWS and take it down again, with boto3 only (no AWS CLI needed).
 
-    python -m infra.deploy deploy --stage dev --worker-ami ami-…   # one stack: our resources + Chalice's
+    python -m infra.deploy deploy --stage dev --worker-ami ami-…     # one stack: our resources +
+                                                                     # Chalice's
     python -m infra.deploy deploy --stage dev --parameter WarmPoolSize=2 --parameter MinWorkers=1
     python -m infra.deploy destroy --stage dev                       # back to nothing
-    python -m infra.deploy deploy-infra --stage dev --worker-ami …   # our resources only, for `chalice deploy`
-    python -m infra.deploy chalice-config --stage dev                # that stack's names into .chalice/config.json
-    python -m infra.deploy preflight                                 # credentials and region, nothing else
+    python -m infra.deploy deploy-infra --stage dev --worker-ami …   # our resources only, for
+                                                                     # `chalice deploy`
+    python -m infra.deploy chalice-config --stage dev                # that stack's names into
+                                                                     # .chalice/config.json
+    python -m infra.deploy preflight                                 # credentials and region,
+                                                                     # nothing else
 
 `deploy` packages the stage with infra.merge, uploads the code and the template to the stage's
 artifacts bucket (the template is over CloudFormation's 51,200-byte inline limit), creates or
@@ -137,7 +141,8 @@ def worker_ami(given: str | None) -> str:
 
 
 def ensure_artifacts_bucket(s3: Any, stage: Stage) -> str:
-    """The stage's private, encrypted bucket for code and templates (what `sam deploy` keeps too)."""
+    """The stage's private, encrypted bucket for code and templates (what `sam deploy` keeps
+    too)."""
     bucket = stage.artifacts_bucket
     try:
         s3.head_bucket(Bucket=bucket)
@@ -167,7 +172,8 @@ def ensure_artifacts_bucket(s3: Any, stage: Stage) -> str:
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
         },
     )
-    # Every deploy adds a zip and a template; the stack needs them only while it creates or rolls back.
+    # Every deploy adds a zip and a template; the stack needs them only while it creates or rolls
+    # back.
     s3.put_bucket_lifecycle_configuration(
         Bucket=bucket,
         LifecycleConfiguration={
@@ -192,7 +198,8 @@ def _put_by_content(s3: Any, bucket: str, name: str, body: bytes) -> str:
 
 
 def upload_package(s3: Any, region: str, bucket: str, package_dir: Path) -> str:
-    """Upload deployment.zip and the template pointing at it; the template's URL for CloudFormation."""
+    """Upload deployment.zip and the template pointing at it; the template's URL for
+    CloudFormation."""
     template = json.loads((package_dir / "sam.json").read_text(encoding="utf-8"))
     code_key = _put_by_content(
         s3, bucket, "deployment.zip", (package_dir / "deployment.zip").read_bytes()
@@ -237,7 +244,8 @@ def create_or_update_stack(
     if status == "ROLLBACK_COMPLETE":
         # A first create that failed leaves a stack that can only be deleted.
         raise DeployError(
-            f"stack {stack_name} failed to create earlier: run `make destroy` for its stage, then deploy again"
+            f"stack {stack_name} failed to create earlier: run `make destroy` for its stage, then "
+            "deploy again"
         )
     waiter_config = {"Delay": delay_seconds, "MaxAttempts": 3600 // delay_seconds}
     try:
@@ -309,7 +317,8 @@ def parse_parameters(given: list[str], template: Mapping[str, Any] | None = None
         name, equals, value = pair.partition("=")
         if not equals or name.strip() not in known:
             raise DeployError(
-                f"--parameter {pair!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}"
+                f"--parameter {pair!r}: expected NAME=VALUE with NAME one of "
+                f"{', '.join(sorted(known))}"
             )
         parameters[name.strip()] = value.strip()
     return parameters
@@ -366,7 +375,8 @@ def scale_up_arn(stage: Stage, partition: str = "aws") -> str:
 
 
 def _empty_bucket(s3: Any, bucket: str) -> None:
-    """Every object and every version (versioned or not): CloudFormation deletes only empty buckets."""
+    """Every object and every version (versioned or not): CloudFormation deletes only empty
+    buckets."""
     try:
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
             objects = [
@@ -520,7 +530,10 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="any other stack parameter, e.g. WarmPoolSize=2 (infra/README.md lists them); repeatable",
+        help=(
+            "any other stack parameter, e.g. WarmPoolSize=2 "
+            "(infra/README.md lists them); repeatable"
+        ),
     )
     args = parser.parse_args(argv)
     try:
@@ -547,7 +560,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "deploy-infra":
                 write_chalice_config(stage, outputs, powertools_layer_arn(session))
                 print(
-                    f"\nwrote stage {stage.name} into {CHALICE_CONFIG.relative_to(ROOT)}; now: cd chalice_app && chalice deploy --stage {stage.name}"
+                    f"\nwrote stage {stage.name} into {CHALICE_CONFIG.relative_to(ROOT)}; "
+                    f"now: cd chalice_app && chalice deploy --stage {stage.name}"
                 )
         elif args.command == "chalice-config":
             cfn = session.client("cloudformation")
@@ -562,7 +576,8 @@ def main(argv: list[str] | None = None) -> int:
                 _chalice("delete", "--stage", stage.name)
             teardown(session, stage)
             print(
-                f"stage {stage.name} is gone: stack {stage.stack_name}, its buckets' contents, workers, token, logs, artifacts"
+                f"stage {stage.name} is gone: stack {stage.stack_name}, its buckets' contents, "
+                "workers, token, logs, artifacts"
             )
     except (DeployError, ChalicePackageError, ClientError, BotoCoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)

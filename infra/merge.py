@@ -76,7 +76,9 @@ STAGE_THROTTLE_PARAMETERS = MappingProxyType(
             "Type": "Number",
             "Default": 100,
             "MinValue": 1,
-            "Description": "Requests a second the whole API takes, steadily, before API Gateway answers 429.",
+            "Description": (
+                "Requests a second the whole API takes, steadily, before API Gateway answers 429."
+            ),
         },
         "ApiStageBurstLimit": {
             "Type": "Number",
@@ -142,7 +144,9 @@ def build_merge_template(prefix: str, template: dict[str, Any] | None = None) ->
     template["Parameters"][_POWERTOOLS_LAYER] = {
         "Type": "AWS::SSM::Parameter::Value<String>",
         "Default": POWERTOOLS_LAYER_PARAMETER,
-        "Description": "The SSM parameter naming the Powertools layer the functions run with (AWS's own).",
+        "Description": (
+            "The SSM parameter naming the Powertools layer the functions run with (AWS's own)."
+        ),
     }
     merged = package_template(_replace_ref(template, _SCALE_UP_PARAMETER, _SCALE_UP_ARN))
     merged["Resources"].update(_function_overrides(merged))
@@ -207,7 +211,8 @@ def _gateway_responses() -> dict[str, Any]:
 
 
 def _project_copy(stage: str, destination: Path) -> Path:
-    """chalice_app/ without caches or deployment state, each function's role set to its logical id."""
+    """chalice_app/ without caches or deployment state, each function's role set to its logical
+    id."""
     project = destination / "chalice_app"
     project.mkdir(parents=True)
     for name in _COPIED:

@@ -94,7 +94,8 @@ def main() -> int:
         print(
             f"\nfacerec is running.\n"
             f"  web page:    {service.api_url}/app\n"
-            f"  API:         {service.api_url}  (admin token for enrollment: {options.admin_token})\n"
+            f"  API:         {service.api_url}  (admin token for enrollment: "
+            f"{options.admin_token})\n"
             f"  API key:     {options.api_key}  (X-Api-Key; {_limits(service)})\n"
             f"  seed route:  {seed_route_access(Settings.from_env())}\n"
             f"  AWS (moto):  {service.moto.endpoint_url}\n"
@@ -113,7 +114,10 @@ def main() -> int:
 
 def _limits(service: LocalService) -> str:
     limits = service.usage_plan.limits
-    return f"{limits.rate_per_second:g} requests/s, bursts of {limits.burst}, {limits.daily_quota} a day"
+    return (
+        f"{limits.rate_per_second:g} requests/s, bursts of {limits.burst}, "
+        f"{limits.daily_quota} a day"
+    )
 
 
 if __name__ == "__main__":

@@ -111,8 +111,9 @@ def _stack_resolver(
     physical_ids = {
         resource["LogicalResourceId"]: resource["PhysicalResourceId"]
         for resource in cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
-        # moto lists resource types it does not support (AWS::SQS::QueuePolicy, AWS::CloudWatch::Alarm)
-        # without ids, and some it does (a Lambda permission) without a physical id.
+        # moto lists resource types it does not support (AWS::SQS::QueuePolicy,
+        # AWS::CloudWatch::Alarm) without ids, and some it does (a Lambda permission) without a
+        # physical id.
         if "LogicalResourceId" in resource and "PhysicalResourceId" in resource
     }
     types = {physical_ids.get(name): spec["Type"] for name, spec in template["Resources"].items()}
@@ -154,7 +155,8 @@ def resolve_in_stack(
     parameters: Mapping[str, str],
     value: Any,
 ) -> Any:
-    """`value`, a piece of `template`, with its Ref, GetAtt and Sub resolved in the deployed stack."""
+    """`value`, a piece of `template`, with its Ref, GetAtt and Sub resolved in the deployed
+    stack."""
     resolve, _ = _stack_resolver(session, stack_name, template, parameters)
     return resolve(value)
 
@@ -162,7 +164,8 @@ def resolve_in_stack(
 def apply_bucket_settings(
     session: Any, stack_name: str, template: Mapping[str, Any], parameters: Mapping[str, str]
 ) -> None:
-    """Set the bucket properties moto's CloudFormation skips, through the S3 API, from the template."""
+    """Set the bucket properties moto's CloudFormation skips, through the S3 API, from the
+    template."""
     s3 = session.client("s3")
     resolve, physical_ids = _stack_resolver(session, stack_name, template, parameters)
     for logical_id, resource in template["Resources"].items():
@@ -273,6 +276,7 @@ def deploy_stack(
             }
         if not stack["StackStatus"].endswith("IN_PROGRESS") or time.monotonic() > deadline:
             raise StackError(
-                f"stack {stack_name} is {stack['StackStatus']}: {stack.get('StackStatusReason', '')}"
+                f"stack {stack_name} is {stack['StackStatus']}: "
+                f"{stack.get('StackStatusReason', '')}"
             )
         time.sleep(1)

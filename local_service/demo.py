@@ -42,7 +42,8 @@ def main() -> int:
             )
             print(f"demo: {name}: {faces or 'no face'}", flush=True)
         print(
-            f"demo: waiting for the fleet to scale back to zero ({options.idle_seconds:.0f} s idle) …",
+            "demo: waiting for the fleet to scale back to zero "
+            f"({options.idle_seconds:.0f} s idle) …",
             flush=True,
         )
         deadline = time.monotonic() + 120

@@ -45,7 +45,8 @@ HIBERNATE_VARIABLE = "FACEREC_WORKER_HIBERNATE"
 
 
 def hibernates(worker_env: Mapping[str, str]) -> bool:
-    """Whether the stage's workers hibernate when they stop: FACEREC_WORKER_HIBERNATE "true" or "1"."""
+    """Whether the stage's workers hibernate when they stop: FACEREC_WORKER_HIBERNATE "true" or
+    "1"."""
     return worker_env.get(HIBERNATE_VARIABLE, "").strip().lower() in ("true", "1")
 
 
@@ -205,7 +206,8 @@ class LocalFleet:
             self._restart_or_terminate(instance_id, process)
 
     def _switch_off(self, instance_id: str, process: _Process) -> None:
-        """The instance is stopping or stopped: hibernation freezes its worker, a plain stop ends it."""
+        """The instance is stopping or stopped: hibernation freezes its worker, a plain stop ends
+        it."""
         if process.paused:
             return
         if self._hibernate and process.alive and not process.shut_down:

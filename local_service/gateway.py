@@ -80,7 +80,8 @@ class TokenBucket:
 
 @dataclass(frozen=True)
 class Refusal:
-    """What the gateway answers instead of the app: the status, the API's error body, Retry-After."""
+    """What the gateway answers instead of the app: the status, the API's error body,
+    Retry-After."""
 
     status_code: int
     error: str

@@ -1,4 +1,5 @@
-"""IAM on the local stack: every request is authorized as AWS would authorize it, but the operator's.
+"""IAM on the local stack: every request is authorized as AWS would authorize it, but the
+operator's.
 
 Each part of the stack calls moto with credentials from AssumeRole on its own role in the template
 (local_service.roles), so a permission missing from a role fails here, as AccessDenied, rather than

@@ -63,9 +63,10 @@ def written_for_this_moto(patch: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if moto.__version__ != MOTO_VERSION:
             raise MotoVersionError(
-                f"local_service's moto patch {patch.__qualname__} was written for moto {MOTO_VERSION}, and this is "
-                f"moto {moto.__version__}: install moto[server]=={MOTO_VERSION} (make setup), or check the patch "
-                f"against the new moto's code and then raise MOTO_VERSION and the pin in pyproject.toml together"
+                f"local_service's moto patch {patch.__qualname__} was written for moto "
+                f"{MOTO_VERSION}, and this is moto {moto.__version__}: install "
+                f"moto[server]=={MOTO_VERSION} (make setup), or check the patch against the new "
+                "moto's code and then raise MOTO_VERSION and the pin in pyproject.toml together"
             )
         return patch(*args, **kwargs)
 
@@ -425,5 +426,9 @@ def ignore_moto_template_warnings() -> None:
     template."""
     warnings.filterwarnings(
         "ignore",
-        message=r"Tried to parse AWS::(SQS::QueuePolicy|CloudWatch::Alarm|Logs::MetricFilter|ApiGateway::(UsagePlan|UsagePlanKey|ApiKey)|Budgets::Budget|SNS::TopicPolicy|S3::BucketPolicy) ",
+        message=(
+            r"Tried to parse AWS::(SQS::QueuePolicy|CloudWatch::Alarm|Logs::MetricFilter|"
+            r"ApiGateway::(UsagePlan|UsagePlanKey|ApiKey)|Budgets::Budget|SNS::TopicPolicy|"
+            r"S3::BucketPolicy) "
+        ),
     )

@@ -6,8 +6,8 @@ process they shared one interpreter lock: under the burst that process sat at on
 workers waited for jobs, and the second core idled. Here moto has a process (and a core) of its own.
 
 The workflow invokes the scale-up function through moto's `lambda:invoke`, answered in moto's
-process (local_service.lambda_stand_ins.LambdaRouter), so the Chalice app is loaded there too, on the first call,
-with the environment the service wrote for it once the stack was deployed.
+process (local_service.lambda_stand_ins.LambdaRouter), so the Chalice app is loaded there too, on
+the first call, with the environment the service wrote for it once the stack was deployed.
 
     python -m local_service.moto_process --port 4566 --scale-up-function facerec-local-scale_up \\
         --environment out/local/lambda-environment.json
@@ -89,7 +89,8 @@ class MotoProcess(MotoEndpoint):
             if time.monotonic() > deadline:
                 self.stop()
                 raise OSError(
-                    f"moto's server did not answer within {START_TIMEOUT_SECONDS:.0f} s; see {self._log_path}"
+                    f"moto's server did not answer within {START_TIMEOUT_SECONDS:.0f} s; see "
+                    f"{self._log_path}"
                 )
             time.sleep(0.2)
         return self

@@ -31,7 +31,8 @@ API_KEY = LocalOptions().api_key
 
 @dataclass(frozen=True)
 class RunningService:
-    """What a test may touch: the API's URL, moto's (to watch EC2, as an operator would), the process."""
+    """What a test may touch: the API's URL, moto's (to watch EC2, as an operator would), the
+    process."""
 
     url: str
     moto_url: str
@@ -76,8 +77,9 @@ def stop(process: subprocess.Popen, log_path: Path) -> None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         raise RuntimeError(
-            f"the service did not stop within {STOP_GRACE_SECONDS:.0f} s of Ctrl-C; killed; see {log_path}"
-        )
+            f"the service did not stop within {STOP_GRACE_SECONDS:.0f} s of Ctrl-C; killed; see "
+            f"{log_path}"
+        ) from None
 
 
 @contextmanager
@@ -93,7 +95,8 @@ def local_service(
 ) -> Iterator[RunningService]:
     """The running service once `ready_path` answers; Ctrl-C (SIGINT) stops it, as a person does.
 
-    `sigint_ignored` starts it the way a script's `make run &` does, with SIGINT inherited as ignored.
+    `sigint_ignored` starts it the way a script's `make run &` does, with SIGINT inherited as
+    ignored.
     """
     api_port, moto_port = free_port(), free_port()
     with log_path.open("w") as log:
@@ -129,7 +132,8 @@ def local_service(
                         raise RuntimeError(f"the service exited early; see {log_path}") from None
                     if time.monotonic() > deadline:
                         raise RuntimeError(
-                            f"the service did not answer within {start_timeout:.0f} s; see {log_path}"
+                            f"the service did not answer within {start_timeout:.0f} s; see "
+                            f"{log_path}"
                         ) from None
                     time.sleep(0.5)
             yield RunningService(url, f"http://127.0.0.1:{moto_port}", process)

@@ -6,7 +6,8 @@ moto server, in a process of its own (S3, SQS, DynamoDB, EC2, Step Functions exe
 Chalice app, served over HTTP (the API and the web page) behind a stand-in for API Gateway's
   key check and usage plan (gateway)
 upload events: S3 → SQS notifications handed to the app's handler (Lambda's event source)
-schedule: the app's one-minute safety-net scale-up and its gallery compaction, fired by timers (EventBridge's part)
+schedule: the app's one-minute safety-net scale-up and its gallery compaction, fired by timers
+  (EventBridge's part)
 fleet: one worker process per worker instance in moto's EC2
 """
 

@@ -40,7 +40,8 @@ RESOURCE_STAR_EXCEPTIONS = {
     # permissions).
     "ec2:DescribeInstances",
     "ec2:DescribeLaunchTemplates",
-    # Step Functions' log delivery for Express workflows; these CloudWatch Logs actions take no ARNs.
+    # Step Functions' log delivery for Express workflows; these CloudWatch Logs actions take no
+    # ARNs.
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
     "logs:UpdateLogDelivery",
@@ -191,7 +192,7 @@ def test_each_part_has_its_own_role_trusted_by_its_service_only(template):
     assert data["IamInstanceProfile"] == {"Arn": {"Fn::GetAtt": ["WorkerInstanceProfile", "Arn"]}}
 
 
-def test_only_the_api_reads_the_admin_token_and_only_the_upload_handler_and_a_batch_start_start_workflows(
+def test_only_the_api_reads_the_admin_token_and_the_upload_handler_and_batches_start_workflows(
     template,
 ):
     ssm = [
@@ -244,7 +245,7 @@ def test_workers_list_only_the_prefixes_they_read(template):
     }
 
 
-def test_only_the_api_the_upload_handler_and_the_workers_delete_objects_and_only_what_a_deletion_or_compaction_removes(
+def test_only_deletions_compactions_and_refused_uploads_delete_objects_and_only_what_they_remove(
     template,
 ):
     """The API deletes a person's photos (a batch's too) and results; the upload handler, an upload
@@ -277,7 +278,8 @@ def test_workers_have_exactly_the_dynamodb_rights_their_calls_need(template):
     assert rights == {
         str({"Fn::GetAtt": ["JobsTable", "Arn"]}): by_key,
         str({"Fn::GetAtt": ["PeopleTable", "Arn"]}): by_key,
-        # The fleet plan's item only (test_workers_may_touch_only_the_fleet_plan_item_of_the_leases_table).
+        # The fleet plan's item only
+        # (test_workers_may_touch_only_the_fleet_plan_item_of_the_leases_table).
         str({"Fn::GetAtt": ["LeasesTable", "Arn"]}): {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     }
 
@@ -327,7 +329,8 @@ def resolve(value: Any, template: Mapping[str, Any]) -> Any:
                 (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
             )
             given = {key: resolve(item, template) for key, item in variables.items()}
-            # ${!Name} is CloudFormation's escape for a literal ${Name}: here, an IAM policy variable.
+            # ${!Name} is CloudFormation's escape for a literal ${Name}: here, an IAM policy
+            # variable.
             return _SUB.sub(lambda match: given.get(match[1]) or name(match[1]), text).replace(
                 "${!", "${"
             )
@@ -381,7 +384,10 @@ def test_the_evaluator_reads_conditions_as_iam_does():
                                         "Resource": "arn:aws:ec2:*:*:instance/*",
                                         "Condition": {
                                             "ArnEquals": {
-                                                "ec2:SourceInstanceARN": "arn:aws:ec2:us-east-1:1:instance/${ec2:InstanceID}"
+                                                "ec2:SourceInstanceARN": (
+                                                    "arn:aws:ec2:us-east-1:1:instance/"
+                                                    "${ec2:InstanceID}"
+                                                )
                                             }
                                         },
                                     },
@@ -469,7 +475,10 @@ def _launch(template: Mapping[str, Any], resource: str, **keys: str | None) -> R
     context = {
         "ec2:LaunchTemplate": resolve(
             {
-                "Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:launch-template/${WorkerLaunchTemplate}"
+                "Fn::Sub": (
+                    "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:"
+                    "launch-template/${WorkerLaunchTemplate}"
+                )
             },
             template,
         ),
@@ -615,7 +624,8 @@ def test_workers_may_touch_only_the_fleet_plan_item_of_the_leases_table(template
 
 
 def test_the_api_reads_only_the_fleet_plan_item_of_the_leases_table(template):
-    """The seed's route reads the live workers before it holds (chalicelib.outlook), nothing else there."""
+    """The seed's route reads the live workers before it holds (chalicelib.outlook), nothing else
+    there."""
     leases = stand_in("LeasesTable")
     assert allowed(
         template,

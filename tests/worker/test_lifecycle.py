@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Callable
+
 import pytest
 from transitions import MachineError
 
 from facerec_worker.leaving import IdleRule
-from facerec_worker.lifecycle import Lifecycle
+from facerec_worker.lifecycle import TRANSITIONS, Lifecycle, State
 
 
 class World:
@@ -263,3 +266,18 @@ def test_illegal_moves_raise(world, moves, illegal):
         getattr(lifecycle, move)()
     with pytest.raises(MachineError):
         getattr(lifecycle, illegal)()
+
+
+def test_the_declared_triggers_are_the_machines_triggers():
+    """Lifecycle declares, for mypy, the state and a method per trigger the machine binds: every
+    trigger in TRANSITIONS is declared, and every declared trigger is a transition's, so the
+    declarations cannot drift from the machine. They stay annotations only: a name the class
+    already has, transitions would skip (with a warning) rather than bind."""
+    hints = typing.get_type_hints(Lifecycle)
+    triggers = {transition["trigger"] for transition in TRANSITIONS}
+    declared = set(hints) - {"state"}
+    assert declared == triggers
+    assert hints["state"] is State
+    for trigger in sorted(triggers):
+        assert hints[trigger] == Callable[[], bool], trigger
+        assert trigger not in vars(Lifecycle), trigger

@@ -46,7 +46,8 @@ class BootTimes:
         self.marks: dict[str, float] = {}
 
     def mark(self, name: str) -> None:
-        """`name` (imports_s, engine_s, first_poll_s) reached now; the first mark of a name stays."""
+        """`name` (imports_s, engine_s, first_poll_s) reached now; the first mark of a name
+        stays."""
         with self._lock:
             self.marks.setdefault(name, round(self._clock(), 3))
 

@@ -1,4 +1,5 @@
-"""Keep a batch's messages invisible to other workers while the batch runs, up to its maximum time."""
+"""Keep a batch's messages invisible to other workers while the batch runs, up to its maximum
+time."""
 
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ class VisibilityHeartbeat:
                 self._change_visibility(receipt_handles, min(self._extend, left))
                 if left <= self._extend:
                     logger.warning(
-                        "batch of %d at its maximum of %.0f s held: no more renewals, its messages return to the "
-                        "queue in %d s for other workers to retake its jobs",
+                        "batch of %d at its maximum of %.0f s held: no more renewals, its messages "
+                        "return to the queue in %d s for other workers to retake its jobs",
                         len(receipt_handles),
                         self._max,
                         left,

@@ -1,4 +1,5 @@
-"""The EC2 instance a worker runs on: who it is, whether it is being reclaimed, how it ends or stops."""
+"""The EC2 instance a worker runs on: who it is, whether it is being reclaimed, how it ends or
+stops."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""When a worker leaves: idle long enough, or surplus under load; and whether it stops into the pool.
+"""When a worker leaves: idle long enough, or surplus under load; and whether it stops into the
+pool.
 
 Three rules, each a small object with an injected clock, so the worker loop and the simulator
 (sim/) run the same code:
@@ -43,7 +44,8 @@ class IdleRule:
     floor_s: float
     max_s: float
     factor: float
-    # How many recent gaps between uploads the rule looks at: a trickle is a pattern, not one late photo.
+    # How many recent gaps between uploads the rule looks at: a trickle is a pattern, not one late
+    # photo.
     remembered: int = 3
 
     @classmethod
@@ -112,7 +114,8 @@ class BusyMeter:
             self._busy_since = None
 
     def record(self, begin: float, end: float) -> None:
-        """A busy span known after the fact (the simulator knows when a batch's engine step ends)."""
+        """A busy span known after the fact (the simulator knows when a batch's engine step
+        ends)."""
         self._spans.append((begin, end))
 
     @property
@@ -215,7 +218,8 @@ class Retirement:
         clock: Callable[[], float],
         wall_ms: Callable[[], int],
     ) -> Retirement:
-        """A worker's retirement as its settings configure it; the simulator builds its workers' so."""
+        """A worker's retirement as its settings configure it; the simulator builds its workers'
+        so."""
         return cls(
             rule=RetirementRule.from_settings(settings),
             store=store,
@@ -257,7 +261,8 @@ class Retirement:
         )
         if claimed:
             logger.info(
-                "retiring: %.0f%% busy over the last window, fleet %d staying, %d desired: %d surplus",
+                "retiring: %.0f%% busy over the last window, fleet %d staying, "
+                "%d desired: %d surplus",
                 busy * 100,
                 plan.staying,
                 plan.desired,

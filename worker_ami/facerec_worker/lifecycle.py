@@ -154,16 +154,17 @@ class Lifecycle:
             after_state_change="_log_change",
         )
 
-    def on_enter_POLLING(self, _event: EventData) -> None:  # noqa: N802 (transitions names it after the state)
+    # transitions names these callbacks after the state they enter or leave.
+    def on_enter_POLLING(self, _event: EventData) -> None:
         self.last_busy = self._clock()
 
-    def on_enter_IDLE(self, _event: EventData) -> None:  # noqa: N802
+    def on_enter_IDLE(self, _event: EventData) -> None:
         self.idle_since = self.last_busy
 
-    def on_exit_IDLE(self, _event: EventData) -> None:  # noqa: N802
+    def on_exit_IDLE(self, _event: EventData) -> None:
         self.idle_since = None
 
-    def on_exit_STOPPED(self, _event: EventData) -> None:  # noqa: N802
+    def on_exit_STOPPED(self, _event: EventData) -> None:
         # A resumed worker was started for new work, like a booted one: the gaps before it
         # stopped belong to the load that let it go.
         self.arrivals.clear()

@@ -64,7 +64,8 @@ class MetricsPublisher:
         count: int = 1,
         dimensions: Mapping[str, str] | None = None,
     ) -> None:
-        """`value` seen `count` times (a batch's per-photo figure is put once, counted per photo)."""
+        """`value` seen `count` times (a batch's per-photo figure is put once, counted per
+        photo)."""
         key = tuple(sorted((dimensions or {}).items()))
         with self._lock:
             self._values.setdefault(key, {}).setdefault(metric, []).extend([float(value)] * count)

@@ -73,12 +73,14 @@ class PeopleDirectory:
                 Key={"person_id": owner.person},
                 UpdateExpression="ADD photos_enrolled :photos DELETE #uncounted :jobs",
                 # A person being erased counts nothing more: their erasure is removing this photo.
-                ConditionExpression="attribute_exists(person_id) AND attribute_not_exists(#erasing) AND "
-                "contains(#uncounted, :job) AND "
-                + (
-                    "attribute_not_exists(#incarnation)"
-                    if legacy
-                    else "#incarnation = :incarnation"
+                ConditionExpression=(
+                    "attribute_exists(person_id) AND attribute_not_exists(#erasing) AND "
+                    "contains(#uncounted, :job) AND "
+                    + (
+                        "attribute_not_exists(#incarnation)"
+                        if legacy
+                        else "#incarnation = :incarnation"
+                    )
                 ),
                 ExpressionAttributeNames={
                     "#incarnation": INCARNATION,

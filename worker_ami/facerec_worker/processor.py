@@ -191,9 +191,11 @@ class BatchProcessor:
             batch.claimed = False
             return batch
         crashed = [
-            delivery for delivery, claim in zip(jobs, claims) if claim is Claim.CRASHED_ALONE
+            delivery
+            for delivery, claim in zip(jobs, claims, strict=True)
+            if claim is Claim.CRASHED_ALONE
         ]
-        for delivery, claim in zip(jobs, claims):
+        for delivery, claim in zip(jobs, claims, strict=True):
             if claim is Claim.FINISHED:
                 logger.info(
                     "job %s already has an outcome; dropping the repeat delivery",
@@ -208,7 +210,10 @@ class BatchProcessor:
                 self._ledger.failed(
                     delivery.job.job_id,
                     error=PHOTO_CRASHED_WORKER,
-                    cause=f"a worker's process ended or hung with this photo alone in its engine (delivery {delivery.receive_count - 1})",
+                    cause=(
+                        "a worker's process ended or hung with this photo alone in its engine "
+                        f"(delivery {delivery.receive_count - 1})"
+                    ),
                 )
             batch.settled += crashed
             with_photo = [d for d in batch.taken if d.job.kind is not JobKind.COMPACT]
@@ -249,7 +254,8 @@ class BatchProcessor:
                 for result in results:
                     if isinstance(result, PhotoResult):
                         self._metrics.put(Metric.FACES_PER_PHOTO, len(result.faces))
-                batch.recognized, batch.people = list(zip(recognizing, results)), gallery.people
+                batch.recognized = list(zip(recognizing, results, strict=True))
+                batch.people = gallery.people
             enrolling = [d for d in batch.of_kind(JobKind.ENROLL) if d.message_id in batch.photos]
             if enrolling:
                 vectors = self._in_engine(
@@ -258,7 +264,7 @@ class BatchProcessor:
                         [batch.photos[d.message_id] for d in some]
                     ),
                 )
-                batch.enrolled = list(zip(enrolling, vectors))
+                batch.enrolled = list(zip(enrolling, vectors, strict=True))
         except Exception as exc:
             self._failed(batch, exc)
 
@@ -278,7 +284,9 @@ class BatchProcessor:
         run alone), within the queue's three: it is never dead-lettered for it.
         """
         fresh = [d for d in deliveries if d.receive_count <= 1]
-        answers = dict(zip((d.message_id for d in fresh), work(fresh) if fresh else []))
+        answers = dict(
+            zip((d.message_id for d in fresh), work(fresh) if fresh else [], strict=True)
+        )
         for delivery in deliveries:
             if delivery.message_id not in answers:
                 with self._ledger.alone_in_engine(delivery.job.job_id):
@@ -329,7 +337,10 @@ class BatchProcessor:
                     self._ledger.failed(
                         delivery.job.job_id,
                         error=WORKER_GAVE_UP,
-                        cause=f"gave up after {delivery.receive_count} attempts: {type(batch.failure).__name__}: {batch.failure}",
+                        cause=(
+                            f"gave up after {delivery.receive_count} attempts: "
+                            f"{type(batch.failure).__name__}: {batch.failure}"
+                        ),
                     )
         return batch.settled
 
@@ -365,7 +376,7 @@ class BatchProcessor:
         photos = self._io.map(
             lambda delivery: self._fetch_for_job(delivery, uploaded_at), deliveries
         )
-        return dict(zip((d.message_id for d in deliveries), photos))
+        return dict(zip((d.message_id for d in deliveries), photos, strict=True))
 
     def _fetch_for_job(
         self, delivery: Delivery[JobMessage], uploaded_at: dict[str, datetime]
@@ -377,7 +388,8 @@ class BatchProcessor:
         self, delivery: Delivery[JobMessage], uploaded_at: dict[str, datetime]
     ) -> PhotoInput | None:
         """The job's photo; None, with the job recorded FAILED, when there is none to work on.
-        One GET: its answer carries the size and upload time a HEAD would, for a tenth of the calls."""
+        One GET: its answer carries the size and upload time a HEAD would, for a tenth of the
+        calls."""
         job = delivery.job
         try:
             response = self._s3.get_object(Bucket=job.bucket, Key=job.key)

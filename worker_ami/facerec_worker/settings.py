@@ -17,10 +17,10 @@ class WorkerSettings(StageSettings):
     batch_size: int = setting("FACEREC_WORKER_BATCH_SIZE", 10)
     # SQS long polling: at most 20 s on AWS; shorter locally so tests and Ctrl-C are snappy.
     poll_wait_seconds: int = setting("FACEREC_WORKER_POLL_WAIT_SECONDS", 20)
-    # The idle rule (leaving.IdleRule): without work, with nothing visible or in flight on the queue,
-    # a worker ends itself after `idle_gap_factor` times its longest recent wait for work, within
-    # [idle_seconds, idle_max_seconds]. After a burst that is idle_seconds, so the fleet is back to
-    # zero within 15 s of the last result (make bench-sim); a trickle of photos up to
+    # The idle rule (leaving.IdleRule): without work, with nothing visible or in flight on the
+    # queue, a worker ends itself after `idle_gap_factor` times its longest recent wait for work,
+    # within [idle_seconds, idle_max_seconds]. After a burst that is idle_seconds, so the fleet is
+    # back to zero within 15 s of the last result (make bench-sim); a trickle of photos up to
     # idle_max_seconds / idle_gap_factor apart keeps its worker instead of paying a boot per photo.
     idle_seconds: float = setting("FACEREC_WORKER_IDLE_SECONDS", 8.0)
     idle_max_seconds: float = setting("FACEREC_WORKER_IDLE_MAX_SECONDS", 60.0)

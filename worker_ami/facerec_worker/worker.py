@@ -88,7 +88,8 @@ class Worker:
         self._instance = instance
         self._engine_factory = engine_factory
         self._queue_url = settings.jobs_queue_url
-        # Messages held in every stage (prepared ahead, in the engine, finishing), for the idle guard.
+        # Messages held in every stage (prepared ahead, in the engine, finishing), for the idle
+        # guard.
         self._held = 0
         self._held_lock = threading.Lock()
         self._stop = threading.Event()

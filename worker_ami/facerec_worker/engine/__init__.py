@@ -57,8 +57,8 @@ __all__ = [
     "PhotoTooLargeError",
     "PhotoTooSmallError",
     "Recognizer",
-    "photo_files",
     "TruncatedPhotoError",
     "UnsupportedFormatError",
     "WeightsChecksumError",
+    "photo_files",
 ]

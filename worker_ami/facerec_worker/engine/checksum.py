@@ -1,4 +1,5 @@
-"""One way to fingerprint a model file, for every model whose file the engine checks before loading."""
+"""One way to fingerprint a model file, for every model whose file the engine checks before
+loading."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def checked_file(path: Path, expected_sha256: str, *, what: str, remedy: str) ->
     actual = sha256_of(path)
     if actual != expected_sha256:
         raise WeightsChecksumError(
-            f"{path} has sha256 {actual}, expected {expected_sha256}: the file is not {what}; {remedy}"
+            f"{path} has sha256 {actual}, expected {expected_sha256}: the file is not {what}; "
+            f"{remedy}"
         )
     return path

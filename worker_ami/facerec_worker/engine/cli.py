@@ -66,9 +66,10 @@ def _verify(args: argparse.Namespace) -> int:
         report = verification.verify(engine, pairs)
     print(json.dumps(report, indent=2))
     print(
-        f"{report['model']} at {report['threshold']}, {report['detector']} detector: accuracy {report['accuracy']} on "
-        f"{report['pairs_judged']}/{report['pairs']} pairs, {report['false_accepts']} false accepts, "
-        f"{report['false_rejects']} false rejects, {len(report['unusable_photos'])} unusable photos",
+        f"{report['model']} at {report['threshold']}, {report['detector']} detector: "
+        f"accuracy {report['accuracy']} on {report['pairs_judged']}/{report['pairs']} pairs, "
+        f"{report['false_accepts']} false accepts, {report['false_rejects']} false rejects, "
+        f"{len(report['unusable_photos'])} unusable photos",
         file=sys.stderr,
     )
     return 0

@@ -19,7 +19,8 @@ from PIL import Image
 @dataclass(frozen=True)
 class DetectedFace:
     """A face in working-image pixels: box (x1, y1, x2, y2), O-Net's probability, 5 landmarks
-    (left eye, right eye, nose, left and right mouth corner, as seen in the photo) as (x, y) rows."""
+    (left eye, right eye, nose, left and right mouth corner, as seen in the photo) as (x, y)
+    rows."""
 
     box: np.ndarray
     probability: float
@@ -52,7 +53,7 @@ def faces_from(
             probability=float(probability),
             landmarks=np.asarray(points, dtype=np.float64),
         )
-        for box, probability, points in zip(boxes, probabilities, landmarks)
+        for box, probability, points in zip(boxes, probabilities, landmarks, strict=True)
         if probability >= min_probability
     ]
     return sorted(faces, key=lambda face: -face.probability)

@@ -10,7 +10,8 @@ __all__ = ["load_detector"]
 
 
 def load_detector(config: EngineConfig) -> FaceDetector:
-    """The detector `config.chosen_detector()` names, loaded and ready; imports only what it needs."""
+    """The detector `config.chosen_detector()` names, loaded and ready; imports only what it
+    needs."""
     if config.chosen_detector() == "mtcnn":
         from .mtcnn import MtcnnDetector
 

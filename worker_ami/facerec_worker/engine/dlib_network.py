@@ -71,7 +71,7 @@ def parse_network(data: bytes) -> DlibResnet:
     layers = [_read_layer(reader, over_input=i == 0) for i in range(len(_EXPECTED))]
     if not reader.at_end():
         raise ModelError(f"dlib network: {reader.left()} bytes follow the last layer; {REINSTALL}")
-    for index, (layer, expected) in enumerate(zip(layers, _EXPECTED)):
+    for index, (layer, expected) in enumerate(zip(layers, _EXPECTED, strict=True)):
         if (layer.kind, layer.geometry) != expected:
             raise ModelError(
                 f"dlib network: layer {index} (from the input) is {layer.kind} {layer.geometry}, "
@@ -201,7 +201,8 @@ class _Reader:
         return chunk
 
     def integer(self) -> int:
-        """A control byte (its low 4 bits the byte count, 0x80 the sign), then little-endian bytes."""
+        """A control byte (its low 4 bits the byte count, 0x80 the sign), then little-endian
+        bytes."""
         control = self._take(1)[0]
         if control & 0x70 or not 1 <= control & 0x0F <= 8:
             raise ModelError(f"dlib network: no integer at byte {self._pos - 1}; {REINSTALL}")
@@ -302,6 +303,7 @@ def _build(means: torch.Tensor, layers: list[_Layer]) -> DlibResnet:
     pairs = zip(
         (layer for layer in layers if layer.kind == "con_4"),
         (layer for layer in layers if layer.kind == "affine_"),
+        strict=True,
     )
     stem = _folded_conv(*next(pairs), channels=3)
     blocks = []
@@ -311,7 +313,8 @@ def _build(means: torch.Tensor, layers: list[_Layer]) -> DlibResnet:
         blocks.append(Residual(first, _folded_conv(*next(pairs), channels=filters)))
         channels = filters
     fc = torch.nn.Linear(channels, DIMENSIONS, bias=False)
-    # dlib's fc_ weights are (inputs, outputs), its output x @ W; torch's Linear holds W's transpose.
+    # dlib's fc_ weights are (inputs, outputs), its output x @ W; torch's Linear holds W's
+    # transpose.
     weights = _sized(layers[-1], channels * DIMENSIONS).reshape(channels, DIMENSIONS)
     fc.weight.data = torch.from_numpy(weights.T.copy())
     return DlibResnet(means, stem, blocks, fc)
@@ -319,7 +322,8 @@ def _build(means: torch.Tensor, layers: list[_Layer]) -> DlibResnet:
 
 def _folded_conv(con: _Layer, affine: _Layer, *, channels: int) -> torch.nn.Conv2d:
     """A con_ (filters, then one bias a filter) and the affine_ after it (gamma, then beta, a
-    channel each) as one convolution: gamma * (w * x + b) + beta = (gamma * w) * x + (gamma * b + beta)."""
+    channel each) as one convolution: gamma * (w * x + b) + beta = (gamma * w) * x + (gamma * b +
+    beta)."""
     filters, rows, cols, stride, _, padding, _ = con.geometry
     weights = _sized(con, filters * (channels * rows * cols + 1))
     gamma, beta = np.split(_sized(affine, 2 * filters), 2)

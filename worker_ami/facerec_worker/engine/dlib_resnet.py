@@ -1,4 +1,5 @@
-"""dlib's ResNet face embedding (128-d), from the PyPI packages dlib-bin and face-recognition-models.
+"""dlib's ResNet face embedding (128-d), from the PyPI packages dlib-bin and
+face-recognition-models.
 
 It works offline, which is why it is the default wherever the facenet weights file is absent.
 dlib aligns each face; the network itself runs in torch (dlib_network.py), with the weights read
@@ -86,7 +87,7 @@ class DlibEmbedder:
             pixels = np.asarray(image)
             shapes = dlib.full_object_detections()
             for face in faces:
-                x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+                x1, y1, x2, y2 = (round(v) for v in face.box)
                 shapes.append(self._shape_predictor(pixels, dlib.rectangle(x1, y1, x2, y2)))
             chips.extend(dlib.get_face_chips(pixels, shapes, size=INPUT_SIDE, padding=CHIP_PADDING))
         return np.split(self._describe(chips), np.cumsum(counts)[:-1])

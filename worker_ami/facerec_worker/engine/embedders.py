@@ -21,7 +21,8 @@ class Embedder(Protocol):
     def embed(
         self, photos: Sequence[tuple[Image.Image, Sequence[DetectedFace]]]
     ) -> list[np.ndarray]:
-        """One (faces, dimensions) float32 array per photo, all photos in as few passes as it can."""
+        """One (faces, dimensions) float32 array per photo, all photos in as few passes as it
+        can."""
         ...
 
     def close(self) -> None:

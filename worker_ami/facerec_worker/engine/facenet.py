@@ -1,4 +1,5 @@
-"""FaceNet embeddings: facenet-pytorch's InceptionResnetV1 with the VGGFace2 weights (512-d, unit norm).
+"""FaceNet embeddings: facenet-pytorch's InceptionResnetV1 with the VGGFace2 weights (512-d, unit
+norm).
 
 The weights are never downloaded here: the AMI build fetches the file and this module loads it
 from a path, refusing any file whose sha256 is not the configured one.
@@ -41,7 +42,8 @@ class FacenetEmbedder:
         if path is None or not path.is_file():
             raise ModelError(
                 f"facenet weights not found at {path}: set FACENET_WEIGHTS to the path of "
-                "20180402-114759-vggface2.pt (the worker AMI installs it), or use FACEREC_MODEL=dlib"
+                "20180402-114759-vggface2.pt (the worker AMI installs it), "
+                "or use FACEREC_MODEL=dlib"
             )
         actual = sha256_of(path)
         if actual != expected_sha256.lower():

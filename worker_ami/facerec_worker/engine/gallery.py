@@ -73,7 +73,8 @@ class Gallery:
         if model != self.model:
             raise GalleryModelMismatchError(
                 f"this gallery was made by the {self.model!r} model and cannot match {model!r} "
-                f"embeddings: enroll the people again with {model!r}, or run with FACEREC_MODEL={self.model}"
+                f"embeddings: enroll the people again with {model!r}, "
+                f"or run with FACEREC_MODEL={self.model}"
             )
 
     def match(self, embeddings: np.ndarray, *, model: str, threshold: float) -> list[Match]:

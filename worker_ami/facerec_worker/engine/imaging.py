@@ -94,8 +94,9 @@ def load_photo(data: bytes, *, max_pixels: int, long_side: int, min_side: int) -
     if image.format in _DECODED_WHOLE and width * height > DECODED_WHOLE_MAX_PIXELS:
         raise PhotoTooLargeError(
             f"the photo is a {image.format} of {width}x{height} = {width * height:,} pixels; a "
-            f"{image.format} is decoded whole, so it may have at most {DECODED_WHOLE_MAX_PIXELS:,}: "
-            f"scale it down, or send it as a JPEG (up to {max_pixels:,} pixels)"
+            f"{image.format} is decoded whole, so it may have at most "
+            f"{DECODED_WHOLE_MAX_PIXELS:,}: scale it down, or send it as a JPEG "
+            f"(up to {max_pixels:,} pixels)"
         )
     if image.format == "JPEG":
         # draft() picks the largest 1/2, 1/4 or 1/8 scale that is still at least this big.

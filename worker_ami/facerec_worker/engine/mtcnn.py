@@ -39,7 +39,7 @@ class MtcnnDetector:
                     chunk = indices[start : start + per_pass]
                     group = np.stack([np.asarray(images[i]) for i in chunk])
                     boxes, probs, points = self._mtcnn.detect(group, landmarks=True)
-                    for i, b, p, pts in zip(chunk, boxes, probs, points):
+                    for i, b, p, pts in zip(chunk, boxes, probs, points, strict=True):
                         if b is not None:
                             found[i] = faces_from(b, p, pts, size, self._min_probability)
         return found

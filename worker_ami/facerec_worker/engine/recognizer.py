@@ -132,7 +132,7 @@ class Recognizer:
                 exc,
             )
             found = self._each_alone(decoded, timings, exc)
-        for (index, item, photo, decode_ms), faces_and_vectors in zip(decoded, found):
+        for (index, item, photo, decode_ms), faces_and_vectors in zip(decoded, found, strict=True):
             if faces_and_vectors is None:
                 outcomes[index] = _engine_failure(item.name)
             else:
@@ -147,9 +147,9 @@ class Recognizer:
         faces = self._detector.detect(images)
         timings["detect"] += _ms_since(started)
         started = time.perf_counter()
-        embeddings = self._embedder.embed(list(zip(images, faces)))
+        embeddings = self._embedder.embed(list(zip(images, faces, strict=True)))
         timings["embed"] += _ms_since(started)
-        return list(zip(faces, embeddings))
+        return list(zip(faces, embeddings, strict=True))
 
     def _each_alone(
         self,
@@ -240,9 +240,11 @@ def _enrollment_vector(analysis: Analysis | PhotoFailure) -> np.ndarray | Enroll
     if isinstance(analysis, PhotoFailure):
         return EnrollmentError(f"{analysis.photo}: {analysis.error['message']}")
     if len(analysis.faces) != 1:
-        # Not the person's name: the message is the job's logged cause, which outlives their deletion.
+        # Not the person's name: the message is the job's logged cause, which outlives their
+        # deletion.
         return EnrollmentError(
-            f"{analysis.name}: found {len(analysis.faces)} faces; an enrollment photo must show exactly one face, the person's"
+            f"{analysis.name}: found {len(analysis.faces)} faces; an enrollment photo must show "
+            "exactly one face, the person's"
         )
     return analysis.embeddings
 

@@ -82,8 +82,8 @@ def verify(engine: Recognizer, pairs: list[Pair]) -> VerificationReport:
     judged = [pair for pair in pairs if pair.a in vectors and pair.b in vectors]
     distances = [float(np.linalg.norm(vectors[pair.a] - vectors[pair.b])) for pair in judged]
     said_same = [d <= engine.threshold for d in distances]
-    false_accepts = sum(s and not pair.same for pair, s in zip(judged, said_same))
-    false_rejects = sum(pair.same and not s for pair, s in zip(judged, said_same))
+    false_accepts = sum(s and not pair.same for pair, s in zip(judged, said_same, strict=True))
+    false_rejects = sum(pair.same and not s for pair, s in zip(judged, said_same, strict=True))
     return {
         "model": engine.model,
         "threshold": engine.threshold,
@@ -95,7 +95,7 @@ def verify(engine: Recognizer, pairs: list[Pair]) -> VerificationReport:
         "false_rejects": false_rejects,
         "distances": [
             {"a": str(pair.a), "b": str(pair.b), "same": pair.same, "distance": round(d, 4)}
-            for pair, d in zip(judged, distances)
+            for pair, d in zip(judged, distances, strict=True)
         ],
         "unusable_photos": unusable,
     }

@@ -133,10 +133,10 @@ class YunetDetector:
             return [[] for _ in images]
         with torch.inference_mode():
             outputs = [self._onet(chunk) for chunk in torch.cat(crops).split(ONET_CHUNK)]
-        probability, regression, points = (torch.cat(part) for part in zip(*outputs))
+        probability, regression, points = (torch.cat(part) for part in zip(*outputs, strict=True))
         found = []
         start = 0
-        for image, boxes in zip(images, candidates):
+        for image, boxes in zip(images, candidates, strict=True):
             end = start + len(boxes)
             found.append(
                 self._faces(
