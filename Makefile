@@ -3,6 +3,8 @@ PYTHON   ?= python3
 VENV     ?= .venv
 BIN      := $(VENV)/bin
 DATASETS ?= ../shared/datasets
+# Faces in the gallery make bench-gallery draws.
+FACES    ?= 1000000
 OUT      ?= out
 STAGE    ?= dev
 # make deploy ALARM_EMAIL=ops@example.org subscribes an address to the stage's alarms (infra/README.md).
@@ -94,8 +96,8 @@ bench-sim: setup  ## Simulated elasticity (4 policies, 6 traces) and cost per mi
 bench-local: setup  ## The local stack end to end, 1000 course photos at once: out/local-stack.json
 	$(BIN)/python -m bench.local_stack --datasets $(DATASETS) --photos 1000 --out $(OUT)/local-stack.json
 
-bench-gallery: setup  ## The gallery at a million synthetic faces on the local stack: load, match, enroll, visible: out/bench-gallery.json
-	$(BIN)/python -m bench.gallery --faces 1000000 --datasets $(DATASETS) --out $(OUT)/bench-gallery.json
+bench-gallery: setup  ## The gallery at FACES faces drawn like real ones (1 M; FACES=10000000 for 10 M) on the local stack: load, match, recall, enroll, visible: out/bench-gallery.json
+	$(BIN)/python -m bench.gallery --faces $(FACES) --datasets $(DATASETS) --out $(OUT)/bench-gallery.json
 
 bench-boot: setup  ## A worker process from its start to its first poll (imports, engine, first ReceiveMessage), 5 runs on moto; BEFORE=<checkout> beside it: out/bench-boot.json
 	$(BIN)/python -m bench.worker_boot --runs 5 $(if $(BEFORE),--before $(BEFORE) )--out $(OUT)/bench-boot.json

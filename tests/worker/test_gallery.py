@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
+from bench.face_stats import FaceStats
 from chalicelib.compactions import Compactions
 from chalicelib.config import Settings
 from chalicelib.contract import (
@@ -111,7 +112,10 @@ def enroll_then_die_before_done(harness, person: str, photo: str) -> str:
     harness.worker().run()
     harness.jobs.update_item(
         Key={"job_id": job_id},
-        UpdateExpression="SET #status = :processing, worker_id = :dead, claimed_epoch = :long_ago REMOVE finished_at, result_key, summary",
+        UpdateExpression=(
+            "SET #status = :processing, worker_id = :dead, claimed_epoch = :long_ago "
+            "REMOVE finished_at, result_key, summary"
+        ),
         ExpressionAttributeNames={"#status": "status"},
         ExpressionAttributeValues={
             ":processing": JobStatus.PROCESSING.value,
@@ -412,7 +416,7 @@ def test_an_enrollment_stored_twice_by_a_retried_job_counts_once(harness):
     now = time.time()
     face = np.random.default_rng(3).standard_normal(128).astype(np.float32)
     for seconds_later in (0.0, 5.0):
-        store(harness, clock=lambda: now + seconds_later).append(
+        store(harness, clock=lambda later=seconds_later: now + later).append(
             Owner("obama", "i"), face, "job-retried-padding-xxxx"
         )
     assert len(store(harness).current()) == 1
@@ -481,7 +485,8 @@ def put_garbage_change(harness) -> str:
 
 
 def counted_unreadable(caplog) -> list[str]:
-    """The gallery objects the log lines counted by the GalleryObjectsQuarantined metric filter name."""
+    """The gallery objects the log lines counted by the GalleryObjectsQuarantined metric filter
+    name."""
     metric = Metric.GALLERY_OBJECTS_QUARANTINED.value
     return [
         record.gallery_object
@@ -491,7 +496,8 @@ def counted_unreadable(caplog) -> list[str]:
 
 
 def compact_everyone(harness) -> Compaction:
-    """A compaction past the settling time of every change so far; everyone alive, every job finished."""
+    """A compaction past the settling time of every change so far; everyone alive, every job
+    finished."""
     compacting = store(harness, clock=lambda: time.time() + SETTLE_SECONDS + 1)
     return compacting.compact(lambda everyone: set(everyone), ledger(harness).finished_before)
 
@@ -588,5 +594,31 @@ def test_a_change_another_reader_set_aside_after_it_was_listed_is_skipped_withou
 
     s3.meta.events.register("before-parameter-build.s3.GetObject", another_reader_first)
     assert [owner.person for owner in reader.current().owners] == ["obama"]
-    # The first read's two (a look for other galleries, the changes); a reload would list both again.
+    # The first read's two (a look for other galleries, the changes); a reload would list both
+    # again.
     assert sent.count("ListObjectsV2") == 2
+
+
+def test_a_person_deleted_before_a_compaction_is_gone_from_the_snapshots_ann_index(harness):
+    stats = FaceStats.load("dlib")
+    drawn = stats.draw(np.random.default_rng(3), 2000)
+    everyone = store(harness).empty()
+    everyone.add_each([Owner(f"drawn{n}", "i") for n in range(len(drawn))], drawn)
+    obama = [
+        v for person, v in zip(stats.people, stats.embeddings, strict=True) if person == "obama"
+    ]
+    everyone.add(Owner("obama", "i"), obama[0])
+    store(harness).publish(everyone, "", None)
+    [[before, *_]] = store(harness).current().neighbours(obama[1], 0.6)
+    assert before.owner.person == "obama"
+
+    compacting = store(harness, ann_from_faces=1000, clock=lambda: time.time() + SETTLE_SECONDS)
+    compacting.compact(
+        lambda owners: {o for o in owners if o.person != "obama"}, ledger(harness).finished_before
+    )
+
+    snapshot = store(harness).current()
+    assert snapshot.ann is not None and len(snapshot.ann) == len(snapshot) == 2000
+    assert Owner("obama", "i") not in snapshot.owners
+    [[after, *_]] = snapshot.neighbours(obama[1], 0.6)
+    assert after.owner.person.startswith("drawn")

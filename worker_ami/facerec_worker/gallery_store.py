@@ -8,7 +8,8 @@ Layout (chalicelib.contract.GalleryKeys), one gallery per model and detector:
 - `snapshots/<stamp>-<id>.bin`: every face of the changes stamped before its `through`, without
   the faces of deleted people, except the manifest's `pending` changes; `manifest.json` names the
   current one. Only a compaction writes them, and it replaces the manifest only if nobody else did
-  meanwhile (If-Match).
+  meanwhile (If-Match). From `ann_from_faces` faces on, the compaction builds the snapshot's ANN
+  index into it (FaceIndex.indexed): a worker loads the index, it never builds one.
 - `pending`: the changes stamped before `through` whose jobs had not finished, left as changes so
   that a retried enrollment's second change of the same face is still taken once per job.
 - `latest`: rewritten after every change object and every manifest, naming what was written (so
@@ -17,10 +18,10 @@ Layout (chalicelib.contract.GalleryKeys), one gallery per model and detector:
 A worker loads the snapshot and the pending changes once. Before each batch it GETs `latest` with
 If-None-Match (the ETag it saw last): S3 answers 304 with no body when nothing was written since,
 one GET-priced request, and the worker reads nothing else. Only when `latest` changed, or is
-missing (a new gallery, or one written before `latest` was: the worker then writes it first), does it read the manifest, list the
-changes stamped after what it has (from SETTLE_SECONDS before its newest, for keys that landed
-late; S3 bills a LIST as a PUT) and fetch those: then one GET of the manifest, one LIST and a GET
-per new enrollment.
+missing (a new gallery, or one written before `latest` was: the worker then writes it first), does
+it read the manifest, list the changes stamped after what it has (from SETTLE_SECONDS before its
+newest, for keys that landed late; S3 bills a LIST as a PUT) and fetch those: then one GET of the
+manifest, one LIST and a GET per new enrollment.
 
 An enrollment recorded before a batch was received is visible to that batch: its change object,
 then `latest`, were written before the job was recorded, and S3 reads after writes. So the batch's
@@ -63,6 +64,7 @@ from chalicelib.contract import (
 )
 from chalicelib.contract.telemetry import METRIC_FIELD, Metric
 from facerec_worker.engine import FaceIndex, Gallery, GalleryError, Owner
+from facerec_worker.engine.ann import ANN_FROM_FACES
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +73,8 @@ logger = logging.getLogger(__name__)
 SETTLE_SECONDS = 30
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
 _STAMP_LENGTH = len(datetime(2000, 1, 1, tzinfo=UTC).strftime(_STAMP))
-# Tries of a compaction that keeps losing the manifest to others, before its job is left to come back.
+# Tries of a compaction that keeps losing the manifest to others, before its job is left to come
+# back.
 COMPACTION_ATTEMPTS = 3
 _LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 # A conditional GET whose If-None-Match matched: S3 sends a bare 304, which botocore raises as a
@@ -120,12 +123,16 @@ class GalleryStore:
         detector: str,
         dimensions: int,
         clock: Callable[[], float] = time.time,
+        ann_from_faces: int = ANN_FROM_FACES,
     ) -> None:
         self._s3 = s3
         self._bucket = bucket
         self.keys = GalleryKeys(model, detector)
         self._dimensions = dimensions
         self._clock = clock
+        # A compaction's snapshot of this many faces or more carries an ANN index
+        # (FaceIndex.indexed).
+        self._ann_from_faces = ann_from_faces
         self._manifest_etag: str | None = None
         self._latest_key = f"{self.keys.prefix}{LATEST}"
         # `latest`'s ETag when this worker last read the gallery through (None: not yet read).
@@ -145,11 +152,12 @@ class GalleryStore:
         """The snapshot (again only when a compaction replaced it) plus every change since; while
         `latest` is the one this worker last read through, what it already has."""
         latest = self._latest_etag()
-        if self._index is not None and latest == self._latest:
-            return self._index
+        index = self._index
+        if index is not None and latest == self._latest:
+            return index
         manifest = self._manifest()
-        if self._index is None or manifest["etag"] != self._manifest_etag:
-            self._load(manifest)
+        if index is None or manifest["etag"] != self._manifest_etag:
+            index = self._load(manifest)
         fresh = [
             key
             for key in self._pending + self._changes_since(self._newest_applied())
@@ -158,7 +166,7 @@ class GalleryStore:
         applied_jobs = (
             {self.keys.unique_of_change(key) for key in self._applied} if fresh else set()
         )
-        for key, change in zip(fresh, self._io.map(self._fetch_change, fresh)):
+        for key, change in zip(fresh, self._io.map(self._fetch_change, fresh), strict=True):
             if key in self._quarantined:
                 continue
             if change is None:
@@ -172,12 +180,12 @@ class GalleryStore:
                 return self.current()
             job = self.keys.unique_of_change(key)
             if job not in applied_jobs:  # see _one_per_job
-                self._index.extend(change)
+                index.extend(change)
                 applied_jobs.add(job)
             self._applied.add(key)
         # Only once everything above was read: after a failed read, the next batch looks again.
         self._latest = latest
-        return self._index
+        return index
 
     def append(self, owner: Owner, vectors: np.ndarray, job_id: str) -> str:
         """Store one enrollment's faces as a change object; its key."""
@@ -235,8 +243,9 @@ class GalleryStore:
         cut = self._clock() - SETTLE_SECONDS
         through = stamp(cut)
         keys = manifest[MANIFEST_PENDING] + self._changes_since(manifest["through"])
-        # A change that cannot be read is quarantined as it is fetched, and left out as a gone one is.
-        changes = dict(zip(keys, self._io.map(self._fetch_change, keys)))
+        # A change that cannot be read is quarantined as it is fetched, and left out as a gone one
+        # is.
+        changes = dict(zip(keys, self._io.map(self._fetch_change, keys), strict=True))
         settled = [
             key for key in keys if self._stamp_of(key) < through and changes[key] is not None
         ]
@@ -251,7 +260,7 @@ class GalleryStore:
         living = alive(
             set(folded.owners) | {o for c in changes.values() if c is not None for o in c.owners}
         )
-        snapshot = folded.keeping(lambda owner: owner in living)
+        snapshot = folded.keeping(lambda owner: owner in living).indexed(self._ann_from_faces)
         folding_keys = set(folding)
         left = [key for key in keys if key not in folding_keys and changes[key] is not None]
         dead_changes = [key for key in left if not set(changes[key].owners) <= living]
@@ -268,8 +277,8 @@ class GalleryStore:
             folding + dead_changes + ([manifest["snapshot"]] if manifest["snapshot"] else [])
         )
         logger.info(
-            "compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted, %d of running jobs left, "
-            "%d unreadable quarantined",
+            "compacted %s: %d faces (%d dropped), %d changes folded, %d of the dead deleted, %d of "
+            "running jobs left, %d unreadable quarantined",
             self.keys.prefix,
             len(snapshot),
             len(folded) - len(snapshot),
@@ -327,24 +336,27 @@ class GalleryStore:
     def close(self) -> None:
         self._io.shutdown()
 
-    def _load(self, manifest: dict[str, Any]) -> None:
-        """Start again from the manifest's snapshot. One that cannot be read leaves this worker
-        with the index it holds, and the changes after it, until another manifest: a gallery
-        short of what was folded since is better than no recognition at all. With no index to
-        keep, the batch fails: an empty gallery would answer `unknown` for everyone enrolled."""
+    def _load(self, manifest: dict[str, Any]) -> FaceIndex:
+        """Start again from the manifest's snapshot; the index this worker now holds. One that
+        cannot be read leaves this worker with the index it holds, and the changes after it, until
+        another manifest: a gallery short of what was folded since is better than no recognition
+        at all. With no index to keep, the batch fails: an empty gallery would answer `unknown`
+        for everyone enrolled."""
         if manifest["etag"] is None and self._migrate_legacy():
             manifest = self._manifest()
         elif manifest["etag"] is None:
             self._warn_of_other_galleries()
         try:
-            # The snapshot's arrays are views of the downloaded bytes; the first change copies them once.
+            # The snapshot's arrays are views of the downloaded bytes; the first change copies them
+            # once.
             index = self._snapshot(manifest) if manifest["snapshot"] else self.empty()
         except GalleryError:
             if self._index is None:
                 raise
             logger.error(
-                "gallery %s: keeping the %d faces this worker holds (through %s and %d changes since), without "
-                "what was folded into %s after them, until a readable snapshot replaces it",
+                "gallery %s: keeping the %d faces this worker holds (through %s and %d changes "
+                "since), without what was folded into %s after them, until a readable snapshot "
+                "replaces it",
                 self.keys.prefix,
                 len(self._index),
                 self._through or "-",
@@ -353,7 +365,7 @@ class GalleryStore:
             )
             # Not read again for this manifest; its pending changes are the ones the snapshot lacks.
             self._manifest_etag, self._pending = manifest["etag"], manifest[MANIFEST_PENDING]
-            return
+            return self._index
         self._index = index
         self._manifest_etag, self._through, self._applied = (
             manifest["etag"],
@@ -364,10 +376,11 @@ class GalleryStore:
         logger.info(
             "gallery %s: snapshot of %d faces through %s, %d changes pending",
             self.keys.prefix,
-            len(self._index),
+            len(index),
             self._through or "-",
             len(self._pending),
         )
+        return index
 
     def _warn_of_other_galleries(self) -> None:
         """No gallery for this model and detector: say so if another pair has one, since its
@@ -378,8 +391,9 @@ class GalleryStore:
         ]
         if others:
             logger.warning(
-                "no gallery under %s yet, but %s hold faces of another model or detector, which this worker "
-                "does not match: run it with that pair (FACEREC_MODEL, FACEREC_DETECTOR), or enroll the people "
+                "no gallery under %s yet, but %s hold faces of another model or detector, which "
+                "this worker does not match: run it with that pair (FACEREC_MODEL, "
+                "FACEREC_DETECTOR), or enroll the people "
                 "again under this one",
                 self.keys.prefix,
                 ", ".join(others),
@@ -395,7 +409,8 @@ class GalleryStore:
         try:
             response = self._s3.get_object(Bucket=self._bucket, Key=self._latest_key, **condition)
         except ClientError as exc:
-            if error_code(exc) in _NOT_MODIFIED:
+            # Only ever answered to the IfNoneMatch sent above, so with an ETag in hand.
+            if error_code(exc) in _NOT_MODIFIED and self._latest is not None:
                 return self._latest
             if is_missing_object(self._s3, self._bucket, self._latest_key, exc):
                 # A gallery nobody wrote to since `latest` exists: mark it now, before this read
@@ -403,7 +418,7 @@ class GalleryStore:
                 return self._mark_latest(f"first read {uuid.uuid4().hex}")
             raise
         response["Body"].close()
-        return response["ETag"]
+        return str(response["ETag"])
 
     def _mark_latest(self, written: str) -> str:
         """Tell readers that `written` (a change or a snapshot, each key unique) is there: only
@@ -414,7 +429,7 @@ class GalleryStore:
             Body=written.encode(),
             ContentType="text/plain",
         )
-        return response["ETag"]
+        return str(response["ETag"])
 
     def _snapshot(self, manifest: dict[str, Any]) -> FaceIndex:
         """The manifest's snapshot; a GalleryError, reported, when it cannot be read. A compaction
@@ -427,7 +442,8 @@ class GalleryStore:
             raise
 
     def _newest_applied(self) -> str:
-        """Where to list from: SETTLE_SECONDS before the newest change applied, or the snapshot's end."""
+        """Where to list from: SETTLE_SECONDS before the newest change applied, or the snapshot's
+        end."""
         if not self._applied:
             return self._through
         newest = datetime.strptime(self._stamp_of(max(self._applied)), _STAMP).replace(tzinfo=UTC)
@@ -528,7 +544,8 @@ class GalleryStore:
             return True
         self._delete([key])
         logger.warning(
-            "migrated the JSON gallery %s (%d people, %d faces) to %s, taken as made with the %s detector",
+            "migrated the JSON gallery %s (%d people, %d faces) to %s, taken as made with the %s "
+            "detector",
             key,
             len(legacy.people),
             len(index),

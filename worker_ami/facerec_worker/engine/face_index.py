@@ -1,19 +1,26 @@
-"""Enrolled faces as one contiguous float32 matrix kept between batches, searched exactly.
+"""Enrolled faces as one contiguous matrix kept between batches, searched exactly or through an
+ANN index's candidates, each measured again exactly.
 
 Every face belongs to an owner: a person id and the incarnation of the person's record it was
 enrolled under, so a caller can tell a live person's face from a deleted one's (and from one of
 an earlier person who had the same id). The same binary form holds a whole snapshot and one
-enrollment's change: a magic, a JSON header (format, model, detector, dimensions, counts), the
-float32 vectors row by row, each face's owner number (int32), then the owners one a line. Loading
-it is a few `frombuffer` views over the downloaded bytes: nothing is parsed per face.
+enrollment's change: a magic, a JSON header (format, model, detector, dimensions, counts, the rows'
+type, the index's length), the vectors row by row, each face's owner number (int32), the ANN
+index when there is one, then the owners one a line. Loading it is a few `frombuffer` views over
+the downloaded bytes and one faiss deserialization: nothing is parsed per face, nothing is built.
 
-Search is exact. An ANN index (faiss IVF-Flat, measured by bench/gallery.py beside this) answers
-a million faces sooner but loses some planted true matches, which the gallery may not do.
+Below ann.ANN_FROM_FACES the rows are float32 and searched exactly. A snapshot at or above it is
+written by its compaction with a PQ fast-scan index over its rows (ann.py), and its rows in
+float16: half the memory, within 2e-4 of the float32 distance for dlib's faces (bench/gallery.py
+measures it against the threshold). Faces added after the snapshot (changes) are searched exactly
+beside the index's candidates, stored as the snapshot's rows are. A snapshot whose index is
+missing or cannot be read is searched exactly, with a log line.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -21,9 +28,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .ann import ANN_FROM_FACES, AnnIndex
 from .errors import GalleryError, GalleryModelMismatchError
 
-FORMAT_VERSION = 1
+logger = logging.getLogger(__name__)
+
+# Version 2 added the rows' type and the ANN index; a gallery without an index is still written
+# as version 1, which workers of before read.
+FORMAT_VERSION = 2
+_READABLE = frozenset({1, FORMAT_VERSION})
 _MAGIC = b"FRFACES\n"
 _HEADER_LENGTH = struct.Struct("<I")
 _ALIGNMENT = 64
@@ -81,17 +94,23 @@ class Candidate:
 
 
 class FaceIndex:
-    """Faces of one model and detector; grows in place (capacity doubles), shrinks by `keeping`."""
+    """Faces of one model and detector; grows in place, shrinks by `keeping`, and carries an ANN
+    index over its first rows once `indexed` built one (a snapshot)."""
 
-    def __init__(self, model: str, detector: str, dimensions: int) -> None:
+    def __init__(
+        self, model: str, detector: str, dimensions: int, dtype: type = np.float32
+    ) -> None:
         self.model = model
         self.detector = detector
         self.dimensions = dimensions
-        self._vectors = np.empty((0, dimensions), dtype=np.float32)
+        self._vectors: np.ndarray = np.empty((0, dimensions), dtype=dtype)
         self._norms = np.empty(0, dtype=np.float32)
         self._owner_of = np.empty(0, dtype=np.int32)
         self._owners = _Owners()
         self._size = 0
+        # The index's candidates cover rows [0, len(self._ann)); the rows after are searched
+        # exactly.
+        self._ann: AnnIndex | None = None
 
     def __len__(self) -> int:
         return self._size
@@ -105,12 +124,21 @@ class FaceIndex:
     def vectors(self) -> np.ndarray:
         return self._vectors[: self._size]
 
+    @property
+    def ann(self) -> AnnIndex | None:
+        return self._ann
+
+    def owner_at(self, face: int) -> Owner:
+        """The owner of the face in row `face`."""
+        return self._owners[int(self._owner_of[face])]
+
     def require(self, model: str, detector: str) -> None:
         """Vectors of another model (or detector) are not comparable with these: refuse them."""
         if (model, detector) != (self.model, self.detector):
             raise GalleryModelMismatchError(
-                f"these faces were enrolled with the {self.model!r} model and the {self.detector!r} "
-                f"detector, not {model!r} and {detector!r}: run the workers with FACEREC_MODEL={self.model} "
+                f"these faces were enrolled with the {self.model!r} model and the "
+                f"{self.detector!r} detector, not {model!r} and {detector!r}: run the workers "
+                f"with FACEREC_MODEL={self.model} "
                 f"FACEREC_DETECTOR={self.detector}, or enroll the people again with the new pair"
             )
 
@@ -134,7 +162,8 @@ class FaceIndex:
         self._owners.extend(other.owners)
 
     def keeping(self, keep: Callable[[Owner], bool]) -> FaceIndex:
-        """A new index with the faces of the owners `keep` accepts (a compaction drops the rest)."""
+        """A new float32 index, without an ANN index, of the faces of the owners `keep` accepts (a
+        compaction drops the rest, then `indexed` builds the index anew over what is left)."""
         kept = np.array([keep(owner) for owner in self._owners] + [False], dtype=bool)
         renumber = np.cumsum(kept) - 1
         faces = kept[self._owner_of[: self._size]]
@@ -142,54 +171,88 @@ class FaceIndex:
         index._append(
             self.vectors[faces], renumber[self._owner_of[: self._size][faces]].astype(np.int32)
         )
-        index._owners.extend(owner for owner, k in zip(self._owners, kept) if k)
+        # `kept` has one entry past the owners (the False appended above): zip stops at the owners.
+        index._owners.extend(owner for owner, k in zip(self._owners, kept, strict=False) if k)
+        return index
+
+    def indexed(self, ann_from_faces: int = ANN_FROM_FACES) -> FaceIndex:
+        """This index as a snapshot is written: with `ann_from_faces` faces or more, its rows in
+        float16 and an ANN index built over them; below, itself."""
+        if self._size < ann_from_faces:
+            return self
+        index = FaceIndex(self.model, self.detector, self.dimensions, np.float16)
+        index._append(self.vectors, self._owner_of[: self._size])
+        index._owners.extend(self._owners)
+        # Built over the rows as stored, so that its codes and the re-measure see the same faces.
+        index._ann = AnnIndex.build(index.vectors)
         return index
 
     def neighbours(self, queries: np.ndarray, radius: float) -> list[list[Candidate]]:
-        """For each query, every face within `radius`, nearest first, and always the nearest face.
+        """For each query, every candidate face within `radius`, nearest first, and always the
+        nearest candidate. Without an ANN index every face is a candidate; with one, its
+        CANDIDATES nearest by the codes and every face added since the snapshot are.
 
-        The float32 matrix product picks the candidates (the whole cost, one pass over the
-        matrix for the batch); their distances are measured again in float64, where the expanded
-        form does not lose small distances to rounding.
+        The float32 matrix product (or the index) picks the candidates, the whole cost; their
+        distances are measured again in float64, where the expanded form does not lose small
+        distances to rounding.
         """
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dimensions)
         if self._size == 0 or len(queries) == 0:
             return [[] for _ in queries]
-        squared = queries @ self.vectors.T
-        squared *= -2.0
-        squared += self._norms[: self._size]
-        query_norms = np.einsum("ij,ij->i", queries, queries)
-        limits = radius * radius + _FLOAT32_SLACK - query_norms
-        # Every (query, face) pair within reach, and each query's nearest, in one pass each.
-        rows, columns = np.nonzero(squared <= limits[:, None])
-        pairs = np.unique(
-            np.concatenate([rows, np.arange(len(queries))]) * self._size
-            + np.concatenate([columns, squared.argmin(axis=1)])
-        )
+        indexed = len(self._ann) if self._ann is not None else 0
+        rows, columns = self._exact_candidates(queries, radius, indexed)
+        if self._ann is not None:
+            found = self._ann.candidates(queries)
+            ann_rows, ann_columns = np.nonzero(found >= 0)
+            rows = np.concatenate([rows, ann_rows])
+            columns = np.concatenate([columns, found[ann_rows, ann_columns]])
+        pairs = np.unique(rows * self._size + columns)
         rows, columns = np.divmod(pairs, self._size)
         exact = np.sqrt(
             (
                 (self.vectors[columns].astype(np.float64) - queries.astype(np.float64)[rows]) ** 2
             ).sum(axis=1)
         )
-        found: list[list[Candidate]] = [[] for _ in queries]
+        nearest_first: list[list[Candidate]] = [[] for _ in queries]
         for i in np.lexsort((exact, rows)):
-            nearest_first = found[rows[i]]
-            if not nearest_first or exact[i] <= radius:
-                nearest_first.append(
+            found_for = nearest_first[rows[i]]
+            if not found_for or exact[i] <= radius:
+                found_for.append(
                     Candidate(self._owners[self._owner_of[columns[i]]], float(exact[i]))
                 )
-        return found
+        return nearest_first
+
+    def _exact_candidates(
+        self, queries: np.ndarray, radius: float, start: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(query, row) pairs of rows from `start` within reach of the radius in float32, and
+        each query's nearest of them."""
+        if start >= self._size:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        # float16 rows (after a snapshot's index) are few here: the changes since it.
+        vectors = self.vectors[start:].astype(np.float32, copy=False)
+        squared = queries @ vectors.T
+        squared *= -2.0
+        squared += self._norms[start : self._size]
+        query_norms = np.einsum("ij,ij->i", queries, queries)
+        limits = radius * radius + _FLOAT32_SLACK - query_norms
+        # Every (query, face) pair within reach, and each query's nearest, in one pass each.
+        rows, columns = np.nonzero(squared <= limits[:, None])
+        rows = np.concatenate([rows, np.arange(len(queries))])
+        columns = np.concatenate([columns, squared.argmin(axis=1)]) + start
+        return rows, columns
 
     def to_bytes(self) -> bytes:
+        ann = self._ann.to_bytes() if self._ann is not None else b""
         header = json.dumps(
             {
-                "format_version": FORMAT_VERSION,
+                "format_version": FORMAT_VERSION if ann else 1,
                 "model": self.model,
                 "detector": self.detector,
                 "dimensions": self.dimensions,
                 "faces": self._size,
                 "owners": len(self._owners),
+                **({"rows": self._vectors.dtype.name, "ann_bytes": len(ann)} if ann else {}),
             }
         ).encode()
         # Spaces after the JSON put the vectors on an aligned offset: a misaligned float32 view
@@ -203,6 +266,7 @@ class FaceIndex:
                 header,
                 self.vectors.tobytes(),
                 self._owner_of[: self._size].tobytes(),
+                ann,
                 owners,
             ]
         )
@@ -215,20 +279,27 @@ class FaceIndex:
             start = len(_MAGIC) + _HEADER_LENGTH.size
             (length,) = _HEADER_LENGTH.unpack_from(data, len(_MAGIC))
             header = json.loads(data[start : start + length])
-            if header["format_version"] != FORMAT_VERSION:
+            if header["format_version"] not in _READABLE:
                 raise GalleryError(
-                    f"face index format {header['format_version']} is not {FORMAT_VERSION}"
+                    f"face index format {header['format_version']} is not one of "
+                    f"{sorted(_READABLE)}"
                 )
+            dtype = np.dtype(header.get("rows", "float32"))
+            if dtype not in (np.float32, np.float16):
+                raise GalleryError(f"face index rows of {dtype}, not float32 or float16")
             index = cls(header["model"], header["detector"], int(header["dimensions"]))
             faces, at = int(header["faces"]), start + length
-            vectors = np.frombuffer(data, np.float32, faces * index.dimensions, at).reshape(
+            vectors = np.frombuffer(data, dtype, faces * index.dimensions, at).reshape(
                 faces, index.dimensions
             )
             if not vectors.flags.aligned:
                 vectors = vectors.copy()
             at += vectors.nbytes
             owner_of = np.frombuffer(data, np.int32, faces, at)
-            owners = _Owners(data[at + owner_of.nbytes :], int(header["owners"]))
+            at += owner_of.nbytes
+            ann_bytes = int(header.get("ann_bytes", 0))
+            ann = memoryview(data)[at : at + ann_bytes]
+            owners = _Owners(data[at + ann_bytes :], int(header["owners"]))
         except (ValueError, KeyError, TypeError, struct.error) as exc:
             raise GalleryError(f"not a facerec face index ({exc!r})") from exc
         if len(owners) != header["owners"] or (faces and int(owner_of.max()) >= len(owners)):
@@ -239,18 +310,47 @@ class FaceIndex:
             owners,
             faces,
         )
-        index._norms = np.einsum("ij,ij->i", vectors, vectors)
+        if ann_bytes:
+            index._ann = index._loaded_ann(ann)
+        elif faces >= ANN_FROM_FACES:
+            logger.warning(
+                "a snapshot of %d faces without an ANN index: searched exactly until a compaction "
+                "writes one",
+                faces,
+            )
+        # Only the exact pass reads the norms, and it starts after the rows an index covers.
+        index._norms = (
+            np.zeros(faces, dtype=np.float32)
+            if index._ann is not None
+            else np.einsum("ij,ij->i", index._vectors, index._vectors, dtype=np.float32)
+        )
         return index
+
+    def _loaded_ann(self, data: memoryview) -> AnnIndex | None:
+        """The snapshot's index; None, with an ERROR line, when it cannot be read or does not
+        cover these rows: the rows are then searched exactly, in float32 as that search needs."""
+        try:
+            ann = AnnIndex.from_bytes(data)
+            if len(ann) != self._size:
+                raise GalleryError(f"an ANN index of {len(ann)} faces over {self._size}")
+            return ann
+        except GalleryError as exc:
+            logger.error("searching %d faces exactly: %s", self._size, exc)
+            self._vectors = self._vectors.astype(np.float32)
+            return None
 
     def _append(self, vectors: np.ndarray, owner_of: np.ndarray) -> None:
         needed = self._size + len(vectors)
         if needed > len(self._vectors) or not self._vectors.flags.writeable:
-            capacity = max(needed, 2 * len(self._vectors), 16)
+            # An eighth more, not twice: a loaded ten-million-face snapshot's first change copies
+            # it.
+            capacity = max(needed + needed // 8, 16)
             self._vectors = _grown(self._vectors[: self._size], capacity)
             self._norms = _grown(self._norms[: self._size], capacity)
             self._owner_of = _grown(self._owner_of[: self._size], capacity)
         self._vectors[self._size : needed] = vectors
-        self._norms[self._size : needed] = np.einsum("ij,ij->i", vectors, vectors)
+        stored = self._vectors[self._size : needed]
+        self._norms[self._size : needed] = np.einsum("ij,ij->i", stored, stored, dtype=np.float32)
         self._owner_of[self._size : needed] = owner_of
         self._size = needed
 
