@@ -41,21 +41,18 @@ def _signer(response: Any) -> tuple[str | None, str]:
     """The access key id a request was signed with (its Authorization header, or a presigned URL's
     or POST form's credential field) and its session token."""
     headers = response.headers
+    match = _CREDENTIAL.search(headers.get("Authorization") or "")
+    if match:  # nearly every request: no need to look through its parameters
+        return match[1], headers.get("X-Amz-Security-Token") or ""
     query = {key.lower(): values for key, values in (response.querystring or {}).items()}
 
     def first(name: str) -> str:
         values = query.get(name.lower())
         return values[0] if values else ""
 
-    match = _CREDENTIAL.search(headers.get("Authorization") or "")
-    credential = (
-        match[1]
-        if match
-        # SigV4's presigned URL or POST form, else SigV2's (botocore's presigned POST default).
-        else first("X-Amz-Credential").split("/", 1)[0] or first("AWSAccessKeyId")
-    )
-    token = headers.get("X-Amz-Security-Token") or first("X-Amz-Security-Token")
-    return credential or None, token
+    # SigV4's presigned URL or POST form, else SigV2's (botocore's presigned POST default).
+    credential = first("X-Amz-Credential").split("/", 1)[0] or first("AWSAccessKeyId")
+    return credential or None, first("X-Amz-Security-Token")
 
 
 def _statements(policies: list[Any]) -> Iterator[Mapping[str, Any]]:

@@ -42,8 +42,15 @@ class PartCredentials:
     def __init__(self, endpoint: MotoEndpoint, stack: Stack) -> None:
         self._endpoint = endpoint
         self._stack = stack
+        # Looked up once a role: every worker the fleet starts assumes the same one.
+        self._role_arns: dict[str, str] = {}
 
     def role_arn(self, logical_id: str) -> str:
+        if logical_id not in self._role_arns:
+            self._role_arns[logical_id] = self._look_up(logical_id)
+        return self._role_arns[logical_id]
+
+    def _look_up(self, logical_id: str) -> str:
         # All the stack's resources: moto's DescribeStackResource fails on a type it skipped, and
         # an in-process moto parses the template again, warning of what it skips.
         with warnings.catch_warnings():
